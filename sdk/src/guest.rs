@@ -1,0 +1,210 @@
+//! Guest side of the WIT contract: generated bindings, the [`Bot`] trait,
+//! the [`export_bot!`] macro, safe wrappers over the host interface and
+//! builders that make the contract's records pleasant to use.
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "bot",
+        path: "wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_bot_world",
+        default_bindings_module: "::interlink_sdk::bindings",
+        runtime_path: "::interlink_sdk::__wit_bindgen::rt",
+        generate_all,
+    });
+}
+
+#[doc(hidden)]
+pub use wit_bindgen as __wit_bindgen;
+
+pub use bindings::interlink::bot::host::Level;
+pub use bindings::interlink::bot::types::{
+    BotError, DestinationInfo, Event, File, Hl7Filter, Hl7Message, HttpRequest, HttpResponse,
+    Manifest, Outbound, Reply, Subscription, Tick,
+};
+
+use bindings::interlink::bot::host as raw;
+
+/// What every bot implements. See the crate documentation for an example.
+pub trait Bot {
+    /// Who the bot is and which events it wants; called once at load.
+    fn manifest() -> Manifest;
+    /// Handles one event on a fresh instance.
+    fn handle(event: Event) -> Result<Reply, BotError>;
+}
+
+/// Exports a type implementing [`Bot`] as the component's `manifest` and
+/// `handle` functions.
+#[macro_export]
+macro_rules! export_bot {
+    ($bot:ty) => {
+        #[doc(hidden)]
+        pub struct __InterlinkExport;
+
+        impl $crate::bindings::Guest for __InterlinkExport {
+            fn manifest() -> $crate::Manifest {
+                <$bot as $crate::Bot>::manifest()
+            }
+            fn handle(event: $crate::Event) -> ::core::result::Result<$crate::Reply, $crate::BotError> {
+                <$bot as $crate::Bot>::handle(event)
+            }
+        }
+
+        $crate::bindings::__export_bot_world!(__InterlinkExport with_types_in $crate::bindings);
+    };
+}
+
+/// Everything a bot usually needs, in one import.
+pub mod prelude {
+    pub use crate::hl7::{self, Message};
+    pub use crate::{
+        Bot, BotError, Event, Hl7Message, Level, Manifest, Reply, Subscription, export_bot, host,
+    };
+}
+
+/// Safe wrappers over the host interface.
+pub mod host {
+    use super::{DestinationInfo, Level, raw};
+
+    /// Writes a line to the host log at `level`, tagged with the bot's name.
+    pub fn log(level: Level, message: &str) {
+        raw::log(level, message)
+    }
+
+    /// Logs at info level.
+    pub fn info(message: &str) {
+        raw::log(Level::Info, message)
+    }
+
+    /// Logs at warn level.
+    pub fn warn(message: &str) {
+        raw::log(Level::Warn, message)
+    }
+
+    /// A setting from the bot's `[bots.NAME] settings` table.
+    pub fn config(key: &str) -> Option<String> {
+        raw::config(key)
+    }
+
+    /// A destination this bot may send to.
+    pub fn destination(name: &str) -> Option<DestinationInfo> {
+        raw::destination(name)
+    }
+
+    /// The next value of the durable counter `name`, starting at 1.
+    pub fn next_sequence(name: &str) -> u64 {
+        raw::next_sequence(name)
+    }
+
+    /// The host's wall clock in milliseconds since the Unix epoch.
+    pub fn now_ms() -> u64 {
+        raw::now_ms()
+    }
+
+    /// The bot's durable key-value store, committed with the event.
+    pub mod kv {
+        use super::raw;
+
+        pub fn get(key: &str) -> Option<Vec<u8>> {
+            raw::kv_get(key)
+        }
+
+        /// The value as UTF-8 text; `None` if absent or not text.
+        pub fn get_string(key: &str) -> Option<String> {
+            raw::kv_get(key).and_then(|v| String::from_utf8(v).ok())
+        }
+
+        pub fn set(key: &str, value: impl AsRef<[u8]>) {
+            raw::kv_set(key, value.as_ref())
+        }
+
+        pub fn delete(key: &str) {
+            raw::kv_delete(key)
+        }
+
+        /// Keys starting with `prefix`, in byte order.
+        pub fn list(prefix: &str) -> Vec<String> {
+            raw::kv_list(prefix)
+        }
+    }
+}
+
+impl Manifest {
+    /// A manifest with no description and no subscriptions.
+    pub fn new(name: &str, version: &str) -> Self {
+        Manifest {
+            name: name.to_string(),
+            version: version.to_string(),
+            description: String::new(),
+            subscribe: Vec::new(),
+        }
+    }
+
+    pub fn description(mut self, text: &str) -> Self {
+        self.description = text.to_string();
+        self
+    }
+
+    pub fn subscribe(mut self, subscription: Subscription) -> Self {
+        self.subscribe.push(subscription);
+        self
+    }
+}
+
+impl Subscription {
+    /// HL7 messages from any source whose MSH-9 matches one of `types`
+    /// (`ADT^A04`, `ADT^A0*`, `*`).
+    pub fn hl7<S: Into<String>>(types: impl IntoIterator<Item = S>) -> Self {
+        Subscription::Hl7(Hl7Filter {
+            source: None,
+            message_types: types.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    /// HL7 messages from the named source whose MSH-9 matches one of `types`.
+    pub fn hl7_from<S: Into<String>>(source: &str, types: impl IntoIterator<Item = S>) -> Self {
+        Subscription::Hl7(Hl7Filter {
+            source: Some(source.to_string()),
+            message_types: types.into_iter().map(Into::into).collect(),
+        })
+    }
+}
+
+impl Default for Reply {
+    fn default() -> Self {
+        Reply { ack: None, send: Vec::new(), http: None }
+    }
+}
+
+impl Reply {
+    /// Adds a message for the host to deliver to `destination`.
+    pub fn send(mut self, destination: &str, message: impl Into<String>) -> Self {
+        self.send.push(Outbound { destination: destination.to_string(), message: message.into() });
+        self
+    }
+
+    /// Sets the application ACK returned to the sender.
+    pub fn ack(mut self, ack: impl Into<String>) -> Self {
+        self.ack = Some(ack.into());
+        self
+    }
+}
+
+impl BotError {
+    /// A failure that retrying will not fix: the event goes to the failed list.
+    pub fn fatal(message: impl Into<String>) -> Self {
+        BotError { message: message.into(), retryable: false }
+    }
+
+    /// A failure worth retrying later.
+    pub fn retry(message: impl Into<String>) -> Self {
+        BotError { message: message.into(), retryable: true }
+    }
+}
+
+impl From<crate::hl7::Error> for BotError {
+    fn from(e: crate::hl7::Error) -> Self {
+        BotError::fatal(e.to_string())
+    }
+}
