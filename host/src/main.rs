@@ -1,1 +1,5 @@
-fn main(){}
+//! The `interlink` command.
+
+fn main() -> std::process::ExitCode {
+    interlink::cli::main()
+}

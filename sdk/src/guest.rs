@@ -173,14 +173,21 @@ impl Subscription {
 
 impl Default for Reply {
     fn default() -> Self {
-        Reply { ack: None, send: Vec::new(), http: None }
+        Reply {
+            ack: None,
+            send: Vec::new(),
+            http: None,
+        }
     }
 }
 
 impl Reply {
     /// Adds a message for the host to deliver to `destination`.
     pub fn send(mut self, destination: &str, message: impl Into<String>) -> Self {
-        self.send.push(Outbound { destination: destination.to_string(), message: message.into() });
+        self.send.push(Outbound {
+            destination: destination.to_string(),
+            message: message.into(),
+        });
         self
     }
 
@@ -194,12 +201,18 @@ impl Reply {
 impl BotError {
     /// A failure that retrying will not fix: the event goes to the failed list.
     pub fn fatal(message: impl Into<String>) -> Self {
-        BotError { message: message.into(), retryable: false }
+        BotError {
+            message: message.into(),
+            retryable: false,
+        }
     }
 
     /// A failure worth retrying later.
     pub fn retry(message: impl Into<String>) -> Self {
-        BotError { message: message.into(), retryable: true }
+        BotError {
+            message: message.into(),
+            retryable: true,
+        }
     }
 }
 

@@ -24,7 +24,10 @@ impl Bot for PatientCounter {
             .filter(|p| !p.is_empty())
             .ok_or_else(|| BotError::fatal("message has no PID-3.1 patient id"))?;
         let key = format!("visits/{patient}");
-        let count = host::kv::get_string(&key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + 1;
+        let count = host::kv::get_string(&key)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            + 1;
         host::kv::set(&key, count.to_string());
         host::info(&format!("patient {patient}: {count} ADT event(s)"));
         Ok(Reply::default())

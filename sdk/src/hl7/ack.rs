@@ -53,7 +53,10 @@ pub fn ack(original: &Message, code: AckCode, text: &str, control_id: &str) -> M
         let _ = msg.set("MSA-3", text);
     }
     if !code.is_positive() {
-        msg.append_segment(&format!("ERR{d}{d}{d}207{c}Application internal error{c}HL70357{d}E", c = original.delimiters().component as char));
+        msg.append_segment(&format!(
+            "ERR{d}{d}{d}207{c}Application internal error{c}HL70357{d}E",
+            c = original.delimiters().component as char
+        ));
         let _ = msg.set("ERR-8", text);
     }
     msg

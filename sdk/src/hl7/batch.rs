@@ -36,9 +36,15 @@ mod tests {
     #[test]
     fn splits_batches_and_concatenations() {
         let batch = "FHS|^~\\&\rBHS|^~\\&\rMSH|^~\\&|A\rPID|1\rMSH|^~\\&|B\rPID|2\rBTS|2\rFTS|1\r";
-        assert_eq!(split_messages(batch), vec!["MSH|^~\\&|A\rPID|1\r", "MSH|^~\\&|B\rPID|2\r"]);
+        assert_eq!(
+            split_messages(batch),
+            vec!["MSH|^~\\&|A\rPID|1\r", "MSH|^~\\&|B\rPID|2\r"]
+        );
         let two = "MSH|^~\\&|A\nPID|1\nMSH|^~\\&|B\n";
-        assert_eq!(split_messages(two), vec!["MSH|^~\\&|A\nPID|1\n", "MSH|^~\\&|B\n"]);
+        assert_eq!(
+            split_messages(two),
+            vec!["MSH|^~\\&|A\nPID|1\n", "MSH|^~\\&|B\n"]
+        );
         assert!(split_messages("no hl7 here").is_empty());
     }
 }

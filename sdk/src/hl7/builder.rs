@@ -82,9 +82,12 @@ impl MessageBuilder {
 
     pub fn build(self) -> Message {
         let ts = self.timestamp.unwrap_or_else(now_timestamp);
-        let id = self
-            .control_id
-            .unwrap_or_else(|| format!("{ts}{:06}", COUNTER.fetch_add(1, Ordering::Relaxed) % 1_000_000));
+        let id = self.control_id.unwrap_or_else(|| {
+            format!(
+                "{ts}{:06}",
+                COUNTER.fetch_add(1, Ordering::Relaxed) % 1_000_000
+            )
+        });
         let f = self.delims.field as char;
         let msh = [
             self.delims.encoding_characters().as_str(),

@@ -36,7 +36,10 @@ impl Delimiters {
         }
         let field = segment[3];
         let rest = &segment[4..];
-        let len = rest.iter().position(|&b| b == field || b == b'\r').unwrap_or(rest.len());
+        let len = rest
+            .iter()
+            .position(|&b| b == field || b == b'\r')
+            .unwrap_or(rest.len());
         let enc = &rest[..len];
         if !(4..=5).contains(&enc.len()) {
             return Err(Error::BadDelimiters(format!(
@@ -46,12 +49,20 @@ impl Delimiters {
         }
         let mut all = vec![field];
         all.extend_from_slice(enc);
-        if all.iter().any(|b| b.is_ascii_alphanumeric() || *b == b'\r' || *b == b'\n') {
-            return Err(Error::BadDelimiters("delimiters must be punctuation".into()));
+        if all
+            .iter()
+            .any(|b| b.is_ascii_alphanumeric() || *b == b'\r' || *b == b'\n')
+        {
+            return Err(Error::BadDelimiters(
+                "delimiters must be punctuation".into(),
+            ));
         }
         for (i, a) in all.iter().enumerate() {
             if all[i + 1..].contains(a) {
-                return Err(Error::BadDelimiters(format!("{:?} is used twice", *a as char)));
+                return Err(Error::BadDelimiters(format!(
+                    "{:?} is used twice",
+                    *a as char
+                )));
             }
         }
         Ok((
@@ -71,7 +82,12 @@ impl Delimiters {
     /// when declared, truncation characters.
     pub fn encoding_characters(&self) -> String {
         let mut s = String::with_capacity(5);
-        for b in [self.component, self.repetition, self.escape, self.subcomponent] {
+        for b in [
+            self.component,
+            self.repetition,
+            self.escape,
+            self.subcomponent,
+        ] {
             s.push(b as char);
         }
         if let Some(t) = self.truncation {

@@ -25,6 +25,9 @@ pub struct Segment<'a> {
     pub text: &'a str,
 }
 
+/// Accessors for the delimiters that may appear inside an element.
+type InnerDelimiters = &'static [fn(&Delimiters) -> u8];
+
 /// The byte range of the `n`th (1-based) part of `s[range]` split by `sep`.
 fn nth(s: &str, range: Range<usize>, sep: u8, n: usize) -> Option<Range<usize>> {
     let bytes = &s.as_bytes()[range.clone()];
@@ -78,7 +81,11 @@ impl Message {
         }
         let first = segments.first().ok_or(Error::NoMsh)?;
         let (delims, _) = Delimiters::from_msh(normalised[first.clone()].as_bytes())?;
-        Ok(Message { text: normalised, delims, segments })
+        Ok(Message {
+            text: normalised,
+            delims,
+            segments,
+        })
     }
 
     /// The delimiters declared in MSH-1 and MSH-2.
@@ -100,7 +107,10 @@ impl Message {
     pub fn segments(&self) -> impl Iterator<Item = Segment<'_>> {
         self.segments.iter().map(|r| {
             let text = &self.text[r.clone()];
-            Segment { id: text.get(..3).unwrap_or(text), text }
+            Segment {
+                id: text.get(..3).unwrap_or(text),
+                text,
+            }
         })
     }
 
@@ -116,9 +126,8 @@ impl Message {
 
     /// The byte range of the element `path` names, and the delimiters that
     /// may still appear inside it.
-    fn locate(&self, path: &Path) -> Option<(Range<usize>, &'static [fn(&Delimiters) -> u8])> {
-        const FIELD: &[fn(&Delimiters) -> u8] =
-            &[|d| d.repetition, |d| d.component, |d| d.subcomponent];
+    fn locate(&self, path: &Path) -> Option<(Range<usize>, InnerDelimiters)> {
+        const FIELD: InnerDelimiters = &[|d| d.repetition, |d| d.component, |d| d.subcomponent];
         let seg = self.segments[self.find_segment(&path.segment, path.occurrence)?].clone();
         let d = &self.delims;
         let is_msh = &path.segment == b"MSH";
@@ -156,9 +165,10 @@ impl Message {
     pub fn get_path(&self, path: &Path) -> Option<Cow<'_, str>> {
         let (range, inner) = self.locate(path)?;
         let raw = &self.text[range];
-        if inner.iter().any(|d| raw.as_bytes().contains(&d(&self.delims))) {
-            Some(Cow::Borrowed(raw))
-        } else if path.segment == *b"MSH" && path.field <= 2 {
+        let composite = inner
+            .iter()
+            .any(|d| raw.as_bytes().contains(&d(&self.delims)));
+        if composite || (path.segment == *b"MSH" && path.field <= 2) {
             Some(Cow::Borrowed(raw))
         } else {
             Some(unescape(raw, &self.delims))
@@ -194,7 +204,9 @@ impl Message {
         let p: Path = path.parse()?;
         let is_msh = &p.segment == b"MSH";
         if is_msh && p.field <= 2 {
-            return Err(Error::BadPath(format!("{path}: MSH-1 and MSH-2 hold the delimiters")));
+            return Err(Error::BadPath(format!(
+                "{path}: MSH-1 and MSH-2 hold the delimiters"
+            )));
         }
         let index = loop {
             if let Some(i) = self.find_segment(&p.segment, p.occurrence) {

@@ -24,7 +24,7 @@ pub struct Path {
 
 fn number(s: &str, whole: &str) -> Result<usize, Error> {
     match s.parse::<usize>() {
-        Ok(n) if n >= 1 && n <= 100_000 => Ok(n),
+        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
         _ => Err(Error::BadPath(whole.to_string())),
     }
 }
@@ -50,7 +50,11 @@ impl FromStr for Path {
         let (seg, rest) = s.split_once('-').ok_or_else(bad)?;
         let (seg, occurrence) = indexed(seg, s)?;
         let seg = seg.as_bytes();
-        if seg.len() != 3 || !seg.iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+        if seg.len() != 3
+            || !seg
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
             return Err(bad());
         }
         let mut parts = rest.split('.');
@@ -109,7 +113,15 @@ mod tests {
 
     #[test]
     fn rejects_nonsense() {
-        for bad in ["PID", "PID-", "PID-0", "pid-3", "PID-3.1.2.3", "PID[x]-1", "PID-3[0]"] {
+        for bad in [
+            "PID",
+            "PID-",
+            "PID-0",
+            "pid-3",
+            "PID-3.1.2.3",
+            "PID[x]-1",
+            "PID-3[0]",
+        ] {
             assert!(bad.parse::<Path>().is_err(), "{bad}");
         }
     }

@@ -1,0 +1,101 @@
+//! `interlink events` and `interlink replay`: read the journal and re-queue
+//! failed work, also while the host is running (the host notices a replay
+//! within a second).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::config::Config;
+use crate::journal::{EventFilter, Journal, Reader};
+
+fn journal_path(config: Option<&Path>) -> Result<std::path::PathBuf> {
+    Ok(Config::load_or_default(config)?.journal.path)
+}
+
+pub fn list(
+    config: Option<&Path>,
+    failed: bool,
+    unrouted: bool,
+    limit: usize,
+    json: bool,
+) -> Result<ExitCode> {
+    let path = journal_path(config)?;
+    let reader =
+        Reader::open(&path).with_context(|| format!("cannot open journal {}", path.display()))?;
+    let filter = match (failed, unrouted) {
+        (true, _) => EventFilter::Failed,
+        (_, true) => EventFilter::Unrouted,
+        _ => EventFilter::All,
+    };
+    let events = reader.events(filter, limit)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&events)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:>8}  {:<19}  {:<4}  {:<10}  {:<16}  {:<20}  runs",
+        "id", "received (UTC)", "kind", "source", "type", "control id / file"
+    );
+    for e in &events {
+        let runs = if e.runs.is_empty() {
+            "unrouted".to_string()
+        } else {
+            e.runs
+                .iter()
+                .map(|r| match &r.error {
+                    Some(err) => {
+                        format!("{}: {} ({} attempts): {err}", r.bot, r.status, r.attempts)
+                    }
+                    None => format!("{}: {}", r.bot, r.status),
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let ts = interlink_sdk::hl7::format_timestamp(e.received_at_ms as u64);
+        let when = format!(
+            "{}-{}-{} {}:{}:{}",
+            &ts[..4],
+            &ts[4..6],
+            &ts[6..8],
+            &ts[8..10],
+            &ts[10..12],
+            &ts[12..14]
+        );
+        let what = e.control_id.clone().or(e.name.clone()).unwrap_or_default();
+        println!(
+            "{:>8}  {:<19}  {:<4}  {:<10}  {:<16}  {:<20}  {runs}",
+            e.id,
+            when,
+            e.kind,
+            e.source,
+            e.message_type.as_deref().unwrap_or("-"),
+            what
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn replay(config: Option<&Path>, event_id: i64, bot: Option<String>) -> Result<ExitCode> {
+    let path = journal_path(config)?;
+    if !path.exists() {
+        anyhow::bail!("no journal at {}", path.display());
+    }
+    let journal = Journal::open(&path)?;
+    let n = journal
+        .replay(event_id, bot.clone())
+        .blocking_recv()
+        .map_err(|_| anyhow::anyhow!("journal writer stopped"))??;
+    if n == 0 {
+        match bot {
+            Some(_) => eprintln!("event {event_id} does not exist"),
+            None => eprintln!(
+                "event {event_id} has no failed runs (use --bot NAME to re-run a bot anyway)"
+            ),
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("queued {n} run(s) of event {event_id} again");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,130 @@
+//! The `interlink` command line: parses arguments and runs one command.
+
+mod check;
+mod events;
+mod new;
+mod run;
+mod test;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "interlink",
+    version,
+    about = "HL7 v2 integration host running sandboxed WebAssembly bots"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host.
+    Run {
+        /// Configuration file; the embedded default when absent.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check that a .wasm file is a valid bot and print its manifest.
+    Check { bot: PathBuf },
+    /// Create a new bot crate.
+    New {
+        /// Bot (and crate) name.
+        name: String,
+        /// Directory to create the crate in (default: the current one).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run a bot offline on input files and show what it would do.
+    Test {
+        bot: PathBuf,
+        /// HL7 files (one or more messages each) or other files.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Settings and destinations from this configuration's [bots.NAME].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Source name the events appear to come from.
+        #[arg(long, default_value = "test")]
+        source: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List journaled events, newest first.
+    Events {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Only events with a failed run.
+        #[arg(long, conflicts_with = "unrouted")]
+        failed: bool,
+        /// Only events no bot subscribed to.
+        #[arg(long)]
+        unrouted: bool,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue an event's failed runs (or one bot's run) again.
+    Replay {
+        event_id: i64,
+        /// Re-run this bot, whatever its run's state (even if it had none).
+        #[arg(long)]
+        bot: Option<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INTERLINK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => {
+            init_logging();
+            run::run(config)
+        }
+        Command::Check { bot } => check::check(&bot),
+        Command::New { name, dir } => new::scaffold(&name, &dir),
+        Command::Test {
+            bot,
+            inputs,
+            config,
+            source,
+            json,
+        } => test::test(&bot, &inputs, config.as_deref(), &source, json),
+        Command::Events {
+            config,
+            failed,
+            unrouted,
+            limit,
+            json,
+        } => events::list(config.as_deref(), failed, unrouted, limit, json),
+        Command::Replay {
+            event_id,
+            bot,
+            config,
+        } => events::replay(config.as_deref(), event_id, bot),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("interlink: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! `interlink run`: wires the stages together and runs until stopped.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::config::Config;
+use crate::intake::Intake;
+use crate::journal::{self, Journal};
+use crate::runtime::engine::{BotEngine, Limits};
+use crate::runtime::{Runtime, watcher};
+use crate::{delivery, triggers};
+
+/// How often old, finished events are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+pub fn run(config: Option<PathBuf>) -> Result<ExitCode> {
+    let cfg = Arc::new(Config::load_or_default(config.as_deref())?);
+    match &config {
+        Some(p) => tracing::info!("configuration {}", p.display()),
+        None => tracing::info!("no --config given: using the embedded default configuration"),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(cfg))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(cfg: Arc<Config>) -> Result<()> {
+    let journal = Journal::open(&cfg.journal.path)
+        .with_context(|| format!("cannot open journal {}", cfg.journal.path.display()))?;
+    let limits = Limits::new(cfg.plugins.memory_mb, cfg.plugins.timeout_ms);
+    let engine = BotEngine::new(limits, Some(cfg.cache_dir()))?;
+    tracing::info!(
+        journal = %cfg.journal.path.display(),
+        pooling = engine.pooled(),
+        memory_mb = cfg.plugins.memory_mb,
+        timeout_ms = cfg.plugins.timeout_ms,
+        "starting"
+    );
+    let rt = Runtime::new(engine, journal.clone(), cfg.clone());
+    delivery::start(&cfg.destinations, &journal, rt.outbox_wake.clone())?;
+    // Bots first, so that nothing a trigger takes is routed before they are.
+    watcher::start(rt.clone()).await?;
+    let intake = Intake::new(journal.clone(), rt.clone());
+    for folder in cfg.folders.clone() {
+        let intake = intake.clone();
+        let name = folder.name.clone();
+        tokio::spawn(async move {
+            if let Err(e) = triggers::folder::run(folder, intake).await {
+                tracing::error!(source = %name, "folder stopped: {e:#}");
+            }
+        });
+    }
+    tokio::spawn(purge_old_events(journal, cfg.journal.retention_days));
+    tracing::info!(bots = ?rt.bot_names(), "ready");
+    shutdown_signal().await;
+    tracing::info!("stopping");
+    Ok(())
+}
+
+async fn purge_old_events(journal: Journal, retention_days: u32) {
+    loop {
+        let cutoff = journal::now_ms() - i64::from(retention_days) * 86_400_000;
+        match journal.purge(cutoff).await {
+            Ok(Ok(n)) if n > 0 => {
+                tracing::info!("purged {n} events older than {retention_days} days")
+            }
+            Ok(Err(e)) => tracing::warn!("purge failed: {e}"),
+            _ => {}
+        }
+        tokio::time::sleep(PURGE_EVERY).await;
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,528 @@
+//! `interlink.toml`: the host configuration, its defaults, and the checks
+//! that turn a bad file into a message naming the offending key.
+//!
+//! Relative paths are resolved against the directory of the config file (or
+//! the working directory for the embedded default).
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// The configuration used when `interlink run` is given no file: everything
+/// local, a drop folder feeding the example bots, a folder destination.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
+
+/// The whole host configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub journal: JournalConfig,
+    #[serde(default)]
+    pub plugins: PluginsConfig,
+    #[serde(default, rename = "folder")]
+    pub folders: Vec<FolderConfig>,
+    #[serde(default, rename = "destination")]
+    pub destinations: Vec<DestinationConfig>,
+    #[serde(default)]
+    pub bots: BTreeMap<String, BotConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    #[serde(default = "default_journal_path")]
+    pub path: PathBuf,
+    /// Processed events older than this are purged.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            path: default_journal_path(),
+            retention_days: default_retention_days(),
+        }
+    }
+}
+
+fn default_journal_path() -> PathBuf {
+    "data/interlink.db".into()
+}
+fn default_retention_days() -> u32 {
+    7
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Directory watched for `.wasm` bots.
+    #[serde(default = "default_plugins_dir")]
+    pub dir: PathBuf,
+    /// Where compiled bots are cached; next to the journal by default.
+    pub cache_dir: Option<PathBuf>,
+    /// Memory cap of one bot instance.
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u32,
+    /// Wall-clock limit of one `handle` call.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Attempts for an event whose bot fails with a retryable error.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay; doubled per attempt, capped at 5 minutes.
+    #[serde(default = "default_retry_backoff_ms")]
+    pub retry_backoff_ms: u64,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            dir: default_plugins_dir(),
+            cache_dir: None,
+            memory_mb: default_memory_mb(),
+            timeout_ms: default_timeout_ms(),
+            max_attempts: default_max_attempts(),
+            retry_backoff_ms: default_retry_backoff_ms(),
+        }
+    }
+}
+
+fn default_plugins_dir() -> PathBuf {
+    "plugins".into()
+}
+fn default_memory_mb() -> u32 {
+    64
+}
+fn default_timeout_ms() -> u64 {
+    1000
+}
+fn default_max_attempts() -> u32 {
+    5
+}
+fn default_retry_backoff_ms() -> u64 {
+    1000
+}
+
+/// What happens to a file once it is safely in the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum After {
+    Delete,
+    Keep,
+    Move(PathBuf),
+}
+
+impl<'de> Deserialize<'de> for After {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "delete" => Ok(After::Delete),
+            "keep" => Ok(After::Keep),
+            _ => match s.strip_prefix("move:") {
+                Some(dir) if !dir.is_empty() => Ok(After::Move(dir.into())),
+                _ => Err(serde::de::Error::custom(format!(
+                    "after = {s:?}: expected \"delete\", \"keep\" or \"move:<dir>\""
+                ))),
+            },
+        }
+    }
+}
+
+/// A character set the host can read and write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Utf8,
+    Latin1,
+}
+
+impl Encoding {
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Utf8 => "utf-8",
+            Encoding::Latin1 => "iso-8859-1",
+        }
+    }
+
+    /// Decodes received bytes.
+    pub fn decode(self, bytes: &[u8]) -> Result<String> {
+        match self {
+            Encoding::Utf8 => match std::str::from_utf8(bytes) {
+                Ok(s) => Ok(s.to_string()),
+                Err(e) => bail!("byte {} is not valid UTF-8", e.valid_up_to()),
+            },
+            Encoding::Latin1 => Ok(bytes.iter().map(|&b| b as char).collect()),
+        }
+    }
+
+    /// Encodes text for the wire.
+    pub fn encode(self, text: &str) -> Result<Vec<u8>> {
+        match self {
+            Encoding::Utf8 => Ok(text.as_bytes().to_vec()),
+            Encoding::Latin1 => text
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    u8::try_from(c as u32).map_err(|_| {
+                        anyhow::anyhow!("character {c:?} at position {i} has no ISO-8859-1 byte")
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Encoding {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "utf-8" | "utf8" => Ok(Encoding::Utf8),
+            "iso-8859-1" | "latin1" | "latin-1" | "8859/1" => Ok(Encoding::Latin1),
+            _ => Err(serde::de::Error::custom(format!(
+                "encoding = {s:?}: supported are \"utf-8\" and \"iso-8859-1\""
+            ))),
+        }
+    }
+}
+
+fn default_encoding() -> Encoding {
+    Encoding::Utf8
+}
+
+/// A drop folder watched for files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FolderConfig {
+    pub name: String,
+    pub dir: PathBuf,
+    #[serde(default = "default_pattern")]
+    pub pattern: String,
+    #[serde(default = "default_after")]
+    pub after: After,
+    #[serde(default = "default_encoding")]
+    pub encoding: Encoding,
+    /// A file is taken only once it has not changed for this long, so a
+    /// copy in progress is never read half-written.
+    #[serde(default = "default_settle_ms")]
+    pub settle_ms: u64,
+    /// Rescan interval, on top of filesystem notifications.
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+}
+
+fn default_pattern() -> String {
+    "*".into()
+}
+fn default_after() -> After {
+    After::Delete
+}
+fn default_settle_ms() -> u64 {
+    300
+}
+fn default_poll_ms() -> u64 {
+    1000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DestinationKind {
+    Folder,
+}
+
+impl DestinationKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DestinationKind::Folder => "folder",
+        }
+    }
+}
+
+/// Where bots' outbound messages go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    pub name: String,
+    pub kind: DestinationKind,
+    /// `folder`: the directory messages are written to.
+    pub dir: Option<PathBuf>,
+    /// `folder`: file name extension.
+    #[serde(default = "default_extension")]
+    pub extension: String,
+    #[serde(default = "default_encoding")]
+    pub encoding: Encoding,
+    /// IANA time zone the receiver expects, offered to bots.
+    pub timezone: Option<String>,
+    /// Overrides MSH-4 on delivery.
+    pub sending_facility: Option<String>,
+    /// Overrides MSH-6 on delivery.
+    pub receiving_facility: Option<String>,
+}
+
+fn default_extension() -> String {
+    "hl7".into()
+}
+
+/// One subscription written in the config (exactly one key set).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionConfig {
+    /// MSH-9 patterns.
+    pub hl7: Option<Vec<String>>,
+    /// With `hl7`: only from this source.
+    pub source: Option<String>,
+    /// Non-HL7 files from this source.
+    pub files: Option<String>,
+    pub cron: Option<String>,
+    pub http: Option<String>,
+}
+
+/// `[bots.NAME]`: what the host adds to or narrows in a bot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BotConfig {
+    /// Read by the bot with `host::config`.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// When set, the only destinations the bot may send to.
+    pub destinations: Option<Vec<String>>,
+    /// Replaces the manifest's subscriptions.
+    pub subscribe: Option<Vec<SubscriptionConfig>>,
+    /// Added to the manifest's (or `subscribe`'s) subscriptions.
+    #[serde(default)]
+    pub subscribe_also: Vec<SubscriptionConfig>,
+    /// A disabled bot is loaded and checked but gets no events.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        BotConfig {
+            settings: BTreeMap::new(),
+            destinations: None,
+            subscribe: None,
+            subscribe_also: Vec::new(),
+            enabled: true,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a config file, resolving paths against its folder.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// The file if given, else the embedded default.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Config> {
+        match path {
+            Some(p) => Self::load(p),
+            None => Self::parse(EMBEDDED_DEFAULT, Path::new("")),
+        }
+    }
+
+    /// Parses and checks config text; relative paths are joined to `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Config> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        cfg.check()?;
+        cfg.resolve(base);
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.plugins.memory_mb == 0 || self.plugins.memory_mb > 4096 {
+            bail!(
+                "plugins.memory_mb = {}: must be 1 to 4096",
+                self.plugins.memory_mb
+            );
+        }
+        if self.plugins.timeout_ms == 0 {
+            bail!("plugins.timeout_ms must be at least 1");
+        }
+        if self.plugins.max_attempts == 0 {
+            bail!("plugins.max_attempts must be at least 1");
+        }
+        let mut sources = HashSet::new();
+        for (i, f) in self.folders.iter().enumerate() {
+            let key = format!("folder[{i}]");
+            check_name(&f.name, &format!("{key}.name"))?;
+            if !sources.insert(f.name.as_str()) {
+                bail!("{key}.name = {:?}: another source has that name", f.name);
+            }
+            glob::Pattern::new(&f.pattern)
+                .with_context(|| format!("{key}.pattern = {:?} is not a valid glob", f.pattern))?;
+            if f.poll_ms == 0 {
+                bail!("{key}.poll_ms must be at least 1");
+            }
+        }
+        let mut dests = HashSet::new();
+        for (i, d) in self.destinations.iter().enumerate() {
+            let key = format!("destination[{i}]");
+            check_name(&d.name, &format!("{key}.name"))?;
+            if !dests.insert(d.name.as_str()) {
+                bail!(
+                    "{key}.name = {:?}: another destination has that name",
+                    d.name
+                );
+            }
+            match d.kind {
+                DestinationKind::Folder if d.dir.is_none() => {
+                    bail!("{key} ({:?}): kind \"folder\" needs `dir`", d.name)
+                }
+                DestinationKind::Folder => {}
+            }
+        }
+        for (name, bot) in &self.bots {
+            let key = format!("bots.{name}");
+            for d in bot.destinations.iter().flatten() {
+                if !dests.contains(d.as_str()) {
+                    bail!("{key}.destinations: no [[destination]] is named {d:?}");
+                }
+            }
+            let all = bot.subscribe.iter().flatten().chain(&bot.subscribe_also);
+            for (j, s) in all.enumerate() {
+                let set = [
+                    s.hl7.is_some(),
+                    s.files.is_some(),
+                    s.cron.is_some(),
+                    s.http.is_some(),
+                ];
+                if set.iter().filter(|x| **x).count() != 1 {
+                    bail!(
+                        "{key}: subscription {} must set exactly one of hl7, files, cron, http",
+                        j + 1
+                    );
+                }
+                if s.source.is_some() && s.hl7.is_none() {
+                    bail!("{key}: subscription {}: `source` goes with `hl7`", j + 1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.journal.path);
+        join(&mut self.plugins.dir);
+        if let Some(c) = &mut self.plugins.cache_dir {
+            join(c);
+        }
+        for f in &mut self.folders {
+            join(&mut f.dir);
+            if let After::Move(d) = &mut f.after {
+                join(d);
+            }
+        }
+        for d in &mut self.destinations {
+            if let Some(dir) = &mut d.dir {
+                join(dir);
+            }
+        }
+    }
+
+    /// Where compiled bots are cached.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.plugins.cache_dir.clone().unwrap_or_else(|| {
+            self.journal
+                .path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("cache")
+        })
+    }
+
+    pub fn destination(&self, name: &str) -> Option<&DestinationConfig> {
+        self.destinations.iter().find(|d| d.name == name)
+    }
+}
+
+fn check_name(name: &str, key: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        bail!("{key} = {name:?}: use 1-64 letters, digits, '-' or '_'");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        format!("{:#}", Config::parse(text, Path::new("/base")).unwrap_err())
+    }
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let cfg = Config::load_or_default(None).unwrap();
+        assert!(!cfg.folders.is_empty());
+        assert!(!cfg.destinations.is_empty());
+    }
+
+    #[test]
+    fn resolves_relative_paths() {
+        let cfg = Config::parse(
+            "[[folder]]\nname='in'\ndir='inbox'\nafter='move:done'\n",
+            Path::new("/etc/il"),
+        )
+        .unwrap();
+        assert_eq!(cfg.folders[0].dir, Path::new("/etc/il/inbox"));
+        assert_eq!(cfg.folders[0].after, After::Move("/etc/il/done".into()));
+        assert_eq!(cfg.journal.path, Path::new("/etc/il/data/interlink.db"));
+        assert_eq!(cfg.cache_dir(), Path::new("/etc/il/data/cache"));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        assert!(err("[plugins]\nmemory_mb = 0").contains("plugins.memory_mb"));
+        assert!(err("[plugins]\ncolour = 'red'").contains("unknown field `colour`"));
+        assert!(err("[[folder]]\nname='a'\ndir='x'\nafter='burn'").contains("after = \"burn\""));
+        assert!(err("[[destination]]\nname='d'\nkind='folder'").contains("destination[0]"));
+        assert!(err("[[destination]]\nname='d'\nkind='pigeon'\ndir='x'").contains("pigeon"));
+        assert!(err("[bots.x]\ndestinations=['nowhere']").contains("bots.x.destinations"));
+        assert!(err("[bots.x]\nsubscribe=[{ cron='* * * * * *', files='a' }]").contains("bots.x"));
+        assert!(
+            err("[[destination]]\nname='d'\nkind='folder'\ndir='x'\nencoding='ebcdic'")
+                .contains("ebcdic")
+        );
+    }
+
+    #[test]
+    fn latin1_round_trip_and_unencodable_text() {
+        let bytes = Encoding::Latin1.encode("Müller").unwrap();
+        assert_eq!(bytes, b"M\xfcller");
+        assert_eq!(Encoding::Latin1.decode(&bytes).unwrap(), "Müller");
+        assert!(
+            Encoding::Latin1
+                .encode("€")
+                .unwrap_err()
+                .to_string()
+                .contains("position 0")
+        );
+        assert!(
+            Encoding::Utf8
+                .decode(b"ab\xff")
+                .unwrap_err()
+                .to_string()
+                .contains("byte 2")
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! Delivery: drains the durable outbox, one FIFO queue per destination. A
+//! message leaves the queue only when its destination has taken it; a
+//! failed attempt is retried with exponential backoff (and the messages
+//! behind it wait, to keep order); a message that can never be delivered
+//! (it cannot be encoded for the destination) goes to the dead-letter list.
+
+mod folder;
+mod prepare;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::sync::Notify;
+
+use crate::config::{DestinationConfig, DestinationKind};
+use crate::journal::{self, Journal, OutboxRow, Reader};
+
+/// Longest wait between retries of one message.
+const MAX_BACKOFF_MS: i64 = 300_000;
+/// How often an idle queue looks at the journal without being woken.
+const IDLE_POLL: Duration = Duration::from_millis(1000);
+
+/// Why an attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth trying again later.
+    #[error("{0}")]
+    Transient(String),
+    /// Will never succeed: dead-letter it.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// A destination's transport.
+enum Sink {
+    Folder(folder::FolderSink),
+}
+
+impl Sink {
+    fn new(cfg: &DestinationConfig) -> Result<Sink> {
+        match cfg.kind {
+            DestinationKind::Folder => Ok(Sink::Folder(folder::FolderSink::new(cfg)?)),
+        }
+    }
+
+    async fn deliver(&mut self, row: &OutboxRow, bytes: &[u8]) -> Result<(), DeliveryError> {
+        match self {
+            Sink::Folder(f) => f.deliver(row.id, bytes),
+        }
+    }
+}
+
+/// Starts one delivery task per destination.
+pub fn start(
+    destinations: &[DestinationConfig],
+    journal: &Journal,
+    wake: Arc<Notify>,
+) -> Result<()> {
+    for cfg in destinations {
+        let sink = Sink::new(cfg)?;
+        let reader = journal.reader()?;
+        tokio::spawn(run(
+            cfg.clone(),
+            sink,
+            reader,
+            journal.clone(),
+            wake.clone(),
+        ));
+    }
+    Ok(())
+}
+
+async fn run(
+    cfg: DestinationConfig,
+    mut sink: Sink,
+    reader: Reader,
+    journal: Journal,
+    wake: Arc<Notify>,
+) {
+    loop {
+        let woken = wake.notified();
+        let batch =
+            tokio::task::block_in_place(|| reader.outbox_due(&cfg.name, journal::now_ms(), 64));
+        let rows = match batch {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(destination = %cfg.name, "cannot read the outbox: {e}");
+                Vec::new()
+            }
+        };
+        let mut blocked = false;
+        for row in &rows {
+            if !attempt(&cfg, &mut sink, &journal, row).await {
+                blocked = true;
+                break;
+            }
+        }
+        if !rows.is_empty() && !blocked {
+            continue;
+        }
+        let wait = match tokio::task::block_in_place(|| reader.outbox_head_due(&cfg.name)) {
+            Ok(Some(due)) => Duration::from_millis(
+                (due - journal::now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64,
+            ),
+            _ => IDLE_POLL,
+        };
+        tokio::select! {
+            _ = woken => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// One delivery attempt, recorded in the journal. True if the queue may
+/// move on to the next message.
+async fn attempt(
+    cfg: &DestinationConfig,
+    sink: &mut Sink,
+    journal: &Journal,
+    row: &OutboxRow,
+) -> bool {
+    let result = match prepare::for_destination(cfg, &row.message) {
+        Ok(bytes) => sink.deliver(row, &bytes).await,
+        Err(e) => Err(e),
+    };
+    let recorded = match &result {
+        Ok(()) => {
+            tracing::info!(destination = %cfg.name, message = row.id, "delivered");
+            journal.outbox_sent(row.id).await
+        }
+        Err(DeliveryError::Permanent(why)) => {
+            tracing::error!(destination = %cfg.name, message = row.id, "dead-lettered: {why}");
+            journal.outbox_failed(row.id, why.clone(), 0, true).await
+        }
+        Err(DeliveryError::Transient(why)) => {
+            let backoff = 1000i64
+                .saturating_mul(1 << row.attempts.min(20))
+                .min(MAX_BACKOFF_MS);
+            tracing::warn!(destination = %cfg.name, message = row.id, attempt = row.attempts + 1, "delivery failed, retrying in {backoff} ms: {why}");
+            journal
+                .outbox_failed(row.id, why.clone(), journal::now_ms() + backoff, false)
+                .await
+        }
+    };
+    match recorded {
+        Ok(Ok(())) => !matches!(result, Err(DeliveryError::Transient(_))),
+        Ok(Err(e)) => {
+            tracing::error!(destination = %cfg.name, message = row.id, "cannot record delivery: {e}");
+            false
+        }
+        Err(_) => false,
+    }
+}

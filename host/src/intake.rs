@@ -1,0 +1,114 @@
+//! Intake: where triggers hand over what they received. Each item is routed
+//! to the bots that want it, journaled durably with those routes, and only
+//! then are the bots woken and the trigger told it may acknowledge.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use interlink_sdk::hl7::Message;
+
+use crate::journal::{self, Journal, LedgerEntry, NewEvent};
+use crate::runtime::Runtime;
+use crate::runtime::routing::RouteKey;
+
+/// An item received by a trigger.
+#[derive(Debug, Clone)]
+pub enum Inbound {
+    /// One HL7 message, decoded to text.
+    Hl7 {
+        text: String,
+        origin_file: Option<String>,
+    },
+    /// A file that is not HL7.
+    File { name: String, contents: Vec<u8> },
+}
+
+/// The front door of the journal.
+#[derive(Clone)]
+pub struct Intake {
+    journal: Journal,
+    runtime: Arc<Runtime>,
+}
+
+impl Intake {
+    pub fn new(journal: Journal, runtime: Arc<Runtime>) -> Self {
+        Intake { journal, runtime }
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Routes and journals `items` from `source` in one commit, with the
+    /// file's ledger entry if they came from a file. Returns their event
+    /// ids once they are durable.
+    pub async fn submit(
+        &self,
+        source: &str,
+        items: Vec<Inbound>,
+        ledger: Option<LedgerEntry>,
+    ) -> Result<Vec<i64>> {
+        let received_at_ms = journal::now_ms();
+        let events: Vec<NewEvent> = items
+            .into_iter()
+            .map(|item| self.to_event(source, item, received_at_ms))
+            .collect();
+        let mut woken: Vec<String> = events
+            .iter()
+            .flat_map(|e| e.routes.iter().cloned())
+            .collect();
+        let ids = self.journal.ingest(events, ledger).await??;
+        woken.sort();
+        woken.dedup();
+        for bot in &woken {
+            self.runtime.wake(bot);
+        }
+        Ok(ids)
+    }
+
+    fn to_event(&self, source: &str, item: Inbound, received_at_ms: i64) -> NewEvent {
+        match item {
+            Inbound::Hl7 { text, origin_file } => {
+                let parsed = Message::parse(&text);
+                let (message_type, control_id) = match &parsed {
+                    Ok(m) => (
+                        Some(m.message_type().to_string()),
+                        Some(m.control_id().into_owned()),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(
+                            source,
+                            file = origin_file.as_deref().unwrap_or(""),
+                            "journaled unrouted: not HL7: {e}"
+                        );
+                        (None, None)
+                    }
+                };
+                let routes = self.runtime.route(RouteKey::Hl7 {
+                    source,
+                    message_type: message_type.as_deref(),
+                });
+                NewEvent {
+                    kind: "hl7",
+                    source: source.to_string(),
+                    name: origin_file,
+                    message_type,
+                    control_id,
+                    body: text.into_bytes(),
+                    received_at_ms,
+                    routes,
+                }
+            }
+            Inbound::File { name, contents } => NewEvent {
+                kind: "file",
+                source: source.to_string(),
+                routes: self.runtime.route(RouteKey::File { source }),
+                name: Some(name),
+                message_type: None,
+                control_id: None,
+                body: contents,
+                received_at_ms,
+            },
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The journal: the durable record of every inbound event, every bot's
+//! processing of it, bots' state and the outbox, in one SQLite database (WAL,
+//! `synchronous = FULL`).
+//!
+//! All writes go through one writer thread that group-commits: it takes every
+//! write queued while the previous commit was being fsync'd and commits them
+//! together, each inside its own savepoint so one failing write does not undo
+//! the others. A caller learns its write is durable only after the commit.
+//! Reads use their own connections ([`Reader`]), which WAL lets run beside
+//! the writer.
+
+mod read;
+mod schema;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+pub use read::{EventFilter, EventSummary, OutboxRow, PendingRun, Reader, StoredEvent};
+pub use write::{LedgerEntry, NewEvent, RunRecord, RunStatus, StateWrites};
+
+/// Why the journal could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("journal commit failed: {0}")]
+    Commit(String),
+    #[error("journal writer has stopped")]
+    Closed,
+    #[error("cannot create journal directory {0}: {1}")]
+    Directory(PathBuf, std::io::Error),
+}
+
+pub type Result<T, E = JournalError> = std::result::Result<T, E>;
+
+/// A queued write: run inside the writer's transaction, then told whether
+/// the commit succeeded so it can answer its caller.
+trait Job: Send {
+    fn run(&mut self, conn: &Connection);
+    fn finish(self: Box<Self>, commit_error: Option<&str>);
+}
+
+struct Write<R, F> {
+    write: Option<F>,
+    outcome: Option<rusqlite::Result<R>>,
+    reply: oneshot::Sender<Result<R>>,
+}
+
+impl<R, F> Job for Write<R, F>
+where
+    R: Send,
+    F: FnOnce(&Connection) -> rusqlite::Result<R> + Send,
+{
+    fn run(&mut self, conn: &Connection) {
+        if let Some(write) = self.write.take() {
+            self.outcome = Some(in_savepoint(conn, write));
+        }
+    }
+
+    fn finish(self: Box<Self>, commit_error: Option<&str>) {
+        let result = match (self.outcome, commit_error) {
+            (Some(Err(e)), _) => Err(JournalError::Sqlite(e)),
+            (Some(Ok(r)), None) => Ok(r),
+            (_, Some(why)) => Err(JournalError::Commit(why.to_string())),
+            (None, None) => Err(JournalError::Closed),
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Handle to the journal; cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    path: PathBuf,
+    jobs: mpsc::Sender<Box<dyn Job>>,
+}
+
+/// Most writes one group commit takes.
+const MAX_GROUP: usize = 4096;
+
+impl Journal {
+    /// Opens (creating if needed) the journal at `path` and starts its
+    /// writer thread.
+    pub fn open(path: &Path) -> Result<Journal> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| JournalError::Directory(dir.into(), e))?;
+        }
+        let mut conn = Connection::open(path)?;
+        schema::configure(&conn)?;
+        schema::migrate(&mut conn)?;
+        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer_loop(conn, queue))
+            .map_err(|e| JournalError::Commit(format!("cannot start writer thread: {e}")))?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            jobs,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A new read connection.
+    pub fn reader(&self) -> Result<Reader> {
+        Reader::open(&self.path)
+    }
+
+    /// Queues `write` for the next group commit. The receiver yields its
+    /// result once that commit is durable.
+    fn submit<R, F>(&self, write: F) -> oneshot::Receiver<Result<R>>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = Box::new(Write {
+            write: Some(write),
+            outcome: None,
+            reply,
+        });
+        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+            job.finish(Some("journal writer has stopped"));
+        }
+        rx
+    }
+
+    /// Journals inbound events (with the bots each is routed to) and, for a
+    /// file, its ledger entry, in one commit. Returns the events' ids.
+    pub fn ingest(
+        &self,
+        events: Vec<NewEvent>,
+        ledger: Option<LedgerEntry>,
+    ) -> oneshot::Receiver<Result<Vec<i64>>> {
+        self.submit(move |c| write::ingest(c, &events, ledger.as_ref()))
+    }
+
+    /// Records a batch of a bot's runs with the state they wrote and the
+    /// messages they queued, in one commit.
+    pub fn complete(
+        &self,
+        runs: Vec<RunRecord>,
+        state: StateWrites,
+    ) -> oneshot::Receiver<Result<()>> {
+        self.submit(move |c| write::complete(c, &runs, &state))
+    }
+
+    /// Marks an outbox message delivered.
+    pub fn outbox_sent(&self, id: i64) -> oneshot::Receiver<Result<()>> {
+        self.submit(move |c| write::outbox_sent(c, id))
+    }
+
+    /// Records a failed delivery attempt; `dead` moves the message to the
+    /// dead-letter list.
+    pub fn outbox_failed(
+        &self,
+        id: i64,
+        error: String,
+        next_attempt_ms: i64,
+        dead: bool,
+    ) -> oneshot::Receiver<Result<()>> {
+        self.submit(move |c| write::outbox_failed(c, id, &error, next_attempt_ms, dead))
+    }
+
+    /// Puts an event's failed (or, with `bot`, that bot's) runs back in the
+    /// queue. Returns how many runs were re-queued.
+    pub fn replay(&self, event_id: i64, bot: Option<String>) -> oneshot::Receiver<Result<usize>> {
+        self.submit(move |c| write::replay(c, event_id, bot.as_deref()))
+    }
+
+    /// Deletes events older than `before_ms` whose runs and messages are all
+    /// finished. Returns how many events went.
+    pub fn purge(&self, before_ms: i64) -> oneshot::Receiver<Result<usize>> {
+        self.submit(move |c| write::purge(c, before_ms))
+    }
+}
+
+fn in_savepoint<R>(
+    conn: &Connection,
+    write: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+) -> rusqlite::Result<R> {
+    conn.execute_batch("SAVEPOINT job")?;
+    match write(conn) {
+        Ok(r) => {
+            conn.execute_batch("RELEASE job")?;
+            Ok(r)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            Err(e)
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let commit_error = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Err(e) => Some(e.to_string()),
+            Ok(()) => {
+                for job in &mut group {
+                    job.run(&conn);
+                }
+                let committed = conn.execute_batch("COMMIT");
+                committed.err().map(|e| {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    e.to_string()
+                })
+            }
+        };
+        if let Some(why) = &commit_error {
+            tracing::error!("journal commit failed: {why}");
+        }
+        for job in group {
+            job.finish(commit_error.as_deref());
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

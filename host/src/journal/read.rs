@@ -1,0 +1,237 @@
+//! Read-only queries over the journal, on a connection of their own.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::Result;
+
+/// A read connection. Not shared between threads: open one per thread.
+pub struct Reader {
+    conn: Connection,
+}
+
+/// A run waiting for its bot.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingRun {
+    pub event_id: i64,
+    pub attempts: i64,
+}
+
+/// An event as journaled.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub kind: String,
+    pub source: String,
+    pub name: Option<String>,
+    pub body: Vec<u8>,
+    pub received_at_ms: i64,
+}
+
+/// A message waiting for delivery.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub message: String,
+    pub attempts: i64,
+}
+
+/// Which events `interlink events` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventFilter {
+    All,
+    Failed,
+    Unrouted,
+}
+
+/// One line of `interlink events`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EventSummary {
+    pub id: i64,
+    pub kind: String,
+    pub source: String,
+    pub received_at_ms: i64,
+    pub name: Option<String>,
+    pub message_type: Option<String>,
+    pub control_id: Option<String>,
+    /// `bot: status[: error]` per run.
+    pub runs: Vec<RunSummary>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub bot: String,
+    pub status: String,
+    pub attempts: i64,
+    pub error: Option<String>,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> Result<Reader> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(Reader { conn })
+    }
+
+    /// Runs of `bot` that are due, oldest event first.
+    pub fn pending_runs(&self, bot: &str, now_ms: i64, limit: usize) -> Result<Vec<PendingRun>> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT event_id, attempts FROM runs
+             WHERE bot = ?1 AND status = 'pending' AND next_attempt_ms <= ?2
+             ORDER BY event_id LIMIT ?3",
+        )?;
+        let rows = q.query_map(params![bot, now_ms, limit as i64], |r| {
+            Ok(PendingRun {
+                event_id: r.get(0)?,
+                attempts: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// When the earliest pending run of `bot` that is not yet due becomes due.
+    pub fn next_due(&self, bot: &str) -> Result<Option<i64>> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT MIN(next_attempt_ms) FROM runs WHERE bot = ?1 AND status = 'pending'",
+        )?;
+        Ok(q.query_row(params![bot], |r| r.get(0))?)
+    }
+
+    pub fn event(&self, id: i64) -> Result<Option<StoredEvent>> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT id, kind, source, name, body, received_at_ms FROM events WHERE id = ?1",
+        )?;
+        Ok(q.query_row(params![id], |r| {
+            Ok(StoredEvent {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                source: r.get(2)?,
+                name: r.get(3)?,
+                body: r.get(4)?,
+                received_at_ms: r.get(5)?,
+            })
+        })
+        .optional()?)
+    }
+
+    pub fn kv_get(&self, bot: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT value FROM kv WHERE bot = ?1 AND key = ?2")?;
+        Ok(q.query_row(params![bot, key], |r| r.get(0)).optional()?)
+    }
+
+    pub fn kv_list(&self, bot: &str, prefix: &str) -> Result<Vec<String>> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT key FROM kv WHERE bot = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key",
+        )?;
+        let rows = q.query_map(params![bot, prefix], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn sequence(&self, bot: &str, name: &str) -> Result<u64> {
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT value FROM sequences WHERE bot = ?1 AND name = ?2")?;
+        let v: Option<i64> = q.query_row(params![bot, name], |r| r.get(0)).optional()?;
+        Ok(v.unwrap_or(0) as u64)
+    }
+
+    /// Messages for `destination` that are due, in queue order.
+    pub fn outbox_due(
+        &self,
+        destination: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT id, message, attempts, next_attempt_ms FROM outbox
+             WHERE destination = ?1 AND status = 'pending' ORDER BY id LIMIT ?3",
+        )?;
+        // FIFO: stop at the first message that is not due yet.
+        let mut out = Vec::new();
+        let rows = q.query_map(params![destination, now_ms, limit as i64], |r| {
+            Ok((
+                OutboxRow {
+                    id: r.get(0)?,
+                    message: r.get(1)?,
+                    attempts: r.get(2)?,
+                },
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (row, due) = row?;
+            if due > now_ms {
+                break;
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    /// When the head of `destination`'s queue is due, if it has one.
+    pub fn outbox_head_due(&self, destination: &str) -> Result<Option<i64>> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT next_attempt_ms FROM outbox WHERE destination = ?1 AND status = 'pending'
+             ORDER BY id LIMIT 1",
+        )?;
+        Ok(q.query_row(params![destination], |r| r.get(0)).optional()?)
+    }
+
+    pub fn file_taken(&self, f: &super::LedgerEntry) -> Result<bool> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT 1 FROM files WHERE source = ?1 AND name = ?2 AND size = ?3 AND mtime_ms = ?4
+             AND sha256 = ?5",
+        )?;
+        Ok(q.exists(params![f.source, f.name, f.size, f.mtime_ms, f.sha256])?)
+    }
+
+    /// Newest first.
+    pub fn events(&self, filter: EventFilter, limit: usize) -> Result<Vec<EventSummary>> {
+        let cond = match filter {
+            EventFilter::All => "1",
+            EventFilter::Failed => {
+                "EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id AND r.status = 'failed')"
+            }
+            EventFilter::Unrouted => "routed = 0",
+        };
+        let mut q = self.conn.prepare(&format!(
+            "SELECT id, kind, source, received_at_ms, name, message_type, control_id FROM events
+             WHERE {cond} ORDER BY id DESC LIMIT ?1"
+        ))?;
+        let mut runs = self.conn.prepare(
+            "SELECT bot, status, attempts, error FROM runs WHERE event_id = ?1 ORDER BY bot",
+        )?;
+        let rows = q.query_map(params![limit as i64], |r| {
+            Ok(EventSummary {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                source: r.get(2)?,
+                received_at_ms: r.get(3)?,
+                name: r.get(4)?,
+                message_type: r.get(5)?,
+                control_id: r.get(6)?,
+                runs: Vec::new(),
+            })
+        })?;
+        let mut out: Vec<EventSummary> = rows.collect::<rusqlite::Result<_>>()?;
+        for e in &mut out {
+            e.runs = runs
+                .query_map(params![e.id], |r| {
+                    Ok(RunSummary {
+                        bot: r.get(0)?,
+                        status: r.get(1)?,
+                        attempts: r.get(2)?,
+                        error: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+        }
+        Ok(out)
+    }
+}

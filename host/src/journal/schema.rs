@@ -1,0 +1,97 @@
+//! The journal's tables. `PRAGMA user_version` records which of `MIGRATIONS`
+//! a database has; opening applies the rest in order.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[r#"
+-- Every inbound item, as received, before anything acknowledges it.
+CREATE TABLE events (
+    id              INTEGER PRIMARY KEY,
+    kind            TEXT NOT NULL,      -- hl7 | file | tick | http
+    source          TEXT NOT NULL,      -- listener, folder, sftp source or schedule
+    name            TEXT,               -- file name (origin file for hl7)
+    message_type    TEXT,               -- MSH-9 for hl7
+    control_id      TEXT,               -- MSH-10 for hl7
+    body            BLOB NOT NULL,      -- hl7: decoded text; file: bytes
+    received_at_ms  INTEGER NOT NULL,
+    routed          INTEGER NOT NULL    -- bots it was routed to; 0 = unrouted
+);
+
+-- One row per (event, bot): the bot's processing of the event.
+CREATE TABLE runs (
+    event_id        INTEGER NOT NULL,
+    bot             TEXT NOT NULL,
+    status          TEXT NOT NULL,      -- pending | done | failed
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+    error           TEXT,
+    bot_version     TEXT,
+    duration_us     INTEGER,
+    updated_ms      INTEGER,
+    PRIMARY KEY (event_id, bot)
+) WITHOUT ROWID;
+CREATE INDEX runs_by_bot ON runs (bot, status, event_id);
+CREATE INDEX runs_by_status ON runs (status, event_id);
+
+-- Bots' durable state, committed with the events that wrote it.
+CREATE TABLE kv (
+    bot   TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (bot, key)
+) WITHOUT ROWID;
+CREATE TABLE sequences (
+    bot   TEXT NOT NULL,
+    name  TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (bot, name)
+) WITHOUT ROWID;
+
+-- Messages bots asked the host to deliver (transactional outbox).
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    event_id        INTEGER NOT NULL,
+    bot             TEXT NOT NULL,
+    destination     TEXT NOT NULL,
+    message         TEXT NOT NULL,
+    status          TEXT NOT NULL,      -- pending | sent | dead
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    created_ms      INTEGER NOT NULL,
+    sent_ms         INTEGER
+);
+CREATE INDEX outbox_by_destination ON outbox (destination, status, id);
+
+-- Files already taken from a folder or SFTP source.
+CREATE TABLE files (
+    source    TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    size      INTEGER NOT NULL,
+    mtime_ms  INTEGER NOT NULL,
+    sha256    TEXT NOT NULL,
+    taken_ms  INTEGER NOT NULL,
+    PRIMARY KEY (source, name, size, mtime_ms, sha256)
+) WITHOUT ROWID;
+"#];
+
+/// Settings every connection gets.
+pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is on disk (fsync'd) before anything acknowledges it.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+/// Brings the schema up to date.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

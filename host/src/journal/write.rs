@@ -1,0 +1,229 @@
+//! The journal's writes, each run by the writer thread inside the group
+//! commit's transaction.
+
+use rusqlite::{Connection, params};
+
+use super::now_ms;
+
+/// An inbound item, ready to journal.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// `hl7`, `file`, `tick` or `http`.
+    pub kind: &'static str,
+    pub source: String,
+    pub name: Option<String>,
+    pub message_type: Option<String>,
+    pub control_id: Option<String>,
+    pub body: Vec<u8>,
+    pub received_at_ms: i64,
+    /// Bots that subscribe to it; empty means unrouted.
+    pub routes: Vec<String>,
+}
+
+/// A file taken from a folder or SFTP source.
+#[derive(Debug, Clone)]
+pub struct LedgerEntry {
+    pub source: String,
+    pub name: String,
+    pub size: i64,
+    pub mtime_ms: i64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Pending,
+    Done,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Done => "done",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The result of one bot handling one event.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub event_id: i64,
+    pub bot: String,
+    pub bot_version: String,
+    pub status: RunStatus,
+    pub attempts: i64,
+    pub next_attempt_ms: i64,
+    pub error: Option<String>,
+    pub duration_us: i64,
+    /// (destination, message) to deliver; only for `Done`.
+    pub send: Vec<(String, String)>,
+}
+
+/// A bot's key-value and sequence writes from a batch of runs.
+#[derive(Debug, Clone, Default)]
+pub struct StateWrites {
+    pub bot: String,
+    /// `None` deletes the key.
+    pub kv: Vec<(String, Option<Vec<u8>>)>,
+    pub sequences: Vec<(String, u64)>,
+}
+
+pub fn ingest(
+    c: &Connection,
+    events: &[NewEvent],
+    ledger: Option<&LedgerEntry>,
+) -> rusqlite::Result<Vec<i64>> {
+    let mut insert_event = c.prepare_cached(
+        "INSERT INTO events (kind, source, name, message_type, control_id, body, received_at_ms, routed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut insert_run = c.prepare_cached(
+        "INSERT INTO runs (event_id, bot, status, updated_ms) VALUES (?1, ?2, 'pending', ?3)",
+    )?;
+    let now = now_ms();
+    let mut ids = Vec::with_capacity(events.len());
+    for e in events {
+        insert_event.execute(params![
+            e.kind,
+            e.source,
+            e.name,
+            e.message_type,
+            e.control_id,
+            e.body,
+            e.received_at_ms,
+            e.routes.len() as i64
+        ])?;
+        let id = c.last_insert_rowid();
+        for bot in &e.routes {
+            insert_run.execute(params![id, bot, now])?;
+        }
+        ids.push(id);
+    }
+    if let Some(f) = ledger {
+        c.execute(
+            "INSERT OR IGNORE INTO files (source, name, size, mtime_ms, sha256, taken_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![f.source, f.name, f.size, f.mtime_ms, f.sha256, now],
+        )?;
+    }
+    Ok(ids)
+}
+
+pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusqlite::Result<()> {
+    let now = now_ms();
+    let mut update_run = c.prepare_cached(
+        "UPDATE runs SET status = ?3, attempts = ?4, next_attempt_ms = ?5, error = ?6,
+                bot_version = ?7, duration_us = ?8, updated_ms = ?9
+         WHERE event_id = ?1 AND bot = ?2",
+    )?;
+    let mut insert_outbox = c.prepare_cached(
+        "INSERT INTO outbox (event_id, bot, destination, message, status, created_ms)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+    )?;
+    for r in runs {
+        update_run.execute(params![
+            r.event_id,
+            r.bot,
+            r.status.as_str(),
+            r.attempts,
+            r.next_attempt_ms,
+            r.error,
+            r.bot_version,
+            r.duration_us,
+            now
+        ])?;
+        for (destination, message) in &r.send {
+            insert_outbox.execute(params![r.event_id, r.bot, destination, message, now])?;
+        }
+    }
+    let mut set =
+        c.prepare_cached("INSERT OR REPLACE INTO kv (bot, key, value) VALUES (?1, ?2, ?3)")?;
+    let mut delete = c.prepare_cached("DELETE FROM kv WHERE bot = ?1 AND key = ?2")?;
+    for (key, value) in &state.kv {
+        match value {
+            Some(v) => set.execute(params![state.bot, key, v])?,
+            None => delete.execute(params![state.bot, key])?,
+        };
+    }
+    let mut seq = c.prepare_cached(
+        "INSERT OR REPLACE INTO sequences (bot, name, value) VALUES (?1, ?2, ?3)",
+    )?;
+    for (name, value) in &state.sequences {
+        seq.execute(params![state.bot, name, *value as i64])?;
+    }
+    Ok(())
+}
+
+pub fn outbox_sent(c: &Connection, id: i64) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_ms = ?2, last_error = NULL
+         WHERE id = ?1",
+    )?
+    .execute(params![id, now_ms()])?;
+    Ok(())
+}
+
+pub fn outbox_failed(
+    c: &Connection,
+    id: i64,
+    error: &str,
+    next_attempt_ms: i64,
+    dead: bool,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE outbox SET status = ?2, attempts = attempts + 1, next_attempt_ms = ?3, last_error = ?4
+         WHERE id = ?1",
+    )?
+    .execute(params![id, if dead { "dead" } else { "pending" }, next_attempt_ms, error])?;
+    Ok(())
+}
+
+pub fn replay(c: &Connection, event_id: i64, bot: Option<&str>) -> rusqlite::Result<usize> {
+    let now = now_ms();
+    match bot {
+        // An explicit bot: re-run it whatever happened before, even if the
+        // event was never routed to it.
+        Some(bot) => {
+            let n = c.execute(
+                "INSERT INTO runs (event_id, bot, status, attempts, next_attempt_ms, updated_ms)
+                 SELECT id, ?2, 'pending', 0, 0, ?3 FROM events WHERE id = ?1
+                 ON CONFLICT (event_id, bot) DO UPDATE SET
+                    status = 'pending', attempts = 0, next_attempt_ms = 0, error = NULL,
+                    updated_ms = excluded.updated_ms",
+                params![event_id, bot, now],
+            )?;
+            c.execute(
+                "UPDATE events SET routed = MAX(routed, 1) WHERE id = ?1",
+                params![event_id],
+            )?;
+            Ok(n)
+        }
+        None => c.execute(
+            "UPDATE runs SET status = 'pending', attempts = 0, next_attempt_ms = 0, error = NULL,
+                    updated_ms = ?2
+             WHERE event_id = ?1 AND status = 'failed'",
+            params![event_id, now],
+        ),
+    }
+}
+
+pub fn purge(c: &Connection, before_ms: i64) -> rusqlite::Result<usize> {
+    let finished = "received_at_ms < ?1
+        AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id AND r.status = 'pending')
+        AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.id AND o.status = 'pending')";
+    c.execute(
+        &format!("DELETE FROM runs WHERE event_id IN (SELECT id FROM events WHERE {finished})"),
+        params![before_ms],
+    )?;
+    c.execute(
+        &format!("DELETE FROM outbox WHERE event_id IN (SELECT id FROM events WHERE {finished})"),
+        params![before_ms],
+    )?;
+    c.execute(
+        &format!("DELETE FROM events WHERE {finished}"),
+        params![before_ms],
+    )
+}

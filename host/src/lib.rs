@@ -1,0 +1,18 @@
+//! Interlink: an HL7 v2 integration host that runs user-written bots as
+//! sandboxed WebAssembly components.
+//!
+//! Data flows through the modules in this order: [`triggers`] receive
+//! events and hand them to the [`intake`], which journals them durably in
+//! the [`journal`]; the [`runtime`] runs the bots that subscribe to each
+//! event and commits their results; [`delivery`] drains the outbox to the
+//! destinations. [`config`] describes all of it; [`cli`] is the `interlink`
+//! command.
+
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod fswatch;
+pub mod intake;
+pub mod journal;
+pub mod runtime;
+pub mod triggers;

@@ -1,0 +1,11 @@
+//! Host-side bindings generated from `wit/`, the single source of truth for
+//! the bot contract.
+
+wasmtime::component::bindgen!({
+    world: "bot",
+    path: "../wit",
+    imports: { default: trappable },
+});
+
+pub use interlink::bot::host::Level;
+pub use interlink::bot::types::{DestinationInfo, File, Hl7Filter, Hl7Message, Subscription};

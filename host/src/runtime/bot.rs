@@ -1,0 +1,289 @@
+//! A compiled, checked bot ([`LoadedBot`]) and running it: every call gets a
+//! fresh instance from the pre-instantiated component, its own memory cap,
+//! a wall-clock deadline and captured stdout/stderr; failures come back as a
+//! [`Failure`] that says in plain words what happened.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use super::bindings::{Bot, BotPre, Event, Level, Manifest, Reply};
+use super::engine::BotEngine;
+use super::state::{BotState, MemoryLimiter, Session};
+
+/// Most bytes of stdout (and of stderr) kept per call.
+const MAX_OUTPUT: usize = 1024 * 1024;
+
+/// A bot ready to run.
+pub struct LoadedBot {
+    engine: BotEngine,
+    pre: BotPre<BotState>,
+    pub manifest: Manifest,
+    /// SHA-256 of the `.wasm` file.
+    pub hash: String,
+    /// File it was loaded from.
+    pub origin: String,
+}
+
+/// Why a call did not produce a reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The bot ran past its wall-clock limit.
+    TimedOut(Duration),
+    /// The bot tried to grow its memory past the cap.
+    OutOfMemory(usize),
+    /// The bot panicked; the panic message.
+    Panicked(String),
+    /// Any other trap.
+    Trapped(String),
+    /// The bot returned an error.
+    Bot { message: String, retryable: bool },
+    /// The host could not run the bot.
+    Host(String),
+    /// The reply broke a host rule (unknown destination, not HL7).
+    Refused(String),
+}
+
+impl Failure {
+    /// Worth running the event again later.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            Failure::Bot {
+                retryable: true,
+                ..
+            } | Failure::Host(_)
+        )
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::TimedOut(d) => write!(f, "timed out after {} ms", d.as_millis()),
+            Failure::OutOfMemory(bytes) => {
+                write!(f, "exceeded its {} MiB memory limit", bytes / (1024 * 1024))
+            }
+            Failure::Panicked(msg) => write!(f, "panicked: {msg}"),
+            Failure::Trapped(msg) => write!(f, "trapped: {msg}"),
+            Failure::Bot { message, .. } => write!(f, "failed: {message}"),
+            Failure::Host(msg) => write!(f, "could not run: {msg}"),
+            Failure::Refused(msg) => write!(f, "reply refused: {msg}"),
+        }
+    }
+}
+
+/// What one call produced.
+pub struct Invocation<T> {
+    pub result: Result<T, Failure>,
+    /// The session, with the call's writes pending and its log lines.
+    pub session: Session,
+    pub duration: Duration,
+}
+
+impl LoadedBot {
+    pub(super) fn new(
+        engine: BotEngine,
+        pre: BotPre<BotState>,
+        hash: String,
+        origin: &str,
+    ) -> anyhow::Result<Self> {
+        let mut bot = LoadedBot {
+            engine,
+            pre,
+            manifest: Manifest {
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                subscribe: Vec::new(),
+            },
+            hash,
+            origin: origin.to_string(),
+        };
+        let call = bot.call(Session::loading(), |b, s| b.call_manifest(s));
+        let manifest = call.result.map_err(|f| anyhow::anyhow!("`manifest` {f}"))?;
+        check_manifest(&manifest)?;
+        bot.manifest = manifest;
+        Ok(bot)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    pub fn version(&self) -> &str {
+        &self.manifest.version
+    }
+
+    /// Runs `handle` on a fresh instance.
+    pub fn handle(&self, event: &Event, session: Session) -> Invocation<Reply> {
+        let Invocation {
+            result,
+            session,
+            duration,
+        } = self.call(session, |b, s| b.call_handle(s, event));
+        let result = match result {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => Err(Failure::Bot {
+                message: e.message,
+                retryable: e.retryable,
+            }),
+            Err(f) => Err(f),
+        };
+        Invocation {
+            result,
+            session,
+            duration,
+        }
+    }
+
+    fn call<R>(
+        &self,
+        session: Session,
+        f: impl FnOnce(&Bot, &mut Store<BotState>) -> wasmtime::Result<R>,
+    ) -> Invocation<R> {
+        let limits = self.engine.limits();
+        let stdout = MemoryOutputPipe::new(MAX_OUTPUT);
+        let stderr = MemoryOutputPipe::new(MAX_OUTPUT);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = BotState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                cap: limits.memory_bytes,
+                exceeded: false,
+            },
+            session,
+        };
+        let mut store = Store::new(self.engine.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(limits.deadline_ticks());
+        store.epoch_deadline_trap();
+        let started = Instant::now();
+        let outcome = match self.pre.instantiate(&mut store) {
+            Ok(bot) => {
+                f(&bot, &mut store).map_err(|e| classify(e, &store, &stderr.contents(), limits))
+            }
+            Err(e) => Err(instantiate_failure(e, &store, limits)),
+        };
+        let duration = started.elapsed();
+        let mut state = store.into_data();
+        for (level, pipe) in [(Level::Info, &stdout), (Level::Warn, &stderr)] {
+            for line in String::from_utf8_lossy(&pipe.contents()).lines() {
+                if !line.trim().is_empty() {
+                    state.push_log(level, line.to_string());
+                }
+            }
+        }
+        Invocation {
+            result: outcome,
+            session: state.session,
+            duration,
+        }
+    }
+}
+
+fn instantiate_failure(
+    e: wasmtime::Error,
+    store: &Store<BotState>,
+    limits: super::engine::Limits,
+) -> Failure {
+    if store.data().limiter.exceeded {
+        Failure::OutOfMemory(limits.memory_bytes)
+    } else {
+        Failure::Host(format!("cannot instantiate: {e:#}"))
+    }
+}
+
+/// Turns a trap into words, using the limiter's flag and the guest's stderr.
+fn classify(
+    e: wasmtime::Error,
+    store: &Store<BotState>,
+    stderr: &[u8],
+    limits: super::engine::Limits,
+) -> Failure {
+    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return Failure::TimedOut(limits.timeout);
+    }
+    if store.data().limiter.exceeded {
+        return Failure::OutOfMemory(limits.memory_bytes);
+    }
+    let stderr = String::from_utf8_lossy(stderr);
+    if let Some(msg) = panic_message(&stderr) {
+        return Failure::Panicked(msg);
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(trap) => Failure::Trapped(trap.to_string()),
+        None => Failure::Trapped(format!("{e:#}")),
+    }
+}
+
+/// Extracts the message from Rust's panic output
+/// (`thread '…' panicked at src/lib.rs:1:2:\nmessage\nnote: …`).
+fn panic_message(stderr: &str) -> Option<String> {
+    let after = &stderr[stderr.find("panicked at ")? + "panicked at ".len()..];
+    let (location, rest) = after.split_once('\n').unwrap_or((after, ""));
+    let message: Vec<&str> = rest
+        .lines()
+        .take_while(|l| !l.starts_with("note: "))
+        .collect();
+    let message = message.join("\n");
+    let location = location.trim_end_matches(':');
+    Some(if message.is_empty() {
+        location.to_string()
+    } else {
+        format!("{message} (at {location})")
+    })
+}
+
+fn check_manifest(m: &Manifest) -> anyhow::Result<()> {
+    let ok = !m.name.is_empty()
+        && m.name.len() <= 64
+        && m.name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        anyhow::bail!(
+            "manifest name {:?} must be 1-64 letters, digits, '-' or '_'",
+            m.name
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_panic_messages() {
+        let out = "thread '<unnamed>' panicked at src/lib.rs:12:9:\nboom: bad PID\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(
+            panic_message(out).unwrap(),
+            "boom: bad PID (at src/lib.rs:12:9)"
+        );
+        assert_eq!(panic_message("nothing"), None);
+    }
+
+    #[test]
+    fn failures_read_as_plain_words() {
+        assert_eq!(
+            Failure::TimedOut(Duration::from_millis(1000)).to_string(),
+            "timed out after 1000 ms"
+        );
+        assert_eq!(
+            Failure::OutOfMemory(64 << 20).to_string(),
+            "exceeded its 64 MiB memory limit"
+        );
+    }
+}

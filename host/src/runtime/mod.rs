@@ -1,0 +1,236 @@
+//! The bot runtime: compiling and running sandboxed bots ([`engine`],
+//! [`bot`]), what bots can reach ([`state`]), which bots get which events
+//! ([`routing`]), the live set of bots and their workers ([`Runtime`]), the
+//! plugins-directory watcher ([`watcher`]) and the per-bot worker that turns
+//! journaled events into committed results ([`worker`]).
+
+pub mod bindings;
+pub mod bot;
+pub mod engine;
+pub mod event;
+pub mod routing;
+pub mod state;
+pub mod watcher;
+mod worker;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+
+use anyhow::{Result, bail};
+
+use crate::config::Config;
+use crate::journal::Journal;
+use bindings::{DestinationInfo, Subscription};
+use bot::LoadedBot;
+use routing::RouteKey;
+use state::BotPolicy;
+
+/// A bot that is live: its code and what the configuration makes of it.
+pub struct LiveBot {
+    pub code: LoadedBot,
+    pub subscriptions: Vec<Subscription>,
+    pub policy: Arc<BotPolicy>,
+}
+
+/// The live bots and their workers.
+pub struct Runtime {
+    engine: engine::BotEngine,
+    journal: Journal,
+    config: Arc<Config>,
+    bots: RwLock<HashMap<String, Arc<LiveBot>>>,
+    /// Which bot each plugin file provides.
+    files: Mutex<HashMap<PathBuf, String>>,
+    workers: Mutex<HashMap<String, SyncSender<()>>>,
+    /// Held by a bot's worker while it runs a batch, so a worker started
+    /// for a reloaded bot never overlaps the one it replaces.
+    batch_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Woken whenever bots queue messages for delivery.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
+}
+
+/// What the configuration grants the bot `name`.
+pub fn policy_for(config: &Config, name: &str) -> BotPolicy {
+    let bot = config.bots.get(name);
+    let allowed = |d: &str| {
+        bot.and_then(|b| b.destinations.as_ref())
+            .is_none_or(|l| l.iter().any(|x| x == d))
+    };
+    BotPolicy {
+        settings: bot.map(|b| b.settings.clone()).unwrap_or_default(),
+        destinations: config
+            .destinations
+            .iter()
+            .filter(|d| allowed(&d.name))
+            .map(|d| {
+                let info = DestinationInfo {
+                    name: d.name.clone(),
+                    kind: d.kind.name().to_string(),
+                    encoding: d.encoding.name().to_string(),
+                    timezone: d.timezone.clone(),
+                    sending_facility: d.sending_facility.clone(),
+                    receiving_facility: d.receiving_facility.clone(),
+                };
+                (d.name.clone(), info)
+            })
+            .collect(),
+    }
+}
+
+impl Runtime {
+    pub fn new(engine: engine::BotEngine, journal: Journal, config: Arc<Config>) -> Arc<Self> {
+        Arc::new(Runtime {
+            engine,
+            journal,
+            config,
+            bots: RwLock::default(),
+            files: Mutex::default(),
+            workers: Mutex::default(),
+            batch_locks: Mutex::default(),
+            outbox_wake: Arc::default(),
+        })
+    }
+
+    pub fn engine(&self) -> &engine::BotEngine {
+        &self.engine
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The live bot called `name`.
+    pub fn bot(&self, name: &str) -> Option<Arc<LiveBot>> {
+        self.bots.read().expect("bots lock").get(name).cloned()
+    }
+
+    /// Names of the live bots.
+    pub fn bot_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .bots
+            .read()
+            .expect("bots lock")
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Makes `code`, loaded from `file`, live: a new bot, an upgrade of the
+    /// bot the file provided before, or a refusal if another file already
+    /// provides a bot of that name.
+    pub fn install(self: &Arc<Self>, file: &Path, code: LoadedBot) -> Result<()> {
+        let name = code.name().to_string();
+        let mut files = self.files.lock().expect("files lock");
+        if let Some((other, _)) = files
+            .iter()
+            .find(|(f, n)| **n == name && f.as_path() != file)
+        {
+            bail!(
+                "bot name {name:?} is already provided by {}",
+                other.display()
+            );
+        }
+        let previous_name = files.insert(file.to_path_buf(), name.clone());
+        let live = Arc::new(LiveBot {
+            subscriptions: routing::effective(
+                &code.manifest.subscribe,
+                self.config.bots.get(&name),
+            ),
+            policy: Arc::new(policy_for(&self.config, &name)),
+            code,
+        });
+        let old = self
+            .bots
+            .write()
+            .expect("bots lock")
+            .insert(name.clone(), live.clone());
+        if let Some(prev) = previous_name.filter(|p| *p != name) {
+            self.bots.write().expect("bots lock").remove(&prev);
+            self.workers.lock().expect("workers lock").remove(&prev);
+        }
+        drop(files);
+        match old {
+            Some(old) => tracing::info!(
+                bot = %name,
+                "upgraded {} -> {} from {}",
+                old.code.version(),
+                live.code.version(),
+                file.display()
+            ),
+            None => {
+                tracing::info!(bot = %name, version = live.code.version(), "loaded from {}", file.display())
+            }
+        }
+        self.ensure_worker(&name);
+        self.wake(&name);
+        Ok(())
+    }
+
+    /// Unloads the bot `file` provided, if any.
+    pub fn uninstall(&self, file: &Path) -> Option<String> {
+        let name = self.files.lock().expect("files lock").remove(file)?;
+        self.bots.write().expect("bots lock").remove(&name);
+        // Dropping the sender stops the worker after its current batch.
+        self.workers.lock().expect("workers lock").remove(&name);
+        tracing::info!(bot = %name, "unloaded: {} was removed", file.display());
+        Some(name)
+    }
+
+    /// The bot a plugin file provides.
+    pub fn bot_for_file(&self, file: &Path) -> Option<String> {
+        self.files.lock().expect("files lock").get(file).cloned()
+    }
+
+    /// Bots that want an event, in name order.
+    pub fn route(&self, key: RouteKey<'_>) -> Vec<String> {
+        let bots = self.bots.read().expect("bots lock");
+        let mut names: Vec<String> = bots
+            .iter()
+            .filter(|(_, b)| routing::wants(&b.subscriptions, key))
+            .map(|(n, _)| n.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Tells the bot's worker there may be work.
+    pub fn wake(&self, bot: &str) {
+        if let Some(tx) = self.workers.lock().expect("workers lock").get(bot) {
+            match tx.try_send(()) {
+                Ok(()) | Err(TrySendError::Full(())) => {}
+                Err(TrySendError::Disconnected(())) => {}
+            }
+        }
+    }
+
+    fn batch_lock(&self, bot: &str) -> Arc<Mutex<()>> {
+        self.batch_locks
+            .lock()
+            .expect("batch locks")
+            .entry(bot.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn ensure_worker(self: &Arc<Self>, name: &str) {
+        let mut workers = self.workers.lock().expect("workers lock");
+        if workers.contains_key(name) {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let rt = self.clone();
+        let bot = name.to_string();
+        let spawned = std::thread::Builder::new()
+            .name(format!("bot-{name}"))
+            .spawn(move || worker::run(rt, bot, rx));
+        match spawned {
+            Ok(_) => {
+                workers.insert(name.to_string(), tx);
+            }
+            Err(e) => tracing::error!(bot = %name, "cannot start worker thread: {e}"),
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! What a bot instance's store holds, and the `host` interface bots import:
+//! logging, settings, destinations, and durable key-value and sequence state
+//! layered over the journal so that an event's writes land only if it
+//! succeeds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Result, bail};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{DestinationInfo, Level, interlink};
+use crate::journal::{Reader, StateWrites};
+
+/// Largest key a bot may use.
+const MAX_KEY_BYTES: usize = 1024;
+/// Largest value a bot may store under one key.
+const MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// Most log lines one call may write; later ones are dropped.
+const MAX_LOG_LINES: usize = 1000;
+/// Longest log line kept; longer ones are cut.
+const MAX_LOG_LINE: usize = 8 * 1024;
+
+/// What the host configuration grants a bot.
+#[derive(Debug, Clone, Default)]
+pub struct BotPolicy {
+    pub settings: BTreeMap<String, String>,
+    /// Destinations the bot may see and send to.
+    pub destinations: BTreeMap<String, DestinationInfo>,
+}
+
+/// The durable state a session reads through to.
+pub trait StateSource: Send {
+    fn kv_get(&self, bot: &str, key: &str) -> Result<Option<Vec<u8>>>;
+    fn kv_list(&self, bot: &str, prefix: &str) -> Result<Vec<String>>;
+    fn sequence(&self, bot: &str, name: &str) -> Result<u64>;
+}
+
+/// A journal reader shared between a worker and the sessions it runs.
+pub type SharedReader = Arc<Mutex<Reader>>;
+
+impl StateSource for SharedReader {
+    fn kv_get(&self, bot: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock().expect("reader lock").kv_get(bot, key)?)
+    }
+    fn kv_list(&self, bot: &str, prefix: &str) -> Result<Vec<String>> {
+        Ok(self.lock().expect("reader lock").kv_list(bot, prefix)?)
+    }
+    fn sequence(&self, bot: &str, name: &str) -> Result<u64> {
+        Ok(self.lock().expect("reader lock").sequence(bot, name)?)
+    }
+}
+
+/// No durable state at all: for `interlink check` and `interlink test`.
+pub struct NoState;
+
+impl StateSource for NoState {
+    fn kv_get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    fn kv_list(&self, _: &str, _: &str) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+    fn sequence(&self, _: &str, _: &str) -> Result<u64> {
+        Ok(0)
+    }
+}
+
+/// Key-value and sequence writes not yet in the journal.
+#[derive(Debug, Clone, Default)]
+pub struct Overlay {
+    /// `None` marks a deleted key.
+    pub kv: BTreeMap<String, Option<Vec<u8>>>,
+    pub sequences: BTreeMap<String, u64>,
+}
+
+impl Overlay {
+    fn absorb(&mut self, newer: Overlay) {
+        self.kv.extend(newer.kv);
+        self.sequences.extend(newer.sequences);
+    }
+}
+
+/// One bot's view of host state across a batch of events. Each event's
+/// writes sit in `pending` until [`Session::keep_event`] moves them to
+/// `batch` (the event succeeded) or [`Session::drop_event`] discards them.
+pub struct Session {
+    pub bot: String,
+    pub policy: Arc<BotPolicy>,
+    base: Box<dyn StateSource>,
+    batch: Overlay,
+    pending: Overlay,
+    /// `manifest` is running: state is out of reach.
+    loading: bool,
+    pub logs: Vec<(Level, String)>,
+}
+
+impl Session {
+    pub fn new(bot: &str, policy: Arc<BotPolicy>, base: Box<dyn StateSource>) -> Self {
+        Session {
+            bot: bot.to_string(),
+            policy,
+            base,
+            batch: Overlay::default(),
+            pending: Overlay::default(),
+            loading: false,
+            logs: Vec::new(),
+        }
+    }
+
+    /// A session for calling `manifest`, where state is unavailable.
+    pub fn loading() -> Self {
+        let mut s = Session::new("", Arc::default(), Box::new(NoState));
+        s.loading = true;
+        s
+    }
+
+    /// The event succeeded: its writes join the batch.
+    pub fn keep_event(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        self.batch.absorb(pending);
+    }
+
+    /// The event failed: its writes are discarded.
+    pub fn drop_event(&mut self) {
+        self.pending = Overlay::default();
+    }
+
+    /// The batch's writes, ready for the journal; the session starts a new
+    /// batch.
+    pub fn take_writes(&mut self) -> StateWrites {
+        let batch = std::mem::take(&mut self.batch);
+        StateWrites {
+            bot: self.bot.clone(),
+            kv: batch.kv.into_iter().collect(),
+            sequences: batch.sequences.into_iter().collect(),
+        }
+    }
+
+    fn writable(&self, what: &str) -> Result<()> {
+        if self.loading {
+            bail!("{what} is not available while the host loads the bot (in `manifest`)");
+        }
+        Ok(())
+    }
+
+    fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        for layer in [&self.pending, &self.batch] {
+            if let Some(v) = layer.kv.get(key) {
+                return Ok(v.clone());
+            }
+        }
+        if self.loading {
+            return Ok(None);
+        }
+        self.base.kv_get(&self.bot, key)
+    }
+
+    fn kv_list(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut keys: BTreeSet<String> = if self.loading {
+            BTreeSet::new()
+        } else {
+            self.base.kv_list(&self.bot, prefix)?.into_iter().collect()
+        };
+        for layer in [&self.batch, &self.pending] {
+            for (k, v) in layer.kv.range(prefix.to_string()..) {
+                if !k.starts_with(prefix) {
+                    break;
+                }
+                match v {
+                    Some(_) => keys.insert(k.clone()),
+                    None => keys.remove(k),
+                };
+            }
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    fn next_sequence(&mut self, name: &str) -> Result<u64> {
+        self.writable("next-sequence")?;
+        let current = match self
+            .pending
+            .sequences
+            .get(name)
+            .or(self.batch.sequences.get(name))
+        {
+            Some(v) => *v,
+            None => self.base.sequence(&self.bot, name)?,
+        };
+        let next = current + 1;
+        self.pending.sequences.insert(name.to_string(), next);
+        Ok(next)
+    }
+}
+
+/// Caps linear memory growth and remembers whether the cap was hit, so a
+/// trap can be reported as "exceeded its memory limit".
+pub struct MemoryLimiter {
+    pub cap: usize,
+    pub exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> Result<bool> {
+        if desired > self.cap {
+            self.exceeded = true;
+            bail!("memory limit of {} MiB exceeded", self.cap / (1024 * 1024));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The data of one instance's store.
+pub struct BotState {
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub limiter: MemoryLimiter,
+    pub session: Session,
+}
+
+impl WasiView for BotState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl BotState {
+    /// Adds a log line, within the per-call limits.
+    pub fn push_log(&mut self, level: Level, mut message: String) {
+        let logs = &mut self.session.logs;
+        if logs.len() >= MAX_LOG_LINES {
+            return;
+        }
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        logs.push((level, message));
+    }
+}
+
+fn check_key(key: &str) -> Result<()> {
+    if key.len() > MAX_KEY_BYTES {
+        bail!(
+            "key-value key of {} bytes is over the {MAX_KEY_BYTES}-byte limit",
+            key.len()
+        );
+    }
+    Ok(())
+}
+
+impl interlink::bot::types::Host for BotState {}
+
+impl interlink::bot::host::Host for BotState {
+    fn log(&mut self, level: Level, message: String) -> Result<()> {
+        self.push_log(level, message);
+        Ok(())
+    }
+
+    fn config(&mut self, key: String) -> Result<Option<String>> {
+        Ok(self.session.policy.settings.get(&key).cloned())
+    }
+
+    fn destination(&mut self, name: String) -> Result<Option<DestinationInfo>> {
+        Ok(self.session.policy.destinations.get(&name).cloned())
+    }
+
+    fn kv_get(&mut self, key: String) -> Result<Option<Vec<u8>>> {
+        check_key(&key)?;
+        self.session.kv_get(&key)
+    }
+
+    fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<()> {
+        self.session.writable("kv-set")?;
+        check_key(&key)?;
+        if value.len() > MAX_VALUE_BYTES {
+            bail!(
+                "key-value value of {} bytes is over the {MAX_VALUE_BYTES}-byte limit",
+                value.len()
+            );
+        }
+        self.session.pending.kv.insert(key, Some(value));
+        Ok(())
+    }
+
+    fn kv_delete(&mut self, key: String) -> Result<()> {
+        self.session.writable("kv-delete")?;
+        check_key(&key)?;
+        self.session.pending.kv.insert(key, None);
+        Ok(())
+    }
+
+    fn kv_list(&mut self, prefix: String) -> Result<Vec<String>> {
+        self.session.kv_list(&prefix)
+    }
+
+    fn next_sequence(&mut self, name: String) -> Result<u64> {
+        check_key(&name)?;
+        self.session.next_sequence(&name)
+    }
+
+    fn now_ms(&mut self) -> Result<u64> {
+        Ok(crate::journal::now_ms() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Base;
+    impl StateSource for Base {
+        fn kv_get(&self, _: &str, key: &str) -> Result<Option<Vec<u8>>> {
+            Ok((key == "a").then(|| b"base".to_vec()))
+        }
+        fn kv_list(&self, _: &str, _: &str) -> Result<Vec<String>> {
+            Ok(vec!["a".into()])
+        }
+        fn sequence(&self, _: &str, _: &str) -> Result<u64> {
+            Ok(41)
+        }
+    }
+
+    #[test]
+    fn failed_events_leave_no_writes_and_kept_ones_stack() {
+        let mut s = Session::new("bot", Arc::default(), Box::new(Base));
+        assert_eq!(s.next_sequence("acc").unwrap(), 42);
+        s.pending.kv.insert("b".into(), Some(b"1".to_vec()));
+        s.keep_event();
+        assert_eq!(s.next_sequence("acc").unwrap(), 43);
+        s.pending.kv.insert("a".into(), None);
+        assert_eq!(s.kv_list("").unwrap(), vec!["b".to_string()]);
+        s.drop_event();
+        assert_eq!(s.kv_get("a").unwrap().unwrap(), b"base");
+        assert_eq!(
+            s.kv_list("").unwrap(),
+            vec!["a".to_string(), "b".to_string()]
+        );
+        let w = s.take_writes();
+        assert_eq!(w.sequences, vec![("acc".to_string(), 42)]);
+        assert_eq!(w.kv, vec![("b".to_string(), Some(b"1".to_vec()))]);
+    }
+
+    #[test]
+    fn state_is_out_of_reach_while_loading() {
+        let mut s = Session::loading();
+        assert!(
+            s.next_sequence("x")
+                .unwrap_err()
+                .to_string()
+                .contains("manifest")
+        );
+        assert_eq!(s.kv_get("a").unwrap(), None);
+    }
+}

@@ -1,0 +1,192 @@
+//! A bot's worker: a thread that takes the bot's due runs from the journal in
+//! event order, runs each on a fresh instance, and commits the batch's
+//! results (run status, key-value and sequence writes, outbound messages)
+//! in one journal transaction. A crash before that commit leaves the runs
+//! pending, so they run again: in effect, each event is processed once.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use interlink_sdk::hl7::Message;
+
+use super::bindings::{Level, Reply};
+use super::bot::Failure;
+use super::state::{Session, SharedReader};
+use super::{LiveBot, Runtime, event};
+use crate::journal::{self, PendingRun, RunRecord, RunStatus};
+
+/// Most runs taken into one batch (and one commit).
+const BATCH: usize = 64;
+/// Longest a worker sleeps without looking at the journal; this is how a
+/// replay queued by another process is noticed.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Longest delay between retries of a failing event.
+const MAX_BACKOFF_MS: i64 = 300_000;
+
+pub fn run(rt: Arc<Runtime>, bot: String, wake: Receiver<()>) {
+    let reader: SharedReader = loop {
+        match rt.journal.reader() {
+            Ok(r) => break Arc::new(Mutex::new(r)),
+            Err(e) => {
+                tracing::error!(bot = %bot, "cannot read the journal: {e}");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    };
+    let lock = rt.batch_lock(&bot);
+    let mut wait = Duration::ZERO;
+    loop {
+        match wake.recv_timeout(wait) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let Some(live) = rt.bot(&bot) else { return };
+        let guard = lock.lock().expect("batch lock");
+        loop {
+            let due =
+                reader
+                    .lock()
+                    .expect("reader lock")
+                    .pending_runs(&bot, journal::now_ms(), BATCH);
+            let due = match due {
+                Ok(d) if d.is_empty() => break,
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(bot = %bot, "cannot read pending runs: {e}");
+                    break;
+                }
+            };
+            if !run_batch(&rt, &live, &reader, &due) {
+                std::thread::sleep(Duration::from_secs(1));
+                break;
+            }
+        }
+        drop(guard);
+        wait = next_wait(&reader, &bot);
+    }
+}
+
+/// How long to sleep: until the next retry is due, at most [`IDLE_POLL`].
+fn next_wait(reader: &SharedReader, bot: &str) -> Duration {
+    match reader.lock().expect("reader lock").next_due(bot) {
+        Ok(Some(at)) => {
+            let ms = (at - journal::now_ms()).clamp(1, IDLE_POLL.as_millis() as i64);
+            Duration::from_millis(ms as u64)
+        }
+        _ => IDLE_POLL,
+    }
+}
+
+/// Runs one batch and commits it; false if the commit failed (the runs stay
+/// pending and will run again).
+fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[PendingRun]) -> bool {
+    let name = live.code.name().to_string();
+    let mut session = Session::new(&name, live.policy.clone(), Box::new(reader.clone()));
+    let mut records = Vec::with_capacity(due.len());
+    let mut sends = 0;
+    for run in due {
+        let stored = match reader.lock().expect("reader lock").event(run.event_id) {
+            Ok(Some(e)) => event::to_wit(e),
+            Ok(None) => Err("the event is no longer in the journal".to_string()),
+            Err(e) => Err(format!("cannot read the event: {e}")),
+        };
+        let (result, duration) = match stored {
+            Ok(ev) => {
+                let inv = live.code.handle(&ev, session);
+                session = inv.session;
+                (inv.result, inv.duration)
+            }
+            Err(why) => (Err(Failure::Host(why)), Duration::ZERO),
+        };
+        let result = result.and_then(|reply| check_reply(reply, live));
+        emit_logs(&name, run.event_id, &mut session);
+        let attempts = run.attempts + 1;
+        let micros = duration.as_micros() as u64;
+        let mut record = RunRecord {
+            event_id: run.event_id,
+            bot: name.clone(),
+            bot_version: live.code.version().to_string(),
+            status: RunStatus::Done,
+            attempts,
+            next_attempt_ms: 0,
+            error: None,
+            duration_us: micros as i64,
+            send: Vec::new(),
+        };
+        match result {
+            Ok(send) => {
+                session.keep_event();
+                sends += send.len();
+                tracing::info!(bot = %name, event = run.event_id, outcome = "done", sent = send.len(), duration_us = micros, "processed");
+                record.send = send;
+            }
+            Err(failure) => {
+                session.drop_event();
+                let retry = failure.retryable() && attempts < rt.config.plugins.max_attempts as i64;
+                record.error = Some(failure.to_string());
+                if retry {
+                    let backoff = (rt.config.plugins.retry_backoff_ms as i64)
+                        .saturating_mul(1 << (attempts - 1).min(20))
+                        .min(MAX_BACKOFF_MS);
+                    record.status = RunStatus::Pending;
+                    record.next_attempt_ms = journal::now_ms() + backoff;
+                    tracing::warn!(bot = %name, event = run.event_id, outcome = "retry", attempt = attempts, duration_us = micros, "{failure}; retrying in {backoff} ms");
+                } else {
+                    record.status = RunStatus::Failed;
+                    tracing::error!(bot = %name, event = run.event_id, outcome = "failed", attempt = attempts, duration_us = micros, "{failure}");
+                }
+            }
+        }
+        records.push(record);
+    }
+    let committed = match rt
+        .journal
+        .complete(records, session.take_writes())
+        .blocking_recv()
+    {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::error!(bot = %name, "cannot record results, will run the batch again: {e}");
+            false
+        }
+        Err(_) => false,
+    };
+    if committed && sends > 0 {
+        rt.outbox_wake.notify_waiters();
+    }
+    committed
+}
+
+/// The reply's messages as (destination, text), if the host accepts them.
+fn check_reply(reply: Reply, live: &LiveBot) -> Result<Vec<(String, String)>, Failure> {
+    reply
+        .send
+        .into_iter()
+        .map(|out| {
+            if !live.policy.destinations.contains_key(&out.destination) {
+                return Err(Failure::Refused(format!(
+                    "destination {:?} does not exist or is not allowed for this bot",
+                    out.destination
+                )));
+            }
+            Message::parse(&out.message).map_err(|e| {
+                Failure::Refused(format!("message for {:?} is not HL7: {e}", out.destination))
+            })?;
+            Ok((out.destination, out.message))
+        })
+        .collect()
+}
+
+/// Writes the bot's log lines (and captured stdout/stderr) to the host log.
+pub fn emit_logs(bot: &str, event: i64, session: &mut Session) {
+    for (level, line) in session.logs.drain(..) {
+        match level {
+            Level::Trace => tracing::trace!(bot, event, "{line}"),
+            Level::Debug => tracing::debug!(bot, event, "{line}"),
+            Level::Info => tracing::info!(bot, event, "{line}"),
+            Level::Warn => tracing::warn!(bot, event, "{line}"),
+            Level::Error => tracing::error!(bot, event, "{line}"),
+        }
+    }
+}
