@@ -7,5 +7,5 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-pub use interlink::bot::host::Level;
-pub use interlink::bot::types::{DestinationInfo, File, Hl7Filter, Hl7Message, Subscription};
+pub use self::interlink::bot::host::Level;
+pub use self::interlink::bot::types::{DestinationInfo, File, Hl7Filter, Hl7Message, Subscription};

@@ -1,0 +1,87 @@
+//! probe: a test bot whose behaviour is chosen by the message's MSH-10
+//! prefix, so one `.wasm` can play every hostile bot the tests need.
+//!
+//! | MSH-10 starts with | the bot                                          |
+//! |--------------------|--------------------------------------------------|
+//! | `LOOP`             | spins forever                                    |
+//! | `OOM`              | allocates until the host stops it                |
+//! | `PANIC`            | panics                                           |
+//! | `V1PANIC`          | panics in the v1 build only                      |
+//! | `READ`             | tries to read `/etc/hostname`                    |
+//! | `NET`              | tries to open a TCP connection                   |
+//! | `SLOW`             | busy-waits `slow_ms` (setting) before answering  |
+//! | `RETRY`            | fails with a retryable error                     |
+//! | anything else      | counts the message in KV and forwards it         |
+//!
+//! Forwarded messages go to the `out` destination with a `ZPR` segment
+//! naming the build (`v1`/`v2`) and the running count.
+
+use interlink_sdk::prelude::*;
+
+const BUILD: &str = if cfg!(feature = "v2") { "v2" } else { "v1" };
+
+struct Probe;
+
+impl Bot for Probe {
+    fn manifest() -> Manifest {
+        let version = if cfg!(feature = "v2") {
+            "2.0.0"
+        } else {
+            "1.0.0"
+        };
+        Manifest::new("probe", version)
+            .description("test bot")
+            .subscribe(Subscription::hl7(["*"]))
+    }
+
+    fn handle(event: Event) -> Result<Reply, BotError> {
+        let Event::Hl7(input) = event else {
+            return Ok(Reply::default());
+        };
+        let mut msg = Message::parse(&input.raw)?;
+        let id = msg.control_id().into_owned();
+        if id.starts_with("LOOP") {
+            let mut x: u64 = 0;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        } else if id.starts_with("OOM") {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        } else if id.starts_with("PANIC") || (id.starts_with("V1PANIC") && BUILD == "v1") {
+            panic!("probe panicked on purpose");
+        } else if id.starts_with("READ") {
+            return match std::fs::read_to_string("/etc/hostname") {
+                Ok(text) => Ok(Reply::default()
+                    .send("out", format!("MSH|^~\\&|LEAK\rNTE|1||{}\r", text.trim()))),
+                Err(e) => Err(BotError::fatal(format!("file read denied: {e}"))),
+            };
+        } else if id.starts_with("NET") {
+            return match std::net::TcpStream::connect("127.0.0.1:9") {
+                Ok(_) => Ok(Reply::default().send("out", "MSH|^~\\&|LEAK\r")),
+                Err(e) => Err(BotError::fatal(format!("network denied: {e}"))),
+            };
+        } else if id.starts_with("SLOW") {
+            let ms: u64 = host::config("slow_ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3000);
+            let until = host::now_ms() + ms;
+            while host::now_ms() < until {}
+        } else if id.starts_with("RETRY") {
+            return Err(BotError::retry("dependency unavailable"));
+        }
+        let count = host::kv::get_string("count")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            + 1;
+        host::kv::set("count", count.to_string());
+        println!("probe {BUILD} handled {id}");
+        msg.append_segment(&format!("ZPR|{BUILD}|{count}"));
+        Ok(Reply::default().send("out", msg.encode()))
+    }
+}
+
+export_bot!(Probe);

@@ -1,0 +1,263 @@
+//! Test harness for the end-to-end tests: runs the real `interlink` binary
+//! in a throwaway directory with real `.wasm` bots, and reads what users
+//! would look at (files that arrive, the journal, the log).
+//!
+//! The binary and the bots are built by `scripts/test` before the tests
+//! run: `target/debug/interlink` (or `$INTERLINK_BIN`) and
+//! `target/test-bots/*.wasm`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The `interlink` binary under test.
+pub fn interlink_bin() -> PathBuf {
+    let bin = std::env::var_os("INTERLINK_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/debug/interlink"));
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/test, which builds it",
+        bin.display()
+    );
+    bin
+}
+
+/// A bot built for the tests, e.g. `adt_router`, `probe_v1`, `probe_v2`.
+pub fn bot_wasm(name: &str) -> PathBuf {
+    let p = root().join("target/test-bots").join(format!("{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/test, which builds the bots",
+        p.display()
+    );
+    p
+}
+
+/// Polls `f` every 20 ms until it is true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An ADT^A04 with the given control id and patient id.
+pub fn adt_a04(control_id: &str, mrn: &str) -> String {
+    format!(
+        "MSH|^~\\&|REG|CLINIC|INTERLINK|BF|20260101120000||ADT^A04^ADT_A01|{control_id}|P|2.5.1\r\
+         EVN|A04|20260101120000\r\
+         PID|1||{mrn}^^^CLINIC^MR||DOE^JANE||19800101|F\r"
+    )
+}
+
+/// A config for tests: drop folder `inbox` (moved to `done`), folder
+/// destination `out`, short limits so failures show quickly. `extra` is
+/// appended.
+pub fn config(extra: &str) -> String {
+    format!(
+        r#"
+[journal]
+path = "data/interlink.db"
+
+[plugins]
+dir = "plugins"
+timeout_ms = 500
+memory_mb = 32
+max_attempts = 3
+retry_backoff_ms = 100
+
+[[folder]]
+name = "inbox"
+dir = "inbox"
+pattern = "*.hl7"
+after = "move:done"
+settle_ms = 50
+poll_ms = 200
+
+[[destination]]
+name = "out"
+kind = "folder"
+dir = "out"
+{extra}
+"#
+    )
+}
+
+/// A host process in a temporary directory.
+pub struct Host {
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    runs: usize,
+}
+
+impl Host {
+    /// Prepares a directory with `interlink.toml` and an empty `plugins/`.
+    pub fn new(config: &str) -> Host {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+        std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
+        std::fs::write(dir.path().join("interlink.toml"), config).unwrap();
+        Host {
+            dir,
+            child: None,
+            runs: 0,
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Copies a test bot into `plugins/` as `file`.
+    pub fn install_bot(&self, bot: &str, file: &str) {
+        let tmp = self.path(&format!("plugins/.{file}.tmp"));
+        std::fs::copy(bot_wasm(bot), &tmp).unwrap();
+        std::fs::rename(tmp, self.path(&format!("plugins/{file}"))).unwrap();
+    }
+
+    /// Starts `interlink run` and waits until it says it is ready.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "host already running");
+        self.runs += 1;
+        let log = std::fs::File::create(self.path(&format!("host-{}.log", self.runs))).unwrap();
+        let child = Command::new(interlink_bin())
+            .args(["run", "--config", "interlink.toml"])
+            .current_dir(self.dir.path())
+            .env("INTERLINK_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start interlink");
+        self.child = Some(child);
+        self.wait_log("ready", Duration::from_secs(30));
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Everything the host has logged, across restarts, without colours.
+    pub fn log(&self) -> String {
+        (1..=self.runs)
+            .map(|i| {
+                std::fs::read_to_string(self.path(&format!("host-{i}.log"))).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("")
+            .replace(|c: char| c == '\u{1b}', "")
+    }
+
+    /// Waits for `needle` in the log; panics with the log if it never comes.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        if !wait_until(timeout, || self.log().contains(needle)) {
+            panic!("host never logged {needle:?}; log:\n{}", self.log());
+        }
+    }
+
+    /// Drops a file into the inbox atomically (write elsewhere, rename in).
+    pub fn drop_file(&self, name: &str, content: &str) {
+        let tmp = self.path(&format!(".{name}.tmp"));
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(tmp, self.path(&format!("inbox/{name}"))).unwrap();
+    }
+
+    /// Files in `out/`, sorted, with their contents.
+    pub fn outputs(&self) -> Vec<(String, String)> {
+        let Ok(dir) = std::fs::read_dir(self.path("out")) else {
+            return Vec::new();
+        };
+        let mut files: Vec<(String, String)> = dir
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .map(|n| {
+                let text =
+                    std::fs::read_to_string(self.path(&format!("out/{n}"))).unwrap_or_default();
+                (n, text)
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Waits until `out/` holds `n` files and returns them.
+    pub fn wait_outputs(&self, n: usize, timeout: Duration) -> Vec<(String, String)> {
+        if !wait_until(timeout, || self.outputs().len() >= n) {
+            panic!(
+                "expected {n} output files, have {:?}; log:\n{}",
+                self.outputs(),
+                self.log()
+            );
+        }
+        self.outputs()
+    }
+
+    /// A read-only connection to the journal.
+    pub fn db(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open_with_flags(
+            self.path("data/interlink.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open journal");
+        c.busy_timeout(Duration::from_secs(5)).unwrap();
+        c
+    }
+
+    /// One value from the journal (0 / empty when there is no row).
+    pub fn query<T: rusqlite::types::FromSql + Default>(&self, sql: &str) -> T {
+        use rusqlite::OptionalExtension;
+        self.db()
+            .query_row(sql, [], |r| r.get(0))
+            .optional()
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Waits until `sql` returns `want`.
+    pub fn wait_query(&self, sql: &str, want: i64, timeout: Duration) {
+        if !wait_until(timeout, || self.query::<i64>(sql) == want) {
+            panic!(
+                "{sql} never became {want} (is {}); log:\n{}",
+                self.query::<i64>(sql),
+                self.log()
+            );
+        }
+    }
+
+    /// Runs an `interlink` subcommand against this host's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(interlink_bin())
+            .args(args)
+            .args(["--config", "interlink.toml"])
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run interlink")
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
