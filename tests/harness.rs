@@ -156,7 +156,7 @@ impl Host {
         }
     }
 
-    /// Everything the host has logged, across restarts, without colours.
+    /// Everything the host has logged, across restarts.
     pub fn log(&self) -> String {
         (1..=self.runs)
             .map(|i| {
@@ -164,7 +164,6 @@ impl Host {
             })
             .collect::<Vec<_>>()
             .join("")
-            .replace(|c: char| c == '\u{1b}', "")
     }
 
     /// Waits for `needle` in the log; panics with the log if it never comes.

@@ -117,6 +117,26 @@ fn hot_reload_upgrades_unloads_and_reports_garbage() {
 }
 
 #[test]
+fn a_bot_copied_slowly_loads_without_a_spurious_error() {
+    let mut host = Host::new(&config(""));
+    host.start();
+    let bytes = std::fs::read(interlink_tests::bot_wasm("probe_v1")).unwrap();
+    let third = bytes.len() / 3;
+    let path = host.path("plugins/probe.wasm");
+    let mut f = std::fs::File::create(&path).unwrap();
+    for chunk in bytes.chunks(third) {
+        std::io::Write::write_all(&mut f, chunk).unwrap();
+        f.sync_all().unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    drop(f);
+    host.wait_log("loaded from", T);
+    host.drop_file("a.hl7", &adt_a04("S1", "P1"));
+    host.wait_outputs(1, T);
+    assert!(!host.log().contains("rejected"), "{}", host.log());
+}
+
+#[test]
 fn hostile_bots_are_stopped_and_others_keep_working() {
     let host = probe_host("");
     let cases = [

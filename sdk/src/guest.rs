@@ -3,6 +3,7 @@
 //! builders that make the contract's records pleasant to use.
 
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "bot",
@@ -171,6 +172,8 @@ impl Subscription {
     }
 }
 
+// The type is generated, so the impl cannot be derived.
+#[allow(clippy::derivable_impls)]
 impl Default for Reply {
     fn default() -> Self {
         Reply {

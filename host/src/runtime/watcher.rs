@@ -1,9 +1,10 @@
 //! Hot reload: watches the plugins directory and keeps the live bots in step
 //! with its `.wasm` files. A new file is loaded, a replaced one upgrades its
 //! bot (events in flight finish on the old code), a deleted one unloads it.
-//! Changes are debounced, and a file that fails to load while it is still
-//! changing (a copy in progress) is retried rather than reported; a file
-//! that is really broken is reported once, by name and reason.
+//! Changes are debounced, and a file that fails to load is looked at again
+//! after a pause: if it changed meanwhile it was a copy in progress and is
+//! retried, not reported; a file that stays broken is reported once, by name
+//! and reason.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,8 +18,9 @@ use super::Runtime;
 
 /// Quiet time after the last change to a file before it is loaded.
 const DEBOUNCE: Duration = Duration::from_millis(40);
-/// Wait before retrying a file that changed while it was being loaded.
-const SETTLE: Duration = Duration::from_millis(200);
+/// Wait before retrying a file that failed to load: if it is unchanged
+/// after this long it is reported, otherwise it was still being written.
+const SETTLE: Duration = Duration::from_millis(500);
 
 fn is_wasm(p: &Path) -> bool {
     p.extension().is_some_and(|e| e == "wasm")
@@ -52,23 +54,30 @@ pub async fn start(rt: Arc<Runtime>) -> Result<()> {
 
     let mut loader = Loader {
         rt,
+        suspect: HashMap::new(),
         reported: HashMap::new(),
     };
+    let mut due = HashMap::new();
     for file in wasm_files(&dir)? {
         if loader.sync(&file).await == Sync::Changing {
-            let _ = loader.sync(&file).await;
+            due.insert(file, Instant::now() + SETTLE);
         }
     }
     tracing::info!("watching {} for bots", dir.display());
     tokio::spawn(async move {
-        follow(loader, changes).await;
+        follow(loader, changes, due).await;
         drop(watcher);
     });
     Ok(())
 }
 
-async fn follow(mut loader: Loader, mut changes: tokio::sync::mpsc::UnboundedReceiver<PathBuf>) {
-    let mut due: HashMap<PathBuf, Instant> = HashMap::new();
+/// Loads files once they have been quiet for a while; `due` maps each file
+/// to when to look at it next.
+async fn follow(
+    mut loader: Loader,
+    mut changes: tokio::sync::mpsc::UnboundedReceiver<PathBuf>,
+    mut due: HashMap<PathBuf, Instant>,
+) {
     loop {
         let next = due.values().min().copied();
         tokio::select! {
@@ -100,6 +109,9 @@ enum Sync {
 
 struct Loader {
     rt: Arc<Runtime>,
+    /// Files that failed once, with their (size, mtime) then; reported if
+    /// they fail again unchanged.
+    suspect: HashMap<PathBuf, (u64, SystemTime)>,
     /// Files whose failure was reported, with the (size, mtime) reported.
     reported: HashMap<PathBuf, (u64, SystemTime)>,
 }
@@ -113,6 +125,7 @@ impl Loader {
     /// Brings the live bots in line with `file` as it is now.
     async fn sync(&mut self, file: &Path) -> Sync {
         let Some(before) = stamp(file) else {
+            self.suspect.remove(file);
             self.reported.remove(file);
             self.rt.uninstall(file);
             return Sync::Done;
@@ -132,10 +145,13 @@ impl Loader {
         .unwrap_or_else(|e| Err(anyhow::anyhow!("loader crashed: {e}")));
         let result = loaded.and_then(|bot| self.rt.install(file, bot));
         let Err(e) = result else {
+            self.suspect.remove(file);
             self.reported.remove(file);
             return Sync::Done;
         };
-        if stamp(file) != Some(before) {
+        if stamp(file) != Some(before)
+            || self.suspect.insert(file.to_path_buf(), before) != Some(before)
+        {
             return Sync::Changing;
         }
         if self.reported.get(file) != Some(&before) {
