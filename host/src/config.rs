@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use interlink_sdk::hl7::Charset;
 use serde::Deserialize;
 
 /// The configuration used when `interlink run` is given no file: everything
@@ -131,64 +132,19 @@ impl<'de> Deserialize<'de> for After {
     }
 }
 
-/// A character set the host can read and write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    Utf8,
-    Latin1,
+/// Reads a character set by name (`utf-8`, `iso-8859-1`, `8859/15`, …).
+fn charset<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Charset, D::Error> {
+    let s = String::deserialize(d)?;
+    Charset::from_name(&s).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "encoding = {s:?}: not a supported character set \
+             (e.g. \"utf-8\", \"iso-8859-1\", \"8859/15\", \"gb18030\")"
+        ))
+    })
 }
 
-impl Encoding {
-    pub fn name(self) -> &'static str {
-        match self {
-            Encoding::Utf8 => "utf-8",
-            Encoding::Latin1 => "iso-8859-1",
-        }
-    }
-
-    /// Decodes received bytes.
-    pub fn decode(self, bytes: &[u8]) -> Result<String> {
-        match self {
-            Encoding::Utf8 => match std::str::from_utf8(bytes) {
-                Ok(s) => Ok(s.to_string()),
-                Err(e) => bail!("byte {} is not valid UTF-8", e.valid_up_to()),
-            },
-            Encoding::Latin1 => Ok(bytes.iter().map(|&b| b as char).collect()),
-        }
-    }
-
-    /// Encodes text for the wire.
-    pub fn encode(self, text: &str) -> Result<Vec<u8>> {
-        match self {
-            Encoding::Utf8 => Ok(text.as_bytes().to_vec()),
-            Encoding::Latin1 => text
-                .chars()
-                .enumerate()
-                .map(|(i, c)| {
-                    u8::try_from(c as u32).map_err(|_| {
-                        anyhow::anyhow!("character {c:?} at position {i} has no ISO-8859-1 byte")
-                    })
-                })
-                .collect(),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Encoding {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match s.to_ascii_lowercase().replace('_', "-").as_str() {
-            "utf-8" | "utf8" => Ok(Encoding::Utf8),
-            "iso-8859-1" | "latin1" | "latin-1" | "8859/1" => Ok(Encoding::Latin1),
-            _ => Err(serde::de::Error::custom(format!(
-                "encoding = {s:?}: supported are \"utf-8\" and \"iso-8859-1\""
-            ))),
-        }
-    }
-}
-
-fn default_encoding() -> Encoding {
-    Encoding::Utf8
+fn default_encoding() -> Charset {
+    Charset::Utf8
 }
 
 /// A drop folder watched for files.
@@ -201,8 +157,8 @@ pub struct FolderConfig {
     pub pattern: String,
     #[serde(default = "default_after")]
     pub after: After,
-    #[serde(default = "default_encoding")]
-    pub encoding: Encoding,
+    #[serde(default = "default_encoding", deserialize_with = "charset")]
+    pub encoding: Charset,
     /// A file is taken only once it has not changed for this long, so a
     /// copy in progress is never read half-written.
     #[serde(default = "default_settle_ms")]
@@ -250,8 +206,8 @@ pub struct DestinationConfig {
     /// `folder`: file name extension.
     #[serde(default = "default_extension")]
     pub extension: String,
-    #[serde(default = "default_encoding")]
-    pub encoding: Encoding,
+    #[serde(default = "default_encoding", deserialize_with = "charset")]
+    pub encoding: Charset,
     /// IANA time zone the receiver expects, offered to bots.
     pub timezone: Option<String>,
     /// Overrides MSH-4 on delivery.
@@ -502,27 +458,6 @@ mod tests {
         assert!(
             err("[[destination]]\nname='d'\nkind='folder'\ndir='x'\nencoding='ebcdic'")
                 .contains("ebcdic")
-        );
-    }
-
-    #[test]
-    fn latin1_round_trip_and_unencodable_text() {
-        let bytes = Encoding::Latin1.encode("Müller").unwrap();
-        assert_eq!(bytes, b"M\xfcller");
-        assert_eq!(Encoding::Latin1.decode(&bytes).unwrap(), "Müller");
-        assert!(
-            Encoding::Latin1
-                .encode("€")
-                .unwrap_err()
-                .to_string()
-                .contains("position 0")
-        );
-        assert!(
-            Encoding::Utf8
-                .decode(b"ab\xff")
-                .unwrap_err()
-                .to_string()
-                .contains("byte 2")
         );
     }
 }

@@ -5,27 +5,19 @@
 use interlink_sdk::hl7::Message;
 
 use super::DeliveryError;
-use crate::config::{DestinationConfig, Encoding};
+use crate::config::DestinationConfig;
 
 pub fn for_destination(cfg: &DestinationConfig, text: &str) -> Result<Vec<u8>, DeliveryError> {
-    let mut msg = Message::parse(text)
-        .map_err(|e| DeliveryError::Permanent(format!("not an HL7 message: {e}")))?;
-    let set = |msg: &mut Message, path: &str, value: &str| {
-        msg.set(path, value)
-            .map_err(|e| DeliveryError::Permanent(format!("cannot set {path}: {e}")))
-    };
+    let permanent = |e: interlink_sdk::hl7::Error| DeliveryError::Permanent(e.to_string());
+    let mut msg = Message::parse(text).map_err(permanent)?;
     if let Some(f) = &cfg.sending_facility {
-        set(&mut msg, "MSH-4", f)?;
+        msg.set("MSH-4", f).map_err(permanent)?;
     }
     if let Some(f) = &cfg.receiving_facility {
-        set(&mut msg, "MSH-6", f)?;
+        msg.set("MSH-6", f).map_err(permanent)?;
     }
-    if cfg.encoding == Encoding::Latin1 {
-        set(&mut msg, "MSH-18", "8859/1")?;
-    }
-    cfg.encoding
-        .encode(msg.as_str())
-        .map_err(|e| DeliveryError::Permanent(format!("cannot encode for {:?}: {e:#}", cfg.name)))
+    msg.encode_to(cfg.encoding)
+        .map_err(|e| DeliveryError::Permanent(format!("cannot encode for {:?}: {e}", cfg.name)))
 }
 
 #[cfg(test)]

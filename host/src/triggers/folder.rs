@@ -134,10 +134,12 @@ async fn take(
 
 /// An HL7 file becomes one item per message; anything else one file item.
 fn split(cfg: &FolderConfig, name: &str, bytes: Vec<u8>) -> Vec<Inbound> {
-    let text = match cfg.encoding.decode(&bytes) {
+    let decoded = interlink_sdk::hl7::charset::charset_of(&bytes, cfg.encoding)
+        .and_then(|charset| charset.decode(&bytes).map(|t| t.into_owned()));
+    let text = match decoded {
         Ok(t) => t,
         Err(e) => {
-            tracing::warn!(source = %cfg.name, file = %name, "not text in {}: {e}; taken as a file", cfg.encoding.name());
+            tracing::warn!(source = %cfg.name, file = %name, "not HL7 text: {e}; taken as a file");
             return vec![Inbound::File {
                 name: name.to_string(),
                 contents: bytes,

@@ -80,6 +80,11 @@ impl MessageBuilder {
         self
     }
 
+    /// MSH-3 and MSH-4 as set.
+    pub fn sender(&self) -> (&str, &str) {
+        (&self.sending.0, &self.sending.1)
+    }
+
     pub fn build(self) -> Message {
         let ts = self.timestamp.unwrap_or_else(now_timestamp);
         let id = self.control_id.unwrap_or_else(|| {

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use super::{Delimiters, Error, Path, escape, unescape};
+use super::{Charset, Delimiters, Error, Path, charset, escape, plain_text, unescape};
 
 /// One parsed HL7 v2 message.
 ///
@@ -23,6 +23,55 @@ pub struct Message {
 pub struct Segment<'a> {
     pub id: &'a str,
     pub text: &'a str,
+    delims: &'a Delimiters,
+}
+
+/// A field as a tree: repetitions of components of subcomponents, each
+/// leaf decoded.
+pub type FieldTree = Vec<Vec<Vec<String>>>;
+
+impl<'a> Segment<'a> {
+    /// The encoded text of each field, numbered from 1 as in HL7: for MSH,
+    /// field 1 is the field separator and field 2 the encoding characters.
+    pub fn fields(&self) -> Vec<&'a str> {
+        let sep = self.delims.field;
+        let mut parts: Vec<&'a str> = split(self.text, sep).skip(1).collect();
+        if self.id == "MSH" {
+            parts.insert(0, &self.text[3..4]);
+        }
+        parts
+    }
+
+    /// Every field as a tree of decoded values. MSH-1 and MSH-2 are single
+    /// values, never split.
+    pub fn tree(&self) -> Vec<FieldTree> {
+        let d = self.delims;
+        self.fields()
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| {
+                if self.id == "MSH" && i < 2 {
+                    return vec![vec![vec![f.to_string()]]];
+                }
+                split(f, d.repetition)
+                    .map(|rep| {
+                        split(rep, d.component)
+                            .map(|c| {
+                                split(c, d.subcomponent)
+                                    .map(|s| unescape(s, d).into_owned())
+                                    .collect()
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// `s` split by the byte `sep` (an ASCII delimiter).
+fn split(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    s.split(sep as char)
 }
 
 /// Accessors for the delimiters that may appear inside an element.
@@ -33,14 +82,12 @@ fn nth(s: &str, range: Range<usize>, sep: u8, n: usize) -> Option<Range<usize>> 
     let bytes = &s.as_bytes()[range.clone()];
     let mut start = 0;
     let mut index = 1;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == sep {
-            if index == n {
-                return Some(range.start + start..range.start + i);
-            }
-            index += 1;
-            start = i + 1;
+    for i in memchr::memchr_iter(sep, bytes) {
+        if index == n {
+            return Some(range.start + start..range.start + i);
         }
+        index += 1;
+        start = i + 1;
     }
     (index == n).then(|| range.start + start..range.end)
 }
@@ -68,16 +115,19 @@ impl Message {
     /// Parses a message, reading the delimiters from MSH.
     pub fn parse(text: &str) -> Result<Self, Error> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let bytes = text.as_bytes();
         let mut normalised = String::with_capacity(text.len() + 1);
-        let mut segments = Vec::new();
-        for line in text.split(['\r', '\n']) {
-            if line.is_empty() {
-                continue;
+        let mut segments = Vec::with_capacity(bytes.len() / 48 + 1);
+        let mut start = 0;
+        let ends = memchr::memchr2_iter(b'\r', b'\n', bytes).chain(std::iter::once(bytes.len()));
+        for end in ends {
+            if end > start {
+                let at = normalised.len();
+                normalised.push_str(&text[start..end]);
+                segments.push(at..normalised.len());
+                normalised.push('\r');
             }
-            let start = normalised.len();
-            normalised.push_str(line);
-            segments.push(start..normalised.len());
-            normalised.push('\r');
+            start = end + 1;
         }
         let first = segments.first().ok_or(Error::NoMsh)?;
         let (delims, _) = Delimiters::from_msh(normalised[first.clone()].as_bytes())?;
@@ -86,6 +136,41 @@ impl Message {
             delims,
             segments,
         })
+    }
+
+    /// [`Message::parse`], refusing text longer than `max_bytes`.
+    pub fn parse_limited(text: &str, max_bytes: usize) -> Result<Self, Error> {
+        if text.len() > max_bytes {
+            return Err(Error::TooLarge {
+                size: text.len(),
+                max: max_bytes,
+            });
+        }
+        Self::parse(text)
+    }
+
+    /// Decodes received bytes in the character set MSH-18 declares (or
+    /// `fallback` when MSH-18 is empty) and parses them. A UTF-8 BOM is
+    /// dropped.
+    pub fn decode(bytes: &[u8], fallback: Charset) -> Result<Self, Error> {
+        let charset = charset::charset_of(bytes, fallback)?;
+        let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+        Self::parse(&charset.decode(bytes)?)
+    }
+
+    /// The message as bytes in `charset`, with MSH-18 set to name it (left
+    /// as it is for UTF-8 when empty). Fails on the first character the
+    /// charset cannot represent.
+    pub fn encode_to(&self, charset: Charset) -> Result<Vec<u8>, Error> {
+        let declared = self.get_raw("MSH-18").unwrap_or("");
+        if (charset == Charset::Utf8 && declared.is_empty())
+            || Charset::from_msh18(declared) == Some(charset)
+        {
+            return charset.encode(&self.text).map(|b| b.into_owned());
+        }
+        let mut copy = self.clone();
+        copy.set_raw("MSH-18", charset.msh18())?;
+        charset.encode(&copy.text).map(|b| b.into_owned())
     }
 
     /// The delimiters declared in MSH-1 and MSH-2.
@@ -110,6 +195,7 @@ impl Message {
             Segment {
                 id: text.get(..3).unwrap_or(text),
                 text,
+                delims: &self.delims,
             }
         })
     }
@@ -173,6 +259,18 @@ impl Message {
         } else {
             Some(unescape(raw, &self.delims))
         }
+    }
+
+    /// Whether the value at `path` is the HL7 null `""` (delete the value
+    /// at the receiver), as opposed to empty (leave it unchanged).
+    pub fn is_null(&self, path: &str) -> bool {
+        self.get_raw(path) == Some("\"\"")
+    }
+
+    /// The value at `path` with escapes decoded and formatting commands
+    /// (`\.br\`, `\.sp\`, …) rendered as plain text.
+    pub fn plain_text(&self, path: &str) -> Option<String> {
+        self.get_raw(path).map(|raw| plain_text(raw, &self.delims))
     }
 
     /// The value at `path` as encoded text, never unescaped.

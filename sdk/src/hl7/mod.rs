@@ -9,6 +9,7 @@
 mod ack;
 mod batch;
 mod builder;
+pub mod charset;
 mod delimiters;
 mod error;
 mod escape;
@@ -16,12 +17,13 @@ mod message;
 mod path;
 mod time;
 
-pub use ack::{AckCode, ack};
-pub use batch::split_messages;
+pub use ack::{AckCode, AckCondition, AckError, AckMode, Severity, ack};
+pub use batch::{Batch, BatchGroup, split_messages};
 pub use builder::MessageBuilder;
+pub use charset::Charset;
 pub use delimiters::Delimiters;
 pub use error::Error;
-pub use escape::{escape, unescape};
-pub use message::{Message, Segment};
+pub use escape::{escape, plain_text, unescape};
+pub use message::{FieldTree, Message, Segment};
 pub use path::Path;
-pub use time::{format_timestamp, now_timestamp};
+pub use time::{Precision, Timestamp, format_timestamp, now_timestamp};

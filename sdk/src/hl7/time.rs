@@ -1,4 +1,192 @@
-//! HL7 timestamps (DTM) from the clock, without a date-time dependency.
+//! HL7 timestamps (DTM, and TS's first component): parsed with their
+//! precision and UTC offset kept, written back the same way, and, with the
+//! `tz` feature, converted to an IANA time zone for receivers that want
+//! local time.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::Error;
+
+/// How much of a timestamp was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Precision {
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+    /// Seconds with 1 to 4 fractional digits.
+    Fraction(u8),
+}
+
+/// A parsed `YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]`. Fields
+/// beyond the precision are at their minimum (month and day 1, the rest 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp {
+    pub year: i32,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    /// Fraction of a second in units of 1/10^digits (see `precision`).
+    pub fraction: u32,
+    pub precision: Precision,
+    /// Offset from UTC in minutes, when the timestamp carries one.
+    pub offset_minutes: Option<i32>,
+}
+
+fn digits(s: &str) -> Option<u32> {
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+impl FromStr for Timestamp {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = || Error::BadTimestamp(s.to_string());
+        let (body, offset) = match s.find(['+', '-']) {
+            Some(i) => {
+                let z = &s[i + 1..];
+                if z.len() != 4 {
+                    return Err(bad());
+                }
+                let (h, m) = (
+                    digits(&z[..2]).ok_or_else(bad)?,
+                    digits(&z[2..]).ok_or_else(bad)?,
+                );
+                if h > 23 || m > 59 {
+                    return Err(bad());
+                }
+                let sign = if s.as_bytes()[i] == b'-' { -1 } else { 1 };
+                (&s[..i], Some(sign * (h * 60 + m) as i32))
+            }
+            None => (s, None),
+        };
+        let (whole, fraction) = match body.split_once('.') {
+            Some((w, f)) if w.len() == 14 && (1..=4).contains(&f.len()) => (w, Some(f)),
+            Some(_) => return Err(bad()),
+            None => (body, None),
+        };
+        if !matches!(whole.len(), 4 | 6 | 8 | 10 | 12 | 14) {
+            return Err(bad());
+        }
+        let part = |from: usize, default: u32| -> Result<u32, Error> {
+            whole
+                .get(from..from + 2)
+                .map_or(Ok(default), |p| digits(p).ok_or_else(bad))
+        };
+        let year = digits(&whole[..4]).ok_or_else(bad)? as i32;
+        let (month, day) = (part(4, 1)?, part(6, 1)?);
+        let (hour, minute, second) = (part(8, 0)?, part(10, 0)?, part(12, 0)?);
+        let valid = (1..=12).contains(&month)
+            && day >= 1
+            && day <= days_in_month(year, month)
+            && hour < 24
+            && minute < 60
+            && second < 60;
+        if !valid {
+            return Err(bad());
+        }
+        let precision = match (whole.len(), fraction) {
+            (_, Some(f)) => Precision::Fraction(f.len() as u8),
+            (4, _) => Precision::Year,
+            (6, _) => Precision::Month,
+            (8, _) => Precision::Day,
+            (10, _) => Precision::Hour,
+            (12, _) => Precision::Minute,
+            _ => Precision::Second,
+        };
+        let fraction = match fraction {
+            Some(f) => digits(f).ok_or_else(bad)?,
+            None => 0,
+        };
+        Ok(Timestamp {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            fraction,
+            precision,
+            offset_minutes: offset,
+        })
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}", self.year)?;
+        let p = self.precision;
+        if p >= Precision::Month {
+            write!(f, "{:02}", self.month)?;
+        }
+        if p >= Precision::Day {
+            write!(f, "{:02}", self.day)?;
+        }
+        if p >= Precision::Hour {
+            write!(f, "{:02}", self.hour)?;
+        }
+        if p >= Precision::Minute {
+            write!(f, "{:02}", self.minute)?;
+        }
+        if p >= Precision::Second {
+            write!(f, "{:02}", self.second)?;
+        }
+        if let Precision::Fraction(n) = p {
+            write!(f, ".{:0width$}", self.fraction, width = n as usize)?;
+        }
+        if let Some(o) = self.offset_minutes {
+            let sign = if o < 0 { '-' } else { '+' };
+            write!(f, "{sign}{:02}{:02}", o.abs() / 60, o.abs() % 60)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "tz")]
+impl Timestamp {
+    /// The same instant in the IANA zone `tz` (e.g. `America/Chicago`), with
+    /// that zone's offset at the instant and the same precision. A timestamp
+    /// without an offset is taken to be UTC.
+    pub fn in_zone(&self, tz: &str) -> Result<Timestamp, Error> {
+        use chrono::{Datelike, NaiveDate, Offset, TimeZone, Timelike};
+        let zone: chrono_tz::Tz = tz
+            .parse()
+            .map_err(|_| Error::UnknownTimeZone(tz.to_string()))?;
+        let naive = NaiveDate::from_ymd_opt(self.year, self.month, self.day)
+            .and_then(|d| d.and_hms_opt(self.hour, self.minute, self.second))
+            .ok_or_else(|| Error::BadTimestamp(self.to_string()))?;
+        let utc = naive - chrono::Duration::minutes(i64::from(self.offset_minutes.unwrap_or(0)));
+        let local = zone.from_utc_datetime(&utc);
+        Ok(Timestamp {
+            year: local.year(),
+            month: local.month(),
+            day: local.day(),
+            hour: local.hour(),
+            minute: local.minute(),
+            second: local.second(),
+            offset_minutes: Some(local.offset().fix().local_minus_utc() / 60),
+            ..*self
+        })
+    }
+}
 
 /// Formats milliseconds since the Unix epoch as `YYYYMMDDHHMMSS` in UTC.
 pub fn format_timestamp(unix_ms: u64) -> String {
@@ -13,13 +201,13 @@ pub fn format_timestamp(unix_ms: u64) -> String {
     )
 }
 
-/// The current time as an HL7 timestamp in UTC.
+/// The current time as an HL7 timestamp in UTC, with its `+0000` offset.
 pub fn now_timestamp() -> String {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    format_timestamp(ms)
+    format!("{}+0000", format_timestamp(ms))
 }
 
 /// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's
@@ -46,5 +234,67 @@ mod tests {
         assert_eq!(format_timestamp(0), "19700101000000");
         assert_eq!(format_timestamp(951_782_400_000), "20000229000000");
         assert_eq!(format_timestamp(1_795_000_000_123), "20261118110640");
+        assert!(now_timestamp().ends_with("+0000"));
+    }
+
+    #[test]
+    fn parses_and_writes_back_every_precision() {
+        for s in [
+            "2026",
+            "202611",
+            "20261122",
+            "2026112203",
+            "202611220314",
+            "20261122031405",
+            "20261122031405.1",
+            "20261122031405.1234-0600",
+            "20261122+0100",
+        ] {
+            let t: Timestamp = s.parse().unwrap();
+            assert_eq!(t.to_string(), s);
+        }
+        let t: Timestamp = "20261122031405.12-0530".parse().unwrap();
+        assert_eq!((t.hour, t.fraction, t.offset_minutes), (3, 12, Some(-330)));
+        assert_eq!(t.precision, Precision::Fraction(2));
+    }
+
+    #[test]
+    fn rejects_bad_timestamps() {
+        for s in [
+            "",
+            "26",
+            "2026131",
+            "20260230",
+            "20261122250000",
+            "2026112203.5",
+            "20261122+01",
+            "2026-11-22",
+        ] {
+            assert!(s.parse::<Timestamp>().is_err(), "{s}");
+        }
+    }
+
+    #[cfg(feature = "tz")]
+    #[test]
+    fn converts_to_named_zones_across_dst() {
+        let summer: Timestamp = "20260701120000+0000".parse().unwrap();
+        assert_eq!(
+            summer.in_zone("America/Chicago").unwrap().to_string(),
+            "20260701070000-0500"
+        );
+        let winter: Timestamp = "202601151200".parse().unwrap();
+        assert_eq!(
+            winter.in_zone("America/Chicago").unwrap().to_string(),
+            "202601150600-0600"
+        );
+        let from_berlin: Timestamp = "20260315103000.5+0100".parse().unwrap();
+        assert_eq!(
+            from_berlin.in_zone("Asia/Kolkata").unwrap().to_string(),
+            "20260315150000.5+0530"
+        );
+        assert_eq!(
+            summer.in_zone("Mars/Olympus").unwrap_err(),
+            Error::UnknownTimeZone("Mars/Olympus".into())
+        );
     }
 }
