@@ -120,12 +120,19 @@ fn hot_load() {
     report("hot load, compile cache warm", cached);
 }
 
+/// `-- warm` or `-- load` runs only that part.
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let wants = |part: &str| args.is_empty() || args.iter().any(|a| a == part);
     let size = std::fs::metadata(bot_path()).unwrap().len();
     println!("bot: adt_router.wasm ({size} bytes, release build)");
-    warm_invocation();
-    hot_load();
+    if wants("warm") {
+        warm_invocation();
+    }
+    if wants("load") {
+        hot_load();
+    }
 }
