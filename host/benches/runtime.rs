@@ -122,7 +122,10 @@ fn hot_load() {
 
 /// `-- warm` or `-- load` runs only that part.
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     if std::env::args().any(|a| a == "--list") {
         return;
     }
