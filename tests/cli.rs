@@ -153,3 +153,54 @@ fn bad_config_names_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn inspect_prints_a_tree_json_and_positions_of_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut latin1 =
+        b"MSH|^~\\&|A|B|C|D|20260101||ADT^A04|T1|P|2.5||||||8859/1\rPID|1||ID1~ID2||M".to_vec();
+    latin1.extend_from_slice(b"\xfcller^Hans\\T\\Jo\r");
+    std::fs::write(dir.path().join("m.hl7"), &latin1).unwrap();
+    let out = interlink(&["inspect", "m.hl7"], dir.path());
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("PID  Patient Identification"), "{text}");
+    assert!(
+        text.contains("PID-5.2") && text.contains("Hans&Jo"),
+        "{text}"
+    );
+    assert!(text.contains("PID-5      Patient Name"), "{text}");
+    assert!(text.contains("Müller"), "{text}");
+
+    let out = interlink(&["inspect", "m.hl7", "--json"], dir.path());
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        json.contains(r#"{"id":"PID","fields":[[[["1"]]],[[[""]]],[[["ID1"]],[["ID2"]]],[[[""]]],[[["Müller"],["Hans&Jo"]]]]}"#),
+        "{json}"
+    );
+
+    let batch = format!(
+        "FHS|^~\\&\rBHS|^~\\&\r{}{}BTS|2\rFTS|1\r",
+        adt_a04("B1", "X"),
+        adt_a04("B2", "Y")
+    );
+    std::fs::write(dir.path().join("b.hl7"), batch).unwrap();
+    let out = interlink(&["inspect", "b.hl7", "--json"], dir.path());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    let out = interlink(&["inspect", "b.hl7"], dir.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("message 2 of 2"));
+
+    std::fs::write(
+        dir.path().join("bad.hl7"),
+        b"MSH|^~\\&|A\rPID|1||M\xfcller\r",
+    )
+    .unwrap();
+    let out = interlink(&["inspect", "bad.hl7"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.hl7: byte 19 is not valid utf-8"), "{err}");
+    std::fs::write(dir.path().join("x.hl7"), "hello").unwrap();
+    let out = interlink(&["inspect", "x.hl7"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("position 0"));
+}

@@ -8,17 +8,27 @@ use proptest::prelude::*;
 /// Five or six distinct delimiter characters, as MSH-1/MSH-2 would declare.
 fn delimiters() -> impl Strategy<Value = Delimiters> {
     let pool: Vec<char> = "|^~\\&#$*@!%+:;/".chars().collect();
-    (proptest::sample::subsequence(pool, 6).prop_shuffle(), any::<bool>()).prop_map(|(chars, trunc)| {
-        let n = if trunc { 6 } else { 5 };
-        let header: String = format!("MSH{}{}", chars[0], chars[1..n].iter().collect::<String>());
-        Delimiters::from_msh(format!("{header}{}", chars[0]).as_bytes()).unwrap().0
-    })
+    (
+        proptest::sample::subsequence(pool, 6).prop_shuffle(),
+        any::<bool>(),
+    )
+        .prop_map(|(chars, trunc)| {
+            let n = if trunc { 6 } else { 5 };
+            let header: String =
+                format!("MSH{}{}", chars[0], chars[1..n].iter().collect::<String>());
+            Delimiters::from_msh(format!("{header}{}", chars[0]).as_bytes())
+                .unwrap()
+                .0
+        })
 }
 
 /// What `Message::encode` is documented to return for accepted input.
 fn normalise(text: &str) -> String {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    text.split(['\r', '\n']).filter(|s| !s.is_empty()).map(|s| format!("{s}\r")).collect()
+    text.split(['\r', '\n'])
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("{s}\r"))
+        .collect()
 }
 
 fn leaf_path() -> impl Strategy<Value = String> {

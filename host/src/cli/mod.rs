@@ -2,6 +2,8 @@
 
 mod check;
 mod events;
+mod field_names;
+mod inspect;
 mod new;
 mod run;
 mod test;
@@ -56,6 +58,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print an HL7 message (or each message of a batch) as a tree.
+    Inspect {
+        /// A file, or - for standard input.
+        input: PathBuf,
+        /// Character set when MSH-18 is empty.
+        #[arg(long, default_value = "utf-8")]
+        charset: String,
+        /// One JSON object per message instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// List journaled events, newest first.
     Events {
         #[arg(long, short)]
@@ -107,6 +120,11 @@ pub fn main() -> ExitCode {
             source,
             json,
         } => test::test(&bot, &inputs, config.as_deref(), &source, json),
+        Command::Inspect {
+            input,
+            charset,
+            json,
+        } => inspect::inspect(&input, &charset, json),
         Command::Events {
             config,
             failed,

@@ -262,16 +262,16 @@ fn encode_with(enc: &'static encoding_rs::Encoding, text: &str) -> Result<Vec<u8
     }
 }
 
-/// MSH-18 (its first repetition) as written in raw bytes, if present. Only
-/// the MSH segment is looked at, which HL7 requires to be ASCII-compatible.
+/// MSH-18 (its first repetition) of the first MSH segment in raw bytes, if
+/// present; batch header segments before it are skipped. Only the MSH
+/// segment is looked at, which HL7 requires to be ASCII-compatible.
 pub fn declared_charset(bytes: &[u8]) -> Option<&str> {
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    let end = bytes
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(bytes.len());
-    let msh = &bytes[..end];
-    if msh.len() < 8 || &msh[..3] != b"MSH" {
+    let msh = bytes
+        .split(|&b| b == b'\r' || b == b'\n')
+        .take(8)
+        .find(|seg| seg.starts_with(b"MSH"))?;
+    if msh.len() < 8 {
         return None;
     }
     let (sep, rep) = (msh[3], msh[5]);
@@ -403,6 +403,11 @@ mod tests {
         assert_eq!(
             charset_of(bad, Charset::Utf8).unwrap_err(),
             Error::UnsupportedCharset("EBCDIC".into())
+        );
+        let batch = b"FHS|^~\\&\rBHS|^~\\&\rMSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5||||||8859/15\r";
+        assert_eq!(
+            charset_of(batch, Charset::Utf8).unwrap(),
+            Charset::Iso8859(15)
         );
     }
 }
