@@ -275,3 +275,24 @@ fn paths_set_and_create_structure() {
     assert_eq!(m.get("OBX[2]-5").unwrap(), "a|b");
     assert_eq!(plain_text(r"x\.br\y", m.delimiters()), "x\ny");
 }
+
+#[test]
+fn malformed_later_msh_segments_do_not_panic() {
+    for text in ["MSH|^~\\&|A\rMSH\r", "MSH|^~\\&|A\rMSHÑ|x\r", "MSH|^~\\&|A\rMSH|\r"] {
+        let m = Message::parse(text).unwrap();
+        for seg in m.segments() {
+            let _ = seg.tree();
+        }
+        for p in ["MSH[2]-1", "MSH[2]-2", "MSH[2]-3", "MSH[2]-1.1"] {
+            let _ = m.get(p);
+        }
+    }
+    let m = Message::parse("MSH|^~\\&|A\rMSH\r").unwrap();
+    assert_eq!(m.get("MSH[2]-1"), None);
+}
+
+#[test]
+fn batch_errors_on_non_ascii_segments_do_not_panic() {
+    let err = Batch::parse("Pû|1\r").unwrap_err();
+    assert_eq!(err, Error::BadBatch("segment \"Pû|\" outside a message".into()));
+}

@@ -69,7 +69,7 @@ fn check_count(trailer: &Option<String>, found: usize, what: &str) -> Result<(),
         Ok(n) if n == found => Ok(()),
         _ => Err(Error::BadBatch(format!(
             "{} says {declared} {what}, found {found}",
-            &t[..3.min(t.len())]
+            t.get(..3).unwrap_or("")
         ))),
     }
 }
@@ -135,7 +135,7 @@ impl Batch {
                     None => {
                         return Err(Error::BadBatch(format!(
                             "segment {:?} outside a message",
-                            &seg[..seg.len().min(3)]
+                            seg.chars().take(3).collect::<String>()
                         )));
                     }
                 },

@@ -49,12 +49,9 @@ impl Delimiters {
         }
         let mut all = vec![field];
         all.extend_from_slice(enc);
-        if all
-            .iter()
-            .any(|b| b.is_ascii_alphanumeric() || *b == b'\r' || *b == b'\n')
-        {
+        if all.iter().any(|b| !b.is_ascii_punctuation()) {
             return Err(Error::BadDelimiters(
-                "delimiters must be punctuation".into(),
+                "delimiters must be ASCII punctuation".into(),
             ));
         }
         for (i, a) in all.iter().enumerate() {
@@ -117,5 +114,7 @@ mod tests {
         assert_eq!(Delimiters::from_msh(b"PID|1"), Err(Error::NoMsh));
         assert!(Delimiters::from_msh(b"MSH|^~|A|B|C").is_err());
         assert!(Delimiters::from_msh(b"MSH|^^\\&|A").is_err());
+        assert!(Delimiters::from_msh("MSH|^\u{88}\\&|A".as_bytes()).is_err());
+        assert!(Delimiters::from_msh(b"MSH|^ \\&|A").is_err());
     }
 }

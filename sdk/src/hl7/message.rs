@@ -36,10 +36,16 @@ impl<'a> Segment<'a> {
     pub fn fields(&self) -> Vec<&'a str> {
         let sep = self.delims.field;
         let mut parts: Vec<&'a str> = split(self.text, sep).skip(1).collect();
-        if self.id == "MSH" {
-            parts.insert(0, &self.text[3..4]);
+        if let Some(separator) = self.msh_separator() {
+            parts.insert(0, separator);
         }
         parts
+    }
+
+    /// MSH-1 when this is an MSH segment whose fourth character is a
+    /// one-byte field separator.
+    fn msh_separator(&self) -> Option<&'a str> {
+        if self.id == "MSH" { self.text.get(3..4) } else { None }
     }
 
     /// Every field as a tree of decoded values. MSH-1 and MSH-2 are single
@@ -50,7 +56,7 @@ impl<'a> Segment<'a> {
             .into_iter()
             .enumerate()
             .map(|(i, f)| {
-                if self.id == "MSH" && i < 2 {
+                if self.msh_separator().is_some() && i < 2 {
                     return vec![vec![vec![f.to_string()]]];
                 }
                 split(f, d.repetition)
@@ -218,7 +224,12 @@ impl Message {
         let d = &self.delims;
         let is_msh = &path.segment == b"MSH";
         let field = match (is_msh, path.field) {
-            (true, 1) => return Some((seg.start + 3..seg.start + 4, &[])),
+            (true, 1) => {
+                // A later MSH segment may be too short or malformed.
+                let r = seg.start + 3..seg.start + 4;
+                let whole = r.end <= seg.end && self.text.is_char_boundary(r.end);
+                return whole.then_some((r, &[]));
+            }
             (true, 2) => {
                 let r = nth(&self.text, seg, d.field, 2)?;
                 return Some((r, &[]));
