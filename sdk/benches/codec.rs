@@ -14,10 +14,14 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-const PATHS: [&str; 10] =
-    ["MSH-3", "MSH-7", "MSH-9.1", "MSH-9.2", "MSH-10", "MSH-12", "PID-3.1", "PID-5.1", "PID-5.2", "PID-7"];
-const QUERIES: [&str; 10] =
-    ["MSH.3", "MSH.7", "MSH.9.1", "MSH.9.2", "MSH.10", "MSH.12", "PID.3.1", "PID.5.1", "PID.5.2", "PID.7"];
+const PATHS: [&str; 10] = [
+    "MSH-3", "MSH-7", "MSH-9.1", "MSH-9.2", "MSH-10", "MSH-12", "PID-3.1", "PID-5.1", "PID-5.2",
+    "PID-7",
+];
+const QUERIES: [&str; 10] = [
+    "MSH.3", "MSH.7", "MSH.9.1", "MSH.9.2", "MSH.10", "MSH.12", "PID.3.1", "PID.5.1", "PID.5.2",
+    "PID.7",
+];
 
 fn adt(i: usize) -> String {
     format!(
@@ -138,15 +142,33 @@ fn main() {
     ];
 
     let n = messages.len() as f64;
-    println!("{} messages (ADT^A01, ORU^R01 with 25 OBX, SIU^S12), {bytes} bytes, {rounds} rounds", messages.len());
-    println!("{:<20} {:>12} {:>14} {:>12} {:>14} {:>9}", "", "ours MB/s", "ours msg/s", "ref MB/s", "ref msg/s", "speed-up");
+    println!(
+        "{} messages (ADT^A01, ORU^R01 with 25 OBX, SIU^S12), {bytes} bytes, {rounds} rounds",
+        messages.len()
+    );
+    println!(
+        "{:<20} {:>12} {:>14} {:>12} {:>14} {:>9}",
+        "", "ours MB/s", "ours msg/s", "ref MB/s", "ref msg/s", "speed-up"
+    );
     for r in &runs {
         let mbs = |d: Duration| bytes as f64 / d.as_secs_f64() / 1e6;
         let mps = |d: Duration| n / d.as_secs_f64();
         let (rm, rp, x) = match r.reference {
-            Some(d) => (format!("{:.0}", mbs(d)), format!("{:.0}", mps(d)), format!("{:.1}x", d.as_secs_f64() / r.ours.as_secs_f64())),
+            Some(d) => (
+                format!("{:.0}", mbs(d)),
+                format!("{:.0}", mps(d)),
+                format!("{:.1}x", d.as_secs_f64() / r.ours.as_secs_f64()),
+            ),
             None => ("-".into(), "-".into(), "-".into()),
         };
-        println!("{:<20} {:>12.0} {:>14.0} {:>12} {:>14} {:>9}", r.label, mbs(r.ours), mps(r.ours), rm, rp, x);
+        println!(
+            "{:<20} {:>12.0} {:>14.0} {:>12} {:>14} {:>9}",
+            r.label,
+            mbs(r.ours),
+            mps(r.ours),
+            rm,
+            rp,
+            x
+        );
     }
 }

@@ -278,7 +278,11 @@ fn paths_set_and_create_structure() {
 
 #[test]
 fn malformed_later_msh_segments_do_not_panic() {
-    for text in ["MSH|^~\\&|A\rMSH\r", "MSH|^~\\&|A\rMSHÑ|x\r", "MSH|^~\\&|A\rMSH|\r"] {
+    for text in [
+        "MSH|^~\\&|A\rMSH\r",
+        "MSH|^~\\&|A\rMSHÑ|x\r",
+        "MSH|^~\\&|A\rMSH|\r",
+    ] {
         let m = Message::parse(text).unwrap();
         for seg in m.segments() {
             let _ = seg.tree();
@@ -294,5 +298,8 @@ fn malformed_later_msh_segments_do_not_panic() {
 #[test]
 fn batch_errors_on_non_ascii_segments_do_not_panic() {
     let err = Batch::parse("Pû|1\r").unwrap_err();
-    assert_eq!(err, Error::BadBatch("segment \"Pû|\" outside a message".into()));
+    assert_eq!(
+        err,
+        Error::BadBatch("segment \"Pû|\" outside a message".into())
+    );
 }

@@ -13,8 +13,12 @@ use libfuzzer_sys::fuzz_target;
 fn exercise(text: &str) {
     let _ = split_messages(text);
     let _ = Batch::parse(text).map(|b| b.encode());
-    let _ = text.parse::<Timestamp>().map(|t| (t.to_string(), t.in_zone("America/Chicago")));
-    let Ok(mut m) = Message::parse(text) else { return };
+    let _ = text
+        .parse::<Timestamp>()
+        .map(|t| (t.to_string(), t.in_zone("America/Chicago")));
+    let Ok(mut m) = Message::parse(text) else {
+        return;
+    };
 
     // Round trip: what we write, we read back identically.
     let encoded = m.encode();
@@ -25,7 +29,11 @@ fn exercise(text: &str) {
     // Read the paths the message has (bounded, to keep runs fast).
     let mut seen: Vec<&str> = Vec::new();
     for seg in m.segments().take(8) {
-        let valid_id = seg.id.len() == 3 && seg.id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        let valid_id = seg.id.len() == 3
+            && seg
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
         let occurrence = seen.iter().filter(|s| **s == seg.id).count() + 1;
         seen.push(seg.id);
         let tree = seg.tree();
@@ -49,13 +57,19 @@ fn exercise(text: &str) {
     }
 
     let _ = AckMode::of(&m);
-    let _ = ack(&m, AckCode::AE, Some(&AckError::new(207, text.get(..40).unwrap_or(""))), "1");
+    let _ = ack(
+        &m,
+        AckCode::AE,
+        Some(&AckError::new(207, text.get(..40).unwrap_or(""))),
+        "1",
+    );
     let _ = m.encode_to(Charset::Latin1);
     let _ = m.encode_to(Charset::Gb18030);
 
     // A value set at a path reads back.
     let value = text.get(..text.len().min(64)).unwrap_or("");
-    m.set("ZZZ[2]-3[2].2.2", value).expect("setting a valid path");
+    m.set("ZZZ[2]-3[2].2.2", value)
+        .expect("setting a valid path");
     assert_eq!(m.get("ZZZ[2]-3[2].2.2").as_deref(), Some(value));
     let again = Message::parse(&m.encode()).expect("a modified message parses");
     assert_eq!(again, m);

@@ -45,7 +45,11 @@ impl<'a> Segment<'a> {
     /// MSH-1 when this is an MSH segment whose fourth character is a
     /// one-byte field separator.
     fn msh_separator(&self) -> Option<&'a str> {
-        if self.id == "MSH" { self.text.get(3..4) } else { None }
+        if self.id == "MSH" {
+            self.text.get(3..4)
+        } else {
+            None
+        }
     }
 
     /// Every field as a tree of decoded values. MSH-1 and MSH-2 are single
