@@ -60,6 +60,9 @@ impl FromStr for Timestamp {
 
     fn from_str(s: &str) -> Result<Self, Error> {
         let bad = || Error::BadTimestamp(s.to_string());
+        if !s.is_ascii() {
+            return Err(bad());
+        }
         let (body, offset) = match s.find(['+', '-']) {
             Some(i) => {
                 let z = &s[i + 1..];
@@ -269,6 +272,8 @@ mod tests {
             "2026112203.5",
             "20261122+01",
             "2026-11-22",
+            "2+Ǵ0",
+            "2026+Ǵ00",
         ] {
             assert!(s.parse::<Timestamp>().is_err(), "{s}");
         }
