@@ -126,18 +126,18 @@ async fn attempt(
     };
     let recorded = match &result {
         Ok(()) => {
-            tracing::info!(destination = %cfg.name, message = row.id, "delivered");
+            tracing::info!(destination = %cfg.name, outbox_id = row.id, "delivered");
             journal.outbox_sent(row.id).await
         }
         Err(DeliveryError::Permanent(why)) => {
-            tracing::error!(destination = %cfg.name, message = row.id, "dead-lettered: {why}");
+            tracing::error!(destination = %cfg.name, outbox_id = row.id, "dead-lettered: {why}");
             journal.outbox_failed(row.id, why.clone(), 0, true).await
         }
         Err(DeliveryError::Transient(why)) => {
             let backoff = 1000i64
                 .saturating_mul(1 << row.attempts.min(20))
                 .min(MAX_BACKOFF_MS);
-            tracing::warn!(destination = %cfg.name, message = row.id, attempt = row.attempts + 1, "delivery failed, retrying in {backoff} ms: {why}");
+            tracing::warn!(destination = %cfg.name, outbox_id = row.id, attempt = row.attempts + 1, "delivery failed, retrying in {backoff} ms: {why}");
             journal
                 .outbox_failed(row.id, why.clone(), journal::now_ms() + backoff, false)
                 .await
@@ -146,7 +146,7 @@ async fn attempt(
     match recorded {
         Ok(Ok(())) => !matches!(result, Err(DeliveryError::Transient(_))),
         Ok(Err(e)) => {
-            tracing::error!(destination = %cfg.name, message = row.id, "cannot record delivery: {e}");
+            tracing::error!(destination = %cfg.name, outbox_id = row.id, "cannot record delivery: {e}");
             false
         }
         Err(_) => false,
