@@ -23,6 +23,8 @@ pub struct Config {
     pub journal: JournalConfig,
     #[serde(default)]
     pub plugins: PluginsConfig,
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
     #[serde(default, rename = "folder")]
     pub folders: Vec<FolderConfig>,
     #[serde(default, rename = "destination")]
@@ -181,18 +183,138 @@ fn default_poll_ms() -> u64 {
     1000
 }
 
+/// When a listener acknowledges a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AckWhen {
+    /// As soon as the message is durably in the journal.
+    #[default]
+    Commit,
+    /// After the subscribed bot has run, with its ACK.
+    Application,
+}
+
+/// Server certificate and key, and optionally the CA that client
+/// certificates must chain to (mutual TLS).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+/// An MLLP listener (`[[listener]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub name: String,
+    /// `host:port` to listen on.
+    pub listen: String,
+    #[serde(default)]
+    pub ack: AckWhen,
+    /// Character set when MSH-18 is empty.
+    #[serde(default = "default_encoding", deserialize_with = "charset")]
+    pub encoding: Charset,
+    #[serde(default = "default_max_message_kb")]
+    pub max_message_kb: usize,
+    /// A connection with no traffic for this long is closed.
+    #[serde(default = "default_idle_timeout_s")]
+    pub idle_timeout_s: u64,
+    /// A frame that has started must be complete within this.
+    #[serde(default = "default_frame_timeout_s")]
+    pub frame_timeout_s: u64,
+    /// Honour MSH-15/MSH-16 (enhanced acknowledgement mode).
+    #[serde(default = "yes")]
+    pub enhanced_mode: bool,
+    /// A resent message (same sender and MSH-10) within this window gets the
+    /// original ACK again and is not processed twice; 0 turns this off.
+    #[serde(default = "default_duplicate_window_s")]
+    pub duplicate_window_s: u64,
+    /// With `ack = "application"`: how long to wait for the bot before
+    /// answering AE. Default: the bot time limit plus one second.
+    pub application_timeout_ms: Option<u64>,
+    pub tls: Option<ListenerTls>,
+}
+
+fn default_max_message_kb() -> usize {
+    1024
+}
+fn default_idle_timeout_s() -> u64 {
+    600
+}
+fn default_frame_timeout_s() -> u64 {
+    30
+}
+fn default_duplicate_window_s() -> u64 {
+    600
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DestinationKind {
     Folder,
+    Mllp,
 }
 
 impl DestinationKind {
     pub fn name(self) -> &'static str {
         match self {
             DestinationKind::Folder => "folder",
+            DestinationKind::Mllp => "mllp",
         }
     }
+}
+
+/// What an AE answer does to a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnAe {
+    #[default]
+    Retry,
+    DeadLetter,
+}
+
+/// Retry policy for a destination.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    #[serde(default = "default_max_backoff_s")]
+    pub max_backoff_s: u64,
+    /// A message still undelivered this long after it was queued goes to
+    /// the dead-letter list.
+    pub max_age_s: Option<u64>,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_s: default_max_backoff_s(),
+            max_age_s: None,
+        }
+    }
+}
+
+fn default_initial_backoff_ms() -> u64 {
+    1000
+}
+fn default_max_backoff_s() -> u64 {
+    300
+}
+
+/// TLS towards an MLLP destination: the CA its certificate must chain to
+/// (the system roots when absent) and an optional client certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTls {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Name to verify the server certificate against (default: `host`).
+    pub server_name: Option<String>,
 }
 
 /// Where bots' outbound messages go.
@@ -206,6 +328,19 @@ pub struct DestinationConfig {
     /// `folder`: file name extension.
     #[serde(default = "default_extension")]
     pub extension: String,
+    /// `mllp`: where the receiver listens.
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// `mllp`: how long to wait for the ACK.
+    #[serde(default = "default_ack_timeout_s")]
+    pub ack_timeout_s: u64,
+    #[serde(default = "default_connect_timeout_s")]
+    pub connect_timeout_s: u64,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    #[serde(default)]
+    pub on_ae: OnAe,
+    pub tls: Option<ClientTls>,
     #[serde(default = "default_encoding", deserialize_with = "charset")]
     pub encoding: Charset,
     /// IANA time zone the receiver expects, offered to bots.
@@ -218,6 +353,12 @@ pub struct DestinationConfig {
 
 fn default_extension() -> String {
     "hl7".into()
+}
+fn default_ack_timeout_s() -> u64 {
+    30
+}
+fn default_connect_timeout_s() -> u64 {
+    10
 }
 
 /// One subscription written in the config (exactly one key set).
@@ -308,6 +449,22 @@ impl Config {
             bail!("plugins.max_attempts must be at least 1");
         }
         let mut sources = HashSet::new();
+        for (i, l) in self.listeners.iter().enumerate() {
+            let key = format!("listener[{i}]");
+            check_name(&l.name, &format!("{key}.name"))?;
+            if !sources.insert(l.name.as_str()) {
+                bail!("{key}.name = {:?}: another source has that name", l.name);
+            }
+            if !is_host_port(&l.listen) {
+                bail!(
+                    "{key}.listen = {:?}: expected host:port, e.g. \"127.0.0.1:2575\"",
+                    l.listen
+                );
+            }
+            if l.max_message_kb == 0 {
+                bail!("{key}.max_message_kb must be at least 1");
+            }
+        }
         for (i, f) in self.folders.iter().enumerate() {
             let key = format!("folder[{i}]");
             check_name(&f.name, &format!("{key}.name"))?;
@@ -334,7 +491,24 @@ impl Config {
                 DestinationKind::Folder if d.dir.is_none() => {
                     bail!("{key} ({:?}): kind \"folder\" needs `dir`", d.name)
                 }
-                DestinationKind::Folder => {}
+                DestinationKind::Mllp if d.host.is_none() || d.port.is_none() => {
+                    bail!(
+                        "{key} ({:?}): kind \"mllp\" needs `host` and `port`",
+                        d.name
+                    )
+                }
+                DestinationKind::Mllp if d.ack_timeout_s == 0 || d.connect_timeout_s == 0 => {
+                    bail!(
+                        "{key} ({:?}): ack_timeout_s and connect_timeout_s must be at least 1",
+                        d.name
+                    )
+                }
+                _ => {}
+            }
+            if let Some(tz) = &d.timezone
+                && !interlink_sdk::hl7::is_time_zone(tz)
+            {
+                bail!("{key}.timezone = {tz:?}: not an IANA time zone (e.g. \"America/Chicago\")");
             }
         }
         for (name, bot) in &self.bots {
@@ -377,6 +551,15 @@ impl Config {
         if let Some(c) = &mut self.plugins.cache_dir {
             join(c);
         }
+        for l in &mut self.listeners {
+            if let Some(t) = &mut l.tls {
+                join(&mut t.cert);
+                join(&mut t.key);
+                if let Some(ca) = &mut t.client_ca {
+                    join(ca);
+                }
+            }
+        }
         for f in &mut self.folders {
             join(&mut f.dir);
             if let After::Move(d) = &mut f.after {
@@ -386,6 +569,11 @@ impl Config {
         for d in &mut self.destinations {
             if let Some(dir) = &mut d.dir {
                 join(dir);
+            }
+            if let Some(t) = &mut d.tls {
+                for p in [&mut t.ca, &mut t.cert, &mut t.key].into_iter().flatten() {
+                    join(p);
+                }
             }
         }
     }
@@ -404,6 +592,12 @@ impl Config {
     pub fn destination(&self, name: &str) -> Option<&DestinationConfig> {
         self.destinations.iter().find(|d| d.name == name)
     }
+}
+
+/// `host:port` with a numeric port.
+fn is_host_port(s: &str) -> bool {
+    s.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
 fn check_name(name: &str, key: &str) -> Result<()> {

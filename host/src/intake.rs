@@ -7,20 +7,31 @@ use std::sync::Arc;
 use anyhow::Result;
 use interlink_sdk::hl7::Message;
 
-use crate::journal::{self, Journal, LedgerEntry, NewEvent};
+use crate::journal::{self, Ingest, Journal, LedgerEntry, NewEvent, Receipt};
 use crate::runtime::Runtime;
 use crate::runtime::routing::RouteKey;
 
 /// An item received by a trigger.
 #[derive(Debug, Clone)]
 pub enum Inbound {
-    /// One HL7 message, decoded to text.
+    /// One HL7 message, decoded to text, with the bytes as received when
+    /// they are not the UTF-8 of the text.
     Hl7 {
         text: String,
+        raw: Option<Vec<u8>>,
         origin_file: Option<String>,
     },
     /// A file that is not HL7.
     File { name: String, contents: Vec<u8> },
+}
+
+/// Where a submission came from, journaled with it.
+#[derive(Debug, Clone)]
+pub enum Provenance {
+    /// A file: its ledger entry, so it is never taken twice.
+    File(LedgerEntry),
+    /// An MLLP listener: its receipt, for duplicate suppression.
+    Listener(Receipt),
 }
 
 /// The front door of the journal.
@@ -39,14 +50,13 @@ impl Intake {
         &self.journal
     }
 
-    /// Routes and journals `items` from `source` in one commit, with the
-    /// file's ledger entry if they came from a file. Returns their event
-    /// ids once they are durable.
+    /// Routes and journals `items` from `source` in one commit, with their
+    /// provenance. Returns their event ids once they are durable.
     pub async fn submit(
         &self,
         source: &str,
         items: Vec<Inbound>,
-        ledger: Option<LedgerEntry>,
+        provenance: Option<Provenance>,
     ) -> Result<Vec<i64>> {
         let received_at_ms = journal::now_ms();
         let events: Vec<NewEvent> = items
@@ -57,7 +67,19 @@ impl Intake {
             .iter()
             .flat_map(|e| e.routes.iter().cloned())
             .collect();
-        let ids = self.journal.ingest(events, ledger).await??;
+        let (ledger, receipt) = match provenance {
+            Some(Provenance::File(l)) => (Some(l), None),
+            Some(Provenance::Listener(r)) => (None, Some(r)),
+            None => (None, None),
+        };
+        let ids = self
+            .journal
+            .ingest(Ingest {
+                events,
+                ledger,
+                receipt,
+            })
+            .await??;
         woken.sort();
         woken.dedup();
         for bot in &woken {
@@ -68,7 +90,11 @@ impl Intake {
 
     fn to_event(&self, source: &str, item: Inbound, received_at_ms: i64) -> NewEvent {
         match item {
-            Inbound::Hl7 { text, origin_file } => {
+            Inbound::Hl7 {
+                text,
+                raw,
+                origin_file,
+            } => {
                 let parsed = Message::parse(&text);
                 let (message_type, control_id) = match &parsed {
                     Ok(m) => (
@@ -95,6 +121,7 @@ impl Intake {
                     message_type,
                     control_id,
                     body: text.into_bytes(),
+                    raw,
                     received_at_ms,
                     routes,
                 }
@@ -107,6 +134,7 @@ impl Intake {
                 message_type: None,
                 control_id: None,
                 body: contents,
+                raw: None,
                 received_at_ms,
             },
         }

@@ -14,5 +14,7 @@ pub mod delivery;
 pub mod fswatch;
 pub mod intake;
 pub mod journal;
+pub mod mllp;
 pub mod runtime;
+pub mod tls;
 pub mod triggers;

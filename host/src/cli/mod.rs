@@ -6,6 +6,7 @@ mod field_names;
 mod inspect;
 mod new;
 mod run;
+mod send;
 mod test;
 
 use std::path::PathBuf;
@@ -69,6 +70,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send HL7 messages over MLLP and print each ACK.
+    Send {
+        /// HOST:PORT of the receiver.
+        #[arg(long)]
+        to: String,
+        /// Files with one or more messages each, or - for standard input.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Seconds to wait for the connection and for each ACK.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Use TLS, trusting this CA certificate (PEM).
+        #[arg(long)]
+        tls_ca: Option<PathBuf>,
+        /// Client certificate (PEM) for mutual TLS.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Name to verify the server certificate against (default: HOST).
+        #[arg(long)]
+        server_name: Option<String>,
+    },
     /// List journaled events, newest first.
     Events {
         #[arg(long, short)]
@@ -125,6 +149,28 @@ pub fn main() -> ExitCode {
             charset,
             json,
         } => inspect::inspect(&input, &charset, json),
+        Command::Send {
+            to,
+            inputs,
+            timeout,
+            tls_ca,
+            tls_cert,
+            tls_key,
+            server_name,
+        } => {
+            let tls = tls_ca.map(|ca| crate::config::ClientTls {
+                ca: Some(ca),
+                cert: tls_cert,
+                key: tls_key,
+                server_name,
+            });
+            send::send(send::SendArgs {
+                to,
+                inputs,
+                timeout_s: timeout,
+                tls,
+            })
+        }
         Command::Events {
             config,
             failed,

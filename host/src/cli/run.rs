@@ -47,6 +47,10 @@ async fn serve(cfg: Arc<Config>) -> Result<()> {
     // Bots first, so that nothing a trigger takes is routed before they are.
     watcher::start(rt.clone()).await?;
     let intake = Intake::new(journal.clone(), rt.clone());
+    for listener in cfg.listeners.clone() {
+        let serve = triggers::mllp::bind(listener, intake.clone(), rt.clone()).await?;
+        tokio::spawn(serve);
+    }
     for folder in cfg.folders.clone() {
         let intake = intake.clone();
         let name = folder.name.clone();

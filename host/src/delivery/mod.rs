@@ -5,6 +5,7 @@
 //! (it cannot be encoded for the destination) goes to the dead-letter list.
 
 mod folder;
+pub mod mllp;
 mod prepare;
 
 use std::sync::Arc;
@@ -16,8 +17,6 @@ use tokio::sync::Notify;
 use crate::config::{DestinationConfig, DestinationKind};
 use crate::journal::{self, Journal, OutboxRow, Reader};
 
-/// Longest wait between retries of one message.
-const MAX_BACKOFF_MS: i64 = 300_000;
 /// How often an idle queue looks at the journal without being woken.
 const IDLE_POLL: Duration = Duration::from_millis(1000);
 
@@ -35,18 +34,26 @@ pub enum DeliveryError {
 /// A destination's transport.
 enum Sink {
     Folder(folder::FolderSink),
+    Mllp(mllp::MllpSink),
 }
 
 impl Sink {
     fn new(cfg: &DestinationConfig) -> Result<Sink> {
         match cfg.kind {
             DestinationKind::Folder => Ok(Sink::Folder(folder::FolderSink::new(cfg)?)),
+            DestinationKind::Mllp => Ok(Sink::Mllp(mllp::MllpSink::new(cfg)?)),
         }
     }
 
-    async fn deliver(&mut self, row: &OutboxRow, bytes: &[u8]) -> Result<(), DeliveryError> {
+    async fn deliver(
+        &mut self,
+        row: &OutboxRow,
+        bytes: &[u8],
+        control_id: &str,
+    ) -> Result<(), DeliveryError> {
         match self {
             Sink::Folder(f) => f.deliver(row.id, bytes),
+            Sink::Mllp(m) => m.deliver(bytes, control_id).await,
         }
     }
 }
@@ -120,9 +127,21 @@ async fn attempt(
     journal: &Journal,
     row: &OutboxRow,
 ) -> bool {
-    let result = match prepare::for_destination(cfg, &row.message) {
-        Ok(bytes) => sink.deliver(row, &bytes).await,
-        Err(e) => Err(e),
+    let expired = cfg
+        .retry
+        .max_age_s
+        .is_some_and(|age| journal::now_ms() - row.created_ms > age as i64 * 1000);
+    let result = if expired {
+        Err(DeliveryError::Permanent(format!(
+            "not delivered within max_age_s = {} ({})",
+            cfg.retry.max_age_s.unwrap_or(0),
+            row.last_error.as_deref().unwrap_or("no attempt succeeded")
+        )))
+    } else {
+        match prepare::for_destination(cfg, &row.message) {
+            Ok((bytes, control_id)) => sink.deliver(row, &bytes, &control_id).await,
+            Err(e) => Err(e),
+        }
     };
     let recorded = match &result {
         Ok(()) => {
@@ -134,9 +153,9 @@ async fn attempt(
             journal.outbox_failed(row.id, why.clone(), 0, true).await
         }
         Err(DeliveryError::Transient(why)) => {
-            let backoff = 1000i64
+            let backoff = (cfg.retry.initial_backoff_ms as i64)
                 .saturating_mul(1 << row.attempts.min(20))
-                .min(MAX_BACKOFF_MS);
+                .min(cfg.retry.max_backoff_s as i64 * 1000);
             tracing::warn!(destination = %cfg.name, outbox_id = row.id, attempt = row.attempts + 1, "delivery failed, retrying in {backoff} ms: {why}");
             journal
                 .outbox_failed(row.id, why.clone(), journal::now_ms() + backoff, false)

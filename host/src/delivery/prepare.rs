@@ -1,13 +1,19 @@
 //! Turning a bot's message into the bytes a destination gets: MSH-4/MSH-6
-//! overrides applied, MSH-18 set to match the encoding when not UTF-8, and
-//! the text encoded in the destination's character set.
+//! overrides applied, MSH-7 rendered in the destination's time zone,
+//! MSH-18 set to match the encoding when not UTF-8, and the text encoded in
+//! the destination's character set.
 
-use interlink_sdk::hl7::Message;
+use interlink_sdk::hl7::{Message, Timestamp};
 
 use super::DeliveryError;
 use crate::config::DestinationConfig;
 
-pub fn for_destination(cfg: &DestinationConfig, text: &str) -> Result<Vec<u8>, DeliveryError> {
+/// The bytes for the wire and the message's MSH-10 (which the ACK must
+/// name).
+pub fn for_destination(
+    cfg: &DestinationConfig,
+    text: &str,
+) -> Result<(Vec<u8>, String), DeliveryError> {
     let permanent = |e: interlink_sdk::hl7::Error| DeliveryError::Permanent(e.to_string());
     let mut msg = Message::parse(text).map_err(permanent)?;
     if let Some(f) = &cfg.sending_facility {
@@ -16,8 +22,16 @@ pub fn for_destination(cfg: &DestinationConfig, text: &str) -> Result<Vec<u8>, D
     if let Some(f) = &cfg.receiving_facility {
         msg.set("MSH-6", f).map_err(permanent)?;
     }
-    msg.encode_to(cfg.encoding)
-        .map_err(|e| DeliveryError::Permanent(format!("cannot encode for {:?}: {e}", cfg.name)))
+    if let Some(tz) = &cfg.timezone
+        && let Some(local) = msg.get("MSH-7").and_then(|t| t.parse::<Timestamp>().ok())
+    {
+        let local = local.in_zone(tz).map_err(permanent)?;
+        msg.set("MSH-7", &local.to_string()).map_err(permanent)?;
+    }
+    let bytes = msg
+        .encode_to(cfg.encoding)
+        .map_err(|e| DeliveryError::Permanent(format!("cannot encode for {:?}: {e}", cfg.name)))?;
+    Ok((bytes, msg.control_id().into_owned()))
 }
 
 #[cfg(test)]
@@ -42,8 +56,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            out,
+            out.0,
             b"MSH|^~\\&|A|BF|C|EPIC|20260101||ADT^A04|1|P|2.5||||||8859/1\rPID|1||1||M\xfcller\r"
+        );
+        assert_eq!(out.1, "1");
+    }
+
+    #[test]
+    fn renders_msh7_in_the_destination_time_zone() {
+        let cfg = dest("timezone='America/Chicago'");
+        let (out, _) = for_destination(
+            &cfg,
+            "MSH|^~\\&|A|B|C|D|20260701150000+0000||ORU^R01|9|P|2.5\r",
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            b"MSH|^~\\&|A|B|C|D|20260701100000-0500||ORU^R01|9|P|2.5\r"
+        );
+        // Without an offset the time is taken as UTC.
+        let (out, _) =
+            for_destination(&cfg, "MSH|^~\\&|A|B|C|D|202601151200||ORU^R01|9|P|2.5\r").unwrap();
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains("|202601150600-0600|")
         );
     }
 

@@ -20,7 +20,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 pub use read::{EventFilter, EventSummary, OutboxRow, PendingRun, Reader, StoredEvent};
-pub use write::{LedgerEntry, NewEvent, RunRecord, RunStatus, StateWrites};
+pub use write::{Ingest, LedgerEntry, NewEvent, Receipt, RunRecord, RunStatus, StateWrites};
 
 /// Why the journal could not do something.
 #[derive(Debug, thiserror::Error)]
@@ -131,14 +131,16 @@ impl Journal {
         rx
     }
 
-    /// Journals inbound events (with the bots each is routed to) and, for a
-    /// file, its ledger entry, in one commit. Returns the events' ids.
-    pub fn ingest(
-        &self,
-        events: Vec<NewEvent>,
-        ledger: Option<LedgerEntry>,
-    ) -> oneshot::Receiver<Result<Vec<i64>>> {
-        self.submit(move |c| write::ingest(c, &events, ledger.as_ref()))
+    /// Journals inbound events (with the bots each is routed to) and their
+    /// file ledger entry or listener receipt, in one commit. Returns the
+    /// events' ids.
+    pub fn ingest(&self, batch: Ingest) -> oneshot::Receiver<Result<Vec<i64>>> {
+        self.submit(move |c| write::ingest(c, &batch))
+    }
+
+    /// Records the ACK sent for a received message.
+    pub fn receipt_ack(&self, event_id: i64, ack: Vec<u8>) -> oneshot::Receiver<Result<()>> {
+        self.submit(move |c| write::receipt_ack(c, event_id, &ack))
     }
 
     /// Records a batch of a bot's runs with the state they wrote and the

@@ -35,6 +35,8 @@ pub struct OutboxRow {
     pub id: i64,
     pub message: String,
     pub attempts: i64,
+    pub created_ms: i64,
+    pub last_error: Option<String>,
 }
 
 /// Which events `interlink events` lists.
@@ -149,7 +151,7 @@ impl Reader {
         limit: usize,
     ) -> Result<Vec<OutboxRow>> {
         let mut q = self.conn.prepare_cached(
-            "SELECT id, message, attempts, next_attempt_ms FROM outbox
+            "SELECT id, message, attempts, next_attempt_ms, created_ms, last_error FROM outbox
              WHERE destination = ?1 AND status = 'pending' ORDER BY id LIMIT ?3",
         )?;
         // FIFO: stop at the first message that is not due yet.
@@ -160,6 +162,8 @@ impl Reader {
                     id: r.get(0)?,
                     message: r.get(1)?,
                     attempts: r.get(2)?,
+                    created_ms: r.get(4)?,
+                    last_error: r.get(5)?,
                 },
                 r.get::<_, i64>(3)?,
             ))
@@ -181,6 +185,27 @@ impl Reader {
              ORDER BY id LIMIT 1",
         )?;
         Ok(q.query_row(params![destination], |r| r.get(0)).optional()?)
+    }
+
+    /// The event and ACK of a message `listener` received from `sender`
+    /// with `control_id` at or after `since_ms`.
+    pub fn receipt(
+        &self,
+        listener: &str,
+        sender: &str,
+        control_id: &str,
+        since_ms: i64,
+    ) -> Result<Option<(i64, Option<Vec<u8>>)>> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT event_id, ack FROM received
+             WHERE listener = ?1 AND sender = ?2 AND control_id = ?3 AND at_ms >= ?4",
+        )?;
+        Ok(
+            q.query_row(params![listener, sender, control_id, since_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?,
+        )
     }
 
     pub fn file_taken(&self, f: &super::LedgerEntry) -> Result<bool> {

@@ -3,7 +3,8 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 -- Every inbound item, as received, before anything acknowledges it.
 CREATE TABLE events (
     id              INTEGER PRIMARY KEY,
@@ -73,7 +74,24 @@ CREATE TABLE files (
     taken_ms  INTEGER NOT NULL,
     PRIMARY KEY (source, name, size, mtime_ms, sha256)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+-- MLLP: the bytes as received, when they are not the UTF-8 of `body`.
+ALTER TABLE events ADD COLUMN raw BLOB;
+
+-- Messages received by listeners, for duplicate suppression: a resend
+-- within the window gets `ack` again.
+CREATE TABLE received (
+    listener    TEXT NOT NULL,
+    sender      TEXT NOT NULL,      -- MSH-3^MSH-4
+    control_id  TEXT NOT NULL,      -- MSH-10
+    event_id    INTEGER NOT NULL,
+    ack         BLOB,               -- the ACK as sent; NULL until known
+    at_ms       INTEGER NOT NULL,
+    PRIMARY KEY (listener, sender, control_id)
+) WITHOUT ROWID;
+"#,
+];
 
 /// Settings every connection gets.
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {

@@ -15,9 +15,31 @@ pub struct NewEvent {
     pub message_type: Option<String>,
     pub control_id: Option<String>,
     pub body: Vec<u8>,
+    /// The bytes as received, when they differ from `body`.
+    pub raw: Option<Vec<u8>>,
     pub received_at_ms: i64,
     /// Bots that subscribe to it; empty means unrouted.
     pub routes: Vec<String>,
+}
+
+/// A message received by a listener, for duplicate suppression.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    pub listener: String,
+    pub sender: String,
+    pub control_id: String,
+    /// The ACK sent, when known at journaling time.
+    pub ack: Option<Vec<u8>>,
+}
+
+/// Everything one intake commit writes.
+#[derive(Debug, Clone, Default)]
+pub struct Ingest {
+    pub events: Vec<NewEvent>,
+    /// The file the events came from.
+    pub ledger: Option<LedgerEntry>,
+    /// The listener receipt of the (single) event.
+    pub receipt: Option<Receipt>,
 }
 
 /// A file taken from a folder or SFTP source.
@@ -71,14 +93,11 @@ pub struct StateWrites {
     pub sequences: Vec<(String, u64)>,
 }
 
-pub fn ingest(
-    c: &Connection,
-    events: &[NewEvent],
-    ledger: Option<&LedgerEntry>,
-) -> rusqlite::Result<Vec<i64>> {
+pub fn ingest(c: &Connection, batch: &Ingest) -> rusqlite::Result<Vec<i64>> {
+    let (events, ledger) = (&batch.events, batch.ledger.as_ref());
     let mut insert_event = c.prepare_cached(
-        "INSERT INTO events (kind, source, name, message_type, control_id, body, received_at_ms, routed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO events (kind, source, name, message_type, control_id, body, received_at_ms, routed, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     let mut insert_run = c.prepare_cached(
         "INSERT INTO runs (event_id, bot, status, updated_ms) VALUES (?1, ?2, 'pending', ?3)",
@@ -94,13 +113,21 @@ pub fn ingest(
             e.control_id,
             e.body,
             e.received_at_ms,
-            e.routes.len() as i64
+            e.routes.len() as i64,
+            e.raw
         ])?;
         let id = c.last_insert_rowid();
         for bot in &e.routes {
             insert_run.execute(params![id, bot, now])?;
         }
         ids.push(id);
+    }
+    if let (Some(r), Some(id)) = (&batch.receipt, ids.first()) {
+        c.prepare_cached(
+            "INSERT OR REPLACE INTO received (listener, sender, control_id, event_id, ack, at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![r.listener, r.sender, r.control_id, id, r.ack, now])?;
     }
     if let Some(f) = ledger {
         c.execute(
@@ -110,6 +137,13 @@ pub fn ingest(
         )?;
     }
     Ok(ids)
+}
+
+/// Records the ACK sent for a received message (application mode).
+pub fn receipt_ack(c: &Connection, event_id: i64, ack: &[u8]) -> rusqlite::Result<()> {
+    c.prepare_cached("UPDATE received SET ack = ?2 WHERE event_id = ?1")?
+        .execute(params![event_id, ack])?;
+    Ok(())
 }
 
 pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusqlite::Result<()> {

@@ -8,6 +8,7 @@ pub mod bindings;
 pub mod bot;
 pub mod engine;
 pub mod event;
+pub mod replies;
 pub mod routing;
 pub mod state;
 pub mod watcher;
@@ -48,6 +49,10 @@ pub struct Runtime {
     batch_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Woken whenever bots queue messages for delivery.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// Outcomes awaited by listeners with `ack = "application"`.
+    pub replies: replies::Replies,
+    /// Names of those listeners.
+    application_sources: std::collections::HashSet<String>,
 }
 
 /// What the configuration grants the bot `name`.
@@ -80,6 +85,12 @@ pub fn policy_for(config: &Config, name: &str) -> BotPolicy {
 
 impl Runtime {
     pub fn new(engine: engine::BotEngine, journal: Journal, config: Arc<Config>) -> Arc<Self> {
+        let application_sources = config
+            .listeners
+            .iter()
+            .filter(|l| l.ack == crate::config::AckWhen::Application)
+            .map(|l| l.name.clone())
+            .collect();
         Arc::new(Runtime {
             engine,
             journal,
@@ -89,6 +100,8 @@ impl Runtime {
             workers: Mutex::default(),
             batch_locks: Mutex::default(),
             outbox_wake: Arc::default(),
+            replies: replies::Replies::default(),
+            application_sources,
         })
     }
 

@@ -12,6 +12,7 @@ use interlink_sdk::hl7::Message;
 
 use super::bindings::{Level, Reply};
 use super::bot::Failure;
+use super::replies::AppReply;
 use super::state::{Session, SharedReader};
 use super::{LiveBot, Runtime, event};
 use crate::journal::{self, PendingRun, RunRecord, RunStatus};
@@ -84,21 +85,28 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
     let name = live.code.name().to_string();
     let mut session = Session::new(&name, live.policy.clone(), Box::new(reader.clone()));
     let mut records = Vec::with_capacity(due.len());
+    // Outcomes listeners with `ack = "application"` wait for.
+    let mut replies = Vec::new();
     let mut sends = 0;
     for run in due {
         let stored = match reader.lock().expect("reader lock").event(run.event_id) {
-            Ok(Some(e)) => event::to_wit(e),
+            Ok(Some(e)) => {
+                let awaited = rt.application_sources.contains(&e.source);
+                event::to_wit(e).map(|ev| (ev, awaited))
+            }
             Ok(None) => Err("the event is no longer in the journal".to_string()),
             Err(e) => Err(format!("cannot read the event: {e}")),
         };
+        let awaited = matches!(stored, Ok((_, true)));
         let (result, duration) = match stored {
-            Ok(ev) => {
+            Ok((ev, _)) => {
                 let inv = live.code.handle(&ev, session);
                 session = inv.session;
                 (inv.result, inv.duration)
             }
             Err(why) => (Err(Failure::Host(why)), Duration::ZERO),
         };
+        let ack = result.as_ref().ok().and_then(|r| r.ack.clone());
         let result = result.and_then(|reply| check_reply(reply, live));
         emit_logs(&name, run.event_id, &mut session);
         let attempts = run.attempts + 1;
@@ -114,6 +122,13 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
             duration_us: micros as i64,
             send: Vec::new(),
         };
+        if awaited {
+            let reply = match &result {
+                Ok(_) => AppReply::Ack(ack),
+                Err(f) => AppReply::Failed(f.to_string()),
+            };
+            replies.push((run.event_id, reply));
+        }
         match result {
             Ok(send) => {
                 session.keep_event();
@@ -154,6 +169,11 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
     };
     if committed && sends > 0 {
         rt.outbox_wake.notify_waiters();
+    }
+    if committed {
+        for (event_id, reply) in replies {
+            rt.replies.deliver(event_id, reply);
+        }
     }
     committed
 }

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::config::{After, FolderConfig};
-use crate::intake::{Inbound, Intake};
+use crate::intake::{Inbound, Intake, Provenance};
 use crate::journal::{LedgerEntry, Reader};
 
 /// Watches one folder until the process ends.
@@ -126,7 +126,9 @@ async fn take(
     } else {
         let items = split(cfg, name, bytes);
         let count = items.len();
-        let ids = intake.submit(&cfg.name, items, Some(entry)).await?;
+        let ids = intake
+            .submit(&cfg.name, items, Some(Provenance::File(entry)))
+            .await?;
         tracing::info!(source = %cfg.name, file = %name, events = count, first_event = ids.first().copied().unwrap_or(0), "journaled");
     }
     dispose(&cfg.after, path, name)
@@ -157,6 +159,7 @@ fn split(cfg: &FolderConfig, name: &str, bytes: Vec<u8>) -> Vec<Inbound> {
         .into_iter()
         .map(|m| Inbound::Hl7 {
             text: m.to_string(),
+            raw: None,
             origin_file: Some(name.to_string()),
         })
         .collect()

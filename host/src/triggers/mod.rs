@@ -3,3 +3,4 @@
 //! file) only once it is journaled.
 
 pub mod folder;
+pub mod mllp;

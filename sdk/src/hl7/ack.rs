@@ -236,6 +236,32 @@ pub fn ack(
     msg
 }
 
+/// A negative ACK for input that could not be parsed. Whatever can be read
+/// from a first segment that looks like `MSH|^~\&|…` (sender, receiver,
+/// MSH-9, MSH-10, version) is used as [`ack`] would; the rest is left empty.
+pub fn reject(raw: &str, code: AckCode, error: &AckError, control_id: &str) -> Message {
+    let first = raw
+        .trim_start_matches('\u{feff}')
+        .split(['\r', '\n'])
+        .next()
+        .unwrap_or("");
+    let fields: Vec<&str> = match first.strip_prefix("MSH|") {
+        Some(rest) => rest.split('|').collect(),
+        None => Vec::new(),
+    };
+    // fields[0] is MSH-2, so MSH-n is fields[n - 2]. Values are escaped,
+    // so nothing read here can break the ACK's structure.
+    let d = super::Delimiters::default();
+    let msh = |n: usize| super::escape(fields.get(n - 2).copied().unwrap_or(""), &d).into_owned();
+    let salvaged = MessageBuilder::new(&msh(9).replace("\\S\\", "^"))
+        .sending(&msh(3), &msh(4))
+        .receiving(&msh(5), &msh(6))
+        .control_id(&msh(10))
+        .version(&msh(12))
+        .build();
+    ack(&salvaged, code, Some(error), control_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +305,26 @@ mod tests {
         let v27 = Message::parse("MSH|^~\\&|S|F|R|G|1||ORU^R01|C9|P|2.7\r").unwrap();
         let n = ack(&v27, AckCode::AR, Some(&AckError::new(203, "no")), "A3");
         assert_eq!(n.segments().nth(1).unwrap().text, "MSA|AR|C9");
+    }
+
+    #[test]
+    fn rejects_unparseable_input_with_what_can_be_read() {
+        let e = AckError::new(100, "bad delimiters");
+        let r = reject(
+            "MSH|^^|SND|SF|RCV|RF|2026||ADT^A01|C7|P|2.5\rPID",
+            AckCode::AR,
+            &e,
+            "N1",
+        );
+        assert_eq!(r.get("MSH-3").unwrap(), "RCV");
+        assert_eq!(r.get("MSH-5").unwrap(), "SND");
+        assert_eq!(r.get("MSH-9").unwrap(), "ACK^A01^ACK");
+        assert_eq!(r.get("MSA-1").unwrap(), "AR");
+        assert_eq!(r.get("MSA-2").unwrap(), "C7");
+        assert_eq!(r.get("ERR-3.1").unwrap(), "100");
+        let r = reject("\u{0}garbage", AckCode::AR, &e, "N2");
+        assert_eq!(r.get("MSA-2").unwrap(), "");
+        assert_eq!(r.get("ERR-8").unwrap(), "bad delimiters");
     }
 
     #[test]

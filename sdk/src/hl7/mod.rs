@@ -17,7 +17,7 @@ mod message;
 mod path;
 mod time;
 
-pub use ack::{AckCode, AckCondition, AckError, AckMode, Severity, ack};
+pub use ack::{AckCode, AckCondition, AckError, AckMode, Severity, ack, reject};
 pub use batch::{Batch, BatchGroup, split_messages};
 pub use builder::MessageBuilder;
 pub use charset::Charset;
@@ -26,4 +26,6 @@ pub use error::Error;
 pub use escape::{escape, plain_text, unescape};
 pub use message::{FieldTree, Message, Segment};
 pub use path::Path;
+#[cfg(feature = "tz")]
+pub use time::is_time_zone;
 pub use time::{Precision, Timestamp, format_timestamp, now_timestamp};

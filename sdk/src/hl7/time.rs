@@ -191,6 +191,12 @@ impl Timestamp {
     }
 }
 
+/// Whether `tz` names a zone in the IANA database.
+#[cfg(feature = "tz")]
+pub fn is_time_zone(tz: &str) -> bool {
+    tz.parse::<chrono_tz::Tz>().is_ok()
+}
+
 /// Formats milliseconds since the Unix epoch as `YYYYMMDDHHMMSS` in UTC.
 pub fn format_timestamp(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;
