@@ -98,6 +98,107 @@ dir = "out"
     )
 }
 
+/// A free TCP port on 127.0.0.1 (free when asked; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn peer_script() -> PathBuf {
+    root().join("tests/peers/hl7_peer.py")
+}
+
+/// A python-hl7 MLLP server (see `tests/peers/hl7_peer.py`), stopped when
+/// dropped.
+pub struct PeerServer {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl PeerServer {
+    /// Starts a server answering per `mode` (`aa`, `ae`, `ar`, `silent`,
+    /// `late:SECONDS`), logging messages to `log`.
+    pub fn start(port: u16, mode: &str, log: &Path) -> PeerServer {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .arg(peer_script())
+            .args(["server", &port.to_string(), mode, log.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start python3 (scripts/test installs python-hl7)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "python-hl7 server did not start");
+        PeerServer {
+            child,
+            port,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// (control id, message text) of every message received, in order.
+    pub fn received(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("peer log line");
+                (
+                    v["control_id"].as_str().unwrap().to_string(),
+                    v["text"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for PeerServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends each file with python-hl7's client; returns "MSA-1 MSA-2" per ACK.
+pub fn python_send(port: u16, files: &[PathBuf]) -> Vec<String> {
+    let out = Command::new("python3")
+        .arg(peer_script())
+        .args(["client", "127.0.0.1", &port.to_string()])
+        .args(files)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "python client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Starts python-hl7's streaming client (see the peer script).
+pub fn python_stream(port: u16, count: usize, acked: &Path) -> Child {
+    Command::new("python3")
+        .arg(peer_script())
+        .args([
+            "stream",
+            "127.0.0.1",
+            &port.to_string(),
+            &count.to_string(),
+            acked.to_str().unwrap(),
+        ])
+        .spawn()
+        .expect("run python3")
+}
+
 /// A host process in a temporary directory.
 pub struct Host {
     pub dir: tempfile::TempDir,

@@ -1,0 +1,448 @@
+//! End-to-end tests of MLLP: the real binary against python-hl7's client
+//! and server, raw sockets for malformed input, TLS with a test CA, and
+//! SIGKILLs under load.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use interlink_tests::{
+    Host, PeerServer, adt_a04, free_port, interlink_bin, python_send, python_stream, wait_until,
+};
+
+const T: Duration = Duration::from_secs(20);
+
+/// A host with listeners `in` (commit ACKs) and `app` (application ACKs),
+/// the probe bot, and destination `out` as given by `out`.
+fn host(out: &str, extra: &str) -> (Host, u16, u16) {
+    let (port, app_port) = (free_port(), free_port());
+    let cfg = format!(
+        r#"
+[journal]
+path = "data/interlink.db"
+
+[plugins]
+dir = "plugins"
+timeout_ms = 500
+memory_mb = 32
+
+[[listener]]
+name = "in"
+listen = "127.0.0.1:{port}"
+max_message_kb = 4
+
+[[listener]]
+name = "app"
+listen = "127.0.0.1:{app_port}"
+ack = "application"
+
+{out}
+{extra}
+"#
+    );
+    let mut host = Host::new(&cfg);
+    host.install_bot("probe_v1", "probe.wasm");
+    host.start();
+    host.wait_log("loaded from", T);
+    (host, port, app_port)
+}
+
+const FOLDER_OUT: &str = "[[destination]]\nname = \"out\"\nkind = \"folder\"\ndir = \"out\"";
+
+fn mllp_out(port: u16, extra: &str) -> String {
+    format!(
+        "[[destination]]\nname = \"out\"\nkind = \"mllp\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+         sending_facility = \"BF\"\nreceiving_facility = \"EPIC\"\nack_timeout_s = 1\nconnect_timeout_s = 1\n\
+         retry = {{ initial_backoff_ms = 100, max_backoff_s = 1 }}\n{extra}"
+    )
+}
+
+/// Sends raw bytes and returns what comes back until an MLLP end marker,
+/// the connection closing, or `wait` passing.
+fn raw(port: u16, bytes: &[u8], wait: Duration) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !out.ends_with(b"\x1c\r") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    out
+}
+
+fn framed(message: &str) -> Vec<u8> {
+    let mut v = vec![0x0b];
+    v.extend_from_slice(message.as_bytes());
+    v.extend_from_slice(b"\x1c\r");
+    v
+}
+
+/// The segments of an ACK frame, as text.
+fn segments(ack: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(ack)
+        .trim_matches(['\x0b', '\x1c', '\r'])
+        .to_string();
+    text.split('\r').map(str::to_string).collect()
+}
+
+fn write(host: &Host, name: &str, content: &str) -> PathBuf {
+    let p = host.path(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+#[test]
+fn python_client_is_acked_after_commit_and_resends_are_not_reprocessed() {
+    let (host, port, _) = host(FOLDER_OUT, "");
+    let m1 = write(&host, "m1.hl7", &adt_a04("C1", "P1"));
+    let m2 = write(&host, "m2.hl7", &adt_a04("C2", "P2"));
+    assert_eq!(python_send(port, &[m1.clone(), m2]), ["AA C1", "AA C2"]);
+    // The ACK came after the commit: both events are in the journal.
+    assert_eq!(
+        host.query::<i64>("SELECT COUNT(*) FROM events WHERE source = 'in'"),
+        2
+    );
+    let out = host.wait_outputs(2, T);
+    assert!(
+        out[0]
+            .1
+            .starts_with("MSH|^~\\&|REG|CLINIC|INTERLINK|BF|20260101120000||ADT^A04^ADT_A01|C1|")
+    );
+
+    // A resend gets the very same ACK and is not processed again.
+    let first = raw(port, &framed(&adt_a04("C3", "P3")), T);
+    let again = raw(port, &framed(&adt_a04("C3", "P3")), T);
+    assert_eq!(first, again);
+    assert!(segments(&first)[1].starts_with("MSA|AA|C3"));
+    assert_eq!(python_send(port, &[m1]), ["AA C1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        host.query::<i64>("SELECT COUNT(*) FROM events WHERE source = 'in'"),
+        3
+    );
+    assert_eq!(host.outputs().len(), 3);
+    assert!(
+        host.log()
+            .contains("duplicate: answered with the original ACK")
+    );
+}
+
+#[test]
+fn bad_input_gets_ar_with_a_reason_and_the_listener_keeps_going() {
+    let (host, port, _) = host(FOLDER_OUT, "");
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (framed("this is not hl7"), "100^Segment sequence error"),
+        (
+            framed("MSH|^^|A|B|C|D|1||ADT^A04|W1|P|2.5\r"),
+            "bad MSH delimiters",
+        ),
+        (
+            [&b"\x0bMSH|^~\\&|A|B|C|D|1||ADT^A04|U1|P|2.5\rPID|1||M\xfcller\x1c\r"[..]].concat(),
+            "byte 45 is not valid utf-8",
+        ),
+        (
+            framed("MSH|^~\\&|A|B|C|D|1||ADT^A04|E1|P|2.5||||||EBCDIC\r"),
+            "unsupported character set",
+        ),
+    ];
+    for (bytes, why) in &cases {
+        let ack = segments(&raw(port, bytes, T));
+        assert!(ack[1].starts_with("MSA|AR|"), "{ack:?}");
+        assert!(
+            ack[2].starts_with("ERR|") && ack.join("\r").contains(why),
+            "{why}: {ack:?}"
+        );
+    }
+    // Known MSH fields are used in the NACK.
+    let ack = segments(&raw(port, &cases[1].0, T));
+    assert_eq!(
+        ack[1],
+        "MSA|AR|W1|bad MSH delimiters: MSH-2 must hold 4 or 5 encoding characters, found 2"
+    );
+
+    // Oversized: AR, then the connection is closed.
+    let huge = framed(&format!(
+        "{}NTE|1||{}\r",
+        adt_a04("H1", "P"),
+        "x".repeat(8000)
+    ));
+    let ack = segments(&raw(port, &huge, T));
+    assert!(
+        ack.join("\r")
+            .contains("larger than max_message_kb = 4 KiB"),
+        "{ack:?}"
+    );
+    // A frame that never ends, then a hang-up: nothing journaled.
+    raw(
+        port,
+        b"\x0bMSH|^~\\&|A|B|C|D|1||ADT^A04|T1|P|2.5\rPID|1",
+        Duration::from_millis(200),
+    );
+    // Bytes around frames are ignored.
+    let ack = segments(&raw(
+        port,
+        &[&b"junk"[..], &framed(&adt_a04("G1", "P"))].concat(),
+        T,
+    ));
+    assert!(ack[1].starts_with("MSA|AA|G1"));
+
+    let good = write(&host, "good.hl7", &adt_a04("OK1", "P1"));
+    assert_eq!(python_send(port, &[good]), ["AA OK1"]);
+    assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM events"), 2);
+    let log = host.log();
+    assert_eq!(log.matches("rejected (AR)").count(), 6, "{log}");
+    assert!(log.contains("ignored bytes outside MLLP frames"));
+}
+
+#[test]
+fn enhanced_mode_and_application_acks() {
+    let (host, port, app_port) = host(FOLDER_OUT, "");
+    let enhanced = |id: &str, msh15: &str| {
+        adt_a04(id, "P1").replace("|P|2.5.1\r", &format!("|P|2.5.1|||{msh15}|NE\r"))
+    };
+    let ack = segments(&raw(port, &framed(&enhanced("E1", "AL")), T));
+    assert!(ack[1].starts_with("MSA|CA|E1"), "{ack:?}");
+    // NE and ER (on success): no accept ACK at all, but the message is in.
+    assert!(
+        raw(
+            port,
+            &framed(&enhanced("E2", "NE")),
+            Duration::from_millis(700)
+        )
+        .is_empty()
+    );
+    assert!(
+        raw(
+            port,
+            &framed(&enhanced("E3", "ER")),
+            Duration::from_millis(700)
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        host.query::<i64>("SELECT COUNT(*) FROM events WHERE control_id LIKE 'E%'"),
+        3
+    );
+
+    // Application mode: the bot runs first; its outcome is the ACK.
+    let ack = segments(&raw(app_port, &framed(&adt_a04("A1", "P1")), T));
+    assert!(ack[1].starts_with("MSA|AA|A1"), "{ack:?}");
+    // The bot's output was committed before the ACK went out.
+    let sql = "SELECT COUNT(*) FROM outbox o JOIN events e ON e.id = o.event_id WHERE e.control_id = 'A1'";
+    assert_eq!(host.query::<i64>(sql), 1);
+    let ack = segments(&raw(app_port, &framed(&adt_a04("PANIC1", "P1")), T));
+    assert!(ack[1].starts_with("MSA|AE|PANIC1"), "{ack:?}");
+    assert!(
+        ack[2].contains("panicked: probe panicked on purpose"),
+        "{ack:?}"
+    );
+    let ack = segments(&raw(app_port, &framed(&adt_a04("LOOP1", "P1")), T));
+    assert!(
+        ack[1].starts_with("MSA|AE|LOOP1") && ack[2].contains("timed out after 500 ms"),
+        "{ack:?}"
+    );
+}
+
+#[test]
+fn delivery_waits_for_aa_and_dead_letters_ar() {
+    let peer_port = free_port();
+    let (host, port, _) = host(&mllp_out(peer_port, ""), "");
+    let log = host.path("peer.log");
+    let peer = PeerServer::start(peer_port, "aa", &log);
+    let m = write(&host, "m.hl7", &adt_a04("D1", "P1"));
+    assert_eq!(python_send(port, &[m]), ["AA D1"]);
+    assert!(wait_until(T, || peer.received().len() == 1));
+    let (control, text) = &peer.received()[0];
+    assert_eq!(control, "D1");
+    // MSH-4 and MSH-6 from the destination; the bot's ZPR segment.
+    assert!(
+        text.starts_with("MSH|^~\\&|REG|BF|INTERLINK|EPIC|20260101120000||ADT^A04^ADT_A01|D1|"),
+        "{text}"
+    );
+    assert!(text.contains("\rZPR|v1|1"), "{text}");
+    host.wait_query("SELECT COUNT(*) FROM outbox WHERE status = 'sent'", 1, T);
+    drop(peer);
+
+    // A receiver answering AR: dead-lettered with its reason, not retried.
+    let peer = PeerServer::start(peer_port, "ar", &host.path("peer-ar.log"));
+    let m = write(&host, "r.hl7", &adt_a04("D2", "P1"));
+    assert_eq!(python_send(port, &[m]), ["AA D2"]);
+    host.wait_query("SELECT COUNT(*) FROM outbox WHERE status = 'dead'", 1, T);
+    let reason: String = host.query("SELECT last_error FROM outbox WHERE status = 'dead'");
+    assert_eq!(reason, "AR: peer says AR");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(peer.received().len(), 1);
+}
+
+#[test]
+fn destination_down_then_up_gets_everything_in_order_and_ae_is_retried() {
+    let peer_port = free_port();
+    let (host, port, _) = host(&mllp_out(peer_port, ""), "");
+    let files: Vec<PathBuf> = (1..=3)
+        .map(|i| {
+            write(
+                &host,
+                &format!("q{i}.hl7"),
+                &adt_a04(&format!("Q{i}"), "P1"),
+            )
+        })
+        .collect();
+    assert_eq!(python_send(port, &files), ["AA Q1", "AA Q2", "AA Q3"]);
+    // Nobody listens: the head of the queue is retried, nothing is lost.
+    host.wait_query(
+        "SELECT COUNT(*) FROM outbox WHERE attempts >= 2 AND status = 'pending'",
+        1,
+        T,
+    );
+    let peer = PeerServer::start(peer_port, "aa", &host.path("peer.log"));
+    assert!(
+        wait_until(T, || peer.received().len() >= 3),
+        "{:?}",
+        peer.received()
+    );
+    let order: Vec<String> = peer.received().into_iter().map(|(c, _)| c).collect();
+    assert_eq!(order, ["Q1", "Q2", "Q3"]);
+    drop(peer);
+
+    // AE is retried by default.
+    let peer = PeerServer::start(peer_port, "ae", &host.path("peer-ae.log"));
+    let m = write(&host, "ae.hl7", &adt_a04("AE1", "P1"));
+    assert_eq!(python_send(port, &[m]), ["AA AE1"]);
+    assert!(wait_until(T, || peer.received().len() >= 2));
+    let row: String = host.query("SELECT status || ' ' || last_error FROM outbox WHERE id = 4");
+    assert_eq!(row, "pending AE: peer says AE");
+    drop(peer);
+
+    // A receiver that never answers: timeout, connection dropped, retried.
+    let _peer = PeerServer::start(peer_port, "silent", &host.path("peer-silent.log"));
+    host.wait_query(
+        "SELECT COUNT(*) FROM outbox WHERE last_error = 'no ACK within 1 s'",
+        1,
+        T,
+    );
+}
+
+#[test]
+fn sigkill_under_load_loses_no_acked_message() {
+    let peer_port = free_port();
+    let (mut host, port, _) = host(&mllp_out(peer_port, ""), "");
+    let peer = PeerServer::start(peer_port, "aa", &host.path("peer.log"));
+    let acked = host.path("acked.txt");
+    let total = 300;
+    let mut sender = python_stream(port, total, &acked);
+    let kills = 3;
+    for _ in 0..kills {
+        std::thread::sleep(Duration::from_millis(700));
+        host.kill();
+        host.start();
+    }
+    assert!(wait_until(Duration::from_secs(60), || matches!(
+        sender.try_wait(),
+        Ok(Some(_))
+    )));
+    let acked: Vec<String> = std::fs::read_to_string(&acked)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(acked.len(), total);
+    assert!(wait_until(Duration::from_secs(60), || {
+        let got: std::collections::HashSet<String> =
+            peer.received().into_iter().map(|(c, _)| c).collect();
+        acked.iter().all(|c| got.contains(c))
+    }));
+    // In order: first deliveries follow the order the sender was ACKed in.
+    let received: Vec<String> = peer.received().into_iter().map(|(c, _)| c).collect();
+    let mut firsts: Vec<&String> = Vec::new();
+    for c in &received {
+        if !firsts.contains(&c) {
+            firsts.push(c);
+        }
+    }
+    assert_eq!(firsts, acked.iter().collect::<Vec<_>>());
+    let duplicates = received.len() - firsts.len();
+    eprintln!("{total} messages, {kills} SIGKILLs: {duplicates} duplicate deliveries");
+    // Only a message in flight when the host died can arrive twice.
+    assert!(duplicates <= kills, "{duplicates} duplicates");
+}
+
+#[test]
+fn tls_and_mutual_tls() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| dir.path().join(n);
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issue = |names: Vec<String>, file: &str| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        std::fs::write(path(&format!("{file}.pem")), cert.pem()).unwrap();
+        std::fs::write(path(&format!("{file}.key")), key.serialize_pem()).unwrap();
+    };
+    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
+    issue(vec!["localhost".into()], "server");
+    issue(vec!["modality".into()], "client");
+
+    let port = free_port();
+    let cfg = format!(
+        "[[listener]]\nname = \"secure\"\nlisten = \"127.0.0.1:{port}\"\n\
+         tls = {{ cert = \"{}\", key = \"{}\", client_ca = \"{}\" }}\n",
+        path("server.pem").display(),
+        path("server.key").display(),
+        path("ca.pem").display()
+    );
+    let mut host = Host::new(&interlink_tests::config(&cfg));
+    host.start();
+    let msg = write(&host, "m.hl7", &adt_a04("TLS1", "P1"));
+    let send = |extra: &[&str]| {
+        std::process::Command::new(interlink_bin())
+            .args([
+                "send",
+                "--to",
+                &format!("127.0.0.1:{port}"),
+                "--timeout",
+                "5",
+                "--server-name",
+                "localhost",
+            ])
+            .args(extra)
+            .arg(&msg)
+            .output()
+            .unwrap()
+    };
+    let ca = path("ca.pem");
+    let (cert, key) = (path("client.pem"), path("client.key"));
+    let ok = send(&[
+        "--tls-ca",
+        ca.to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(ok.status.success(), "{ok:?}");
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "TLS1: AA");
+
+    // No client certificate: refused.
+    let refused = send(&["--tls-ca", ca.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    host.wait_log("TLS handshake refused", T);
+    // Plain MLLP to a TLS listener gets no ACK (only a TLS alert).
+    let answer = raw(
+        port,
+        &framed(&adt_a04("PLAIN", "P")),
+        Duration::from_millis(500),
+    );
+    assert!(!String::from_utf8_lossy(&answer).contains("MSA"));
+    assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM events"), 1);
+}

@@ -1,0 +1,105 @@
+"""MLLP peers for the end-to-end tests, built on python-hl7's asyncio
+``hl7.mllp`` (a client and a server we did not write).
+
+    hl7_peer.py client HOST PORT FILE...      send each file's message, print "MSA-1 MSA-2" per ACK
+    hl7_peer.py stream HOST PORT N ACKED      send N messages S00001.. one at a time, reconnecting
+                                              on failure; append each control id to ACKED once AA
+    hl7_peer.py server PORT MODE LOG          answer every message per MODE (aa, ae, ar, silent,
+                                              late:SECONDS) and append it as a JSON line to LOG
+
+The server prints "ready" once it listens and runs until killed.
+"""
+
+import asyncio
+import json
+import sys
+
+import hl7
+from hl7.mllp import open_hl7_connection, start_hl7_server
+
+
+def msh10(message):
+    return str(message.segment("MSH")[10])
+
+
+async def client(host, port, files):
+    reader, writer = await open_hl7_connection(host, int(port), encoding="utf-8")
+    for name in files:
+        with open(name, encoding="utf-8") as f:
+            message = hl7.parse(f.read().replace("\n", "\r"))
+        writer.writemessage(message)
+        await writer.drain()
+        ack = await asyncio.wait_for(reader.readmessage(), 10)
+        msa = ack.segment("MSA")
+        print(f"{msa[1]} {msa[2]}", flush=True)
+    writer.close()
+
+
+async def stream(host, port, count, acked_path):
+    n = 1
+    with open(acked_path, "a", encoding="utf-8") as acked:
+        while n <= count:
+            try:
+                reader, writer = await asyncio.wait_for(open_hl7_connection(host, int(port)), 2)
+                while n <= count:
+                    cid = f"S{n:05d}"
+                    text = (
+                        f"MSH|^~\\&|LOAD|GEN|INTERLINK|BF|20260101120000||ADT^A04^ADT_A01|{cid}|P|2.5.1\r"
+                        f"PID|1||P{n}^^^GEN^MR||LOAD^TEST\r"
+                    )
+                    writer.writemessage(hl7.parse(text))
+                    await writer.drain()
+                    ack = await asyncio.wait_for(reader.readmessage(), 5)
+                    msa = ack.segment("MSA")
+                    if str(msa[1]) == "AA" and str(msa[2]) == cid:
+                        acked.write(cid + "\n")
+                        acked.flush()
+                        n += 1
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                await asyncio.sleep(0.2)
+
+
+async def server(port, mode, log_path):
+    log = open(log_path, "a", encoding="utf-8")
+
+    async def on_connect(reader, writer):
+        try:
+            while True:
+                message = await reader.readmessage()
+                log.write(json.dumps({"control_id": msh10(message), "text": str(message)}) + "\n")
+                log.flush()
+                if mode == "silent":
+                    continue
+                if mode.startswith("late:"):
+                    await asyncio.sleep(float(mode.split(":", 1)[1]))
+                code = {"aa": "AA", "ae": "AE", "ar": "AR"}.get(mode, "AA")
+                ack = message.create_ack(ack_code=code)
+                if code != "AA":
+                    err = f"ERR|||207^Application internal error^HL70357|E||||peer says {code}"
+                    ack = hl7.parse(str(ack) + "\r" + err)
+                writer.writemessage(ack)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async with await start_hl7_server(on_connect, "127.0.0.1", int(port)) as srv:
+        print("ready", flush=True)
+        await srv.serve_forever()
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "client":
+        asyncio.run(client(args[0], args[1], args[2:]))
+    elif cmd == "stream":
+        asyncio.run(stream(args[0], args[1], int(args[2]), args[3]))
+    elif cmd == "server":
+        asyncio.run(server(args[0], args[1], args[2]))
+    else:
+        sys.exit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()
