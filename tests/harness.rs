@@ -107,12 +107,30 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn peer_script() -> PathBuf {
-    root().join("tests/peers/hl7_peer.py")
+/// Whose MLLP implementation a peer uses.
+#[derive(Debug, Clone, Copy)]
+pub enum Peer {
+    /// python-hl7's asyncio `hl7.mllp` (`tests/peers/hl7_peer.py`).
+    Python,
+    /// `@medplum/hl7` (`tests/peers/medplum_peer.mjs`).
+    Medplum,
 }
 
-/// A python-hl7 MLLP server (see `tests/peers/hl7_peer.py`), stopped when
-/// dropped.
+impl Peer {
+    fn command(self) -> Command {
+        let mut c = match self {
+            Peer::Python => Command::new("python3"),
+            Peer::Medplum => Command::new("node"),
+        };
+        c.arg(root().join(match self {
+            Peer::Python => "tests/peers/hl7_peer.py",
+            Peer::Medplum => "tests/peers/medplum_peer.mjs",
+        }));
+        c
+    }
+}
+
+/// An MLLP server of another implementation, stopped when dropped.
 pub struct PeerServer {
     child: Child,
     pub port: u16,
@@ -121,20 +139,20 @@ pub struct PeerServer {
 
 impl PeerServer {
     /// Starts a server answering per `mode` (`aa`, `ae`, `ar`, `silent`,
-    /// `late:SECONDS`), logging messages to `log`.
-    pub fn start(port: u16, mode: &str, log: &Path) -> PeerServer {
+    /// and for python `late:SECONDS`), logging messages to `log`.
+    pub fn start(peer: Peer, port: u16, mode: &str, log: &Path) -> PeerServer {
         use std::io::BufRead;
-        let mut child = Command::new("python3")
-            .arg(peer_script())
+        let mut child = peer
+            .command()
             .args(["server", &port.to_string(), mode, log.to_str().unwrap()])
             .stdout(Stdio::piped())
             .spawn()
-            .expect("start python3 (scripts/test installs python-hl7)");
+            .expect("start the peer (scripts/setup installs python-hl7 and @medplum/hl7)");
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert_eq!(line.trim(), "ready", "python-hl7 server did not start");
+        assert_eq!(line.trim(), "ready", "{peer:?} server did not start");
         PeerServer {
             child,
             port,
@@ -165,17 +183,17 @@ impl Drop for PeerServer {
     }
 }
 
-/// Sends each file with python-hl7's client; returns "MSA-1 MSA-2" per ACK.
-pub fn python_send(port: u16, files: &[PathBuf]) -> Vec<String> {
-    let out = Command::new("python3")
-        .arg(peer_script())
+/// Sends each file with the peer's client; returns "MSA-1 MSA-2" per ACK.
+pub fn peer_send(peer: Peer, port: u16, files: &[PathBuf]) -> Vec<String> {
+    let out = peer
+        .command()
         .args(["client", "127.0.0.1", &port.to_string()])
         .args(files)
         .output()
-        .expect("run python3");
+        .expect("run the peer");
     assert!(
         out.status.success(),
-        "python client failed: {}",
+        "{peer:?} client failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout)
@@ -186,8 +204,8 @@ pub fn python_send(port: u16, files: &[PathBuf]) -> Vec<String> {
 
 /// Starts python-hl7's streaming client (see the peer script).
 pub fn python_stream(port: u16, count: usize, acked: &Path) -> Child {
-    Command::new("python3")
-        .arg(peer_script())
+    Peer::Python
+        .command()
         .args([
             "stream",
             "127.0.0.1",

@@ -7,8 +7,9 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use interlink_tests::Peer::{Medplum, Python};
 use interlink_tests::{
-    Host, PeerServer, adt_a04, free_port, interlink_bin, python_send, python_stream, wait_until,
+    Host, PeerServer, adt_a04, free_port, interlink_bin, peer_send, python_stream, wait_until,
 };
 
 const T: Duration = Duration::from_secs(20);
@@ -101,7 +102,10 @@ fn python_client_is_acked_after_commit_and_resends_are_not_reprocessed() {
     let (host, port, _) = host(FOLDER_OUT, "");
     let m1 = write(&host, "m1.hl7", &adt_a04("C1", "P1"));
     let m2 = write(&host, "m2.hl7", &adt_a04("C2", "P2"));
-    assert_eq!(python_send(port, &[m1.clone(), m2]), ["AA C1", "AA C2"]);
+    assert_eq!(
+        peer_send(Python, port, &[m1.clone(), m2]),
+        ["AA C1", "AA C2"]
+    );
     // The ACK came after the commit: both events are in the journal.
     assert_eq!(
         host.query::<i64>("SELECT COUNT(*) FROM events WHERE source = 'in'"),
@@ -119,7 +123,7 @@ fn python_client_is_acked_after_commit_and_resends_are_not_reprocessed() {
     let again = raw(port, &framed(&adt_a04("C3", "P3")), T);
     assert_eq!(first, again);
     assert!(segments(&first)[1].starts_with("MSA|AA|C3"));
-    assert_eq!(python_send(port, &[m1]), ["AA C1"]);
+    assert_eq!(peer_send(Python, port, &[m1]), ["AA C1"]);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         host.query::<i64>("SELECT COUNT(*) FROM events WHERE source = 'in'"),
@@ -192,7 +196,7 @@ fn bad_input_gets_ar_with_a_reason_and_the_listener_keeps_going() {
     assert!(ack[1].starts_with("MSA|AA|G1"));
 
     let good = write(&host, "good.hl7", &adt_a04("OK1", "P1"));
-    assert_eq!(python_send(port, &[good]), ["AA OK1"]);
+    assert_eq!(peer_send(Python, port, &[good]), ["AA OK1"]);
     assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM events"), 2);
     let log = host.log();
     assert_eq!(log.matches("rejected (AR)").count(), 6, "{log}");
@@ -253,9 +257,9 @@ fn delivery_waits_for_aa_and_dead_letters_ar() {
     let peer_port = free_port();
     let (host, port, _) = host(&mllp_out(peer_port, ""), "");
     let log = host.path("peer.log");
-    let peer = PeerServer::start(peer_port, "aa", &log);
+    let peer = PeerServer::start(Python, peer_port, "aa", &log);
     let m = write(&host, "m.hl7", &adt_a04("D1", "P1"));
-    assert_eq!(python_send(port, &[m]), ["AA D1"]);
+    assert_eq!(peer_send(Python, port, &[m]), ["AA D1"]);
     assert!(wait_until(T, || peer.received().len() == 1));
     let (control, text) = &peer.received()[0];
     assert_eq!(control, "D1");
@@ -269,14 +273,45 @@ fn delivery_waits_for_aa_and_dead_letters_ar() {
     drop(peer);
 
     // A receiver answering AR: dead-lettered with its reason, not retried.
-    let peer = PeerServer::start(peer_port, "ar", &host.path("peer-ar.log"));
+    let peer = PeerServer::start(Python, peer_port, "ar", &host.path("peer-ar.log"));
     let m = write(&host, "r.hl7", &adt_a04("D2", "P1"));
-    assert_eq!(python_send(port, &[m]), ["AA D2"]);
+    assert_eq!(peer_send(Python, port, &[m]), ["AA D2"]);
     host.wait_query("SELECT COUNT(*) FROM outbox WHERE status = 'dead'", 1, T);
     let reason: String = host.query("SELECT last_error FROM outbox WHERE status = 'dead'");
     assert_eq!(reason, "AR: peer says AR");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(peer.received().len(), 1);
+}
+
+#[test]
+fn medplum_client_and_server() {
+    let peer_port = free_port();
+    let (host, port, app_port) = host(&mllp_out(peer_port, ""), "");
+    let peer = PeerServer::start(Medplum, peer_port, "aa", &host.path("medplum.log"));
+    let m = write(&host, "m.hl7", &adt_a04("MP1", "P1"));
+    assert_eq!(peer_send(Medplum, port, &[m]), ["AA MP1"]);
+    let a = write(&host, "a.hl7", &adt_a04("MP2", "P1"));
+    assert_eq!(peer_send(Medplum, app_port, &[a]), ["AA MP2"]);
+    let p = write(&host, "p.hl7", &adt_a04("PANIC7", "P1"));
+    assert_eq!(peer_send(Medplum, app_port, &[p]), ["AE PANIC7"]);
+    // Both forwarded messages reach @medplum/hl7's server and are ACKed.
+    assert!(
+        wait_until(T, || peer.received().len() == 2),
+        "{:?}",
+        peer.received()
+    );
+    let ids: Vec<String> = peer.received().into_iter().map(|(c, _)| c).collect();
+    assert_eq!(ids, ["MP1", "MP2"]);
+    host.wait_query("SELECT COUNT(*) FROM outbox WHERE status = 'sent'", 2, T);
+    drop(peer);
+    let _peer = PeerServer::start(Medplum, peer_port, "ar", &host.path("medplum-ar.log"));
+    let r = write(&host, "r.hl7", &adt_a04("MP3", "P1"));
+    assert_eq!(peer_send(Medplum, port, &[r]), ["AA MP3"]);
+    host.wait_query(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'dead' AND last_error LIKE 'AR%'",
+        1,
+        T,
+    );
 }
 
 #[test]
@@ -292,14 +327,14 @@ fn destination_down_then_up_gets_everything_in_order_and_ae_is_retried() {
             )
         })
         .collect();
-    assert_eq!(python_send(port, &files), ["AA Q1", "AA Q2", "AA Q3"]);
+    assert_eq!(peer_send(Python, port, &files), ["AA Q1", "AA Q2", "AA Q3"]);
     // Nobody listens: the head of the queue is retried, nothing is lost.
     host.wait_query(
         "SELECT COUNT(*) FROM outbox WHERE attempts >= 2 AND status = 'pending'",
         1,
         T,
     );
-    let peer = PeerServer::start(peer_port, "aa", &host.path("peer.log"));
+    let peer = PeerServer::start(Python, peer_port, "aa", &host.path("peer.log"));
     assert!(
         wait_until(T, || peer.received().len() >= 3),
         "{:?}",
@@ -310,16 +345,16 @@ fn destination_down_then_up_gets_everything_in_order_and_ae_is_retried() {
     drop(peer);
 
     // AE is retried by default.
-    let peer = PeerServer::start(peer_port, "ae", &host.path("peer-ae.log"));
+    let peer = PeerServer::start(Python, peer_port, "ae", &host.path("peer-ae.log"));
     let m = write(&host, "ae.hl7", &adt_a04("AE1", "P1"));
-    assert_eq!(python_send(port, &[m]), ["AA AE1"]);
+    assert_eq!(peer_send(Python, port, &[m]), ["AA AE1"]);
     assert!(wait_until(T, || peer.received().len() >= 2));
     let row: String = host.query("SELECT status || ' ' || last_error FROM outbox WHERE id = 4");
     assert_eq!(row, "pending AE: peer says AE");
     drop(peer);
 
     // A receiver that never answers: timeout, connection dropped, retried.
-    let _peer = PeerServer::start(peer_port, "silent", &host.path("peer-silent.log"));
+    let _peer = PeerServer::start(Python, peer_port, "silent", &host.path("peer-silent.log"));
     host.wait_query(
         "SELECT COUNT(*) FROM outbox WHERE last_error = 'no ACK within 1 s'",
         1,
@@ -331,7 +366,7 @@ fn destination_down_then_up_gets_everything_in_order_and_ae_is_retried() {
 fn sigkill_under_load_loses_no_acked_message() {
     let peer_port = free_port();
     let (mut host, port, _) = host(&mllp_out(peer_port, ""), "");
-    let peer = PeerServer::start(peer_port, "aa", &host.path("peer.log"));
+    let peer = PeerServer::start(Python, peer_port, "aa", &host.path("peer.log"));
     let acked = host.path("acked.txt");
     let total = 300;
     let mut sender = python_stream(port, total, &acked);
