@@ -85,10 +85,17 @@ async fn run(
     journal: Journal,
     wake: Arc<Notify>,
 ) {
+    // Messages up to `cursor` have been handed over in this process; their
+    // "sent" marks are committed in the background (group-committed), so
+    // the queue never waits for an fsync between messages. After a crash
+    // the cursor starts again at 0 and an unmarked message is sent again:
+    // at least once, never lost.
+    let mut cursor = 0;
     loop {
         let woken = wake.notified();
-        let batch =
-            tokio::task::block_in_place(|| reader.outbox_due(&cfg.name, journal::now_ms(), 64));
+        let batch = tokio::task::block_in_place(|| {
+            reader.outbox_due(&cfg.name, cursor, journal::now_ms(), 64)
+        });
         let rows = match batch {
             Ok(rows) => rows,
             Err(e) => {
@@ -98,15 +105,18 @@ async fn run(
         };
         let mut blocked = false;
         for row in &rows {
-            if !attempt(&cfg, &mut sink, &journal, row).await {
-                blocked = true;
-                break;
+            match attempt(&cfg, &mut sink, &journal, row).await {
+                Attempt::Done => cursor = row.id,
+                Attempt::Blocked => {
+                    blocked = true;
+                    break;
+                }
             }
         }
         if !rows.is_empty() && !blocked {
             continue;
         }
-        let wait = match tokio::task::block_in_place(|| reader.outbox_head_due(&cfg.name)) {
+        let wait = match tokio::task::block_in_place(|| reader.outbox_head_due(&cfg.name, cursor)) {
             Ok(Some(due)) => Duration::from_millis(
                 (due - journal::now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64,
             ),
@@ -119,14 +129,21 @@ async fn run(
     }
 }
 
-/// One delivery attempt, recorded in the journal. True if the queue may
-/// move on to the next message.
+/// What became of the head of the queue.
+enum Attempt {
+    /// Delivered or dead-lettered: the queue moves on.
+    Done,
+    /// To be retried later; the messages behind it wait.
+    Blocked,
+}
+
+/// One delivery attempt, recorded in the journal.
 async fn attempt(
     cfg: &DestinationConfig,
     sink: &mut Sink,
     journal: &Journal,
     row: &OutboxRow,
-) -> bool {
+) -> Attempt {
     let expired = cfg
         .retry
         .max_age_s
@@ -145,8 +162,14 @@ async fn attempt(
     };
     let recorded = match &result {
         Ok(()) => {
-            tracing::info!(destination = %cfg.name, outbox_id = row.id, "delivered");
-            journal.outbox_sent(row.id).await
+            tracing::debug!(destination = %cfg.name, outbox_id = row.id, "delivered");
+            let (marked, name, id) = (journal.outbox_sent(row.id), cfg.name.clone(), row.id);
+            tokio::spawn(async move {
+                if let Ok(Err(e)) = marked.await {
+                    tracing::error!(destination = %name, outbox_id = id, "delivered, but cannot record it (it will be sent again): {e}");
+                }
+            });
+            return Attempt::Done;
         }
         Err(DeliveryError::Permanent(why)) => {
             tracing::error!(destination = %cfg.name, outbox_id = row.id, "dead-lettered: {why}");
@@ -163,11 +186,12 @@ async fn attempt(
         }
     };
     match recorded {
-        Ok(Ok(())) => !matches!(result, Err(DeliveryError::Transient(_))),
+        Ok(Ok(())) if matches!(result, Err(DeliveryError::Permanent(_))) => Attempt::Done,
+        Ok(Ok(())) => Attempt::Blocked,
         Ok(Err(e)) => {
             tracing::error!(destination = %cfg.name, outbox_id = row.id, "cannot record delivery: {e}");
-            false
+            Attempt::Blocked
         }
-        Err(_) => false,
+        Err(_) => Attempt::Blocked,
     }
 }

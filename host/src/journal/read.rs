@@ -144,19 +144,22 @@ impl Reader {
     }
 
     /// Messages for `destination` that are due, in queue order.
+    /// Pending messages for `destination` with an id above `after_id`,
+    /// in queue order, stopping at the first that is not due yet.
     pub fn outbox_due(
         &self,
         destination: &str,
+        after_id: i64,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<OutboxRow>> {
         let mut q = self.conn.prepare_cached(
             "SELECT id, message, attempts, next_attempt_ms, created_ms, last_error FROM outbox
-             WHERE destination = ?1 AND status = 'pending' ORDER BY id LIMIT ?3",
+             WHERE destination = ?1 AND status = 'pending' AND id > ?2 ORDER BY id LIMIT ?3",
         )?;
         // FIFO: stop at the first message that is not due yet.
         let mut out = Vec::new();
-        let rows = q.query_map(params![destination, now_ms, limit as i64], |r| {
+        let rows = q.query_map(params![destination, after_id, limit as i64], |r| {
             Ok((
                 OutboxRow {
                     id: r.get(0)?,
@@ -179,12 +182,13 @@ impl Reader {
     }
 
     /// When the head of `destination`'s queue is due, if it has one.
-    pub fn outbox_head_due(&self, destination: &str) -> Result<Option<i64>> {
+    pub fn outbox_head_due(&self, destination: &str, after_id: i64) -> Result<Option<i64>> {
         let mut q = self.conn.prepare_cached(
-            "SELECT next_attempt_ms FROM outbox WHERE destination = ?1 AND status = 'pending'
+            "SELECT next_attempt_ms FROM outbox WHERE destination = ?1 AND status = 'pending' AND id > ?2
              ORDER BY id LIMIT 1",
         )?;
-        Ok(q.query_row(params![destination], |r| r.get(0)).optional()?)
+        Ok(q.query_row(params![destination, after_id], |r| r.get(0))
+            .optional()?)
     }
 
     /// The event and ACK of a message `listener` received from `sender`
