@@ -4,6 +4,9 @@
 //   node medplum_peer.mjs client HOST PORT FILE...   send each file's message, print "MSA-1 MSA-2" per ACK
 //   node medplum_peer.mjs server PORT MODE LOG       answer per MODE (aa, ae, ar, silent) and append each
 //                                                    message as a JSON line to LOG; prints "ready"
+//   node medplum_peer.mjs forward PORT SINK_PORT     the benchmark's JS equivalent of a forwarding bot:
+//                                                    ACK each message, then send it (MSH-5/MSH-6 rewritten)
+//                                                    to 127.0.0.1:SINK_PORT; prints "ready"
 import { appendFileSync, readFileSync } from 'node:fs';
 import { Hl7Message } from '@medplum/core';
 import { Hl7Client, Hl7Server } from '@medplum/hl7';
@@ -33,6 +36,20 @@ if (cmd === 'client') {
       }
       const code = { aa: 'AA', ae: 'AE', ar: 'AR' }[mode] ?? 'AA';
       connection.send(message.buildAck({ ackCode: code }));
+    });
+  });
+  server.start(Number(port));
+  console.log('ready');
+} else if (cmd === 'forward') {
+  const [port, sinkPort] = args;
+  const sink = new Hl7Client({ host: '127.0.0.1', port: Number(sinkPort) });
+  const server = new Hl7Server((connection) => {
+    connection.addEventListener('message', ({ message }) => {
+      connection.send(message.buildAck());
+      const msh = message.getSegment('MSH');
+      msh.setField(5, 'EHR');
+      msh.setField(6, 'HOSPITAL');
+      sink.sendAndWait(message).catch((err) => console.error(`forward failed: ${err}`));
     });
   });
   server.start(Number(port));

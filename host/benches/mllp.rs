@@ -1,0 +1,294 @@
+//! MLLP load benchmark; prints a table, asserts nothing.
+//!
+//! `cargo bench -p interlink --bench mllp` after `scripts/setup` (which
+//! builds the bots and installs @medplum/hl7 under tests/peers).
+//!
+//! Senders (this process, tokio) stream ADT^A04 messages over 1 and 16
+//! connections, one message in flight per connection, and time each ACK.
+//! A sink (this process) answers AA to whatever is forwarded to it and
+//! notes when each message arrives, which gives the end-to-end latency.
+//! Side by side, in one run:
+//! - interlink: the release binary, journal fsync'd (`synchronous = FULL`),
+//!   commit ACKs, the adt-router bot forwarding each message to the sink
+//!   through an MLLP destination;
+//! - bare echo: an in-process MLLP server that ACKs without doing anything
+//!   (the ceiling of this machine and this load generator);
+//! - medplum: @medplum/hl7's Hl7Server whose handler ACKs, rewrites
+//!   MSH-5/MSH-6 and forwards to the sink with Hl7Client (no journal).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use interlink::mllp::{Frame, FrameReader, frame};
+use interlink_sdk::hl7::{AckCode, Message, ack};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn adt(control_id: &str) -> String {
+    format!(
+        "MSH|^~\\&|REG|CLINIC|INTERLINK|BF|20260101120000||ADT^A04^ADT_A01|{control_id}|P|2.5.1\r\
+         EVN|A04|20260101120000\r\
+         PID|1||MRN{control_id}^^^CLINIC^MR||DOE^JANE^Q||19800101|F|||1 MAIN ST^^SPRINGFIELD^IL^62701\r\
+         PV1|1|O|CLINIC^^^BF||||1234^WELBY^MARCUS\r"
+    )
+}
+
+/// An MLLP server that ACKs every message at once, noting arrivals.
+async fn ack_server(listener: TcpListener, arrivals: Option<Arrivals>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let arrivals = arrivals.clone();
+        tokio::spawn(async move {
+            let (rd, mut wr) = stream.into_split();
+            let mut frames = FrameReader::new(rd, 1 << 20);
+            while let Ok(Some(Frame::Message(bytes))) = frames.next().await {
+                let now = Instant::now();
+                let msg = Message::parse(std::str::from_utf8(&bytes).unwrap()).unwrap();
+                if let Some(a) = &arrivals {
+                    a.lock().unwrap().insert(msg.control_id().into_owned(), now);
+                }
+                let reply = ack(&msg, AckCode::AA, None, "1");
+                if wr
+                    .write_all(&frame(reply.as_str().as_bytes()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+struct Load {
+    elapsed: Duration,
+    ack_latencies: Vec<Duration>,
+    sent_at: HashMap<String, Instant>,
+}
+
+async fn load(port: u16, connections: usize, per_connection: usize, tag: &str) -> Load {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let tag = tag.to_string();
+        tasks.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (rd, mut wr) = stream.into_split();
+            let mut acks = FrameReader::new(rd, 1 << 20);
+            let mut lat = Vec::with_capacity(per_connection);
+            let mut sent = Vec::with_capacity(per_connection);
+            for i in 0..per_connection {
+                let id = format!("{tag}{c}x{i}");
+                let bytes = frame(adt(&id).as_bytes());
+                let t = Instant::now();
+                wr.write_all(&bytes).await.unwrap();
+                match acks.next().await.unwrap() {
+                    Some(Frame::Message(a)) => {
+                        assert!(String::from_utf8_lossy(&a).contains("MSA|AA|"))
+                    }
+                    other => panic!("no ACK: {other:?}"),
+                }
+                lat.push(t.elapsed());
+                sent.push((id, t));
+            }
+            (lat, sent)
+        }));
+    }
+    let mut ack_latencies = Vec::new();
+    let mut sent_at = HashMap::new();
+    for t in tasks {
+        let (lat, sent) = t.await.unwrap();
+        ack_latencies.extend(lat);
+        sent_at.extend(sent);
+    }
+    Load {
+        elapsed: start.elapsed(),
+        ack_latencies,
+        sent_at,
+    }
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+}
+
+/// Waits for every sent message at the sink; end-to-end latencies.
+async fn end_to_end(load: &Load, arrivals: &Arrivals) -> Option<Vec<Duration>> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        {
+            let a = arrivals.lock().unwrap();
+            if load.sent_at.keys().all(|k| a.contains_key(k)) {
+                let mut v: Vec<Duration> = load
+                    .sent_at
+                    .iter()
+                    .map(|(k, t)| a[k].duration_since(*t))
+                    .collect();
+                v.sort();
+                return Some(v);
+            }
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn report(name: &str, connections: usize, load: &mut Load, e2e: Option<Vec<Duration>>) {
+    load.ack_latencies.sort();
+    let n = load.ack_latencies.len();
+    let e2e = match e2e {
+        Some(v) => format!("{:>8.2} {:>8.2}", pct(&v, 0.5), pct(&v, 0.99)),
+        None => format!("{:>8} {:>8}", "-", "-"),
+    };
+    println!(
+        "{name:<12} {connections:>5} {n:>7} {:>10.0} {:>8.2} {:>8.2} {e2e}",
+        n as f64 / load.elapsed.as_secs_f64(),
+        pct(&load.ack_latencies, 0.5),
+        pct(&load.ack_latencies, 0.99),
+    );
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_line(child: &mut Child, what: &str) {
+    use std::io::BufRead;
+    let out = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(out).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), what);
+}
+
+fn start_interlink(dir: &Path, port: u16, sink: u16) -> Proc {
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    std::fs::copy(
+        root().join("target/test-bots/adt_router.wasm"),
+        dir.join("plugins/adt_router.wasm"),
+    )
+    .expect("target/test-bots/adt_router.wasm: run scripts/setup first");
+    std::fs::write(
+        dir.join("interlink.toml"),
+        format!(
+            "[journal]\npath = \"data/j.db\"\n[plugins]\ndir = \"plugins\"\n\
+             [[listener]]\nname = \"in\"\nlisten = \"127.0.0.1:{port}\"\n\
+             [[destination]]\nname = \"out\"\nkind = \"mllp\"\nhost = \"127.0.0.1\"\nport = {sink}\n\
+             [bots.adt-router]\nsettings = {{ destination = \"out\" }}\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("host.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_interlink"))
+        .args(["run", "--config", "interlink.toml"])
+        .current_dir(dir)
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !std::fs::read_to_string(dir.join("host.log"))
+        .unwrap_or_default()
+        .contains(" ready")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "interlink did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Proc(child)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let runs = [(1usize, 3000usize), (16, 600)];
+    println!(
+        "{:<12} {:>5} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "", "conns", "msgs", "msg/s", "ack p50", "ack p99", "e2e p50", "e2e p99"
+    );
+    println!(
+        "{:<12} {:>5} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "", "", "", "", "ms", "ms", "ms", "ms"
+    );
+
+    // The sink every forwarder sends to.
+    let arrivals: Arrivals = Arc::default();
+    let sink_port = free_port();
+    let sink = rt
+        .block_on(TcpListener::bind(("127.0.0.1", sink_port)))
+        .unwrap();
+    rt.spawn(ack_server(sink, Some(arrivals.clone())));
+
+    // (a) interlink
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let host = start_interlink(dir.path(), port, sink_port);
+    for (i, (conns, per)) in runs.iter().enumerate() {
+        let mut l = rt.block_on(load(port, *conns, *per, &format!("I{i}c")));
+        let e2e = rt.block_on(end_to_end(&l, &arrivals));
+        report("interlink", *conns, &mut l, e2e);
+    }
+    drop(host);
+
+    // (b) bare echo
+    let echo_port = free_port();
+    let echo = rt
+        .block_on(TcpListener::bind(("127.0.0.1", echo_port)))
+        .unwrap();
+    rt.spawn(ack_server(echo, None));
+    for (i, (conns, per)) in runs.iter().enumerate() {
+        let mut l = rt.block_on(load(echo_port, *conns, *per, &format!("E{i}c")));
+        report("bare echo", *conns, &mut l, None);
+    }
+
+    // (c) @medplum/hl7
+    let med_port = free_port();
+    let mut child = Command::new("node")
+        .arg(root().join("tests/peers/medplum_peer.mjs"))
+        .args(["forward", &med_port.to_string(), &sink_port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node (scripts/setup installs @medplum/hl7)");
+    wait_for_line(&mut child, "ready");
+    let _medplum = Proc(child);
+    for (i, (conns, per)) in runs.iter().enumerate() {
+        let mut l = rt.block_on(load(med_port, *conns, *per, &format!("M{i}c")));
+        let e2e = rt.block_on(end_to_end(&l, &arrivals));
+        report("medplum", *conns, &mut l, e2e);
+    }
+}
