@@ -363,6 +363,43 @@ fn destination_down_then_up_gets_everything_in_order_and_ae_is_retried() {
 }
 
 #[test]
+fn parallel_connections_keep_per_patient_order() {
+    let peer_port = free_port();
+    let out = mllp_out(peer_port, "connections = 4\nordering_key = \"PID-3.1\"");
+    let (host, port, _) = host(&out, "");
+    let peer = PeerServer::start(Python, peer_port, "aa", &host.path("peer.log"));
+    let files: Vec<PathBuf> = (0..40)
+        .map(|i| {
+            write(
+                &host,
+                &format!("p{i}.hl7"),
+                &adt_a04(&format!("K{i:02}"), &format!("PAT{}", i % 4)),
+            )
+        })
+        .collect();
+    assert_eq!(peer_send(Python, port, &files).len(), 40);
+    assert!(
+        wait_until(T, || peer.received().len() >= 40),
+        "{:?}",
+        peer.received().len()
+    );
+    for patient in 0..4 {
+        let got: Vec<String> = peer
+            .received()
+            .into_iter()
+            .filter(|(_, text)| text.contains(&format!("|PAT{patient}^")))
+            .map(|(c, _)| c)
+            .collect();
+        let want: Vec<String> = (0..40)
+            .filter(|i| i % 4 == patient)
+            .map(|i| format!("K{i:02}"))
+            .collect();
+        assert_eq!(got, want, "patient {patient}");
+    }
+    host.wait_query("SELECT COUNT(*) FROM outbox WHERE status = 'sent'", 40, T);
+}
+
+#[test]
 fn sigkill_under_load_loses_no_acked_message() {
     let peer_port = free_port();
     let (mut host, port, _) = host(&mllp_out(peer_port, ""), "");

@@ -341,6 +341,12 @@ pub struct DestinationConfig {
     #[serde(default)]
     pub on_ae: OnAe,
     pub tls: Option<ClientTls>,
+    /// `mllp`: parallel connections. Needs `ordering_key` when above 1.
+    #[serde(default = "one")]
+    pub connections: usize,
+    /// `mllp`: HL7 path (e.g. `PID-3.1`) whose value keeps its messages in
+    /// order across parallel connections.
+    pub ordering_key: Option<String>,
     #[serde(default = "default_encoding", deserialize_with = "charset")]
     pub encoding: Charset,
     /// IANA time zone the receiver expects, offered to bots.
@@ -353,6 +359,9 @@ pub struct DestinationConfig {
 
 fn default_extension() -> String {
     "hl7".into()
+}
+fn one() -> usize {
+    1
 }
 fn default_ack_timeout_s() -> u64 {
     30
@@ -505,6 +514,23 @@ impl Config {
                 }
                 _ => {}
             }
+            if !(1..=64).contains(&d.connections) {
+                bail!("{key}.connections = {}: must be 1 to 64", d.connections);
+            }
+            if d.connections > 1 && d.kind != DestinationKind::Mllp {
+                bail!("{key}.connections: only mllp destinations open several connections");
+            }
+            if d.connections > 1 && d.ordering_key.is_none() {
+                bail!(
+                    "{key}.connections = {}: set ordering_key (e.g. \"PID-3.1\") so related messages stay in order",
+                    d.connections
+                );
+            }
+            if let Some(k) = &d.ordering_key
+                && k.parse::<interlink_sdk::hl7::Path>().is_err()
+            {
+                bail!("{key}.ordering_key = {k:?}: not an HL7 path like \"PID-3.1\"");
+            }
             if let Some(tz) = &d.timezone
                 && !interlink_sdk::hl7::is_time_zone(tz)
             {
@@ -638,6 +664,22 @@ mod tests {
         assert_eq!(cfg.folders[0].after, After::Move("/etc/il/done".into()));
         assert_eq!(cfg.journal.path, Path::new("/etc/il/data/interlink.db"));
         assert_eq!(cfg.cache_dir(), Path::new("/etc/il/data/cache"));
+    }
+
+    #[test]
+    fn listener_and_mllp_destination_checks_name_the_key() {
+        let mllp = "[[destination]]\nname='e'\nkind='mllp'\nhost='127.0.0.1'\nport=1\n";
+        assert!(err("[[destination]]\nname='e'\nkind='mllp'").contains("needs `host` and `port`"));
+        assert!(err(&format!("{mllp}connections=4")).contains("set ordering_key"));
+        assert!(err(&format!("{mllp}ordering_key='PID'")).contains("destination[0].ordering_key"));
+        assert!(err(&format!("{mllp}timezone='Mars/Base'")).contains("destination[0].timezone"));
+        assert!(err(&format!("{mllp}on_ae='shrug'")).contains("shrug"));
+        assert!(err("[[listener]]\nname='l'\nlisten='2575'").contains("listener[0].listen"));
+        assert!(err("[[listener]]\nname='l'\nlisten='127.0.0.1:1'\nack='later'").contains("later"));
+        let dup = "[[listener]]\nname='x'\nlisten='127.0.0.1:1'\n[[folder]]\nname='x'\ndir='d'";
+        assert!(err(dup).contains("another source has that name"));
+        let ok = format!("{mllp}connections=4\nordering_key='PID-3.1'\ntimezone='America/Chicago'");
+        assert!(Config::parse(&ok, Path::new("/")).is_ok());
     }
 
     #[test]

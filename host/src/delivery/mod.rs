@@ -16,6 +16,8 @@ use tokio::sync::Notify;
 
 use crate::config::{DestinationConfig, DestinationKind};
 use crate::journal::{self, Journal, OutboxRow, Reader};
+use interlink_sdk::hl7::{Message, Path};
+use std::hash::{Hash, Hasher};
 
 /// How often an idle queue looks at the journal without being woken.
 const IDLE_POLL: Duration = Duration::from_millis(1000);
@@ -58,69 +60,118 @@ impl Sink {
     }
 }
 
-/// Starts one delivery task per destination.
+/// Which messages of a destination's queue one connection carries: with
+/// `connections = N` and an `ordering_key`, messages are spread over N
+/// lanes by the key's value, so messages with the same key keep their order.
+#[derive(Clone)]
+struct Lane {
+    index: usize,
+    count: usize,
+    key: Option<Path>,
+}
+
+impl Lane {
+    fn owns(&self, message: &str) -> bool {
+        let Some(key) = &self.key else { return true };
+        let value = Message::parse(message)
+            .ok()
+            .and_then(|m| m.get_path(key).map(|v| v.into_owned()));
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        value.unwrap_or_default().hash(&mut h);
+        h.finish() as usize % self.count == self.index
+    }
+}
+
+/// Starts the delivery tasks: one per destination, or one per connection
+/// of a destination with several.
 pub fn start(
     destinations: &[DestinationConfig],
     journal: &Journal,
     wake: Arc<Notify>,
 ) -> Result<()> {
     for cfg in destinations {
-        let sink = Sink::new(cfg)?;
-        let reader = journal.reader()?;
-        tokio::spawn(run(
-            cfg.clone(),
-            sink,
-            reader,
-            journal.clone(),
-            wake.clone(),
-        ));
+        let key = cfg
+            .ordering_key
+            .as_deref()
+            .map(str::parse::<Path>)
+            .transpose()?;
+        let count = cfg.connections.max(1);
+        for index in 0..count {
+            let lane = Lane {
+                index,
+                count,
+                key: key.clone(),
+            };
+            let sink = Sink::new(cfg)?;
+            let reader = journal.reader()?;
+            tokio::spawn(run(
+                cfg.clone(),
+                lane,
+                sink,
+                reader,
+                journal.clone(),
+                wake.clone(),
+            ));
+        }
     }
     Ok(())
 }
 
 async fn run(
     cfg: DestinationConfig,
+    lane: Lane,
     mut sink: Sink,
     reader: Reader,
     journal: Journal,
     wake: Arc<Notify>,
 ) {
-    // Messages up to `cursor` have been handed over in this process; their
-    // "sent" marks are committed in the background (group-committed), so
-    // the queue never waits for an fsync between messages. After a crash
-    // the cursor starts again at 0 and an unmarked message is sent again:
-    // at least once, never lost.
+    // Every message of this lane up to `cursor` has been handed over in
+    // this process; "sent" marks are committed in the background
+    // (group-committed), so the queue never waits for an fsync between
+    // messages. After a crash the cursor starts again at 0 and a message
+    // whose mark was not committed is sent again: at least once, never lost.
     let mut cursor = 0;
     loop {
         let woken = wake.notified();
-        let batch = tokio::task::block_in_place(|| {
-            reader.outbox_due(&cfg.name, cursor, journal::now_ms(), 64)
-        });
-        let rows = match batch {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::error!(destination = %cfg.name, "cannot read the outbox: {e}");
-                Vec::new()
-            }
-        };
-        let mut blocked = false;
+        let rows =
+            match tokio::task::block_in_place(|| reader.outbox_pending(&cfg.name, cursor, 256)) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!(destination = %cfg.name, "cannot read the outbox: {e}");
+                    Vec::new()
+                }
+            };
+        let now = journal::now_ms();
+        let mut head_due: Option<i64> = None;
+        let mut progressed = false;
         for row in &rows {
+            if !lane.owns(&row.message) {
+                cursor = row.id;
+                continue;
+            }
+            if row.next_attempt_ms > now {
+                head_due = Some(row.next_attempt_ms);
+                break;
+            }
             match attempt(&cfg, &mut sink, &journal, row).await {
-                Attempt::Done => cursor = row.id,
+                Attempt::Done => {
+                    cursor = row.id;
+                    progressed = true;
+                }
                 Attempt::Blocked => {
-                    blocked = true;
+                    head_due = Some(now);
                     break;
                 }
             }
         }
-        if !rows.is_empty() && !blocked {
+        if progressed && head_due.is_none() {
             continue;
         }
-        let wait = match tokio::task::block_in_place(|| reader.outbox_head_due(&cfg.name, cursor)) {
-            Ok(Some(due)) => Duration::from_millis(
+        let wait = match head_due {
+            Some(due) => Duration::from_millis(
                 (due - journal::now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64,
             ),
-            _ => IDLE_POLL,
+            None => IDLE_POLL,
         };
         tokio::select! {
             _ = woken => {}

@@ -35,6 +35,7 @@ pub struct OutboxRow {
     pub id: i64,
     pub message: String,
     pub attempts: i64,
+    pub next_attempt_ms: i64,
     pub created_ms: i64,
     pub last_error: Option<String>,
 }
@@ -143,52 +144,29 @@ impl Reader {
         Ok(v.unwrap_or(0) as u64)
     }
 
-    /// Messages for `destination` that are due, in queue order.
-    /// Pending messages for `destination` with an id above `after_id`,
-    /// in queue order, stopping at the first that is not due yet.
-    pub fn outbox_due(
+    /// Pending messages for `destination` with an id above `after_id`, in
+    /// queue order.
+    pub fn outbox_pending(
         &self,
         destination: &str,
         after_id: i64,
-        now_ms: i64,
         limit: usize,
     ) -> Result<Vec<OutboxRow>> {
         let mut q = self.conn.prepare_cached(
             "SELECT id, message, attempts, next_attempt_ms, created_ms, last_error FROM outbox
              WHERE destination = ?1 AND status = 'pending' AND id > ?2 ORDER BY id LIMIT ?3",
         )?;
-        // FIFO: stop at the first message that is not due yet.
-        let mut out = Vec::new();
         let rows = q.query_map(params![destination, after_id, limit as i64], |r| {
-            Ok((
-                OutboxRow {
-                    id: r.get(0)?,
-                    message: r.get(1)?,
-                    attempts: r.get(2)?,
-                    created_ms: r.get(4)?,
-                    last_error: r.get(5)?,
-                },
-                r.get::<_, i64>(3)?,
-            ))
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                message: r.get(1)?,
+                attempts: r.get(2)?,
+                next_attempt_ms: r.get(3)?,
+                created_ms: r.get(4)?,
+                last_error: r.get(5)?,
+            })
         })?;
-        for row in rows {
-            let (row, due) = row?;
-            if due > now_ms {
-                break;
-            }
-            out.push(row);
-        }
-        Ok(out)
-    }
-
-    /// When the head of `destination`'s queue is due, if it has one.
-    pub fn outbox_head_due(&self, destination: &str, after_id: i64) -> Result<Option<i64>> {
-        let mut q = self.conn.prepare_cached(
-            "SELECT next_attempt_ms FROM outbox WHERE destination = ?1 AND status = 'pending' AND id > ?2
-             ORDER BY id LIMIT 1",
-        )?;
-        Ok(q.query_row(params![destination, after_id], |r| r.get(0))
-            .optional()?)
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The event and ACK of a message `listener` received from `sender`
