@@ -228,15 +228,28 @@ fn start_interlink(dir: &Path, port: u16, sink: u16) -> Proc {
     Proc(child)
 }
 
+/// `-- interlink`, `-- echo` or `-- medplum` runs only that contender.
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wants = |name: &str| only.is_empty() || only.iter().any(|a| a == name);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let runs = [(1usize, 3000usize), (16, 600)];
+    let runs: Vec<(usize, usize)> = match std::env::var("MLLP_BENCH_SCALE") {
+        Ok(f) => runs
+            .iter()
+            .map(|(c, n)| (*c, n * f.parse::<usize>().unwrap_or(1)))
+            .collect(),
+        Err(_) => runs.to_vec(),
+    };
     println!(
         "{:<12} {:>5} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8}",
         "", "conns", "msgs", "msg/s", "ack p50", "ack p99", "e2e p50", "e2e p99"
@@ -255,25 +268,32 @@ fn main() {
     rt.spawn(ack_server(sink, Some(arrivals.clone())));
 
     // (a) interlink
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let host = start_interlink(dir.path(), port, sink_port);
-    for (i, (conns, per)) in runs.iter().enumerate() {
-        let mut l = rt.block_on(load(port, *conns, *per, &format!("I{i}c")));
-        let e2e = rt.block_on(end_to_end(&l, &arrivals));
-        report("interlink", *conns, &mut l, e2e);
+    if wants("interlink") {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let host = start_interlink(dir.path(), port, sink_port);
+        for (i, (conns, per)) in runs.iter().enumerate() {
+            let mut l = rt.block_on(load(port, *conns, *per, &format!("I{i}c")));
+            let e2e = rt.block_on(end_to_end(&l, &arrivals));
+            report("interlink", *conns, &mut l, e2e);
+        }
+        drop(host);
     }
-    drop(host);
 
     // (b) bare echo
-    let echo_port = free_port();
-    let echo = rt
-        .block_on(TcpListener::bind(("127.0.0.1", echo_port)))
-        .unwrap();
-    rt.spawn(ack_server(echo, None));
-    for (i, (conns, per)) in runs.iter().enumerate() {
-        let mut l = rt.block_on(load(echo_port, *conns, *per, &format!("E{i}c")));
-        report("bare echo", *conns, &mut l, None);
+    if wants("echo") {
+        let echo_port = free_port();
+        let echo = rt
+            .block_on(TcpListener::bind(("127.0.0.1", echo_port)))
+            .unwrap();
+        rt.spawn(ack_server(echo, None));
+        for (i, (conns, per)) in runs.iter().enumerate() {
+            let mut l = rt.block_on(load(echo_port, *conns, *per, &format!("E{i}c")));
+            report("bare echo", *conns, &mut l, None);
+        }
+    }
+    if !wants("medplum") {
+        return;
     }
 
     // (c) @medplum/hl7

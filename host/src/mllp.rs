@@ -71,8 +71,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if let Some(frame) = self.take_frame() {
                 return Ok(Some(frame));
             }
-            let mut chunk = [0u8; 16 * 1024];
-            let n = self.inner.read(&mut chunk).await?;
+            // Read straight into the buffer's spare capacity (no zeroing).
+            self.buf.reserve(16 * 1024);
+            let n = self.inner.read_buf(&mut self.buf).await?;
             if n == 0 {
                 if !self.in_frame {
                     self.ignored += self.buf.len();
@@ -80,7 +81,6 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 self.buf.clear();
                 return Ok(None);
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 

@@ -187,14 +187,18 @@ fn in_savepoint<R>(
     conn: &Connection,
     write: impl FnOnce(&Connection) -> rusqlite::Result<R>,
 ) -> rusqlite::Result<R> {
-    conn.execute_batch("SAVEPOINT job")?;
+    let exec = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]).map(drop))
+    };
+    exec("SAVEPOINT job")?;
     match write(conn) {
         Ok(r) => {
-            conn.execute_batch("RELEASE job")?;
+            exec("RELEASE job")?;
             Ok(r)
         }
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            let _ = exec("ROLLBACK TO job").and_then(|_| exec("RELEASE job"));
             Err(e)
         }
     }
