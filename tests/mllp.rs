@@ -518,3 +518,48 @@ fn tls_and_mutual_tls() {
     assert!(!String::from_utf8_lossy(&answer).contains("MSA"));
     assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM events"), 1);
 }
+
+#[test]
+fn a_full_journal_refuses_messages_and_loses_none_it_acked() {
+    let port = free_port();
+    let cfg = format!(
+        "[journal]\npath = \"data/interlink.db\"\nmax_size_mb = 1\n[plugins]\ndir = \"plugins\"\n\
+         [[listener]]\nname = \"in\"\nlisten = \"127.0.0.1:{port}\"\nmax_message_kb = 64\n"
+    );
+    let mut host = Host::new(&cfg);
+    host.start();
+    let payload = "x".repeat(30_000);
+    let (mut acked, mut refused) = (Vec::new(), Vec::new());
+    for i in 0..200 {
+        let id = format!("F{i:03}");
+        let msg = format!("{}NTE|1||{payload}\r", adt_a04(&id, "P1"));
+        let ack = segments(&raw(port, &framed(&msg), T));
+        if ack[1].starts_with("MSA|AA|") {
+            acked.push(id);
+        } else {
+            assert!(ack[1].starts_with(&format!("MSA|AR|{id}")), "{ack:?}");
+            assert!(
+                ack.join("\r").contains("not stored") && ack.join("\r").contains("full"),
+                "{ack:?}"
+            );
+            refused.push(id);
+            if refused.len() == 3 {
+                break;
+            }
+        }
+    }
+    assert!(
+        acked.len() > 10 && refused.len() == 3,
+        "acked {}, refused {}",
+        acked.len(),
+        refused.len()
+    );
+    host.wait_log("not journaled, sender must resend", T);
+    // Every message that was ACKed is in the journal; none that was refused.
+    assert_eq!(
+        host.query::<i64>("SELECT COUNT(*) FROM events") as usize,
+        acked.len()
+    );
+    let last: String = host.query("SELECT control_id FROM events ORDER BY id DESC LIMIT 1");
+    assert_eq!(&last, acked.last().unwrap());
+}

@@ -41,6 +41,9 @@ pub struct JournalConfig {
     /// Processed events older than this are purged.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// Largest the journal may grow; past it, new input is refused (NACKed)
+    /// as it would be on a full disk. Unlimited when absent.
+    pub max_size_mb: Option<u64>,
 }
 
 impl Default for JournalConfig {
@@ -48,6 +51,7 @@ impl Default for JournalConfig {
         JournalConfig {
             path: default_journal_path(),
             retention_days: default_retention_days(),
+            max_size_mb: None,
         }
     }
 }

@@ -31,7 +31,8 @@ pub fn run(config: Option<PathBuf>) -> Result<ExitCode> {
 }
 
 async fn serve(cfg: Arc<Config>) -> Result<()> {
-    let journal = Journal::open(&cfg.journal.path)
+    let max_bytes = cfg.journal.max_size_mb.map(|mb| mb * 1024 * 1024);
+    let journal = Journal::open_capped(&cfg.journal.path, max_bytes)
         .with_context(|| format!("cannot open journal {}", cfg.journal.path.display()))?;
     let limits = Limits::new(cfg.plugins.memory_mb, cfg.plugins.timeout_ms);
     let engine = BotEngine::new(limits, Some(cfg.cache_dir()))?;

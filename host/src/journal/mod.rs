@@ -86,12 +86,23 @@ impl Journal {
     /// Opens (creating if needed) the journal at `path` and starts its
     /// writer thread.
     pub fn open(path: &Path) -> Result<Journal> {
+        Self::open_capped(path, None)
+    }
+
+    /// [`Journal::open`], refusing writes that would grow the database past
+    /// `max_bytes`: they fail as "database or disk is full", exactly as
+    /// when the disk fills up, and nothing is acknowledged.
+    pub fn open_capped(path: &Path, max_bytes: Option<u64>) -> Result<Journal> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| JournalError::Directory(dir.into(), e))?;
         }
         let mut conn = Connection::open(path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
+        if let Some(max) = max_bytes {
+            let page: u64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            conn.pragma_update(None, "max_page_count", (max / page).max(1))?;
+        }
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("journal-writer".into())
