@@ -65,10 +65,9 @@ pub fn adt_a04(control_id: &str, mrn: &str) -> String {
     )
 }
 
-/// A config for tests: drop folder `inbox` (moved to `done`), folder
-/// destination `out`, short limits so failures show quickly. `extra` is
-/// appended.
-pub fn config(extra: &str) -> String {
+/// The journal and plugin part of a test config, with short limits so
+/// failures show quickly; `extra` is appended.
+pub fn base_config(extra: &str) -> String {
     format!(
         r#"
 [journal]
@@ -80,7 +79,16 @@ timeout_ms = 500
 memory_mb = 32
 max_attempts = 3
 retry_backoff_ms = 100
+{extra}
+"#
+    )
+}
 
+/// A config for tests: [`base_config`] plus drop folder `inbox` (moved to
+/// `done`) and folder destination `out`. `extra` is appended.
+pub fn config(extra: &str) -> String {
+    base_config(&format!(
+        r#"
 [[folder]]
 name = "inbox"
 dir = "inbox"
@@ -93,9 +101,8 @@ poll_ms = 200
 name = "out"
 kind = "folder"
 dir = "out"
-{extra}
-"#
-    )
+{extra}"#
+    ))
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; good enough for tests).

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use interlink_tests::Peer::{Medplum, Python};
 use interlink_tests::{
-    Host, PeerServer, adt_a04, free_port, interlink_bin, peer_send, python_stream, wait_until,
+    Host, PeerServer, adt_a04, base_config, free_port, interlink_bin, peer_send, python_stream,
+    wait_until,
 };
 
 const T: Duration = Duration::from_secs(20);
@@ -18,16 +19,8 @@ const T: Duration = Duration::from_secs(20);
 /// the probe bot, and destination `out` as given by `out`.
 fn host(out: &str, extra: &str) -> (Host, u16, u16) {
     let (port, app_port) = (free_port(), free_port());
-    let cfg = format!(
+    let cfg = base_config(&format!(
         r#"
-[journal]
-path = "data/interlink.db"
-
-[plugins]
-dir = "plugins"
-timeout_ms = 500
-memory_mb = 32
-
 [[listener]]
 name = "in"
 listen = "127.0.0.1:{port}"
@@ -41,7 +34,7 @@ ack = "application"
 {out}
 {extra}
 "#
-    );
+    ));
     let mut host = Host::new(&cfg);
     host.install_bot("probe_v1", "probe.wasm");
     host.start();
