@@ -23,6 +23,8 @@ pub struct Config {
     pub journal: JournalConfig,
     #[serde(default)]
     pub plugins: PluginsConfig,
+    #[serde(default)]
+    pub cron: CronConfig,
     #[serde(default, rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
     #[serde(default, rename = "folder")]
@@ -112,6 +114,41 @@ fn default_max_attempts() -> u32 {
 }
 fn default_retry_backoff_ms() -> u64 {
     1000
+}
+
+/// What to do about firings missed while the host was down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Nothing: the schedule resumes at its next firing.
+    #[default]
+    None,
+    /// One tick for the latest missed firing, however many were missed.
+    Last,
+}
+
+/// `[cron]`: how bots' cron schedules are evaluated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CronConfig {
+    /// IANA time zone the schedules are read in.
+    #[serde(default = "default_cron_timezone")]
+    pub timezone: String,
+    #[serde(default)]
+    pub catch_up: CatchUp,
+}
+
+impl Default for CronConfig {
+    fn default() -> Self {
+        CronConfig {
+            timezone: default_cron_timezone(),
+            catch_up: CatchUp::None,
+        }
+    }
+}
+
+fn default_cron_timezone() -> String {
+    "UTC".into()
 }
 
 /// What happens to a file once it is safely in the journal.
@@ -461,6 +498,12 @@ impl Config {
         if self.plugins.max_attempts == 0 {
             bail!("plugins.max_attempts must be at least 1");
         }
+        if !interlink_sdk::hl7::is_time_zone(&self.cron.timezone) {
+            bail!(
+                "cron.timezone = {:?}: not an IANA time zone",
+                self.cron.timezone
+            );
+        }
         let mut sources = HashSet::new();
         for (i, l) in self.listeners.iter().enumerate() {
             let key = format!("listener[{i}]");
@@ -559,6 +602,14 @@ impl Config {
                 if set.iter().filter(|x| **x).count() != 1 {
                     bail!(
                         "{key}: subscription {} must set exactly one of hl7, files, cron, http",
+                        j + 1
+                    );
+                }
+                if let Some(c) = &s.cron
+                    && let Err(e) = c.parse::<cron::Schedule>()
+                {
+                    bail!(
+                        "{key}: subscription {}: cron = {c:?} is not a schedule ({e}); use sec min hour day month weekday",
                         j + 1
                     );
                 }
@@ -682,6 +733,12 @@ mod tests {
         assert!(err("[[listener]]\nname='l'\nlisten='127.0.0.1:1'\nack='later'").contains("later"));
         let dup = "[[listener]]\nname='x'\nlisten='127.0.0.1:1'\n[[folder]]\nname='x'\ndir='d'";
         assert!(err(dup).contains("another source has that name"));
+        assert!(err("[cron]\ntimezone='Nowhere/Town'").contains("cron.timezone"));
+        assert!(err("[cron]\ncatch_up='all'").contains("all"));
+        assert!(
+            err("[bots.b]\nsubscribe_also=[{ cron='every minute' }]")
+                .contains("cron = \"every minute\"")
+        );
         let ok = format!("{mllp}connections=4\nordering_key='PID-3.1'\ntimezone='America/Chicago'");
         assert!(Config::parse(&ok, Path::new("/")).is_ok());
     }

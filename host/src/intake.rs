@@ -21,6 +21,13 @@ pub enum Inbound {
         raw: Option<Vec<u8>>,
         origin_file: Option<String>,
     },
+    /// A firing of a cron schedule, for the bots that subscribe to it
+    /// except those still busy with its previous tick.
+    Tick {
+        schedule: String,
+        at_ms: i64,
+        except: Vec<String>,
+    },
     /// A file that is not HL7.
     File { name: String, contents: Vec<u8> },
 }
@@ -32,6 +39,8 @@ pub enum Provenance {
     File(LedgerEntry),
     /// An MLLP listener: its receipt, for duplicate suppression.
     Listener(Receipt),
+    /// The cron scheduler: which firing this is, for catch-up.
+    Tick { schedule: String, at_ms: i64 },
 }
 
 /// The front door of the journal.
@@ -67,19 +76,17 @@ impl Intake {
             .iter()
             .flat_map(|e| e.routes.iter().cloned())
             .collect();
-        let (ledger, receipt) = match provenance {
-            Some(Provenance::File(l)) => (Some(l), None),
-            Some(Provenance::Listener(r)) => (None, Some(r)),
-            None => (None, None),
+        let mut ingest = Ingest {
+            events,
+            ..Ingest::default()
         };
-        let ids = self
-            .journal
-            .ingest(Ingest {
-                events,
-                ledger,
-                receipt,
-            })
-            .await??;
+        match provenance {
+            Some(Provenance::File(l)) => ingest.ledger = Some(l),
+            Some(Provenance::Listener(r)) => ingest.receipt = Some(r),
+            Some(Provenance::Tick { schedule, at_ms }) => ingest.tick = Some((schedule, at_ms)),
+            None => {}
+        }
+        let ids = self.journal.ingest(ingest).await??;
         woken.sort();
         woken.dedup();
         for bot in &woken {
@@ -124,6 +131,27 @@ impl Intake {
                     raw,
                     received_at_ms,
                     routes,
+                }
+            }
+            Inbound::Tick {
+                schedule,
+                at_ms,
+                except,
+            } => {
+                let mut routes = self.runtime.route(RouteKey::Tick {
+                    schedule: &schedule,
+                });
+                routes.retain(|b| !except.contains(b));
+                NewEvent {
+                    kind: "tick",
+                    body: at_ms.to_string().into_bytes(),
+                    source: schedule,
+                    routes,
+                    name: None,
+                    message_type: None,
+                    control_id: None,
+                    raw: None,
+                    received_at_ms,
                 }
             }
             Inbound::File { name, contents } => NewEvent {

@@ -52,6 +52,12 @@ async fn serve(cfg: Arc<Config>) -> Result<()> {
         let serve = triggers::mllp::bind(listener, intake.clone(), rt.clone()).await?;
         tokio::spawn(serve);
     }
+    let (cron, cron_intake, cron_rt) = (cfg.cron.clone(), intake.clone(), rt.clone());
+    tokio::spawn(async move {
+        if let Err(e) = triggers::cron::run(cron, cron_intake, cron_rt).await {
+            tracing::error!("cron scheduler stopped: {e:#}");
+        }
+    });
     for folder in cfg.folders.clone() {
         let intake = intake.clone();
         let name = folder.name.clone();

@@ -190,6 +190,23 @@ impl Reader {
         )
     }
 
+    /// The latest journaled firing of a cron schedule.
+    pub fn last_tick(&self, schedule: &str) -> Result<Option<i64>> {
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT last_ms FROM ticks WHERE schedule = ?1")?;
+        Ok(q.query_row(params![schedule], |r| r.get(0)).optional()?)
+    }
+
+    /// Whether `bot` still has a tick of `schedule` to process.
+    pub fn tick_pending(&self, bot: &str, schedule: &str) -> Result<bool> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT 1 FROM runs r JOIN events e ON e.id = r.event_id
+             WHERE r.bot = ?1 AND r.status = 'pending' AND e.kind = 'tick' AND e.source = ?2",
+        )?;
+        Ok(q.exists(params![bot, schedule])?)
+    }
+
     pub fn file_taken(&self, f: &super::LedgerEntry) -> Result<bool> {
         let mut q = self.conn.prepare_cached(
             "SELECT 1 FROM files WHERE source = ?1 AND name = ?2 AND size = ?3 AND mtime_ms = ?4

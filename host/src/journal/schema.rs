@@ -91,6 +91,13 @@ CREATE TABLE received (
     PRIMARY KEY (listener, sender, control_id)
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- The latest firing journaled for each cron schedule (for catch-up).
+CREATE TABLE ticks (
+    schedule TEXT PRIMARY KEY,
+    last_ms  INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Settings every connection gets.

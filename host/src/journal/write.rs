@@ -40,6 +40,8 @@ pub struct Ingest {
     pub ledger: Option<LedgerEntry>,
     /// The listener receipt of the (single) event.
     pub receipt: Option<Receipt>,
+    /// A cron firing: (schedule, scheduled time).
+    pub tick: Option<(String, i64)>,
 }
 
 /// A file taken from a folder or SFTP source.
@@ -128,6 +130,10 @@ pub fn ingest(c: &Connection, batch: &Ingest) -> rusqlite::Result<Vec<i64>> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .execute(params![r.listener, r.sender, r.control_id, id, r.ack, now])?;
+    }
+    if let Some((schedule, at)) = &batch.tick {
+        c.prepare_cached("INSERT OR REPLACE INTO ticks (schedule, last_ms) VALUES (?1, ?2)")?
+            .execute(params![schedule, at])?;
     }
     if let Some(f) = ledger {
         c.execute(

@@ -8,4 +8,6 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::interlink::bot::host::Level;
-pub use self::interlink::bot::types::{DestinationInfo, File, Hl7Filter, Hl7Message, Subscription};
+pub use self::interlink::bot::types::{
+    DestinationInfo, File, Hl7Filter, Hl7Message, Subscription, Tick,
+};

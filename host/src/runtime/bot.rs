@@ -258,6 +258,15 @@ fn check_manifest(m: &Manifest) -> anyhow::Result<()> {
             m.name
         );
     }
+    for s in &m.subscribe {
+        if let super::bindings::Subscription::Cron(c) = s
+            && let Err(e) = c.parse::<cron::Schedule>()
+        {
+            anyhow::bail!(
+                "manifest cron schedule {c:?} is not valid ({e}); use sec min hour day month weekday"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Journaled events as the WIT `event` a bot receives.
 
-use super::bindings::{Event, File, Hl7Message};
+use super::bindings::{Event, File, Hl7Message, Tick};
 use crate::journal::StoredEvent;
 
 /// The WIT event for a journal row, or why there is none.
@@ -21,6 +21,13 @@ pub fn to_wit(e: StoredEvent) -> Result<Event, String> {
             name: e.name.unwrap_or_default(),
             contents: e.body,
             received_at_ms,
+        })),
+        "tick" => Ok(Event::Tick(Tick {
+            id,
+            scheduled_at_ms: String::from_utf8_lossy(&e.body)
+                .parse()
+                .map_err(|_| "bad tick time")?,
+            schedule: e.source,
         })),
         other => Err(format!(
             "events of kind {other:?} are not supported by this host"

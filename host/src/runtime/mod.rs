@@ -209,6 +209,18 @@ impl Runtime {
         names
     }
 
+    /// The cron schedules live bots subscribe to.
+    pub fn cron_schedules(&self) -> std::collections::BTreeSet<String> {
+        let bots = self.bots.read().expect("bots lock");
+        bots.values()
+            .flat_map(|b| b.subscriptions.iter())
+            .filter_map(|s| match s {
+                Subscription::Cron(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Tells the bot's worker there may be work.
     pub fn wake(&self, bot: &str) {
         if let Some(tx) = self.workers.lock().expect("workers lock").get(bot) {

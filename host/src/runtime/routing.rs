@@ -17,6 +17,10 @@ pub enum RouteKey<'a> {
     File {
         source: &'a str,
     },
+    /// A firing of a cron schedule, as written in the subscription.
+    Tick {
+        schedule: &'a str,
+    },
 }
 
 /// The subscriptions a bot is held to.
@@ -65,6 +69,7 @@ pub fn wants(subs: &[Subscription], key: RouteKey<'_>) -> bool {
                     || f.message_types.iter().any(|p| type_matches(p, mt)))
         }
         (Subscription::Files(s), RouteKey::File { source }) => s == source || s == "*",
+        (Subscription::Cron(c), RouteKey::Tick { schedule }) => c == schedule,
         _ => false,
     })
 }

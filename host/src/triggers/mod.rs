@@ -2,5 +2,6 @@
 //! [`Intake`](crate::intake::Intake) and acts on it (acknowledges, moves a
 //! file) only once it is journaled.
 
+pub mod cron;
 pub mod folder;
 pub mod mllp;

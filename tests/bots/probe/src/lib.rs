@@ -13,6 +13,8 @@
 //! | `RETRY`            | fails with a retryable error                     |
 //! | anything else      | counts the message in KV and forwards it         |
 //!
+//! A cron tick takes `tick_ms` (setting, default 0) of busy work.
+//!
 //! Forwarded messages go to the `out` destination with a `ZPR` segment
 //! naming the build (`v1`/`v2`) and the running count.
 
@@ -35,8 +37,18 @@ impl Bot for Probe {
     }
 
     fn handle(event: Event) -> Result<Reply, BotError> {
-        let Event::Hl7(input) = event else {
-            return Ok(Reply::default());
+        let input = match event {
+            Event::Hl7(input) => input,
+            Event::Tick(_) => {
+                // Ticks take `tick_ms` (setting) of work, to test skipping.
+                let ms: u64 = host::config("tick_ms")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let until = host::now_ms() + ms;
+                while host::now_ms() < until {}
+                return Ok(Reply::default());
+            }
+            _ => return Ok(Reply::default()),
         };
         let mut msg = Message::parse(&input.raw)?;
         let id = msg.control_id().into_owned();
