@@ -274,6 +274,24 @@ fn delivery_waits_for_aa_and_dead_letters_ar() {
     assert_eq!(reason, "AR: peer says AR");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(peer.received().len(), 1);
+    drop(peer);
+
+    // The dead letter is visible with its reason, and can be sent again
+    // once the receiver is fixed.
+    let listed = host.cli(&["outbox", "--dead"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        text.contains("dead") && text.contains("AR: peer says AR"),
+        "{text}"
+    );
+    let id: i64 = host.query("SELECT id FROM outbox WHERE status = 'dead'");
+    let peer = PeerServer::start(Python, peer_port, "aa", &host.path("peer-fixed.log"));
+    let resent = host.cli(&["resend", &id.to_string()]);
+    assert!(resent.status.success(), "{resent:?}");
+    assert!(wait_until(T, || peer.received().len() == 1));
+    assert_eq!(peer.received()[0].0, "D2");
+    host.wait_query("SELECT COUNT(*) FROM outbox WHERE status = 'sent'", 2, T);
+    assert!(!host.cli(&["resend", &id.to_string()]).status.success());
 }
 
 #[test]

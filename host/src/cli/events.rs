@@ -77,6 +77,49 @@ pub fn list(
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn outbox(config: Option<&Path>, dead: bool, limit: usize, json: bool) -> Result<ExitCode> {
+    let path = journal_path(config)?;
+    let reader =
+        Reader::open(&path).with_context(|| format!("cannot open journal {}", path.display()))?;
+    let rows = reader.outbox(dead, limit)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:>8}  {:>8}  {:<16}  {:<12}  {:<7}  {:>8}  last error",
+        "id", "event", "bot", "destination", "status", "attempts"
+    );
+    for r in &rows {
+        println!(
+            "{:>8}  {:>8}  {:<16}  {:<12}  {:<7}  {:>8}  {}",
+            r.id,
+            r.event_id,
+            r.bot,
+            r.destination,
+            r.status,
+            r.attempts,
+            r.last_error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn resend(config: Option<&Path>, id: i64) -> Result<ExitCode> {
+    let path = journal_path(config)?;
+    anyhow::ensure!(path.exists(), "no journal at {}", path.display());
+    let n = Journal::open(&path)?
+        .outbox_requeue(id)
+        .blocking_recv()
+        .map_err(|_| anyhow::anyhow!("journal writer stopped"))??;
+    if n == 0 {
+        eprintln!("outbox message {id} is not in the dead-letter list");
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("outbox message {id} is queued for delivery again");
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn replay(config: Option<&Path>, event_id: i64, bot: Option<String>) -> Result<ExitCode> {
     let path = journal_path(config)?;
     if !path.exists() {

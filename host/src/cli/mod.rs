@@ -108,6 +108,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List undelivered outbound messages (or only dead letters).
+    Outbox {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Only the dead-letter list.
+        #[arg(long)]
+        dead: bool,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a dead-lettered message back in its destination's queue.
+    Resend {
+        outbox_id: i64,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Queue an event's failed runs (or one bot's run) again.
     Replay {
         event_id: i64,
@@ -178,6 +196,13 @@ pub fn main() -> ExitCode {
             limit,
             json,
         } => events::list(config.as_deref(), failed, unrouted, limit, json),
+        Command::Outbox {
+            config,
+            dead,
+            limit,
+            json,
+        } => events::outbox(config.as_deref(), dead, limit, json),
+        Command::Resend { outbox_id, config } => events::resend(config.as_deref(), outbox_id),
         Command::Replay {
             event_id,
             bot,

@@ -175,7 +175,14 @@ async fn run(
         };
         tokio::select! {
             _ = woken => {}
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait) => {
+                // Idle: long after any "sent" mark has committed, look at the
+                // whole queue again, so a dead letter put back (`interlink
+                // resend`) behind the cursor is found.
+                if rows.is_empty() {
+                    cursor = 0;
+                }
+            }
         }
     }
 }

@@ -19,7 +19,9 @@ use std::sync::mpsc;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-pub use read::{EventFilter, EventSummary, OutboxRow, PendingRun, Reader, StoredEvent};
+pub use read::{
+    EventFilter, EventSummary, OutboxRow, OutboxSummary, PendingRun, Reader, StoredEvent,
+};
 pub use write::{Ingest, LedgerEntry, NewEvent, Receipt, RunRecord, RunStatus, StateWrites};
 
 /// Why the journal could not do something.
@@ -167,6 +169,12 @@ impl Journal {
     /// Marks an outbox message delivered.
     pub fn outbox_sent(&self, id: i64) -> oneshot::Receiver<Result<()>> {
         self.submit(move |c| write::outbox_sent(c, id))
+    }
+
+    /// Puts a dead-lettered message back in its destination's queue.
+    /// Returns 0 if there is no such dead letter.
+    pub fn outbox_requeue(&self, id: i64) -> oneshot::Receiver<Result<usize>> {
+        self.submit(move |c| write::outbox_requeue(c, id))
     }
 
     /// Records a failed delivery attempt; `dead` moves the message to the

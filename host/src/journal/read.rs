@@ -40,6 +40,19 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
 }
 
+/// One line of `interlink outbox`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxSummary {
+    pub id: i64,
+    pub event_id: i64,
+    pub bot: String,
+    pub destination: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_ms: i64,
+}
+
 /// Which events `interlink events` lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventFilter {
@@ -213,6 +226,33 @@ impl Reader {
              AND sha256 = ?5",
         )?;
         Ok(q.exists(params![f.source, f.name, f.size, f.mtime_ms, f.sha256])?)
+    }
+
+    /// Outbox messages, newest first; only dead letters with `dead`, else
+    /// those not yet delivered and dead letters.
+    pub fn outbox(&self, dead: bool, limit: usize) -> Result<Vec<OutboxSummary>> {
+        let cond = if dead {
+            "status = 'dead'"
+        } else {
+            "status != 'sent'"
+        };
+        let mut q = self.conn.prepare(&format!(
+            "SELECT id, event_id, bot, destination, status, attempts, last_error, created_ms
+             FROM outbox WHERE {cond} ORDER BY id DESC LIMIT ?1"
+        ))?;
+        let rows = q.query_map(params![limit as i64], |r| {
+            Ok(OutboxSummary {
+                id: r.get(0)?,
+                event_id: r.get(1)?,
+                bot: r.get(2)?,
+                destination: r.get(3)?,
+                status: r.get(4)?,
+                attempts: r.get(5)?,
+                last_error: r.get(6)?,
+                created_ms: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Newest first.

@@ -221,6 +221,14 @@ pub fn outbox_failed(
     Ok(())
 }
 
+/// Puts a dead-lettered message back at its place in the queue.
+pub fn outbox_requeue(c: &Connection, id: i64) -> rusqlite::Result<usize> {
+    c.execute(
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_ms = 0 WHERE id = ?1 AND status = 'dead'",
+        params![id],
+    )
+}
+
 pub fn replay(c: &Connection, event_id: i64, bot: Option<&str>) -> rusqlite::Result<usize> {
     let now = now_ms();
     match bot {
