@@ -183,6 +183,20 @@ impl PeerServer {
     }
 }
 
+impl PeerServer {
+    /// How many different connections messages arrived on (python only).
+    pub fn connections(&self) -> usize {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let ids: std::collections::HashSet<i64> = log
+            .lines()
+            .filter_map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).ok()?["connection"].as_i64()
+            })
+            .collect();
+        ids.len()
+    }
+}
+
 impl Drop for PeerServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -408,6 +408,12 @@ fn parallel_connections_keep_per_patient_order() {
         assert_eq!(got, want, "patient {patient}");
     }
     host.wait_query("SELECT COUNT(*) FROM outbox WHERE status = 'sent'", 40, T);
+    // Four patients over four lanes: more than one connection was used.
+    assert!(
+        peer.connections() > 1,
+        "{} connection(s)",
+        peer.connections()
+    );
 }
 
 #[test]

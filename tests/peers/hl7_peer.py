@@ -5,7 +5,8 @@
     hl7_peer.py stream HOST PORT N ACKED      send N messages S00001.. one at a time, reconnecting
                                               on failure; append each control id to ACKED once AA
     hl7_peer.py server PORT MODE LOG          answer every message per MODE (aa, ae, ar, silent,
-                                              late:SECONDS) and append it as a JSON line to LOG
+                                              late:SECONDS) and append it as a JSON line to LOG,
+                                              with the number of the connection it came on
 
 The server prints "ready" once it listens and runs until killed.
 """
@@ -61,12 +62,15 @@ async def stream(host, port, count, acked_path):
 
 async def server(port, mode, log_path):
     log = open(log_path, "a", encoding="utf-8")
+    connections = iter(range(1, 1 << 30))
 
     async def on_connect(reader, writer):
+        connection = next(connections)
         try:
             while True:
                 message = await reader.readmessage()
-                log.write(json.dumps({"control_id": msh10(message), "text": str(message)}) + "\n")
+                entry = {"control_id": msh10(message), "text": str(message), "connection": connection}
+                log.write(json.dumps(entry) + "\n")
                 log.flush()
                 if mode == "silent":
                     continue
