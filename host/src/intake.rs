@@ -14,13 +14,8 @@ use crate::runtime::routing::RouteKey;
 /// An item received by a trigger.
 #[derive(Debug, Clone)]
 pub enum Inbound {
-    /// One HL7 message, decoded to text, with the bytes as received when
-    /// they are not the UTF-8 of the text.
-    Hl7 {
-        text: String,
-        raw: Option<Vec<u8>>,
-        origin_file: Option<String>,
-    },
+    /// One HL7 message; see [`Hl7Item`].
+    Hl7(Hl7Item),
     /// A firing of a cron schedule, for the bots that subscribe to it
     /// except those still busy with its previous tick.
     Tick {
@@ -30,6 +25,48 @@ pub enum Inbound {
     },
     /// A file that is not HL7.
     File { name: String, contents: Vec<u8> },
+}
+
+/// One HL7 message, decoded to text, with the bytes as received when they
+/// are not the UTF-8 of the text, and its MSH-9/MSH-10 read once.
+#[derive(Debug, Clone)]
+pub struct Hl7Item {
+    text: String,
+    raw: Option<Vec<u8>>,
+    origin_file: Option<String>,
+    /// (MSH-9, MSH-10), or why the text is not HL7.
+    header: Result<(String, String), String>,
+}
+
+impl Hl7Item {
+    /// Parses `text` for its header; text that is not HL7 is still taken
+    /// (and journaled unrouted).
+    pub fn new(text: String, raw: Option<Vec<u8>>, origin_file: Option<String>) -> Self {
+        let header = match Message::parse(&text) {
+            Ok(m) => Ok(header_of(&m)),
+            Err(e) => Err(e.to_string()),
+        };
+        Hl7Item {
+            text,
+            raw,
+            origin_file,
+            header,
+        }
+    }
+
+    /// For a caller that has already parsed `text` into `message`.
+    pub fn parsed(message: &Message, text: String, raw: Option<Vec<u8>>) -> Self {
+        Hl7Item {
+            text,
+            raw,
+            origin_file: None,
+            header: Ok(header_of(message)),
+        }
+    }
+}
+
+fn header_of(m: &Message) -> (String, String) {
+    (m.message_type().to_string(), m.control_id().into_owned())
 }
 
 /// Where a submission came from, journaled with it.
@@ -97,23 +134,17 @@ impl Intake {
 
     fn to_event(&self, source: &str, item: Inbound, received_at_ms: i64) -> NewEvent {
         match item {
-            Inbound::Hl7 {
+            Inbound::Hl7(Hl7Item {
                 text,
                 raw,
                 origin_file,
-            } => {
-                let parsed = Message::parse(&text);
-                let (message_type, control_id) = match &parsed {
-                    Ok(m) => (
-                        Some(m.message_type().to_string()),
-                        Some(m.control_id().into_owned()),
-                    ),
+                header,
+            }) => {
+                let (message_type, control_id) = match header {
+                    Ok((t, c)) => (Some(t), Some(c)),
                     Err(e) => {
-                        tracing::warn!(
-                            source,
-                            file = origin_file.as_deref().unwrap_or(""),
-                            "journaled unrouted: not HL7: {e}"
-                        );
+                        let file = origin_file.as_deref().unwrap_or("");
+                        tracing::warn!(source, file, "journaled unrouted: not HL7: {e}");
                         (None, None)
                     }
                 };

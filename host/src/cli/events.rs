@@ -14,6 +14,26 @@ fn journal_path(config: Option<&Path>) -> Result<std::path::PathBuf> {
     Ok(Config::load_or_default(config)?.journal.path)
 }
 
+/// A read connection to the configured journal.
+fn reader(config: Option<&Path>) -> Result<Reader> {
+    let path = journal_path(config)?;
+    Reader::open(&path).with_context(|| format!("cannot open journal {}", path.display()))
+}
+
+/// Runs one write against the configured journal (which must exist) and
+/// waits for its commit.
+fn write<T>(
+    config: Option<&Path>,
+    op: impl FnOnce(&Journal) -> tokio::sync::oneshot::Receiver<crate::journal::Result<T>>,
+) -> Result<T> {
+    let path = journal_path(config)?;
+    anyhow::ensure!(path.exists(), "no journal at {}", path.display());
+    let journal = Journal::open(&path)?;
+    Ok(op(&journal)
+        .blocking_recv()
+        .map_err(|_| anyhow::anyhow!("journal writer stopped"))??)
+}
+
 pub fn list(
     config: Option<&Path>,
     failed: bool,
@@ -21,9 +41,7 @@ pub fn list(
     limit: usize,
     json: bool,
 ) -> Result<ExitCode> {
-    let path = journal_path(config)?;
-    let reader =
-        Reader::open(&path).with_context(|| format!("cannot open journal {}", path.display()))?;
+    let reader = reader(config)?;
     let filter = match (failed, unrouted) {
         (true, _) => EventFilter::Failed,
         (_, true) => EventFilter::Unrouted,
@@ -78,9 +96,7 @@ pub fn list(
 }
 
 pub fn outbox(config: Option<&Path>, dead: bool, limit: usize, json: bool) -> Result<ExitCode> {
-    let path = journal_path(config)?;
-    let reader =
-        Reader::open(&path).with_context(|| format!("cannot open journal {}", path.display()))?;
+    let reader = reader(config)?;
     let rows = reader.outbox(dead, limit)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -106,12 +122,7 @@ pub fn outbox(config: Option<&Path>, dead: bool, limit: usize, json: bool) -> Re
 }
 
 pub fn resend(config: Option<&Path>, id: i64) -> Result<ExitCode> {
-    let path = journal_path(config)?;
-    anyhow::ensure!(path.exists(), "no journal at {}", path.display());
-    let n = Journal::open(&path)?
-        .outbox_requeue(id)
-        .blocking_recv()
-        .map_err(|_| anyhow::anyhow!("journal writer stopped"))??;
+    let n = write(config, |j| j.outbox_requeue(id))?;
     if n == 0 {
         eprintln!("outbox message {id} is not in the dead-letter list");
         return Ok(ExitCode::FAILURE);
@@ -121,15 +132,7 @@ pub fn resend(config: Option<&Path>, id: i64) -> Result<ExitCode> {
 }
 
 pub fn replay(config: Option<&Path>, event_id: i64, bot: Option<String>) -> Result<ExitCode> {
-    let path = journal_path(config)?;
-    if !path.exists() {
-        anyhow::bail!("no journal at {}", path.display());
-    }
-    let journal = Journal::open(&path)?;
-    let n = journal
-        .replay(event_id, bot.clone())
-        .blocking_recv()
-        .map_err(|_| anyhow::anyhow!("journal writer stopped"))??;
+    let n = write(config, |j| j.replay(event_id, bot.clone()))?;
     if n == 0 {
         match bot {
             Some(_) => eprintln!("event {event_id} does not exist"),

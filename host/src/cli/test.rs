@@ -136,25 +136,30 @@ pub fn test(
                     session.keep_event();
                     outcome.ok = true;
                     outcome.ack = reply.ack;
-                    outcome.send = reply
-                        .send
-                        .into_iter()
-                        .map(|o| Sent {
-                            destination: o.destination,
-                            message: o.message,
-                        })
-                        .collect();
-                    if cfg.is_some()
-                        && let Some(bad) = outcome
+                    // Without a config there are no destinations to check
+                    // against: show what the bot sends.
+                    let accepted = match cfg {
+                        Some(_) => policy.accept(reply.send),
+                        None => Ok(reply
                             .send
-                            .iter()
-                            .find(|s| !policy.destinations.contains_key(&s.destination))
-                    {
-                        outcome.ok = false;
-                        outcome.error = Some(format!(
-                            "reply refused: destination {:?} does not exist or is not allowed for this bot",
-                            bad.destination
-                        ));
+                            .into_iter()
+                            .map(|o| (o.destination, o.message))
+                            .collect()),
+                    };
+                    match accepted {
+                        Ok(send) => {
+                            outcome.send = send
+                                .into_iter()
+                                .map(|(destination, message)| Sent {
+                                    destination,
+                                    message,
+                                })
+                                .collect()
+                        }
+                        Err(refused) => {
+                            outcome.ok = false;
+                            outcome.error = Some(refused.to_string());
+                        }
                     }
                 }
                 Err(f) => {

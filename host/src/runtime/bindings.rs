@@ -9,5 +9,5 @@ wasmtime::component::bindgen!({
 
 pub use self::interlink::bot::host::Level;
 pub use self::interlink::bot::types::{
-    DestinationInfo, File, Hl7Filter, Hl7Message, Subscription, Tick,
+    DestinationInfo, File, Hl7Filter, Hl7Message, Outbound, Subscription, Tick,
 };

@@ -11,7 +11,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Result, bail};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{DestinationInfo, Level, interlink};
+use super::bindings::{DestinationInfo, Level, Outbound, interlink};
+use super::bot::Failure;
 use crate::journal::{Reader, StateWrites};
 
 /// Largest key a bot may use.
@@ -29,6 +30,28 @@ pub struct BotPolicy {
     pub settings: BTreeMap<String, String>,
     /// Destinations the bot may see and send to.
     pub destinations: BTreeMap<String, DestinationInfo>,
+}
+
+impl BotPolicy {
+    /// A reply's outbound messages as (destination, text), if the host
+    /// accepts them: each must name a destination this bot may use and be
+    /// HL7.
+    pub fn accept(&self, send: Vec<Outbound>) -> Result<Vec<(String, String)>, Failure> {
+        send.into_iter()
+            .map(|out| {
+                if !self.destinations.contains_key(&out.destination) {
+                    return Err(Failure::Refused(format!(
+                        "destination {:?} does not exist or is not allowed for this bot",
+                        out.destination
+                    )));
+                }
+                interlink_sdk::hl7::Message::parse(&out.message).map_err(|e| {
+                    Failure::Refused(format!("message for {:?} is not HL7: {e}", out.destination))
+                })?;
+                Ok((out.destination, out.message))
+            })
+            .collect()
+    }
 }
 
 /// The durable state a session reads through to.

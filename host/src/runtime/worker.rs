@@ -8,9 +8,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use interlink_sdk::hl7::Message;
-
-use super::bindings::{Level, Reply};
+use super::bindings::Level;
 use super::bot::Failure;
 use super::replies::AppReply;
 use super::state::{Session, SharedReader};
@@ -107,7 +105,7 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
             Err(why) => (Err(Failure::Host(why)), Duration::ZERO),
         };
         let ack = result.as_ref().ok().and_then(|r| r.ack.clone());
-        let result = result.and_then(|reply| check_reply(reply, live));
+        let result = result.and_then(|reply| live.policy.accept(reply.send));
         emit_logs(&name, run.event_id, &mut session);
         let attempts = run.attempts + 1;
         let micros = duration.as_micros() as u64;
@@ -176,26 +174,6 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
         }
     }
     committed
-}
-
-/// The reply's messages as (destination, text), if the host accepts them.
-fn check_reply(reply: Reply, live: &LiveBot) -> Result<Vec<(String, String)>, Failure> {
-    reply
-        .send
-        .into_iter()
-        .map(|out| {
-            if !live.policy.destinations.contains_key(&out.destination) {
-                return Err(Failure::Refused(format!(
-                    "destination {:?} does not exist or is not allowed for this bot",
-                    out.destination
-                )));
-            }
-            Message::parse(&out.message).map_err(|e| {
-                Failure::Refused(format!("message for {:?} is not HL7: {e}", out.destination))
-            })?;
-            Ok((out.destination, out.message))
-        })
-        .collect()
 }
 
 /// Writes the bot's log lines (and captured stdout/stderr) to the host log.

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::config::{After, FolderConfig};
-use crate::intake::{Inbound, Intake, Provenance};
+use crate::intake::{Hl7Item, Inbound, Intake, Provenance};
 use crate::journal::{LedgerEntry, Reader};
 
 /// Watches one folder until the process ends.
@@ -157,11 +157,7 @@ fn split(cfg: &FolderConfig, name: &str, bytes: Vec<u8>) -> Vec<Inbound> {
     }
     messages
         .into_iter()
-        .map(|m| Inbound::Hl7 {
-            text: m.to_string(),
-            raw: None,
-            origin_file: Some(name.to_string()),
-        })
+        .map(|m| Inbound::Hl7(Hl7Item::new(m.to_string(), None, Some(name.to_string()))))
         .collect()
 }
 

@@ -10,14 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use interlink_sdk::hl7::{
-    self, AckCode, AckError, AckMode, Charset, Message, MessageBuilder, charset,
-};
+use interlink_sdk::hl7::{self, AckCode, AckError, AckMode, Charset, Message, charset};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::config::{AckWhen, ListenerConfig};
-use crate::intake::{Inbound, Intake, Provenance};
+use crate::intake::{Hl7Item, Inbound, Intake, Provenance};
 use crate::journal::{self, Reader, Receipt};
 use crate::mllp::{Frame, FrameReader, frame};
 use crate::runtime::Runtime;
@@ -168,7 +166,7 @@ impl Listener {
     }
 
     fn ack_id(&self) -> String {
-        MessageBuilder::new("ACK").build().control_id().into_owned()
+        hl7::new_control_id()
     }
 
     /// A negative ACK for bytes that are not a usable message.
@@ -242,11 +240,7 @@ impl Listener {
             },
         };
         let raw = (bytes != text.as_bytes()).then_some(bytes);
-        let item = Inbound::Hl7 {
-            text,
-            raw,
-            origin_file: None,
-        };
+        let item = Inbound::Hl7(Hl7Item::parsed(&msg, text, raw));
         let event_id = match self
             .intake
             .submit(name, vec![item], Some(Provenance::Listener(receipt)))

@@ -21,6 +21,17 @@ pub struct MessageBuilder {
 
 static COUNTER: AtomicU64 = AtomicU64::new(1);
 
+/// A fresh MSH-10: the current UTC time to the second and a process-wide
+/// counter, 20 characters, unique within the process.
+pub fn new_control_id() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed) % 1_000_000;
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    format!("{}{n:06}", super::format_timestamp(ms))
+}
+
 impl MessageBuilder {
     /// `message_type` is MSH-9 as encoded text, e.g. `ORU^R01^ORU_R01`.
     pub fn new(message_type: &str) -> Self {
@@ -87,12 +98,7 @@ impl MessageBuilder {
 
     pub fn build(self) -> Message {
         let ts = self.timestamp.unwrap_or_else(now_timestamp);
-        let id = self.control_id.unwrap_or_else(|| {
-            format!(
-                "{ts}{:06}",
-                COUNTER.fetch_add(1, Ordering::Relaxed) % 1_000_000
-            )
-        });
+        let id = self.control_id.unwrap_or_else(new_control_id);
         let f = self.delims.field as char;
         let msh = [
             self.delims.encoding_characters().as_str(),

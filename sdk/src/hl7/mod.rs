@@ -19,7 +19,7 @@ mod time;
 
 pub use ack::{AckCode, AckCondition, AckError, AckMode, Severity, ack, reject};
 pub use batch::{Batch, BatchGroup, split_messages};
-pub use builder::MessageBuilder;
+pub use builder::{MessageBuilder, new_control_id};
 pub use charset::Charset;
 pub use delimiters::Delimiters;
 pub use error::Error;
