@@ -400,3 +400,150 @@ impl Drop for Host {
         self.kill();
     }
 }
+
+/// A real OpenSSH `sshd` on 127.0.0.1 serving SFTP (`internal-sftp`), with
+/// a host key and a user key generated for it, logging in the user running
+/// the tests. Its files live under [`SshServer::remote`]; it is stopped
+/// (with every session it forked) when dropped.
+pub struct SshServer {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl SshServer {
+    /// Generates keys and config, and starts the server.
+    pub fn start() -> SshServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        for key in ["host_key", "user_key", "other_key"] {
+            keygen(&d.join(key));
+        }
+        std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
+        std::fs::create_dir_all(d.join("files")).unwrap();
+        let port = free_port();
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        std::fs::write(
+            d.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {host_pub}"),
+        )
+        .unwrap();
+        let other_pub = std::fs::read_to_string(d.join("other_key.pub")).unwrap();
+        std::fs::write(
+            d.join("wrong_known_hosts"),
+            format!("[127.0.0.1]:{port} {other_pub}"),
+        )
+        .unwrap();
+        let p = |name: &str| d.join(name).display().to_string();
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\n\
+                 AuthorizedKeysFile {}\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPermitRootLogin yes\nStrictModes no\n\
+                 UsePAM no\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\n",
+                p("host_key"),
+                p("sshd.pid"),
+                p("authorized_keys"),
+            ),
+        )
+        .unwrap();
+        // sshd started as root wants its privilege separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let mut server = SshServer {
+            dir,
+            port,
+            child: None,
+        };
+        server.resume();
+        server
+    }
+
+    /// (Re)starts the server on its port.
+    pub fn resume(&mut self) {
+        use std::os::unix::process::CommandExt;
+        assert!(self.child.is_none(), "sshd already running");
+        let sshd = ["/usr/sbin/sshd", "/usr/local/sbin/sshd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("sshd is missing: run scripts/test, which installs openssh-server");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("sshd.log"))
+            .unwrap();
+        let child = Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(self.dir.path().join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("start sshd");
+        self.child = Some(child);
+        let up = wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
+        assert!(up, "sshd did not start: {}", self.log());
+    }
+
+    /// Stops the server and the sessions it forked.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", c.id())])
+                .status();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// The local path of remote path `rel` (the server shares this machine's
+    /// filesystem), e.g. `remote("in")`.
+    pub fn remote(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("files").join(rel)
+    }
+
+    /// A key or known_hosts file made for this server: `user_key`,
+    /// `other_key` (not authorized), `known_hosts`, `wrong_known_hosts`.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The user sshd logs in: whoever runs the tests.
+    pub fn user() -> String {
+        let out = Command::new("id").arg("-un").output().expect("id -un");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The `ssh = { … }` table that logs in with `key` and checks the host
+    /// key against `known_hosts` (both names from [`SshServer::file`]).
+    pub fn ssh_table(&self, key: &str, known_hosts: &str) -> String {
+        format!(
+            "ssh = {{ user = {:?}, private_key = {:?}, known_hosts = {:?}, timeout_s = 5 }}",
+            SshServer::user(),
+            self.file(key).display().to_string(),
+            self.file(known_hosts).display().to_string(),
+        )
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn keygen(path: &Path) {
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen (openssh-client)")
+        .success();
+    assert!(ok, "ssh-keygen failed for {}", path.display());
+}

@@ -29,6 +29,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     #[serde(default, rename = "folder")]
     pub folders: Vec<FolderConfig>,
+    #[serde(default, rename = "sftp")]
+    pub sftp_sources: Vec<SftpConfig>,
     #[serde(default, rename = "destination")]
     pub destinations: Vec<DestinationConfig>,
     #[serde(default)]
@@ -209,6 +211,9 @@ pub struct FolderConfig {
     /// Rescan interval, on top of filesystem notifications.
     #[serde(default = "default_poll_ms")]
     pub poll_ms: u64,
+    /// Where a file that looks like HL7 but cannot be read as HL7 is moved;
+    /// without it such a file stays and is tried again once it changes.
+    pub error_dir: Option<PathBuf>,
 }
 
 fn default_pattern() -> String {
@@ -222,6 +227,137 @@ fn default_settle_ms() -> u64 {
 }
 fn default_poll_ms() -> u64 {
     1000
+}
+
+/// How to log in to an SSH server (SFTP sources and destinations). The
+/// server's host key must be in `known_hosts`; secrets are read from an
+/// environment variable or a file, never from the config text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshConfig {
+    pub user: String,
+    /// Private key file (OpenSSH or PEM format).
+    pub private_key: Option<PathBuf>,
+    /// Environment variable holding the private key's passphrase.
+    pub passphrase_env: Option<String>,
+    /// Environment variable holding the password.
+    pub password_env: Option<String>,
+    /// File whose first line is the password.
+    pub password_file: Option<PathBuf>,
+    /// Refused with a message: see `password_env` and `password_file`.
+    #[serde(default)]
+    password: Option<toml::Value>,
+    /// OpenSSH known_hosts file the server's host key must be listed in.
+    pub known_hosts: Option<PathBuf>,
+    /// Accept whatever key the server shows. For tests only; logged loudly.
+    #[serde(default)]
+    pub insecure_accept_any_host_key: bool,
+    /// Longest any one SSH operation (read, write, listing) may take.
+    #[serde(default = "default_ssh_timeout_s")]
+    pub timeout_s: u64,
+}
+
+fn default_ssh_timeout_s() -> u64 {
+    30
+}
+fn default_ssh_port() -> u16 {
+    22
+}
+
+impl SshConfig {
+    fn check(&self, key: &str) -> Result<()> {
+        if self.password.is_some() {
+            bail!(
+                "{key}.password: secrets are not read from the config; use password_env or password_file"
+            );
+        }
+        if self.user.is_empty() {
+            bail!("{key}.user must not be empty");
+        }
+        let ways = [
+            self.private_key.is_some(),
+            self.password_env.is_some(),
+            self.password_file.is_some(),
+        ];
+        if ways.iter().filter(|w| **w).count() != 1 {
+            bail!("{key}: set exactly one of private_key, password_env, password_file");
+        }
+        if self.known_hosts.is_none() && !self.insecure_accept_any_host_key {
+            bail!(
+                "{key}.known_hosts: required, the server's host key is checked against it \
+                 (`ssh-keyscan -p PORT HOST > known_hosts`, then compare the fingerprint)"
+            );
+        }
+        if self.timeout_s == 0 {
+            bail!("{key}.timeout_s must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn resolve(&mut self, join: impl Fn(&mut PathBuf)) {
+        let paths = [
+            &mut self.private_key,
+            &mut self.password_file,
+            &mut self.known_hosts,
+        ];
+        for p in paths.into_iter().flatten() {
+            join(p);
+        }
+    }
+}
+
+/// An SFTP server polled on a schedule for files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SftpConfig {
+    pub name: String,
+    pub host: String,
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    pub ssh: SshConfig,
+    /// Remote directory polled.
+    pub dir: String,
+    #[serde(default = "default_pattern")]
+    pub pattern: String,
+    /// Cron schedule of the polls (sec min hour day month weekday), in
+    /// `[cron] timezone`.
+    #[serde(default = "default_sftp_schedule")]
+    pub schedule: String,
+    /// What happens to a file once journaled; `move:` takes a remote dir.
+    #[serde(default = "default_after")]
+    pub after: After,
+    /// Remote dir for files that cannot be downloaded or read as HL7;
+    /// without it they stay and are tried again at the next poll.
+    pub error_dir: Option<String>,
+    #[serde(default = "default_encoding", deserialize_with = "charset")]
+    pub encoding: Charset,
+    /// A file is taken only once it is this old (by its remote mtime).
+    #[serde(default)]
+    pub min_age_s: u64,
+    /// A file is taken only once two polls in a row saw the same size and
+    /// mtime, so one still being uploaded is left for later.
+    #[serde(default = "yes")]
+    pub size_stable: bool,
+    #[serde(default = "default_max_files_per_poll")]
+    pub max_files_per_poll: usize,
+    /// Also poll subdirectories (but not `after`'s or `error_dir`).
+    #[serde(default)]
+    pub recursive: bool,
+    #[serde(default = "default_connect_timeout_s")]
+    pub connect_timeout_s: u64,
+    /// Larger files are not downloaded (they go to `error_dir`).
+    #[serde(default = "default_max_file_mb")]
+    pub max_file_mb: u64,
+}
+
+fn default_sftp_schedule() -> String {
+    "*/10 * * * * *".into()
+}
+fn default_max_files_per_poll() -> usize {
+    500
+}
+fn default_max_file_mb() -> u64 {
+    64
 }
 
 /// When a listener acknowledges a message.
@@ -296,6 +432,7 @@ fn default_duplicate_window_s() -> u64 {
 pub enum DestinationKind {
     Folder,
     Mllp,
+    Sftp,
 }
 
 impl DestinationKind {
@@ -303,6 +440,7 @@ impl DestinationKind {
         match self {
             DestinationKind::Folder => "folder",
             DestinationKind::Mllp => "mllp",
+            DestinationKind::Sftp => "sftp",
         }
     }
 }
@@ -364,14 +502,18 @@ pub struct ClientTls {
 pub struct DestinationConfig {
     pub name: String,
     pub kind: DestinationKind,
-    /// `folder`: the directory messages are written to.
+    /// `folder`: the directory messages are written to; `sftp`: the
+    /// remote directory.
     pub dir: Option<PathBuf>,
-    /// `folder`: file name extension.
+    /// `folder`, `sftp`: file name extension.
     #[serde(default = "default_extension")]
     pub extension: String,
-    /// `mllp`: where the receiver listens.
+    /// `mllp`, `sftp`: where the receiver listens (`sftp`: port 22 by
+    /// default).
     pub host: Option<String>,
     pub port: Option<u16>,
+    /// `sftp`: how to log in.
+    pub ssh: Option<SshConfig>,
     /// `mllp`: how long to wait for the ACK.
     #[serde(default = "default_ack_timeout_s")]
     pub ack_timeout_s: u64,
@@ -533,6 +675,30 @@ impl Config {
                 bail!("{key}.poll_ms must be at least 1");
             }
         }
+        for (i, s) in self.sftp_sources.iter().enumerate() {
+            let key = format!("sftp[{i}]");
+            check_name(&s.name, &format!("{key}.name"))?;
+            if !sources.insert(s.name.as_str()) {
+                bail!("{key}.name = {:?}: another source has that name", s.name);
+            }
+            s.ssh.check(&format!("{key}.ssh"))?;
+            glob::Pattern::new(&s.pattern)
+                .with_context(|| format!("{key}.pattern = {:?} is not a valid glob", s.pattern))?;
+            if let Err(e) = s.schedule.parse::<cron::Schedule>() {
+                bail!(
+                    "{key}.schedule = {:?} is not a schedule ({e}); use sec min hour day month weekday",
+                    s.schedule
+                );
+            }
+            if s.dir.is_empty() {
+                bail!("{key}.dir must not be empty");
+            }
+            if s.max_files_per_poll == 0 || s.connect_timeout_s == 0 || s.max_file_mb == 0 {
+                bail!(
+                    "{key}: max_files_per_poll, connect_timeout_s and max_file_mb must be at least 1"
+                );
+            }
+        }
         let mut dests = HashSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
             let key = format!("destination[{i}]");
@@ -553,6 +719,12 @@ impl Config {
                         d.name
                     )
                 }
+                DestinationKind::Sftp if d.host.is_none() || d.dir.is_none() || d.ssh.is_none() => {
+                    bail!(
+                        "{key} ({:?}): kind \"sftp\" needs `host`, `dir` and `ssh`",
+                        d.name
+                    )
+                }
                 DestinationKind::Mllp if d.ack_timeout_s == 0 || d.connect_timeout_s == 0 => {
                     bail!(
                         "{key} ({:?}): ack_timeout_s and connect_timeout_s must be at least 1",
@@ -560,6 +732,9 @@ impl Config {
                     )
                 }
                 _ => {}
+            }
+            if let Some(ssh) = &d.ssh {
+                ssh.check(&format!("{key}.ssh"))?;
             }
             if !(1..=64).contains(&d.connections) {
                 bail!("{key}.connections = {}: must be 1 to 64", d.connections);
@@ -646,9 +821,21 @@ impl Config {
             if let After::Move(d) = &mut f.after {
                 join(d);
             }
+            if let Some(d) = &mut f.error_dir {
+                join(d);
+            }
+        }
+        // Remote paths (`dir`, `after`, `error_dir` of SFTP) stay as written.
+        for s in &mut self.sftp_sources {
+            s.ssh.resolve(join);
         }
         for d in &mut self.destinations {
-            if let Some(dir) = &mut d.dir {
+            if let Some(ssh) = &mut d.ssh {
+                ssh.resolve(join);
+            }
+            if let Some(dir) = &mut d.dir
+                && d.kind != DestinationKind::Sftp
+            {
                 join(dir);
             }
             if let Some(t) = &mut d.tls {

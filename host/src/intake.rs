@@ -54,6 +54,11 @@ impl Hl7Item {
         }
     }
 
+    /// Why the text is not HL7, if it is not.
+    pub fn not_hl7(&self) -> Option<&str> {
+        self.header.as_ref().err().map(String::as_str)
+    }
+
     /// For a caller that has already parsed `text` into `message`.
     pub fn parsed(message: &Message, text: String, raw: Option<Vec<u8>>) -> Self {
         Hl7Item {

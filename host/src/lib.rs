@@ -16,5 +16,6 @@ pub mod intake;
 pub mod journal;
 pub mod mllp;
 pub mod runtime;
+pub mod ssh;
 pub mod tls;
 pub mod triggers;

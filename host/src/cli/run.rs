@@ -67,6 +67,11 @@ async fn serve(cfg: Arc<Config>) -> Result<()> {
             }
         });
     }
+    for source in cfg.sftp_sources.clone() {
+        let name = source.name.clone();
+        triggers::sftp::start(source, &cfg.cron.timezone, intake.clone())
+            .with_context(|| format!("sftp source {name:?}"))?;
+    }
     tokio::spawn(purge_old_events(journal, cfg.journal.retention_days));
     tracing::info!(bots = ?rt.bot_names(), "ready");
     shutdown_signal().await;

@@ -7,6 +7,7 @@
 mod folder;
 pub mod mllp;
 mod prepare;
+mod sftp;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub enum DeliveryError {
 enum Sink {
     Folder(folder::FolderSink),
     Mllp(mllp::MllpSink),
+    Sftp(sftp::SftpSink),
 }
 
 impl Sink {
@@ -44,6 +46,7 @@ impl Sink {
         match cfg.kind {
             DestinationKind::Folder => Ok(Sink::Folder(folder::FolderSink::new(cfg)?)),
             DestinationKind::Mllp => Ok(Sink::Mllp(mllp::MllpSink::new(cfg)?)),
+            DestinationKind::Sftp => Ok(Sink::Sftp(sftp::SftpSink::new(cfg)?)),
         }
     }
 
@@ -56,6 +59,7 @@ impl Sink {
         match self {
             Sink::Folder(f) => f.deliver(row.id, bytes),
             Sink::Mllp(m) => m.deliver(bytes, control_id).await,
+            Sink::Sftp(s) => s.deliver(row.id, bytes).await,
         }
     }
 }

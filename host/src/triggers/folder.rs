@@ -3,7 +3,8 @@
 //! other file as one file event) together with a ledger entry, and only then
 //! moved, deleted or kept. The ledger (name, size, mtime, SHA-256) means a
 //! file is never processed twice: not when it is kept, and not when the host
-//! died between the journal commit and the move.
+//! died between the journal commit and the move. A file that starts like HL7
+//! but is not goes to `error_dir`, or stays (logged once) until it changes.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -11,11 +12,11 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 
+use super::files;
 use crate::config::{After, FolderConfig};
-use crate::intake::{Hl7Item, Inbound, Intake, Provenance};
-use crate::journal::{LedgerEntry, Reader};
+use crate::intake::{Intake, Provenance};
+use crate::journal::Reader;
 
 /// Watches one folder until the process ends.
 pub async fn run(cfg: FolderConfig, intake: Intake) -> Result<()> {
@@ -27,10 +28,10 @@ pub async fn run(cfg: FolderConfig, intake: Intake) -> Result<()> {
         let _ = tx.try_send(());
     })?;
     let reader = Mutex::new(intake.journal().reader()?);
-    let mut seen_kept = HashSet::new();
+    let mut passed = HashSet::new();
     tracing::info!(source = %cfg.name, "watching {} for {}", cfg.dir.display(), cfg.pattern);
     loop {
-        let young = match scan(&cfg, &pattern, &intake, &reader, &mut seen_kept).await {
+        let young = match scan(&cfg, &pattern, &intake, &reader, &mut passed).await {
             Ok(young) => young,
             Err(e) => {
                 tracing::error!(source = %cfg.name, "scan failed: {e:#}");
@@ -59,13 +60,18 @@ fn mtime_ms(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
+/// A file as seen in the folder: path, size, mtime.
+type Seen = (PathBuf, u64, SystemTime);
+
 /// Takes every settled file; returns whether some file was too young.
+/// `passed` holds the files dealt with that stay where they are (kept, or
+/// left because they are broken), so they are not looked at again.
 async fn scan(
     cfg: &FolderConfig,
     pattern: &glob::Pattern,
     intake: &Intake,
     reader: &Mutex<Reader>,
-    seen_kept: &mut HashSet<(PathBuf, u64, SystemTime)>,
+    passed: &mut HashSet<Seen>,
 ) -> Result<bool> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(&cfg.dir)? {
@@ -82,7 +88,8 @@ async fn scan(
     let settle = Duration::from_millis(cfg.settle_ms);
     for (mtime, name, size) in files {
         let path = cfg.dir.join(&name);
-        if cfg.after == After::Keep && seen_kept.contains(&(path.clone(), size, mtime)) {
+        let seen = (path.clone(), size, mtime);
+        if passed.contains(&seen) {
             continue;
         }
         if SystemTime::now().duration_since(mtime).unwrap_or_default() < settle {
@@ -90,10 +97,9 @@ async fn scan(
             continue;
         }
         match take(cfg, intake, reader, &path, &name).await {
-            Ok(()) => {
-                if cfg.after == After::Keep {
-                    seen_kept.insert((path, size, mtime));
-                }
+            Ok(Taken::Disposed) => {}
+            Ok(Taken::Stays) => {
+                passed.insert(seen);
             }
             Err(e) => {
                 tracing::error!(source = %cfg.name, file = %name, "not taken, will retry: {e:#}")
@@ -103,6 +109,14 @@ async fn scan(
     Ok(young)
 }
 
+/// What became of a file that was dealt with.
+enum Taken {
+    /// Deleted or moved away.
+    Disposed,
+    /// Still in the folder: kept, or broken and left.
+    Stays,
+}
+
 /// Journals one file (unless the ledger has it) and then disposes of it.
 async fn take(
     cfg: &FolderConfig,
@@ -110,70 +124,50 @@ async fn take(
     reader: &Mutex<Reader>,
     path: &Path,
     name: &str,
-) -> Result<()> {
+) -> Result<Taken> {
     let bytes = std::fs::read(path).context("cannot read")?;
     let meta = std::fs::metadata(path)?;
-    let entry = LedgerEntry {
-        source: cfg.name.clone(),
-        name: name.to_string(),
-        size: bytes.len() as i64,
-        mtime_ms: mtime_ms(meta.modified()?),
-        sha256: hex::encode(Sha256::digest(&bytes)),
-    };
+    let entry = files::ledger_entry(&cfg.name, name, &bytes, mtime_ms(meta.modified()?));
     let taken = reader.lock().expect("reader lock").file_taken(&entry)?;
     if taken {
         tracing::info!(source = %cfg.name, file = %name, "already journaled; finishing its disposal");
     } else {
-        let items = split(cfg, name, bytes);
+        let items = match files::items(name, bytes, cfg.encoding) {
+            Ok(items) => items,
+            Err(why) => {
+                return match &cfg.error_dir {
+                    Some(dir) => {
+                        tracing::error!(source = %cfg.name, file = %name, "not HL7: {why}; moved to {}", dir.display());
+                        move_into(dir, path, name)?;
+                        Ok(Taken::Disposed)
+                    }
+                    None => {
+                        tracing::error!(source = %cfg.name, file = %name, "not HL7: {why}; left until it changes");
+                        Ok(Taken::Stays)
+                    }
+                };
+            }
+        };
         let count = items.len();
         let ids = intake
             .submit(&cfg.name, items, Some(Provenance::File(entry)))
             .await?;
         tracing::info!(source = %cfg.name, file = %name, events = count, first_event = ids.first().copied().unwrap_or(0), "journaled");
     }
-    dispose(&cfg.after, path, name)
+    match &cfg.after {
+        After::Keep => return Ok(Taken::Stays),
+        After::Delete => std::fs::remove_file(path).context("journaled, but cannot delete")?,
+        After::Move(dir) => move_into(dir, path, name).context("journaled, but")?,
+    }
+    Ok(Taken::Disposed)
 }
 
-/// An HL7 file becomes one item per message; anything else one file item.
-fn split(cfg: &FolderConfig, name: &str, bytes: Vec<u8>) -> Vec<Inbound> {
-    let decoded = interlink_sdk::hl7::charset::charset_of(&bytes, cfg.encoding)
-        .and_then(|charset| charset.decode(&bytes).map(|t| t.into_owned()));
-    let text = match decoded {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(source = %cfg.name, file = %name, "not HL7 text: {e}; taken as a file");
-            return vec![Inbound::File {
-                name: name.to_string(),
-                contents: bytes,
-            }];
-        }
-    };
-    let messages = interlink_sdk::hl7::split_messages(&text);
-    if messages.is_empty() {
-        return vec![Inbound::File {
-            name: name.to_string(),
-            contents: bytes,
-        }];
+/// Moves `path` into `dir`, never over a file already there.
+fn move_into(dir: &Path, path: &Path, name: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut target = dir.join(name);
+    if target.exists() {
+        target = dir.join(format!("{name}.{}", crate::journal::now_ms()));
     }
-    messages
-        .into_iter()
-        .map(|m| Inbound::Hl7(Hl7Item::new(m.to_string(), None, Some(name.to_string()))))
-        .collect()
-}
-
-fn dispose(after: &After, path: &Path, name: &str) -> Result<()> {
-    match after {
-        After::Keep => Ok(()),
-        After::Delete => std::fs::remove_file(path).context("journaled, but cannot delete"),
-        After::Move(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("journaled, but cannot create {}", dir.display()))?;
-            let mut target = dir.join(name);
-            if target.exists() {
-                target = dir.join(format!("{name}.{}", crate::journal::now_ms()));
-            }
-            std::fs::rename(path, &target)
-                .with_context(|| format!("journaled, but cannot move to {}", target.display()))
-        }
-    }
+    std::fs::rename(path, &target).with_context(|| format!("cannot move to {}", target.display()))
 }

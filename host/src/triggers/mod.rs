@@ -3,5 +3,7 @@
 //! file) only once it is journaled.
 
 pub mod cron;
+mod files;
 pub mod folder;
 pub mod mllp;
+pub mod sftp;

@@ -1,0 +1,357 @@
+//! SFTP sources (`[[sftp]]`): a remote directory polled on a cron schedule.
+//! Each source runs on a thread of its own (ssh2 blocks), keeping its SSH
+//! session between polls, so a slow or dead server delays nobody else.
+//!
+//! A file is taken once it is settled (`min_age_s`, and with `size_stable`
+//! the same size and mtime on two polls in a row): downloaded, journaled
+//! with its ledger entry (name, size, mtime, SHA-256) in one commit, and
+//! only then deleted, moved or kept on the server. The ledger means a file
+//! is never processed twice: not when it is kept, and not when the host
+//! died between the commit and the remote move. A file that cannot be
+//! downloaded or that starts like HL7 but is not goes to `error_dir`, or
+//! stays: one that cannot be read as HL7 until it changes, one that cannot
+//! be downloaded until the next poll.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use chrono::Utc;
+use chrono_tz::Tz;
+use cron::Schedule;
+use tokio::runtime::Handle;
+
+use super::files;
+use crate::config::{After, SftpConfig};
+use crate::intake::{Intake, Provenance};
+use crate::journal::Reader;
+use crate::ssh::{Endpoint, SftpSession};
+
+/// Starts polling `cfg` on a thread of its own.
+pub fn start(cfg: SftpConfig, timezone: &str, intake: Intake) -> Result<()> {
+    let tz = Tz::from_str(timezone).map_err(|e| anyhow!("cron.timezone: {e}"))?;
+    let schedule = Schedule::from_str(&cfg.schedule)?;
+    if cfg.ssh.insecure_accept_any_host_key {
+        tracing::warn!(
+            source = %cfg.name,
+            "insecure_accept_any_host_key = true: the server's identity is NOT checked; \
+             anyone in the network path can read and forge these files"
+        );
+    }
+    let poller = Poller {
+        endpoint: Endpoint {
+            host: cfg.host.clone(),
+            port: cfg.port,
+            ssh: cfg.ssh.clone(),
+            connect_timeout: Duration::from_secs(cfg.connect_timeout_s),
+        },
+        pattern: glob::Pattern::new(&cfg.pattern)?,
+        reader: intake.journal().reader()?,
+        intake,
+        runtime: Handle::current(),
+        session: None,
+        last_seen: HashMap::new(),
+        passed: HashSet::new(),
+        complaints: HashMap::new(),
+        cfg,
+    };
+    std::thread::Builder::new()
+        .name(format!("sftp-{}", poller.cfg.name))
+        .spawn(move || poller.run(schedule, tz))?;
+    Ok(())
+}
+
+/// A file in the listing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Remote {
+    path: PathBuf,
+    /// Path relative to the polled dir: the name journaled and in the ledger.
+    name: String,
+    size: u64,
+    mtime_s: u64,
+}
+
+/// What one poll did.
+#[derive(Default)]
+struct PollStats {
+    listed: usize,
+    taken: usize,
+}
+
+struct Poller {
+    cfg: SftpConfig,
+    endpoint: Endpoint,
+    pattern: glob::Pattern,
+    intake: Intake,
+    reader: Reader,
+    runtime: Handle,
+    session: Option<SftpSession>,
+    /// Size and mtime of each file at the previous poll.
+    last_seen: HashMap<PathBuf, (u64, u64)>,
+    /// Files dealt with that stay on the server (kept, or left because they
+    /// are not HL7), so they are not downloaded again.
+    passed: HashSet<Remote>,
+    /// The last error of each file that failed, so it is logged once, not
+    /// at every poll.
+    complaints: HashMap<PathBuf, String>,
+}
+
+impl Poller {
+    fn run(mut self, schedule: Schedule, tz: Tz) {
+        let source = self.cfg.name.clone();
+        tracing::info!(%source, "polling sftp://{}{} for {} on {:?}", self.endpoint.address(), self.cfg.dir, self.cfg.pattern, self.cfg.schedule);
+        let mut last_error: Option<String> = None;
+        loop {
+            let now = Utc::now().with_timezone(&tz);
+            let Some(next) = schedule.after(&now).next() else {
+                tracing::error!(%source, "schedule {:?} never fires again", self.cfg.schedule);
+                return;
+            };
+            std::thread::sleep((next - now).to_std().unwrap_or_default());
+            let started = Instant::now();
+            match self.poll() {
+                Ok(stats) => {
+                    if last_error.take().is_some() {
+                        tracing::info!(%source, "{} reachable again", self.endpoint.address());
+                    }
+                    let ms = started.elapsed().as_millis() as u64;
+                    if stats.taken > 0 {
+                        tracing::info!(%source, listed = stats.listed, taken = stats.taken, ms, "polled");
+                    } else {
+                        tracing::debug!(%source, listed = stats.listed, ms, "polled");
+                    }
+                }
+                Err(e) => {
+                    self.session = None;
+                    let text = format!("{e:#}");
+                    // Once per distinct failure, not once per poll.
+                    if last_error.as_deref() != Some(&text) {
+                        tracing::error!(%source, "poll failed, will retry: {text}");
+                    }
+                    last_error = Some(text);
+                }
+            }
+        }
+    }
+
+    /// Lists, then takes every settled file (up to `max_files_per_poll`).
+    fn poll(&mut self) -> Result<PollStats> {
+        let listing = match self.session.take() {
+            // A kept session may have been closed by the server meanwhile.
+            Some(s) => match self.list(&s) {
+                Ok(l) => {
+                    self.session = Some(s);
+                    l
+                }
+                Err(_) => self.list_fresh()?,
+            },
+            None => self.list_fresh()?,
+        };
+        let session = self.session.take().expect("listed with a session");
+        let result = self.take_settled(&session, listing);
+        self.session = Some(session);
+        result
+    }
+
+    fn list_fresh(&mut self) -> Result<Vec<Remote>> {
+        let session = self.endpoint.open()?;
+        let listing = self.list(&session)?;
+        self.session = Some(session);
+        Ok(listing)
+    }
+
+    fn take_settled(&mut self, session: &SftpSession, listing: Vec<Remote>) -> Result<PollStats> {
+        let mut stats = PollStats {
+            listed: listing.len(),
+            taken: 0,
+        };
+        let now_s = Utc::now().timestamp().max(0) as u64;
+        let mut settled = Vec::new();
+        for file in &listing {
+            let stable = !self.cfg.size_stable
+                || self.last_seen.get(&file.path) == Some(&(file.size, file.mtime_s));
+            let old = now_s.saturating_sub(file.mtime_s) >= self.cfg.min_age_s;
+            if stable && old && !self.passed.contains(file) {
+                settled.push(file.clone());
+            }
+        }
+        self.last_seen = listing
+            .into_iter()
+            .map(|f| (f.path, (f.size, f.mtime_s)))
+            .collect();
+        self.passed.retain(|f| self.last_seen.contains_key(&f.path));
+        settled.sort_by(|a, b| (a.mtime_s, &a.name).cmp(&(b.mtime_s, &b.name)));
+        settled.truncate(self.cfg.max_files_per_poll);
+        self.complaints
+            .retain(|path, _| self.last_seen.contains_key(path));
+        for file in settled {
+            match self.take(session, &file) {
+                Ok(taken) => {
+                    stats.taken += usize::from(taken);
+                    self.complaints.remove(&file.path);
+                }
+                // A dead connection fails the poll; anything else is this
+                // file's problem and must not hold up the others.
+                Err(e) if session.sftp.stat(Path::new(&self.cfg.dir)).is_ok() => {
+                    let text = format!("{e:#}");
+                    if self.complaints.get(&file.path) != Some(&text) {
+                        tracing::error!(source = %self.cfg.name, file = %file.name, "{text}; will retry");
+                    }
+                    self.complaints.insert(file.path.clone(), text);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(stats)
+    }
+
+    /// The matching files under `dir` (and its subdirectories with
+    /// `recursive`), without dotfiles and without the move and error dirs.
+    fn list(&self, session: &SftpSession) -> Result<Vec<Remote>> {
+        let root = Path::new(&self.cfg.dir);
+        let skip: Vec<&Path> = [
+            match &self.cfg.after {
+                After::Move(d) => Some(d.as_path()),
+                _ => None,
+            },
+            self.cfg.error_dir.as_deref().map(Path::new),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut out = Vec::new();
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            let entries = session
+                .sftp
+                .readdir(&dir)
+                .with_context(|| format!("cannot list {}", dir.display()))?;
+            for (path, stat) in entries {
+                let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                if file_name.starts_with('.') {
+                    continue;
+                }
+                if stat.is_dir() {
+                    if self.cfg.recursive && !skip.contains(&path.as_path()) {
+                        dirs.push(path);
+                    }
+                    continue;
+                }
+                if !stat.is_file() || !self.pattern.matches(file_name) {
+                    continue;
+                }
+                let name = path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned();
+                out.push(Remote {
+                    name,
+                    size: stat.size.unwrap_or(0),
+                    mtime_s: stat.mtime.unwrap_or(0),
+                    path,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes one file; returns whether it was journaled or disposed of.
+    fn take(&mut self, session: &SftpSession, file: &Remote) -> Result<bool> {
+        let source = self.cfg.name.clone();
+        let max = self.cfg.max_file_mb * 1024 * 1024;
+        let bytes = match download(session, file, max) {
+            Ok(Some(bytes)) => bytes,
+            // Changed since it was listed: not settled after all.
+            Ok(None) => return Ok(false),
+            Err(e) => return self.reject(session, file, &format!("cannot download: {e:#}"), false),
+        };
+        let entry = files::ledger_entry(&source, &file.name, &bytes, file.mtime_s as i64 * 1000);
+        if self.reader.file_taken(&entry)? {
+            if !self.complaints.contains_key(&file.path) {
+                tracing::info!(%source, file = %file.name, "already journaled; finishing its disposal");
+            }
+        } else {
+            let items = match files::items(&file.name, bytes, self.cfg.encoding) {
+                Ok(items) => items,
+                Err(why) => return self.reject(session, file, &format!("not HL7: {why}"), true),
+            };
+            let count = items.len();
+            let ids = self.runtime.block_on(self.intake.submit(
+                &source,
+                items,
+                Some(Provenance::File(entry)),
+            ))?;
+            tracing::info!(%source, file = %file.name, events = count, first_event = ids.first().copied().unwrap_or(0), "journaled");
+        }
+        match &self.cfg.after {
+            After::Keep => {
+                self.passed.insert(file.clone());
+            }
+            After::Delete => session
+                .sftp
+                .unlink(&file.path)
+                .with_context(|| format!("{} journaled, but cannot delete it", file.name))?,
+            After::Move(dir) => move_into(session, &file.path, dir)
+                .with_context(|| format!("{} journaled, but", file.name))?,
+        }
+        Ok(true)
+    }
+
+    /// Deals with a file that cannot be taken: into `error_dir`, or left
+    /// (until it changes when `until_changed`, else until the next poll).
+    fn reject(
+        &mut self,
+        session: &SftpSession,
+        file: &Remote,
+        why: &str,
+        until_changed: bool,
+    ) -> Result<bool> {
+        let source = &self.cfg.name;
+        match &self.cfg.error_dir {
+            Some(dir) => {
+                tracing::error!(%source, file = %file.name, "{why}; moved to {dir}");
+                move_into(session, &file.path, Path::new(dir))?;
+                Ok(true)
+            }
+            None => {
+                tracing::error!(%source, file = %file.name, "{why}; left on the server");
+                if until_changed {
+                    self.passed.insert(file.clone());
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// The file's bytes, or `None` if its size is no longer the listed one.
+fn download(session: &SftpSession, file: &Remote, max: u64) -> Result<Option<Vec<u8>>> {
+    if file.size > max {
+        anyhow::bail!("{} bytes is over max_file_mb", file.size);
+    }
+    let mut remote = session.sftp.open(&file.path)?;
+    let mut bytes = Vec::with_capacity(file.size as usize);
+    remote.by_ref().take(max + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 == file.size).then_some(bytes))
+}
+
+/// Moves a remote file into `dir`, never over a file already there.
+fn move_into(session: &SftpSession, path: &Path, dir: &Path) -> Result<()> {
+    session.create_dir_all(dir)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let target = dir.join(&*name);
+    if session.sftp.rename(path, &target, None).is_ok() {
+        return Ok(());
+    }
+    let target = dir.join(format!("{name}.{}", crate::journal::now_ms()));
+    session
+        .sftp
+        .rename(path, &target, None)
+        .with_context(|| format!("cannot move to {}", target.display()))
+}

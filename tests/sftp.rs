@@ -1,0 +1,344 @@
+//! End-to-end tests of SFTP sources and destinations against a real
+//! OpenSSH `sshd` (internal-sftp) on 127.0.0.1: batch files split into
+//! messages, `after` = move/delete/keep with the ledger, growing files left
+//! alone, host-key and login refusals, a server that is down for a while,
+//! and SIGKILLs between the journal commit and the remote move.
+
+use std::path::Path;
+use std::time::Duration;
+
+use interlink_tests::{Host, SshServer, adt_a04, config, wait_until};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// An `[[sftp]]` source named `lab` polling `remote(in)` every second
+/// (plus `source_extra` lines), then `extra` (which starts a new table).
+fn sftp_config(server: &SshServer, source_extra: &str, extra: &str) -> String {
+    config(&format!(
+        r#"
+[[sftp]]
+name = "lab"
+host = "127.0.0.1"
+port = {port}
+dir = {dir:?}
+schedule = "* * * * * *"
+{ssh}
+{source_extra}
+{extra}"#,
+        port = server.port,
+        dir = server.remote("in").display().to_string(),
+        ssh = server.ssh_table("user_key", "known_hosts"),
+    ))
+}
+
+/// adt-router sending to destination `to`.
+fn router_to(to: &str) -> String {
+    format!("[bots.adt-router]\nsettings = {{ destination = {to:?} }}\n")
+}
+
+/// Writes a remote file the way an uploader finishing a file would.
+fn put(server: &SshServer, rel: &str, content: &str) {
+    let path = server.remote(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let tmp = path.with_file_name(format!(".{}.part", rel.replace('/', "_")));
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(tmp, path).unwrap();
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// (file name, number of events) for every file journaled from `lab`.
+fn events_per_file(host: &Host) -> Vec<(String, i64)> {
+    let db = host.db();
+    let mut q = db
+        .prepare(
+            "SELECT name, COUNT(*) FROM events WHERE source = 'lab' GROUP BY name ORDER BY name",
+        )
+        .unwrap();
+    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn batch(ids: &[&str]) -> String {
+    let body: String = ids
+        .iter()
+        .map(|id| adt_a04(id, &format!("P{id}")))
+        .collect();
+    format!(
+        "FHS|^~\\&|LAB|H\rBHS|^~\\&|LAB|H\r{body}BTS|{}\rFTS|1\r",
+        ids.len()
+    )
+}
+
+#[test]
+fn a_batch_file_is_split_processed_once_and_moved() {
+    let server = SshServer::start();
+    let done = server.remote("done");
+    let extra = format!("after = \"move:{}\"\npattern = \"*.hl7\"", done.display());
+    let mut host = Host::new(&sftp_config(&server, &extra, &router_to("out")));
+    host.install_bot("adt_router", "adt-router.wasm");
+    put(&server, "in/readme.txt", "not for us");
+    put(&server, "in/batch.hl7", &batch(&["B1", "B2", "B3"]));
+    put(&server, "in/single.hl7", &adt_a04("S1", "P9"));
+    host.start();
+
+    let out = host.wait_outputs(4, WAIT);
+    for id in ["B1", "B2", "B3", "S1"] {
+        assert!(
+            out.iter().any(|(_, m)| m.contains(&format!("|{id}|P|"))),
+            "{id} not delivered: {out:?}"
+        );
+    }
+    assert!(wait_until(WAIT, || names_in(&done) == ["batch.hl7", "single.hl7"]));
+    assert_eq!(names_in(&server.remote("in")), ["readme.txt"]);
+    // More polls change nothing.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        events_per_file(&host),
+        [("batch.hl7".to_string(), 3), ("single.hl7".to_string(), 1)]
+    );
+    assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM files"), 2);
+    let origin: String = host.query("SELECT name FROM events WHERE control_id = 'B2'");
+    assert_eq!(origin, "batch.hl7");
+}
+
+#[test]
+fn delete_and_an_sftp_destination() {
+    let server = SshServer::start();
+    let outbound = server.remote("outbound");
+    let destination = format!(
+        "[[destination]]\nname = \"ehr-drop\"\nkind = \"sftp\"\nhost = \"127.0.0.1\"\nport = {}\ndir = {:?}\n{}\n",
+        server.port,
+        outbound.display().to_string(),
+        server.ssh_table("user_key", "known_hosts")
+    );
+    let extra = format!("{destination}{}", router_to("ehr-drop"));
+    let mut host = Host::new(&sftp_config(&server, "after = \"delete\"", &extra));
+    host.install_bot("adt_router", "adt-router.wasm");
+    put(&server, "in/a04.hl7", &adt_a04("D1", "P1"));
+    host.start();
+
+    assert!(
+        wait_until(WAIT, || names_in(&outbound).len() == 1),
+        "{}",
+        host.log()
+    );
+    let name = &names_in(&outbound)[0];
+    assert!(name.ends_with(".hl7") && !name.starts_with('.'), "{name}");
+    let sent = std::fs::read_to_string(outbound.join(name)).unwrap();
+    assert!(
+        sent.starts_with("MSH|^~\\&|REG|CLINIC|EHR|HOSPITAL|"),
+        "{sent}"
+    );
+    assert!(sent.contains("|D1|P|") && sent.contains("PID|1||P1^^^CLINIC^MR"));
+    assert!(wait_until(WAIT, || names_in(&server.remote("in")).is_empty()));
+    host.wait_query(
+        "SELECT COUNT(*) FROM outbox WHERE destination = 'ehr-drop' AND status = 'sent'",
+        1,
+        WAIT,
+    );
+}
+
+#[test]
+fn kept_files_are_processed_once_across_polls_and_restarts() {
+    let server = SshServer::start();
+    let mut host = Host::new(&sftp_config(&server, "after = \"keep\"", ""));
+    put(&server, "in/kept.hl7", &adt_a04("K1", "P1"));
+    host.start();
+    host.wait_query("SELECT COUNT(*) FROM events WHERE source = 'lab'", 1, WAIT);
+    std::thread::sleep(Duration::from_millis(2500));
+    host.kill();
+    host.start();
+    // The restarted host downloads it again, finds it in the ledger and
+    // leaves it.
+    host.wait_log("already journaled", WAIT);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(events_per_file(&host), [("kept.hl7".to_string(), 1)]);
+    assert_eq!(names_in(&server.remote("in")), ["kept.hl7"]);
+    // A new version of the file is new input.
+    put(&server, "in/kept.hl7", &adt_a04("K2", "P1"));
+    host.wait_query("SELECT COUNT(*) FROM events WHERE source = 'lab'", 2, WAIT);
+}
+
+#[test]
+fn a_file_still_growing_is_not_taken_early() {
+    let server = SshServer::start();
+    let mut host = Host::new(&sftp_config(&server, "after = \"delete\"", ""));
+    host.start();
+    let path = server.remote("in/growing.hl7");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut text = adt_a04("G1", "P1");
+    std::fs::write(&path, &text).unwrap();
+    for i in 1..=10 {
+        std::thread::sleep(Duration::from_millis(400));
+        text.push_str(&format!("OBX|{i}|TX|||line {i}\r"));
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(
+            host.query::<i64>("SELECT COUNT(*) FROM events WHERE source = 'lab'"),
+            0,
+            "taken while still growing"
+        );
+    }
+    host.wait_query("SELECT COUNT(*) FROM events WHERE source = 'lab'", 1, WAIT);
+    let body: String = host.query("SELECT CAST(body AS TEXT) FROM events WHERE source = 'lab'");
+    assert!(body.contains("OBX|10|TX|||line 10"), "{body}");
+}
+
+#[test]
+fn wrong_host_keys_and_a_wrong_user_key_are_refused() {
+    let server = SshServer::start();
+    std::fs::write(server.file("empty_known_hosts"), "").unwrap();
+    let source = |name: &str, dir: &str, key: &str, known: &str| {
+        format!(
+            "[[sftp]]\nname = {name:?}\nhost = \"127.0.0.1\"\nport = {}\ndir = {:?}\nschedule = \"* * * * * *\"\n{}\n",
+            server.port,
+            server.remote(dir).display().to_string(),
+            server.ssh_table(key, known)
+        )
+    };
+    let sources = [
+        source("impostor", "a", "user_key", "wrong_known_hosts"),
+        source("unknown", "b", "user_key", "empty_known_hosts"),
+        source("badkey", "c", "other_key", "known_hosts"),
+    ]
+    .concat();
+    let mut host = Host::new(&config(&sources));
+    for dir in ["a", "b", "c"] {
+        put(&server, &format!("{dir}/x.hl7"), &adt_a04("X", "P"));
+    }
+    host.start();
+    host.wait_log("does not match the one in", WAIT);
+    host.wait_log("is not in", WAIT);
+    host.wait_log("not accepted", WAIT);
+    let log = host.log();
+    assert!(log.contains("refusing to connect"), "{log}");
+    assert!(log.contains("login to 127.0.0.1"), "{log}");
+    // Logged once per failure, not once per poll.
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(host.log().matches("does not match the one in").count(), 1);
+    assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM events"), 0);
+    for dir in ["a", "b", "c"] {
+        assert_eq!(names_in(&server.remote(dir)), ["x.hl7"]);
+    }
+}
+
+#[test]
+fn a_server_down_for_a_while_is_polled_again() {
+    let mut server = SshServer::start();
+    server.stop();
+    let mut host = Host::new(&sftp_config(&server, "after = \"delete\"", ""));
+    put(&server, "in/late.hl7", &adt_a04("L1", "P1"));
+    host.start();
+    host.wait_log("cannot connect to 127.0.0.1", WAIT);
+    server.resume();
+    host.wait_query("SELECT COUNT(*) FROM events WHERE source = 'lab'", 1, WAIT);
+    host.wait_log("reachable again", WAIT);
+    assert!(wait_until(WAIT, || names_in(&server.remote("in")).is_empty()));
+}
+
+#[test]
+fn killed_between_commit_and_remote_move_nothing_is_processed_twice() {
+    let server = SshServer::start();
+    let done = server.remote("done");
+    // `done` is a file, so the move after the commit fails: the state a
+    // SIGKILL right after the commit leaves behind.
+    std::fs::write(&done, "in the way").unwrap();
+    let extra = format!("after = \"move:{}\"", done.display());
+    let mut host = Host::new(&sftp_config(&server, &extra, ""));
+    put(&server, "in/one.hl7", &adt_a04("M1", "P1"));
+    put(&server, "in/two.hl7", &batch(&["M2", "M3"]));
+    host.start();
+    host.wait_query("SELECT COUNT(*) FROM events WHERE source = 'lab'", 3, WAIT);
+    host.wait_log("journaled, but", WAIT);
+    host.kill();
+    assert_eq!(names_in(&server.remote("in")), ["one.hl7", "two.hl7"]);
+
+    std::fs::remove_file(&done).unwrap();
+    host.start();
+    assert!(
+        wait_until(WAIT, || names_in(&done) == ["one.hl7", "two.hl7"]),
+        "{}",
+        host.log()
+    );
+    host.wait_log("finishing its disposal", WAIT);
+    assert_eq!(
+        events_per_file(&host),
+        [("one.hl7".to_string(), 1), ("two.hl7".to_string(), 2)]
+    );
+}
+
+#[test]
+fn sigkill_while_taking_many_files_takes_each_exactly_once() {
+    let server = SshServer::start();
+    let extra = "after = \"delete\"\nsize_stable = false\nmax_files_per_poll = 10";
+    let mut host = Host::new(&sftp_config(&server, extra, ""));
+    let n = 60;
+    for i in 0..n {
+        put(
+            &server,
+            &format!("in/f{i:03}.hl7"),
+            &adt_a04(&format!("F{i}"), "P"),
+        );
+    }
+    host.start();
+    for at_least in [10, 30] {
+        assert!(wait_until(WAIT, || host.query::<i64>(
+            "SELECT COUNT(*) FROM events WHERE source = 'lab'"
+        ) >= at_least));
+        host.kill();
+        host.start();
+    }
+    assert!(
+        wait_until(Duration::from_secs(40), || names_in(&server.remote("in"))
+            .is_empty()),
+        "{}",
+        host.log()
+    );
+    let per_file = events_per_file(&host);
+    assert_eq!(per_file.len(), n, "{per_file:?}");
+    assert!(per_file.iter().all(|(_, c)| *c == 1), "{per_file:?}");
+}
+
+#[test]
+fn broken_hl7_goes_to_error_dir_and_other_files_become_file_events() {
+    let server = SshServer::start();
+    let errors = server.remote("errors");
+    let extra = format!(
+        "after = \"delete\"\nerror_dir = {:?}",
+        errors.display().to_string()
+    );
+    let mut host = Host::new(&sftp_config(&server, &extra, ""));
+    put(&server, "in/bad.hl7", "MSH|^~|X|Y\rPID|1\r");
+    put(&server, "in/census.csv", "mrn,name\n1,DOE\n");
+    put(&server, "in/good.hl7", &adt_a04("OK1", "P1"));
+    host.start();
+    assert!(
+        wait_until(WAIT, || names_in(&errors) == ["bad.hl7"]),
+        "{}",
+        host.log()
+    );
+    host.wait_query("SELECT COUNT(*) FROM events WHERE source = 'lab'", 2, WAIT);
+    let kind: String = host.query("SELECT kind FROM events WHERE name = 'census.csv'");
+    assert_eq!(kind, "file");
+    let kind: String = host.query("SELECT kind FROM events WHERE name = 'good.hl7'");
+    assert_eq!(kind, "hl7");
+    host.wait_log("moved to", WAIT);
+    let log = host.log();
+    assert!(
+        log.contains("file=bad.hl7") && log.contains("not HL7: message 1: bad MSH delimiters"),
+        "{log}"
+    );
+    assert!(wait_until(WAIT, || names_in(&server.remote("in")).is_empty()));
+}
