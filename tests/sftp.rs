@@ -208,20 +208,41 @@ fn wrong_host_keys_and_a_wrong_user_key_are_refused() {
             server.ssh_table(key, known)
         )
     };
+    std::fs::write(server.file("password"), "not-the-password\n").unwrap();
+    let password = |name: &str, dir: &str, how: &str| {
+        source(name, dir, "user_key", "known_hosts").replace(
+            &format!(
+                "private_key = {:?}",
+                server.file("user_key").display().to_string()
+            ),
+            how,
+        )
+    };
     let sources = [
         source("impostor", "a", "user_key", "wrong_known_hosts"),
         source("unknown", "b", "user_key", "empty_known_hosts"),
         source("badkey", "c", "other_key", "known_hosts"),
+        password("noenv", "d", "password_env = \"INTERLINK_TEST_UNSET\""),
+        password(
+            "badpass",
+            "e",
+            &format!(
+                "password_file = {:?}",
+                server.file("password").display().to_string()
+            ),
+        ),
     ]
     .concat();
     let mut host = Host::new(&config(&sources));
-    for dir in ["a", "b", "c"] {
+    for dir in ["a", "b", "c", "d", "e"] {
         put(&server, &format!("{dir}/x.hl7"), &adt_a04("X", "P"));
     }
     host.start();
     host.wait_log("does not match the one in", WAIT);
     host.wait_log("is not in", WAIT);
-    host.wait_log("not accepted", WAIT);
+    host.wait_log("other_key not accepted", WAIT);
+    host.wait_log("environment variable INTERLINK_TEST_UNSET is not set", WAIT);
+    host.wait_log("password not accepted", WAIT);
     let log = host.log();
     assert!(log.contains("refusing to connect"), "{log}");
     assert!(log.contains("login to 127.0.0.1"), "{log}");
@@ -229,7 +250,7 @@ fn wrong_host_keys_and_a_wrong_user_key_are_refused() {
     std::thread::sleep(Duration::from_millis(2000));
     assert_eq!(host.log().matches("does not match the one in").count(), 1);
     assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM events"), 0);
-    for dir in ["a", "b", "c"] {
+    for dir in ["a", "b", "c", "d", "e"] {
         assert_eq!(names_in(&server.remote(dir)), ["x.hl7"]);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use interlink_tests::{Host, adt_a04, config, wait_until};
+use interlink_tests::{Host, adt_a04, base_config, config, wait_until};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -246,4 +246,40 @@ fn crash_between_commit_and_processing_is_processed_once() {
     assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM outbox"), 1);
     let count: Vec<u8> = host.query("SELECT value FROM kv WHERE key = 'count'");
     assert_eq!(count, b"1");
+}
+
+#[test]
+fn broken_hl7_files_go_to_error_dir_or_stay_logged_once() {
+    let folder = |name: &str, extra: &str| {
+        format!(
+            "[[folder]]\nname = \"{name}\"\ndir = \"{name}\"\nsettle_ms = 50\npoll_ms = 100\n{extra}\n"
+        )
+    };
+    let mut host = Host::new(&base_config(&format!(
+        "{}{}",
+        folder("a", "error_dir = \"errors\""),
+        folder("b", "")
+    )));
+    for dir in ["a", "b"] {
+        std::fs::create_dir_all(host.path(dir)).unwrap();
+        std::fs::write(host.path(&format!("{dir}/bad.hl7")), "MSH|^~|X|Y\rPID|1\r").unwrap();
+        std::fs::write(host.path(&format!("{dir}/good.hl7")), adt_a04("G", "P")).unwrap();
+    }
+    host.start();
+    assert!(
+        wait_until(T, || host.path("errors/bad.hl7").exists()),
+        "{}",
+        host.log()
+    );
+    host.wait_query("SELECT COUNT(*) FROM events", 2, T);
+    std::thread::sleep(Duration::from_millis(600));
+    // Without error_dir it stays, named in the log once, not at every scan.
+    assert!(host.path("b/bad.hl7").exists());
+    let log = host.log();
+    assert_eq!(log.matches("source=b file=bad.hl7").count(), 1, "{log}");
+    assert!(
+        log.contains("not HL7: message 1: bad MSH delimiters"),
+        "{log}"
+    );
+    assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM events"), 2);
 }

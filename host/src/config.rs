@@ -944,4 +944,43 @@ mod tests {
                 .contains("ebcdic")
         );
     }
+
+    #[test]
+    fn sftp_checks_name_the_key_and_keep_remote_paths() {
+        let src = "[[sftp]]\nname='lab'\nhost='h'\ndir='/out'\nafter='move:/out/done'\n";
+        let key = "ssh={user='u', private_key='id', known_hosts='kh'}";
+        let cfg = Config::parse(&format!("{src}{key}"), Path::new("/etc/il")).unwrap();
+        let s = &cfg.sftp_sources[0];
+        assert_eq!(s.port, 22);
+        assert_eq!(s.after, After::Move("/out/done".into()));
+        assert_eq!(s.ssh.private_key.as_deref(), Some(Path::new("/etc/il/id")));
+        assert_eq!(s.ssh.known_hosts.as_deref(), Some(Path::new("/etc/il/kh")));
+        assert!(
+            err(&format!(
+                "{src}ssh={{user='u', password='hunter2', known_hosts='kh'}}"
+            ))
+            .contains("sftp[0].ssh.password: secrets are not read from the config")
+        );
+        assert!(
+            err(&format!("{src}ssh={{user='u', private_key='id'}}"))
+                .contains("sftp[0].ssh.known_hosts: required")
+        );
+        let insecure = "ssh={user='u', private_key='id', insecure_accept_any_host_key=true}";
+        assert!(Config::parse(&format!("{src}{insecure}"), Path::new("/")).is_ok());
+        assert!(
+            err(&format!(
+                "{src}ssh={{user='u', private_key='id', password_env='P', known_hosts='k'}}"
+            ))
+            .contains("exactly one of private_key, password_env, password_file")
+        );
+        assert!(err(&format!("{src}{key}\nschedule='hourly'")).contains("sftp[0].schedule"));
+        assert!(err(&format!("{src}{key}\npattern='[x'")).contains("sftp[0].pattern"));
+        assert!(
+            err(&format!("{src}{key}\n[[folder]]\nname='lab'\ndir='d'")).contains("another source")
+        );
+        let dest = "[[destination]]\nname='d'\nkind='sftp'\nhost='h'\ndir='in'\n";
+        assert!(err(dest).contains("kind \"sftp\" needs `host`, `dir` and `ssh`"));
+        let cfg = Config::parse(&format!("{dest}{key}"), Path::new("/etc/il")).unwrap();
+        assert_eq!(cfg.destinations[0].dir.as_deref(), Some(Path::new("in")));
+    }
 }
