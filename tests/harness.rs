@@ -243,6 +243,8 @@ pub struct Host {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     runs: usize,
+    bin: Option<PathBuf>,
+    log_filter: String,
 }
 
 impl Host {
@@ -256,7 +258,21 @@ impl Host {
             dir,
             child: None,
             runs: 0,
+            bin: None,
+            log_filter: "info".into(),
         }
+    }
+
+    /// Runs `bin` instead of [`interlink_bin`] (benchmarks use release).
+    pub fn with_binary(mut self, bin: &Path) -> Host {
+        self.bin = Some(bin.to_path_buf());
+        self
+    }
+
+    /// Logs with this `INTERLINK_LOG` filter instead of `info`.
+    pub fn with_log_filter(mut self, filter: &str) -> Host {
+        self.log_filter = filter.to_string();
+        self
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -275,10 +291,11 @@ impl Host {
         assert!(self.child.is_none(), "host already running");
         self.runs += 1;
         let log = std::fs::File::create(self.path(&format!("host-{}.log", self.runs))).unwrap();
-        let child = Command::new(interlink_bin())
+        let bin = self.bin.clone().unwrap_or_else(interlink_bin);
+        let child = Command::new(bin)
             .args(["run", "--config", "interlink.toml"])
             .current_dir(self.dir.path())
-            .env("INTERLINK_LOG", "info")
+            .env("INTERLINK_LOG", &self.log_filter)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(log)

@@ -117,11 +117,11 @@ impl Poller {
                     if last_error.take().is_some() {
                         tracing::info!(%source, "{} reachable again", self.endpoint.address());
                     }
-                    let ms = started.elapsed().as_millis() as u64;
+                    let us = started.elapsed().as_micros() as u64;
                     if stats.taken > 0 {
-                        tracing::info!(%source, listed = stats.listed, taken = stats.taken, ms, "polled");
+                        tracing::info!(%source, listed = stats.listed, taken = stats.taken, us, "polled");
                     } else {
-                        tracing::debug!(%source, listed = stats.listed, ms, "polled");
+                        tracing::debug!(%source, listed = stats.listed, us, "polled");
                     }
                 }
                 Err(e) => {
