@@ -537,6 +537,18 @@ impl SshServer {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// An `[[sftp]]` source named `name` polling `remote(dir)` every second,
+    /// logging in as [`SshServer::ssh_table`] does; more keys may follow.
+    pub fn source_table(&self, name: &str, dir: &str, key: &str, known_hosts: &str) -> String {
+        format!(
+            "[[sftp]]\nname = {name:?}\nhost = \"127.0.0.1\"\nport = {}\ndir = {:?}\n\
+             schedule = \"* * * * * *\"\n{}\n",
+            self.port,
+            self.remote(dir).display().to_string(),
+            self.ssh_table(key, known_hosts)
+        )
+    }
+
     /// The `ssh = { … }` table that logs in with `key` and checks the host
     /// key against `known_hosts` (both names from [`SshServer::file`]).
     pub fn ssh_table(&self, key: &str, known_hosts: &str) -> String {

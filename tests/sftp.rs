@@ -14,21 +14,8 @@ const WAIT: Duration = Duration::from_secs(20);
 /// An `[[sftp]]` source named `lab` polling `remote(in)` every second
 /// (plus `source_extra` lines), then `extra` (which starts a new table).
 fn sftp_config(server: &SshServer, source_extra: &str, extra: &str) -> String {
-    config(&format!(
-        r#"
-[[sftp]]
-name = "lab"
-host = "127.0.0.1"
-port = {port}
-dir = {dir:?}
-schedule = "* * * * * *"
-{ssh}
-{source_extra}
-{extra}"#,
-        port = server.port,
-        dir = server.remote("in").display().to_string(),
-        ssh = server.ssh_table("user_key", "known_hosts"),
-    ))
+    let source = server.source_table("lab", "in", "user_key", "known_hosts");
+    config(&format!("\n{source}{source_extra}\n{extra}"))
 }
 
 /// adt-router sending to destination `to`.
@@ -200,14 +187,8 @@ fn a_file_still_growing_is_not_taken_early() {
 fn wrong_host_keys_and_a_wrong_user_key_are_refused() {
     let server = SshServer::start();
     std::fs::write(server.file("empty_known_hosts"), "").unwrap();
-    let source = |name: &str, dir: &str, key: &str, known: &str| {
-        format!(
-            "[[sftp]]\nname = {name:?}\nhost = \"127.0.0.1\"\nport = {}\ndir = {:?}\nschedule = \"* * * * * *\"\n{}\n",
-            server.port,
-            server.remote(dir).display().to_string(),
-            server.ssh_table(key, known)
-        )
-    };
+    let source =
+        |name: &str, dir: &str, key: &str, known: &str| server.source_table(name, dir, key, known);
     std::fs::write(server.file("password"), "not-the-password\n").unwrap();
     let password = |name: &str, dir: &str, how: &str| {
         source(name, dir, "user_key", "known_hosts").replace(

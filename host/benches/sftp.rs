@@ -37,16 +37,9 @@ fn main() {
     }
     let config = base_config(&format!(
         r#"
-[[sftp]]
-name = "lab"
-host = "127.0.0.1"
-port = {port}
-dir = {dir:?}
-schedule = "* * * * * *"
-size_stable = false
+{source}size_stable = false
 after = "delete"
 max_files_per_poll = {n}
-{ssh}
 
 [[destination]]
 name = "out"
@@ -56,9 +49,7 @@ dir = "out"
 [bots.adt-router]
 settings = {{ destination = "out" }}
 "#,
-        port = server.port,
-        dir = inbox.display().to_string(),
-        ssh = server.ssh_table("user_key", "known_hosts"),
+        source = server.source_table("lab", "in", "user_key", "known_hosts"),
     ));
     let mut host = Host::new(&config)
         .with_binary(env!("CARGO_BIN_EXE_interlink").as_ref())
