@@ -102,6 +102,30 @@ fn a_batch_file_is_split_processed_once_and_moved() {
 }
 
 #[test]
+fn recursive_polls_subdirectories_but_not_the_move_dir_inside() {
+    let server = SshServer::start();
+    let done = server.remote("in/done");
+    let extra = format!("after = \"move:{}\"\nrecursive = true", done.display());
+    let mut host = Host::new(&sftp_config(&server, &extra, ""));
+    put(&server, "in/top.hl7", &adt_a04("R1", "P1"));
+    put(&server, "in/ward/a/deep.hl7", &adt_a04("R2", "P2"));
+    host.start();
+    assert!(
+        wait_until(WAIT, || names_in(&done) == ["deep.hl7", "top.hl7"]),
+        "{}",
+        host.log()
+    );
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(
+        events_per_file(&host),
+        [
+            ("top.hl7".to_string(), 1),
+            ("ward/a/deep.hl7".to_string(), 1)
+        ]
+    );
+}
+
+#[test]
 fn delete_and_an_sftp_destination() {
     let server = SshServer::start();
     let outbound = server.remote("outbound");
@@ -184,7 +208,7 @@ fn a_file_still_growing_is_not_taken_early() {
 }
 
 #[test]
-fn wrong_host_keys_and_a_wrong_user_key_are_refused() {
+fn bad_host_keys_and_logins_are_refused_and_a_silent_server_delays_nobody() {
     let server = SshServer::start();
     std::fs::write(server.file("empty_known_hosts"), "").unwrap();
     let source =
@@ -199,7 +223,15 @@ fn wrong_host_keys_and_a_wrong_user_key_are_refused() {
             how,
         )
     };
+    // A server that accepts connections and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
     let sources = [
+        source("good", "ok", "user_key", "known_hosts"),
+        source("silent", "s", "user_key", "known_hosts").replace(
+            &format!("port = {}", server.port),
+            &format!("port = {silent_port}"),
+        ),
         source("impostor", "a", "user_key", "wrong_known_hosts"),
         source("unknown", "b", "user_key", "empty_known_hosts"),
         source("badkey", "c", "other_key", "known_hosts"),
@@ -215,10 +247,16 @@ fn wrong_host_keys_and_a_wrong_user_key_are_refused() {
     ]
     .concat();
     let mut host = Host::new(&config(&sources));
-    for dir in ["a", "b", "c", "d", "e"] {
+    for dir in ["ok", "a", "b", "c", "d", "e"] {
         put(&server, &format!("{dir}/x.hl7"), &adt_a04("X", "P"));
     }
     host.start();
+    // Failing and silent servers hold up nobody else.
+    host.wait_query(
+        "SELECT COUNT(*) FROM events WHERE source = 'good'",
+        1,
+        Duration::from_secs(4),
+    );
     host.wait_log("does not match the one in", WAIT);
     host.wait_log("is not in", WAIT);
     host.wait_log("other_key not accepted", WAIT);
@@ -230,7 +268,12 @@ fn wrong_host_keys_and_a_wrong_user_key_are_refused() {
     // Logged once per failure, not once per poll.
     std::thread::sleep(Duration::from_millis(2000));
     assert_eq!(host.log().matches("does not match the one in").count(), 1);
-    assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM events"), 0);
+    // The silent one times out (ssh timeout_s = 5).
+    host.wait_log(
+        &format!("SSH handshake with 127.0.0.1:{silent_port} failed"),
+        WAIT,
+    );
+    assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM events"), 1);
     for dir in ["a", "b", "c", "d", "e"] {
         assert_eq!(names_in(&server.remote(dir)), ["x.hl7"]);
     }
