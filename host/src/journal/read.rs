@@ -193,7 +193,8 @@ impl Reader {
     ) -> Result<Option<(i64, Option<Vec<u8>>)>> {
         let mut q = self.conn.prepare_cached(
             "SELECT event_id, ack FROM received
-             WHERE listener = ?1 AND sender = ?2 AND control_id = ?3 AND at_ms >= ?4",
+             WHERE listener = ?1 AND sender = ?2 AND control_id = ?3 AND at_ms >= ?4
+             ORDER BY event_id DESC LIMIT 1",
         )?;
         Ok(
             q.query_row(params![listener, sender, control_id, since_ms], |r| {

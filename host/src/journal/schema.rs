@@ -98,6 +98,34 @@ CREATE TABLE ticks (
     last_ms  INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- Partial indexes: only the rows still to be worked on. Finished runs and
+-- sent messages leave them, so each commit rewrites a few hot index pages
+-- instead of moving entries between sections of whole-table indexes.
+DROP INDEX runs_by_bot;
+DROP INDEX runs_by_status;
+CREATE INDEX runs_pending ON runs (bot, event_id) WHERE status = 'pending';
+CREATE INDEX runs_failed ON runs (event_id) WHERE status = 'failed';
+DROP INDEX outbox_by_destination;
+CREATE INDEX outbox_pending ON outbox (destination, id) WHERE status = 'pending';
+
+-- Receipts keyed by event id: appended in order (a resend's key lands in
+-- the small index, not in a table of whole rows with their ACKs), and the
+-- application ACK is stored by a rowid lookup. The newest row of a key wins.
+CREATE TABLE received_by_event (
+    event_id    INTEGER PRIMARY KEY,
+    listener    TEXT NOT NULL,
+    sender      TEXT NOT NULL,      -- MSH-3^MSH-4
+    control_id  TEXT NOT NULL,      -- MSH-10
+    ack         BLOB,               -- the ACK as sent; NULL until known
+    at_ms       INTEGER NOT NULL
+);
+INSERT INTO received_by_event (event_id, listener, sender, control_id, ack, at_ms)
+    SELECT event_id, listener, sender, control_id, ack, at_ms FROM received;
+DROP TABLE received;
+ALTER TABLE received_by_event RENAME TO received;
+CREATE INDEX received_by_key ON received (listener, sender, control_id);
+"#,
 ];
 
 /// Settings every connection gets.

@@ -126,7 +126,7 @@ pub fn ingest(c: &Connection, batch: &Ingest) -> rusqlite::Result<Vec<i64>> {
     }
     if let (Some(r), Some(id)) = (&batch.receipt, ids.first()) {
         c.prepare_cached(
-            "INSERT OR REPLACE INTO received (listener, sender, control_id, event_id, ack, at_ms)
+            "INSERT INTO received (listener, sender, control_id, event_id, ack, at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .execute(params![r.listener, r.sender, r.control_id, id, r.ack, now])?;
@@ -270,6 +270,7 @@ pub fn purge(c: &Connection, before_ms: i64) -> rusqlite::Result<usize> {
         &format!("DELETE FROM outbox WHERE event_id IN (SELECT id FROM events WHERE {finished})"),
         params![before_ms],
     )?;
+    c.execute("DELETE FROM received WHERE at_ms < ?1", params![before_ms])?;
     c.execute(
         &format!("DELETE FROM events WHERE {finished}"),
         params![before_ms],
