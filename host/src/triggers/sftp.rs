@@ -297,7 +297,7 @@ impl Poller {
                 .sftp
                 .unlink(&file.path)
                 .with_context(|| format!("{} journaled, but cannot delete it", file.name))?,
-            After::Move(dir) => move_into(session, &file.path, dir)
+            After::Move(dir) => move_into(session, file, dir)
                 .with_context(|| format!("{} journaled, but", file.name))?,
         }
         Ok(true)
@@ -316,7 +316,7 @@ impl Poller {
         match &self.cfg.error_dir {
             Some(dir) => {
                 tracing::error!(%source, file = %file.name, "{why}; moved to {dir}");
-                move_into(session, &file.path, Path::new(dir))?;
+                move_into(session, file, Path::new(dir))?;
                 Ok(true)
             }
             None => {
@@ -341,17 +341,19 @@ fn download(session: &SftpSession, file: &Remote, max: u64) -> Result<Option<Vec
     Ok((bytes.len() as u64 == file.size).then_some(bytes))
 }
 
-/// Moves a remote file into `dir`, never over a file already there.
-fn move_into(session: &SftpSession, path: &Path, dir: &Path) -> Result<()> {
-    session.create_dir_all(dir)?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let target = dir.join(&*name);
-    if session.sftp.rename(path, &target, None).is_ok() {
+/// Moves a remote file to the same relative path under `dir`, never over a
+/// file already there.
+fn move_into(session: &SftpSession, file: &Remote, dir: &Path) -> Result<()> {
+    let target = dir.join(&file.name);
+    let parent = target.parent().unwrap_or(dir);
+    session.create_dir_all(parent)?;
+    if session.sftp.rename(&file.path, &target, None).is_ok() {
         return Ok(());
     }
-    let target = dir.join(format!("{name}.{}", crate::journal::now_ms()));
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    let target = parent.join(format!("{name}.{}", crate::journal::now_ms()));
     session
         .sftp
-        .rename(path, &target, None)
+        .rename(&file.path, &target, None)
         .with_context(|| format!("cannot move to {}", target.display()))
 }
