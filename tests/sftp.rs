@@ -228,12 +228,18 @@ fn bad_host_keys_and_logins_are_refused_and_a_silent_server_delays_nobody() {
     // A server that accepts connections and never says a word.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
+    let silent_source = |name: &str, timeout_s: u32| {
+        source(name, "s", "user_key", "known_hosts")
+            .replace(
+                &format!("port = {}", server.port),
+                &format!("port = {silent_port}"),
+            )
+            .replace("timeout_s = 5", &format!("timeout_s = {timeout_s}"))
+    };
     let sources = [
         source("good", "ok", "user_key", "known_hosts"),
-        source("silent", "s", "user_key", "known_hosts").replace(
-            &format!("port = {}", server.port),
-            &format!("port = {silent_port}"),
-        ),
+        silent_source("silent", 2),
+        silent_source("hung", 120),
         source("impostor", "a", "user_key", "wrong_known_hosts"),
         source("unknown", "b", "user_key", "empty_known_hosts"),
         source("badkey", "c", "other_key", "known_hosts"),
@@ -253,11 +259,11 @@ fn bad_host_keys_and_logins_are_refused_and_a_silent_server_delays_nobody() {
         put(&server, &format!("{dir}/x.hl7"), &adt_a04("X", "P"));
     }
     host.start();
-    // Failing and silent servers hold up nobody else.
+    // Failing and silent servers hold up nobody else: `hung` waits 120 s.
     host.wait_query(
         "SELECT COUNT(*) FROM events WHERE source = 'good'",
         1,
-        Duration::from_secs(4),
+        Duration::from_secs(15),
     );
     host.wait_log("does not match the one in", WAIT);
     host.wait_log("is not in", WAIT);
@@ -270,10 +276,16 @@ fn bad_host_keys_and_logins_are_refused_and_a_silent_server_delays_nobody() {
     // Logged once per failure, not once per poll.
     std::thread::sleep(Duration::from_millis(2000));
     assert_eq!(host.log().matches("does not match the one in").count(), 1);
-    // The silent one times out (ssh timeout_s = 5).
-    host.wait_log(
-        &format!("SSH handshake with 127.0.0.1:{silent_port} failed"),
-        WAIT,
+    // The silent server is given up on after `timeout_s`.
+    assert!(
+        wait_until(WAIT, || host
+            .log()
+            .lines()
+            .any(|l| l.contains(&format!(
+                "SSH handshake with 127.0.0.1:{silent_port} failed"
+            )) && l.contains("source=silent"))),
+        "{}",
+        host.log()
     );
     assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM events"), 1);
     for dir in ["a", "b", "c", "d", "e"] {
