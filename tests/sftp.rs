@@ -131,11 +131,14 @@ fn recursive_polls_subdirectories_but_not_the_move_dir_inside() {
 fn delete_and_an_sftp_destination() {
     let server = SshServer::start();
     let outbound = server.remote("outbound");
+    // This destination does not check the host key (and says so).
     let destination = format!(
-        "[[destination]]\nname = \"ehr-drop\"\nkind = \"sftp\"\nhost = \"127.0.0.1\"\nport = {}\ndir = {:?}\n{}\n",
+        "[[destination]]\nname = \"ehr-drop\"\nkind = \"sftp\"\nhost = \"127.0.0.1\"\nport = {}\ndir = {:?}\n\
+         ssh = {{ user = {:?}, private_key = {:?}, insecure_accept_any_host_key = true }}\n",
         server.port,
         outbound.display().to_string(),
-        server.ssh_table("user_key", "known_hosts")
+        SshServer::user(),
+        server.file("user_key").display().to_string(),
     );
     let extra = format!("{destination}{}", router_to("ehr-drop"));
     let mut host = Host::new(&sftp_config(&server, "after = \"delete\"", &extra));
@@ -161,6 +164,12 @@ fn delete_and_an_sftp_destination() {
         "SELECT COUNT(*) FROM outbox WHERE destination = 'ehr-drop' AND status = 'sent'",
         1,
         WAIT,
+    );
+    let log = host.log();
+    assert!(
+        log.contains("insecure_accept_any_host_key = true: the server's identity is NOT checked")
+            && log.contains("destination=ehr-drop"),
+        "{log}"
     );
 }
 

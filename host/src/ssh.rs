@@ -85,9 +85,13 @@ impl Endpoint {
             .host_key_hash(HashType::Sha256)
             .map(|h| base64::engine::general_purpose::STANDARD_NO_PAD.encode(h))
             .unwrap_or_default();
-        let Some(file) = &self.ssh.known_hosts else {
-            // Checked at config load: only with insecure_accept_any_host_key.
-            return Ok(());
+        let file = match &self.ssh.known_hosts {
+            Some(file) if !self.ssh.insecure_accept_any_host_key => file,
+            // Config load made sure this is only with the insecure flag.
+            _ => {
+                tracing::debug!("accepting {address}'s host key SHA256:{fingerprint} unchecked");
+                return Ok(());
+            }
         };
         let mut known = session.known_hosts()?;
         known
