@@ -387,7 +387,10 @@ fn broken_hl7_goes_to_error_dir_and_other_files_become_file_events() {
         "after = \"delete\"\nerror_dir = {:?}",
         errors.display().to_string()
     );
-    let mut host = Host::new(&sftp_config(&server, &extra, ""));
+    // A second source without error_dir leaves it, logged once.
+    let keeper = server.source_table("lab2", "in2", "user_key", "known_hosts");
+    let mut host = Host::new(&sftp_config(&server, &extra, &keeper));
+    put(&server, "in2/bad.hl7", "MSH|^~|X|Y\rPID|1\r");
     put(&server, "in/bad.hl7", "MSH|^~|X|Y\rPID|1\r");
     put(&server, "in/census.csv", "mrn,name\n1,DOE\n");
     put(&server, "in/good.hl7", &adt_a04("OK1", "P1"));
@@ -409,4 +412,16 @@ fn broken_hl7_goes_to_error_dir_and_other_files_become_file_events() {
         "{log}"
     );
     assert!(wait_until(WAIT, || names_in(&server.remote("in")).is_empty()));
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(names_in(&server.remote("in2")), ["bad.hl7"]);
+    let log = host.log();
+    let left: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("source=lab2") && l.contains("bad.hl7"))
+        .collect();
+    assert_eq!(left.len(), 1, "{log}");
+    assert!(
+        left[0].contains("left on the server until it changes"),
+        "{log}"
+    );
 }

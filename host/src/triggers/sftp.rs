@@ -94,9 +94,9 @@ struct Poller {
     /// Files dealt with that stay on the server (kept, or left because they
     /// are not HL7), so they are not downloaded again.
     passed: HashSet<Remote>,
-    /// The last error of each file that failed, so it is logged once, not
-    /// at every poll.
-    complaints: HashMap<PathBuf, String>,
+    /// The last error of each file (as listed) that failed, so it is
+    /// logged once, not at every poll.
+    complaints: HashMap<Remote, String>,
 }
 
 impl Poller {
@@ -186,21 +186,18 @@ impl Poller {
         settled.sort_by(|a, b| (a.mtime_s, &a.name).cmp(&(b.mtime_s, &b.name)));
         settled.truncate(self.cfg.max_files_per_poll);
         self.complaints
-            .retain(|path, _| self.last_seen.contains_key(path));
+            .retain(|f, _| self.last_seen.get(&f.path) == Some(&(f.size, f.mtime_s)));
         for file in settled {
             match self.take(session, &file) {
-                Ok(taken) => {
-                    stats.taken += usize::from(taken);
-                    self.complaints.remove(&file.path);
+                Ok(true) => {
+                    stats.taken += 1;
+                    self.complaints.remove(&file);
                 }
+                Ok(false) => {}
                 // A dead connection fails the poll; anything else is this
                 // file's problem and must not hold up the others.
                 Err(e) if session.sftp.stat(Path::new(&self.cfg.dir)).is_ok() => {
-                    let text = format!("{e:#}");
-                    if self.complaints.get(&file.path) != Some(&text) {
-                        tracing::error!(source = %self.cfg.name, file = %file.name, "{text}; will retry");
-                    }
-                    self.complaints.insert(file.path.clone(), text);
+                    self.complain(&file, format!("{e:#}; tried again at the next poll"));
                 }
                 Err(e) => return Err(e),
             }
@@ -265,6 +262,10 @@ impl Poller {
     fn take(&mut self, session: &SftpSession, file: &Remote) -> Result<bool> {
         let source = self.cfg.name.clone();
         let max = self.cfg.max_file_mb * 1024 * 1024;
+        if file.size > max {
+            let why = format!("{} bytes is over max_file_mb", file.size);
+            return self.reject(session, file, &why, true);
+        }
         let bytes = match download(session, file, max) {
             Ok(Some(bytes)) => bytes,
             // Changed since it was listed: not settled after all.
@@ -273,7 +274,7 @@ impl Poller {
         };
         let entry = files::ledger_entry(&source, &file.name, &bytes, file.mtime_s as i64 * 1000);
         if self.reader.file_taken(&entry)? {
-            if !self.complaints.contains_key(&file.path) {
+            if !self.complaints.contains_key(file) {
                 tracing::info!(%source, file = %file.name, "already journaled; finishing its disposal");
             }
         } else {
@@ -304,7 +305,8 @@ impl Poller {
     }
 
     /// Deals with a file that cannot be taken: into `error_dir`, or left
-    /// (until it changes when `until_changed`, else until the next poll).
+    /// (until it changes when `until_changed`, else until the next poll)
+    /// and logged once.
     fn reject(
         &mut self,
         session: &SftpSession,
@@ -320,21 +322,29 @@ impl Poller {
                 Ok(true)
             }
             None => {
-                tracing::error!(%source, file = %file.name, "{why}; left on the server");
-                if until_changed {
+                let until = if until_changed {
                     self.passed.insert(file.clone());
-                }
+                    "until it changes"
+                } else {
+                    "and tried again at the next poll"
+                };
+                self.complain(file, format!("{why}; left on the server {until}"));
                 Ok(false)
             }
+        }
+    }
+
+    /// Logs a file's problem, once until it changes.
+    fn complain(&mut self, file: &Remote, text: String) {
+        if self.complaints.get(file) != Some(&text) {
+            tracing::error!(source = %self.cfg.name, file = %file.name, "{text}");
+            self.complaints.insert(file.clone(), text);
         }
     }
 }
 
 /// The file's bytes, or `None` if its size is no longer the listed one.
 fn download(session: &SftpSession, file: &Remote, max: u64) -> Result<Option<Vec<u8>>> {
-    if file.size > max {
-        anyhow::bail!("{} bytes is over max_file_mb", file.size);
-    }
     let mut remote = session.sftp.open(&file.path)?;
     let mut bytes = Vec::with_capacity(file.size as usize);
     remote.by_ref().take(max + 1).read_to_end(&mut bytes)?;
