@@ -389,7 +389,9 @@ fn broken_hl7_goes_to_error_dir_and_other_files_become_file_events() {
     );
     // A second source without error_dir leaves it, logged once.
     let keeper = server.source_table("lab2", "in2", "user_key", "known_hosts");
-    let mut host = Host::new(&sftp_config(&server, &extra, &keeper));
+    let probe = "[bots.probe]\nsubscribe_also = [{ files = \"lab\" }]\n";
+    let mut host = Host::new(&sftp_config(&server, &extra, &format!("{probe}{keeper}")));
+    host.install_bot("probe_v1", "probe.wasm");
     put(&server, "in2/bad.hl7", "MSH|^~|X|Y\rPID|1\r");
     put(&server, "in/bad.hl7", "MSH|^~|X|Y\rPID|1\r");
     put(&server, "in/census.csv", "mrn,name\n1,DOE\n");
@@ -403,6 +405,12 @@ fn broken_hl7_goes_to_error_dir_and_other_files_become_file_events() {
     host.wait_query("SELECT COUNT(*) FROM events WHERE source = 'lab'", 2, WAIT);
     let kind: String = host.query("SELECT kind FROM events WHERE name = 'census.csv'");
     assert_eq!(kind, "file");
+    // ... delivered to the bot that subscribes to the source's files.
+    host.wait_query(
+        "SELECT COUNT(*) FROM kv WHERE bot = 'probe' AND key = 'file/lab/census.csv' AND value = CAST('15' AS BLOB)",
+        1,
+        WAIT,
+    );
     let kind: String = host.query("SELECT kind FROM events WHERE name = 'good.hl7'");
     assert_eq!(kind, "hl7");
     host.wait_log("moved to", WAIT);

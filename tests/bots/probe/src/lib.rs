@@ -13,7 +13,8 @@
 //! | `RETRY`            | fails with a retryable error                     |
 //! | anything else      | counts the message in KV and forwards it         |
 //!
-//! A cron tick takes `tick_ms` (setting, default 0) of busy work.
+//! A cron tick takes `tick_ms` (setting, default 0) of busy work. A file
+//! event is recorded in KV as `file/SOURCE/NAME` = its size.
 //!
 //! Forwarded messages go to the `out` destination with a `ZPR` segment
 //! naming the build (`v1`/`v2`) and the running count.
@@ -46,6 +47,11 @@ impl Bot for Probe {
                     .unwrap_or(0);
                 let until = host::now_ms() + ms;
                 while host::now_ms() < until {}
+                return Ok(Reply::default());
+            }
+            Event::File(file) => {
+                let key = format!("file/{}/{}", file.source, file.name);
+                host::kv::set(&key, file.contents.len().to_string());
                 return Ok(Reply::default());
             }
             _ => return Ok(Reply::default()),
