@@ -167,8 +167,9 @@ fn delete_and_an_sftp_destination() {
     );
     let log = host.log();
     assert!(
-        log.contains("insecure_accept_any_host_key = true: the server's identity is NOT checked")
-            && log.contains("destination=ehr-drop"),
+        log.contains(
+            "destination \"ehr-drop\": insecure_accept_any_host_key = true: the server's identity is NOT checked"
+        ),
         "{log}"
     );
 }

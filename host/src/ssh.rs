@@ -16,10 +16,10 @@ use crate::config::SshConfig;
 /// Where to connect and how to log in.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
-    pub ssh: SshConfig,
-    pub connect_timeout: Duration,
+    host: String,
+    port: u16,
+    ssh: SshConfig,
+    connect_timeout: Duration,
 }
 
 /// A logged-in SFTP session.
@@ -30,6 +30,29 @@ pub struct SftpSession {
 }
 
 impl Endpoint {
+    /// The endpoint of `owner` (e.g. `sftp source "lab"`), warning at once
+    /// if it is configured not to check the server's host key.
+    pub fn new(
+        owner: &str,
+        host: String,
+        port: u16,
+        ssh: SshConfig,
+        connect_timeout_s: u64,
+    ) -> Endpoint {
+        if ssh.insecure_accept_any_host_key {
+            tracing::warn!(
+                "{owner}: insecure_accept_any_host_key = true: the server's identity is NOT \
+                 checked; anyone in the network path can read and forge these files"
+            );
+        }
+        Endpoint {
+            host,
+            port,
+            ssh,
+            connect_timeout: Duration::from_secs(connect_timeout_s),
+        }
+    }
+
     /// `host:port`, as logged.
     pub fn address(&self) -> String {
         format!("{}:{}", self.host, self.port)

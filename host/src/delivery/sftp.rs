@@ -8,7 +8,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -25,20 +24,14 @@ pub struct SftpSink {
 
 impl SftpSink {
     pub fn new(cfg: &DestinationConfig) -> Result<Self> {
-        let ssh = cfg.ssh.clone().context("sftp destination without ssh")?;
-        if ssh.insecure_accept_any_host_key {
-            tracing::warn!(
-                destination = %cfg.name,
-                "insecure_accept_any_host_key = true: the server's identity is NOT checked"
-            );
-        }
         Ok(SftpSink {
-            endpoint: Arc::new(Endpoint {
-                host: cfg.host.clone().context("sftp destination without host")?,
-                port: cfg.port.unwrap_or(22),
-                ssh,
-                connect_timeout: Duration::from_secs(cfg.connect_timeout_s),
-            }),
+            endpoint: Arc::new(Endpoint::new(
+                &format!("destination {:?}", cfg.name),
+                cfg.host.clone().context("sftp destination without host")?,
+                cfg.port.unwrap_or(22),
+                cfg.ssh.clone().context("sftp destination without ssh")?,
+                cfg.connect_timeout_s,
+            )),
             dir: Arc::new(cfg.dir.clone().context("sftp destination without dir")?),
             extension: cfg.extension.clone(),
             session: None,

@@ -1,16 +1,69 @@
-//! What file sources (drop folders and SFTP) share: a file's ledger entry,
-//! and its items for the journal. A file that starts like HL7 (`MSH`,
-//! `FHS` or `BHS`) becomes one hl7 item per message and must decode and
-//! parse as HL7; any other file becomes one file item.
+//! What file sources (drop folders and SFTP) share: journaling a file with
+//! its ledger entry unless the ledger already has it. A file that starts
+//! like HL7 (`MSH`, `FHS` or `BHS`) becomes one hl7 item per message and
+//! must decode and parse as HL7; any other file becomes one file item.
+
+use std::sync::Mutex;
 
 use interlink_sdk::hl7::Charset;
 use sha2::{Digest, Sha256};
 
-use crate::intake::{Hl7Item, Inbound};
-use crate::journal::LedgerEntry;
+use crate::intake::{Hl7Item, Inbound, Intake, Provenance};
+use crate::journal::{LedgerEntry, Reader};
+
+/// What [`journal`] did with a file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Journaled {
+    /// Journaled now: the source may dispose of it.
+    Now,
+    /// The ledger already had it (kept, or the host stopped before it was
+    /// disposed of): nothing journaled, the source may dispose of it.
+    Before,
+    /// It starts like HL7 but is not, for this reason; nothing journaled.
+    NotHl7(String),
+}
+
+/// A file a source has read.
+pub struct TakenFile<'a> {
+    pub source: &'a str,
+    /// Its name, or its path below the source's directory.
+    pub name: &'a str,
+    pub bytes: Vec<u8>,
+    pub mtime_ms: i64,
+}
+
+/// Journals `file` (its items and its ledger entry, in one commit) unless
+/// the ledger already has it.
+pub async fn journal(
+    intake: &Intake,
+    reader: &Mutex<Reader>,
+    file: TakenFile<'_>,
+    encoding: Charset,
+) -> anyhow::Result<Journaled> {
+    let TakenFile {
+        source,
+        name,
+        bytes,
+        mtime_ms,
+    } = file;
+    let entry = ledger_entry(source, name, &bytes, mtime_ms);
+    if reader.lock().expect("reader lock").file_taken(&entry)? {
+        return Ok(Journaled::Before);
+    }
+    let items = match items(name, bytes, encoding) {
+        Ok(items) => items,
+        Err(why) => return Ok(Journaled::NotHl7(why)),
+    };
+    let count = items.len();
+    let ids = intake
+        .submit(source, items, Some(Provenance::File(entry)))
+        .await?;
+    tracing::info!(source, file = %name, events = count, first_event = ids.first().copied().unwrap_or(0), "journaled");
+    Ok(Journaled::Now)
+}
 
 /// The ledger entry that records `bytes`, named `name`, as taken.
-pub fn ledger_entry(source: &str, name: &str, bytes: &[u8], mtime_ms: i64) -> LedgerEntry {
+fn ledger_entry(source: &str, name: &str, bytes: &[u8], mtime_ms: i64) -> LedgerEntry {
     LedgerEntry {
         source: source.to_string(),
         name: name.to_string(),
@@ -21,7 +74,7 @@ pub fn ledger_entry(source: &str, name: &str, bytes: &[u8], mtime_ms: i64) -> Le
 }
 
 /// The items of one file, or why a file that looks like HL7 is not.
-pub fn items(name: &str, bytes: Vec<u8>, fallback: Charset) -> Result<Vec<Inbound>, String> {
+fn items(name: &str, bytes: Vec<u8>, fallback: Charset) -> Result<Vec<Inbound>, String> {
     if !looks_like_hl7(&bytes) {
         return Ok(vec![Inbound::File {
             name: name.to_string(),

@@ -13,9 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use super::files;
+use super::files::{self, Journaled};
 use crate::config::{After, FolderConfig};
-use crate::intake::{Intake, Provenance};
+use crate::intake::Intake;
 use crate::journal::Reader;
 
 /// Watches one folder until the process ends.
@@ -126,33 +126,31 @@ async fn take(
     name: &str,
 ) -> Result<Taken> {
     let bytes = std::fs::read(path).context("cannot read")?;
-    let meta = std::fs::metadata(path)?;
-    let entry = files::ledger_entry(&cfg.name, name, &bytes, mtime_ms(meta.modified()?));
-    let taken = reader.lock().expect("reader lock").file_taken(&entry)?;
-    if taken {
-        tracing::info!(source = %cfg.name, file = %name, "already journaled; finishing its disposal");
-    } else {
-        let items = match files::items(name, bytes, cfg.encoding) {
-            Ok(items) => items,
-            Err(why) => {
-                return match &cfg.error_dir {
-                    Some(dir) => {
-                        tracing::error!(source = %cfg.name, file = %name, "not HL7: {why}; moved to {}", dir.display());
-                        move_into(dir, path, name)?;
-                        Ok(Taken::Disposed)
-                    }
-                    None => {
-                        tracing::error!(source = %cfg.name, file = %name, "not HL7: {why}; left until it changes");
-                        Ok(Taken::Stays)
-                    }
-                };
-            }
-        };
-        let count = items.len();
-        let ids = intake
-            .submit(&cfg.name, items, Some(Provenance::File(entry)))
-            .await?;
-        tracing::info!(source = %cfg.name, file = %name, events = count, first_event = ids.first().copied().unwrap_or(0), "journaled");
+    let mtime_ms = mtime_ms(std::fs::metadata(path)?.modified()?);
+    let file = files::TakenFile {
+        source: &cfg.name,
+        name,
+        bytes,
+        mtime_ms,
+    };
+    match files::journal(intake, reader, file, cfg.encoding).await? {
+        Journaled::Now => {}
+        Journaled::Before => {
+            tracing::info!(source = %cfg.name, file = %name, "already journaled; finishing its disposal")
+        }
+        Journaled::NotHl7(why) => {
+            return match &cfg.error_dir {
+                Some(dir) => {
+                    tracing::error!(source = %cfg.name, file = %name, "not HL7: {why}; moved to {}", dir.display());
+                    move_into(dir, path, name)?;
+                    Ok(Taken::Disposed)
+                }
+                None => {
+                    tracing::error!(source = %cfg.name, file = %name, "not HL7: {why}; left until it changes");
+                    Ok(Taken::Stays)
+                }
+            };
+        }
     }
     match &cfg.after {
         After::Keep => return Ok(Taken::Stays),

@@ -16,7 +16,8 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 use chrono::Utc;
@@ -24,9 +25,9 @@ use chrono_tz::Tz;
 use cron::Schedule;
 use tokio::runtime::Handle;
 
-use super::files;
+use super::files::{self, Journaled};
 use crate::config::{After, SftpConfig};
-use crate::intake::{Intake, Provenance};
+use crate::intake::Intake;
 use crate::journal::Reader;
 use crate::ssh::{Endpoint, SftpSession};
 
@@ -34,22 +35,16 @@ use crate::ssh::{Endpoint, SftpSession};
 pub fn start(cfg: SftpConfig, timezone: &str, intake: Intake) -> Result<()> {
     let tz = Tz::from_str(timezone).map_err(|e| anyhow!("cron.timezone: {e}"))?;
     let schedule = Schedule::from_str(&cfg.schedule)?;
-    if cfg.ssh.insecure_accept_any_host_key {
-        tracing::warn!(
-            source = %cfg.name,
-            "insecure_accept_any_host_key = true: the server's identity is NOT checked; \
-             anyone in the network path can read and forge these files"
-        );
-    }
     let poller = Poller {
-        endpoint: Endpoint {
-            host: cfg.host.clone(),
-            port: cfg.port,
-            ssh: cfg.ssh.clone(),
-            connect_timeout: Duration::from_secs(cfg.connect_timeout_s),
-        },
+        endpoint: Endpoint::new(
+            &format!("sftp source {:?}", cfg.name),
+            cfg.host.clone(),
+            cfg.port,
+            cfg.ssh.clone(),
+            cfg.connect_timeout_s,
+        ),
         pattern: glob::Pattern::new(&cfg.pattern)?,
-        reader: intake.journal().reader()?,
+        reader: Mutex::new(intake.journal().reader()?),
         intake,
         runtime: Handle::current(),
         session: None,
@@ -86,7 +81,7 @@ struct Poller {
     endpoint: Endpoint,
     pattern: glob::Pattern,
     intake: Intake,
-    reader: Reader,
+    reader: Mutex<Reader>,
     runtime: Handle,
     session: Option<SftpSession>,
     /// Size and mtime of each file at the previous poll.
@@ -272,23 +267,28 @@ impl Poller {
             Ok(None) => return Ok(false),
             Err(e) => return self.reject(session, file, &format!("cannot download: {e:#}"), false),
         };
-        let entry = files::ledger_entry(&source, &file.name, &bytes, file.mtime_s as i64 * 1000);
-        if self.reader.file_taken(&entry)? {
-            if !self.complaints.contains_key(file) {
+        let taken = files::TakenFile {
+            source: &source,
+            name: &file.name,
+            bytes,
+            mtime_ms: file.mtime_s as i64 * 1000,
+        };
+        let journaled = self.runtime.block_on(files::journal(
+            &self.intake,
+            &self.reader,
+            taken,
+            self.cfg.encoding,
+        ))?;
+        match journaled {
+            Journaled::Now => {}
+            // Logged once, not at every poll while its disposal fails.
+            Journaled::Before if !self.complaints.contains_key(file) => {
                 tracing::info!(%source, file = %file.name, "already journaled; finishing its disposal");
             }
-        } else {
-            let items = match files::items(&file.name, bytes, self.cfg.encoding) {
-                Ok(items) => items,
-                Err(why) => return self.reject(session, file, &format!("not HL7: {why}"), true),
-            };
-            let count = items.len();
-            let ids = self.runtime.block_on(self.intake.submit(
-                &source,
-                items,
-                Some(Provenance::File(entry)),
-            ))?;
-            tracing::info!(%source, file = %file.name, events = count, first_event = ids.first().copied().unwrap_or(0), "journaled");
+            Journaled::Before => {}
+            Journaled::NotHl7(why) => {
+                return self.reject(session, file, &format!("not HL7: {why}"), true);
+            }
         }
         match &self.cfg.after {
             After::Keep => {
