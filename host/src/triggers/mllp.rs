@@ -149,8 +149,12 @@ impl Listener {
                 Ok(Ok(Some(Frame::TooLarge { limit }))) => {
                     let why = format!("message larger than max_message_kb = {} KiB", limit / 1024);
                     tracing::warn!(listener = %name, %peer, "rejected (AR): {why}; closing the connection");
-                    let ack =
-                        hl7::reject("", AckCode::AR, &AckError::new(207, why), &self.ack_id());
+                    let ack = hl7::reject(
+                        "",
+                        AckCode::AR,
+                        &AckError::new(207, why),
+                        &hl7::new_control_id(),
+                    );
                     let _ = wr.write_all(&frame(ack.as_str().as_bytes())).await;
                     return;
                 }
@@ -165,10 +169,6 @@ impl Listener {
         }
     }
 
-    fn ack_id(&self) -> String {
-        hl7::new_control_id()
-    }
-
     /// A negative ACK for bytes that are not a usable message.
     fn refuse(&self, bytes: &[u8], peer: SocketAddr, code: u16, why: String) -> Option<Vec<u8>> {
         tracing::warn!(listener = %self.cfg.name, %peer, "rejected (AR): {why}");
@@ -177,7 +177,7 @@ impl Listener {
             &text,
             AckCode::AR,
             &AckError::new(code, why),
-            &self.ack_id(),
+            &hl7::new_control_id(),
         );
         Some(ack.as_str().as_bytes().to_vec())
     }
@@ -209,7 +209,12 @@ impl Listener {
                 code
             };
             let wanted = accept.is_none_or(|a| a.wants(code));
-            wanted.then(|| ack_bytes(&hl7::ack(&msg, code, error.as_ref(), &self.ack_id()), cs))
+            wanted.then(|| {
+                ack_bytes(
+                    &hl7::ack(&msg, code, error.as_ref(), &hl7::new_control_id()),
+                    cs,
+                )
+            })
         };
         let sender = format!(
             "{}^{}",
@@ -227,17 +232,18 @@ impl Listener {
             };
         }
 
-        let commit_ack = answer(AckCode::AA, None);
+        // With application ACKs the ACK is known (and stored) only later.
         let application = self.cfg.ack == AckWhen::Application;
+        let commit_ack = if application {
+            None
+        } else {
+            answer(AckCode::AA, None)
+        };
         let receipt = Receipt {
             listener: name.clone(),
             sender,
             control_id: control_id.clone(),
-            ack: if application {
-                None
-            } else {
-                commit_ack.clone()
-            },
+            ack: commit_ack.clone(),
         };
         let raw = (bytes != text.as_bytes()).then_some(bytes);
         let item = Inbound::Hl7(Hl7Item::parsed(&msg, text, raw));
@@ -304,7 +310,7 @@ impl Listener {
             tracing::warn!(listener = %self.cfg.name, event = event_id, "application ACK AE: {}", e.text);
         }
         Some(ack_bytes(
-            &hl7::ack(msg, code, error.as_ref(), &self.ack_id()),
+            &hl7::ack(msg, code, error.as_ref(), &hl7::new_control_id()),
             cs,
         ))
     }
