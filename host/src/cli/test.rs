@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::journal::Queued;
 use crate::runtime::bindings::{Event, File, Hl7Message, Level};
 use crate::runtime::engine::Limits;
 use crate::runtime::policy_for;
@@ -143,16 +144,20 @@ pub fn test(
                         None => Ok(reply
                             .send
                             .into_iter()
-                            .map(|o| (o.destination, o.message))
+                            .map(|o| Queued {
+                                destination: o.destination,
+                                message: o.message,
+                                order_hash: 0,
+                            })
                             .collect()),
                     };
                     match accepted {
                         Ok(send) => {
                             outcome.send = send
                                 .into_iter()
-                                .map(|(destination, message)| Sent {
-                                    destination,
-                                    message,
+                                .map(|q| Sent {
+                                    destination: q.destination,
+                                    message: q.message,
                                 })
                                 .collect()
                         }

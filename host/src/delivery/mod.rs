@@ -17,8 +17,6 @@ use tokio::sync::Notify;
 
 use crate::config::{DestinationConfig, DestinationKind};
 use crate::journal::{self, Journal, OutboxRow, Reader};
-use interlink_sdk::hl7::{Message, Path};
-use std::hash::{Hash, Hasher};
 
 /// How often an idle queue looks at the journal without being woken.
 const IDLE_POLL: Duration = Duration::from_millis(1000);
@@ -65,26 +63,11 @@ impl Sink {
 }
 
 /// Which messages of a destination's queue one connection carries: with
-/// `connections = N` and an `ordering_key`, messages are spread over N
-/// lanes by the key's value, so messages with the same key keep their order.
-#[derive(Clone)]
-struct Lane {
-    index: usize,
-    count: usize,
-    key: Option<Path>,
-}
-
-impl Lane {
-    fn owns(&self, message: &str) -> bool {
-        let Some(key) = &self.key else { return true };
-        let value = Message::parse(message)
-            .ok()
-            .and_then(|m| m.get_path(key).map(|v| v.into_owned()));
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        value.unwrap_or_default().hash(&mut h);
-        h.finish() as usize % self.count == self.index
-    }
-}
+/// `connections = N` (and an `ordering_key`), lane `i` of `N` takes the
+/// messages whose `order_hash % N == i`, so messages with the same key
+/// value keep their order. The hash is worked out once, when a message is
+/// queued ([`crate::runtime::state::BotPolicy::accept`]).
+type Lane = (usize, usize);
 
 /// Starts the delivery tasks: one per destination, or one per connection
 /// of a destination with several.
@@ -94,18 +77,9 @@ pub fn start(
     wake: Arc<Notify>,
 ) -> Result<()> {
     for cfg in destinations {
-        let key = cfg
-            .ordering_key
-            .as_deref()
-            .map(str::parse::<Path>)
-            .transpose()?;
         let count = cfg.connections.max(1);
         for index in 0..count {
-            let lane = Lane {
-                index,
-                count,
-                key: key.clone(),
-            };
+            let lane = (index, count);
             let sink = Sink::new(cfg)?;
             let reader = journal.reader()?;
             tokio::spawn(run(
@@ -137,22 +111,19 @@ async fn run(
     let mut cursor = 0;
     loop {
         let woken = wake.notified();
-        let rows =
-            match tokio::task::block_in_place(|| reader.outbox_pending(&cfg.name, cursor, 256)) {
-                Ok(rows) => rows,
-                Err(e) => {
-                    tracing::error!(destination = %cfg.name, "cannot read the outbox: {e}");
-                    Vec::new()
-                }
-            };
+        let rows = match tokio::task::block_in_place(|| {
+            reader.outbox_pending(&cfg.name, lane, cursor, 256)
+        }) {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(destination = %cfg.name, "cannot read the outbox: {e}");
+                Vec::new()
+            }
+        };
         let now = journal::now_ms();
         let mut head_due: Option<i64> = None;
         let mut progressed = false;
         for row in &rows {
-            if !lane.owns(&row.message) {
-                cursor = row.id;
-                continue;
-            }
             if row.next_attempt_ms > now {
                 head_due = Some(row.next_attempt_ms);
                 break;

@@ -22,7 +22,9 @@ use tokio::sync::oneshot;
 pub use read::{
     EventFilter, EventSummary, OutboxRow, OutboxSummary, PendingRun, Reader, StoredEvent,
 };
-pub use write::{Ingest, LedgerEntry, NewEvent, Receipt, RunRecord, RunStatus, StateWrites};
+pub use write::{
+    Ingest, LedgerEntry, NewEvent, Queued, Receipt, RunRecord, RunStatus, StateWrites,
+};
 
 /// Why the journal could not do something.
 #[derive(Debug, thiserror::Error)]

@@ -157,19 +157,28 @@ impl Reader {
         Ok(v.unwrap_or(0) as u64)
     }
 
-    /// Pending messages for `destination` with an id above `after_id`, in
-    /// queue order.
+    /// Pending messages for lane `lane` of `lanes` of `destination` with an
+    /// id above `after_id`, in queue order.
     pub fn outbox_pending(
         &self,
         destination: &str,
+        (lane, lanes): (usize, usize),
         after_id: i64,
         limit: usize,
     ) -> Result<Vec<OutboxRow>> {
         let mut q = self.conn.prepare_cached(
             "SELECT id, message, attempts, next_attempt_ms, created_ms, last_error FROM outbox
-             WHERE destination = ?1 AND status = 'pending' AND id > ?2 ORDER BY id LIMIT ?3",
+             WHERE destination = ?1 AND status = 'pending' AND id > ?2 AND order_hash % ?4 = ?5
+             ORDER BY id LIMIT ?3",
         )?;
-        let rows = q.query_map(params![destination, after_id, limit as i64], |r| {
+        let params = params![
+            destination,
+            after_id,
+            limit as i64,
+            lanes as i64,
+            lane as i64
+        ];
+        let rows = q.query_map(params, |r| {
             Ok(OutboxRow {
                 id: r.get(0)?,
                 message: r.get(1)?,

@@ -126,6 +126,11 @@ DROP TABLE received;
 ALTER TABLE received_by_event RENAME TO received;
 CREATE INDEX received_by_key ON received (listener, sender, control_id);
 "#,
+    r#"
+-- Which lane of a destination with `connections = N` carries a message:
+-- `order_hash % N`, worked out once when it is queued.
+ALTER TABLE outbox ADD COLUMN order_hash INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Settings every connection gets.

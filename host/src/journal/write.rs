@@ -82,8 +82,18 @@ pub struct RunRecord {
     pub next_attempt_ms: i64,
     pub error: Option<String>,
     pub duration_us: i64,
-    /// (destination, message) to deliver; only for `Done`.
-    pub send: Vec<(String, String)>,
+    /// Messages to deliver; only for `Done`.
+    pub send: Vec<Queued>,
+}
+
+/// A message a bot queued for a destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub destination: String,
+    pub message: String,
+    /// Hash of the value of the destination's `ordering_key` (0 without
+    /// one): with `connections = N`, lane `order_hash % N` carries it.
+    pub order_hash: i64,
 }
 
 /// A bot's key-value and sequence writes from a batch of runs.
@@ -160,8 +170,8 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
          WHERE event_id = ?1 AND bot = ?2",
     )?;
     let mut insert_outbox = c.prepare_cached(
-        "INSERT INTO outbox (event_id, bot, destination, message, status, created_ms)
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+        "INSERT INTO outbox (event_id, bot, destination, message, status, created_ms, order_hash)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)",
     )?;
     for r in runs {
         update_run.execute(params![
@@ -175,8 +185,15 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
             r.duration_us,
             now
         ])?;
-        for (destination, message) in &r.send {
-            insert_outbox.execute(params![r.event_id, r.bot, destination, message, now])?;
+        for q in &r.send {
+            insert_outbox.execute(params![
+                r.event_id,
+                r.bot,
+                q.destination,
+                q.message,
+                now,
+                q.order_hash
+            ])?;
         }
     }
     let mut set =

@@ -80,6 +80,12 @@ pub fn policy_for(config: &Config, name: &str) -> BotPolicy {
                 (d.name.clone(), info)
             })
             .collect(),
+        ordering_keys: config
+            .destinations
+            .iter()
+            .filter(|d| allowed(&d.name) && d.connections > 1)
+            .filter_map(|d| Some((d.name.clone(), d.ordering_key.as_deref()?.parse().ok()?)))
+            .collect(),
     }
 }
 

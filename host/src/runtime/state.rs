@@ -13,7 +13,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{DestinationInfo, Level, Outbound, interlink};
 use super::bot::Failure;
-use crate::journal::{Reader, StateWrites};
+use crate::journal::{Queued, Reader, StateWrites};
+use interlink_sdk::hl7::{Message, Path};
 
 /// Largest key a bot may use.
 const MAX_KEY_BYTES: usize = 1024;
@@ -30,13 +31,14 @@ pub struct BotPolicy {
     pub settings: BTreeMap<String, String>,
     /// Destinations the bot may see and send to.
     pub destinations: BTreeMap<String, DestinationInfo>,
+    /// The `ordering_key` of those that spread messages over lanes.
+    pub ordering_keys: BTreeMap<String, Path>,
 }
 
 impl BotPolicy {
-    /// A reply's outbound messages as (destination, text), if the host
-    /// accepts them: each must name a destination this bot may use and be
-    /// HL7.
-    pub fn accept(&self, send: Vec<Outbound>) -> Result<Vec<(String, String)>, Failure> {
+    /// A reply's outbound messages, if the host accepts them: each must
+    /// name a destination this bot may use and be HL7.
+    pub fn accept(&self, send: Vec<Outbound>) -> Result<Vec<Queued>, Failure> {
         send.into_iter()
             .map(|out| {
                 if !self.destinations.contains_key(&out.destination) {
@@ -45,13 +47,29 @@ impl BotPolicy {
                         out.destination
                     )));
                 }
-                interlink_sdk::hl7::Message::parse(&out.message).map_err(|e| {
+                let msg = Message::parse(&out.message).map_err(|e| {
                     Failure::Refused(format!("message for {:?} is not HL7: {e}", out.destination))
                 })?;
-                Ok((out.destination, out.message))
+                let order_hash = self.ordering_keys.get(&out.destination).map_or(0, |key| {
+                    order_hash(msg.get_path(key).as_deref().unwrap_or(""))
+                });
+                Ok(Queued {
+                    destination: out.destination,
+                    message: out.message,
+                    order_hash,
+                })
             })
             .collect()
     }
+}
+
+/// FNV-1a of an ordering-key value: stable across builds, since it is
+/// stored with the message, and never negative (SQLite's `%` keeps signs).
+fn order_hash(value: &str) -> i64 {
+    let hash = value.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    i64::from(hash)
 }
 
 /// The durable state a session reads through to.
@@ -397,5 +415,42 @@ mod tests {
                 .contains("manifest")
         );
         assert_eq!(s.kv_get("a").unwrap(), None);
+    }
+
+    #[test]
+    fn accepted_messages_carry_the_hash_of_their_ordering_key() {
+        let info = |name: &str| DestinationInfo {
+            name: name.into(),
+            kind: "mllp".into(),
+            encoding: "UNICODE UTF-8".into(),
+            timezone: None,
+            sending_facility: None,
+            receiving_facility: None,
+        };
+        let policy = BotPolicy {
+            destinations: [("lanes".into(), info("lanes")), ("one".into(), info("one"))].into(),
+            ordering_keys: [("lanes".into(), "PID-3.1".parse().unwrap())].into(),
+            ..BotPolicy::default()
+        };
+        let msg =
+            |mrn: &str| format!("MSH|^~\\&|A|B|C|D|2026||ADT^A08|1|P|2.5\rPID|1||{mrn}^^^H\r");
+        let send = |to: &str, mrn: &str| Outbound {
+            destination: to.into(),
+            message: msg(mrn),
+        };
+        let queued = policy
+            .accept(vec![
+                send("lanes", "M1"),
+                send("lanes", "M1"),
+                send("lanes", "M2"),
+                send("one", "M1"),
+            ])
+            .unwrap();
+        let hashes: Vec<i64> = queued.iter().map(|q| q.order_hash).collect();
+        assert_eq!(hashes[0], hashes[1]);
+        assert_ne!(hashes[0], hashes[2]);
+        assert!(hashes.iter().all(|h| *h >= 0));
+        assert_eq!(hashes[3], 0, "no ordering_key, one lane");
+        assert_eq!(queued[0].message, msg("M1"));
     }
 }
