@@ -8,6 +8,7 @@
 //! destinations. [`config`] describes all of it; [`cli`] is the `interlink`
 //! command.
 
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod delivery;

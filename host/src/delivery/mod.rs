@@ -209,9 +209,11 @@ async fn attempt(
             journal.outbox_failed(row.id, why.clone(), 0, true).await
         }
         Err(DeliveryError::Transient(why)) => {
-            let backoff = (cfg.retry.initial_backoff_ms as i64)
-                .saturating_mul(1 << row.attempts.min(20))
-                .min(cfg.retry.max_backoff_s as i64 * 1000);
+            let backoff = crate::backoff::delay_ms(
+                cfg.retry.initial_backoff_ms,
+                row.attempts + 1,
+                cfg.retry.max_backoff_s as i64 * 1000,
+            );
             tracing::warn!(destination = %cfg.name, outbox_id = row.id, attempt = row.attempts + 1, "delivery failed, retrying in {backoff} ms: {why}");
             journal
                 .outbox_failed(row.id, why.clone(), journal::now_ms() + backoff, false)

@@ -139,9 +139,11 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
                 let retry = failure.retryable() && attempts < rt.config.plugins.max_attempts as i64;
                 record.error = Some(failure.to_string());
                 if retry {
-                    let backoff = (rt.config.plugins.retry_backoff_ms as i64)
-                        .saturating_mul(1 << (attempts - 1).min(20))
-                        .min(MAX_BACKOFF_MS);
+                    let backoff = crate::backoff::delay_ms(
+                        rt.config.plugins.retry_backoff_ms,
+                        attempts,
+                        MAX_BACKOFF_MS,
+                    );
                     record.status = RunStatus::Pending;
                     record.next_attempt_ms = journal::now_ms() + backoff;
                     tracing::warn!(bot = %name, event = run.event_id, outcome = "retry", attempt = attempts, duration_us = micros, "{failure}; retrying in {backoff} ms");
