@@ -93,7 +93,10 @@ fn test_runs_a_bot_offline_with_state_between_inputs() {
 
 #[test]
 fn new_scaffolds_a_bot_that_builds_checks_and_runs() {
-    let dir = tempfile::tempdir_in(root().join("target")).unwrap();
+    // Outside any checkout, as a user would: the crate depends on the SDK
+    // of the checkout the binary was built from, by absolute path.
+    let dir = tempfile::tempdir().unwrap();
+    assert!(!dir.path().starts_with(root()));
     let made = interlink(
         &["new", "my-bot", "--dir", dir.path().to_str().unwrap()],
         dir.path(),
@@ -101,7 +104,14 @@ fn new_scaffolds_a_bot_that_builds_checks_and_runs() {
     assert!(made.status.success(), "{made:?}");
     let crate_dir = dir.path().join("my-bot");
     let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
-    assert!(manifest.contains("interlink-sdk = { path = "), "{manifest}");
+    let sdk = root().join("sdk").canonicalize().unwrap();
+    assert!(
+        manifest.contains(&format!(
+            "interlink-sdk = {{ path = \"{}\" }}",
+            sdk.display()
+        )),
+        "{manifest}"
+    );
     let build = Command::new(env!("CARGO"))
         .args([
             "build",
@@ -130,6 +140,32 @@ fn new_scaffolds_a_bot_that_builds_checks_and_runs() {
         text.contains("send to outbox:") && text.contains("ADT^A04^ADT_A01 for patient MRN0001"),
         "{text}"
     );
+}
+
+#[test]
+fn new_takes_the_sdk_from_sdk_or_refuses_a_wrong_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sdk = root().join("sdk");
+    let made = interlink(
+        &["new", "other", "--sdk", sdk.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(made.status.success(), "{made:?}");
+    let manifest = std::fs::read_to_string(dir.path().join("other/Cargo.toml")).unwrap();
+    let sdk = sdk.canonicalize().unwrap();
+    assert!(
+        manifest.contains(&format!("path = \"{}\"", sdk.display())),
+        "{manifest}"
+    );
+
+    let wrong = interlink(&["new", "third", "--sdk", "."], dir.path());
+    assert_eq!(wrong.status.code(), Some(1), "{wrong:?}");
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("--sdk") && err.contains("not the interlink SDK"),
+        "{err}"
+    );
+    assert!(!dir.path().join("third").exists());
 }
 
 #[test]

@@ -42,6 +42,11 @@ enum Command {
         /// Directory to create the crate in (default: the current one).
         #[arg(long, default_value = ".")]
         dir: PathBuf,
+        /// The SDK's source (the `sdk/` folder of an Interlink checkout);
+        /// default: the checkout the crate is created in, else the one this
+        /// binary was built from.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
     },
     /// Run a bot offline on input files and show what it would do.
     Test {
@@ -154,7 +159,7 @@ pub fn main() -> ExitCode {
             run::run(config)
         }
         Command::Check { bot } => check::check(&bot),
-        Command::New { name, dir } => new::scaffold(&name, &dir),
+        Command::New { name, dir, sdk } => new::scaffold(&name, &dir, sdk.as_deref()),
         Command::Test {
             bot,
             inputs,

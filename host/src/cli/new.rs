@@ -1,6 +1,7 @@
 //! `interlink new NAME`: scaffolds a bot crate that builds as it is, with a
-//! README and a sample fixture. Inside a checkout of this repository the
-//! crate depends on the SDK by path; elsewhere by version.
+//! README and a sample fixture. Until the SDK is published the crate depends
+//! on the SDK's source by path: `--sdk PATH`, else the checkout the crate is
+//! created in, else the checkout this binary was built from.
 
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
@@ -40,7 +41,7 @@ export_bot!(Bot_);
 
 const README: &str = r#"# {{name}}
 
-An [Interlink](https://crates.io/crates/interlink-sdk) bot.
+An Interlink bot.
 
 ```sh
 rustup target add wasm32-wasip2                         # once
@@ -62,10 +63,7 @@ PV1|1|O|CLINIC^^^BF\r";
 /// The repository root if `dir` is inside a checkout of it.
 fn repo_root(dir: &Path) -> Option<PathBuf> {
     dir.ancestors()
-        .find(|d| {
-            std::fs::read_to_string(d.join("sdk/Cargo.toml"))
-                .is_ok_and(|t| t.contains("name = \"interlink-sdk\""))
-        })
+        .find(|d| is_sdk(&d.join("sdk")))
         .map(Path::to_path_buf)
 }
 
@@ -84,7 +82,44 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
     out
 }
 
-pub fn scaffold(name: &str, dir: &Path) -> Result<ExitCode> {
+/// Whether `dir` holds the SDK's source.
+fn is_sdk(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("Cargo.toml"))
+        .is_ok_and(|t| t.contains("name = \"interlink-sdk\""))
+}
+
+/// Where the SDK's source is: `explicit`, the checkout `crate_dir` is in,
+/// or the checkout this binary was built from.
+fn sdk_source(explicit: Option<&Path>, crate_dir: &Path) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        let path = path
+            .canonicalize()
+            .with_context(|| format!("--sdk {}", path.display()))?;
+        if !is_sdk(&path) {
+            bail!(
+                "--sdk {}: not the interlink SDK (no Cargo.toml of the `interlink-sdk` package there)",
+                path.display()
+            );
+        }
+        return Ok(path);
+    }
+    if let Some(repo) = repo_root(crate_dir) {
+        return Ok(repo.join("sdk"));
+    }
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
+    match built_from.canonicalize() {
+        Ok(path) if is_sdk(&path) => Ok(path),
+        _ => bail!(
+            "cannot find the interlink SDK source (this binary was built from {}, which is gone): \
+             pass --sdk PATH, the sdk/ folder of an Interlink checkout",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    }
+}
+
+/// Creates the crate `name` in `dir`, depending on the SDK at `sdk` (see
+/// [`sdk_source`]).
+pub fn scaffold(name: &str, dir: &Path, sdk: Option<&Path>) -> Result<ExitCode> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -102,16 +137,17 @@ pub fn scaffold(name: &str, dir: &Path) -> Result<ExitCode> {
     if root.exists() {
         bail!("{} already exists", root.display());
     }
-    let sdk = match repo_root(&parent) {
-        Some(repo) => format!(
-            "{{ path = \"{}\" }}",
-            relative(&root, &repo.join("sdk"))
-                .display()
-                .to_string()
-                .replace('\\', "/")
-        ),
-        None => format!("\"{}\"", env!("CARGO_PKG_VERSION")),
+    let sdk = sdk_source(sdk, &parent)?;
+    // Inside the SDK's own checkout the path is relative, so the checkout
+    // can move; elsewhere it is absolute.
+    let sdk_path = match repo_root(&parent) {
+        Some(repo) if sdk.starts_with(&repo) => relative(&root, &sdk),
+        _ => sdk,
     };
+    let sdk = format!(
+        "{{ path = \"{}\" }}",
+        sdk_path.display().to_string().replace('\\', "/")
+    );
     let crate_name = name.replace('-', "_");
     let fill = |t: &str| {
         t.replace("{{name}}", name)
