@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::DeliveryError;
-use crate::config::DestinationConfig;
+use crate::config::FolderDestination;
 
 pub struct FolderSink {
     dir: PathBuf,
@@ -17,17 +17,12 @@ pub struct FolderSink {
 }
 
 impl FolderSink {
-    pub fn new(cfg: &DestinationConfig) -> Result<Self> {
-        let dir = cfg.dir.clone().context("folder destination without dir")?;
-        std::fs::create_dir_all(&dir).with_context(|| {
-            format!(
-                "destination {:?}: cannot create {}",
-                cfg.name,
-                dir.display()
-            )
+    pub fn new(name: &str, cfg: &FolderDestination) -> Result<Self> {
+        std::fs::create_dir_all(&cfg.dir).with_context(|| {
+            format!("destination {name:?}: cannot create {}", cfg.dir.display())
         })?;
         Ok(FolderSink {
-            dir,
+            dir: cfg.dir.clone(),
             extension: cfg.extension.clone(),
         })
     }

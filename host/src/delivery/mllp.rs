@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
 use super::DeliveryError;
-use crate::config::{DestinationConfig, OnAe};
+use crate::config::{MllpDestination, OnAe};
 use crate::mllp::{Frame, FrameReader, frame};
 
 /// Largest ACK accepted.
@@ -164,22 +164,22 @@ pub struct MllpSink {
 }
 
 impl MllpSink {
-    pub fn new(cfg: &DestinationConfig) -> anyhow::Result<Self> {
-        let host = cfg.host.clone().unwrap_or_default();
+    pub fn new(name: &str, cfg: &MllpDestination) -> anyhow::Result<Self> {
+        let host = cfg.host.clone();
         let tls = match &cfg.tls {
             Some(t) => {
                 let config = crate::tls::client_config(t)?;
-                let name = t.server_name.clone().unwrap_or_else(|| host.clone());
-                let name = rustls_pki_types::ServerName::try_from(name).map_err(|e| {
-                    anyhow::anyhow!("destination {:?}: bad TLS server name: {e}", cfg.name)
+                let server = t.server_name.clone().unwrap_or_else(|| host.clone());
+                let server = rustls_pki_types::ServerName::try_from(server).map_err(|e| {
+                    anyhow::anyhow!("destination {name:?}: bad TLS server name: {e}")
                 })?;
-                Some((tokio_rustls::TlsConnector::from(config), name))
+                Some((tokio_rustls::TlsConnector::from(config), server))
             }
             None => None,
         };
         Ok(MllpSink {
             host,
-            port: cfg.port.unwrap_or(0),
+            port: cfg.port,
             connect_timeout: Duration::from_secs(cfg.connect_timeout_s),
             ack_timeout: Duration::from_secs(cfg.ack_timeout_s),
             on_ae: cfg.on_ae,

@@ -41,10 +41,11 @@ enum Sink {
 
 impl Sink {
     fn new(cfg: &DestinationConfig) -> Result<Sink> {
-        match cfg.kind {
-            DestinationKind::Folder => Ok(Sink::Folder(folder::FolderSink::new(cfg)?)),
-            DestinationKind::Mllp => Ok(Sink::Mllp(mllp::MllpSink::new(cfg)?)),
-            DestinationKind::Sftp => Ok(Sink::Sftp(sftp::SftpSink::new(cfg)?)),
+        let name = &cfg.name;
+        match &cfg.kind {
+            DestinationKind::Folder(f) => Ok(Sink::Folder(folder::FolderSink::new(name, f)?)),
+            DestinationKind::Mllp(m) => Ok(Sink::Mllp(mllp::MllpSink::new(name, m)?)),
+            DestinationKind::Sftp(s) => Ok(Sink::Sftp(sftp::SftpSink::new(name, s)?)),
         }
     }
 
@@ -77,7 +78,7 @@ pub fn start(
     wake: Arc<Notify>,
 ) -> Result<()> {
     for cfg in destinations {
-        let count = cfg.connections.max(1);
+        let count = cfg.connections();
         for index in 0..count {
             let lane = (index, count);
             let sink = Sink::new(cfg)?;

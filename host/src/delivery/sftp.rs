@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use super::DeliveryError;
-use crate::config::DestinationConfig;
+use crate::config::SftpDestination;
 use crate::ssh::{Endpoint, SftpSession};
 
 pub struct SftpSink {
@@ -23,16 +23,16 @@ pub struct SftpSink {
 }
 
 impl SftpSink {
-    pub fn new(cfg: &DestinationConfig) -> Result<Self> {
+    pub fn new(name: &str, cfg: &SftpDestination) -> Result<Self> {
         Ok(SftpSink {
             endpoint: Arc::new(Endpoint::new(
-                &format!("destination {:?}", cfg.name),
-                cfg.host.clone().context("sftp destination without host")?,
-                cfg.port.unwrap_or(22),
-                cfg.ssh.clone().context("sftp destination without ssh")?,
+                &format!("destination {name:?}"),
+                cfg.host.clone(),
+                cfg.port,
+                cfg.ssh.clone(),
                 cfg.connect_timeout_s,
             )),
-            dir: Arc::new(cfg.dir.clone().context("sftp destination without dir")?),
+            dir: Arc::new(PathBuf::from(&cfg.dir)),
             extension: cfg.extension.clone(),
             session: None,
         })

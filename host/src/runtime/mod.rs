@@ -71,7 +71,7 @@ pub fn policy_for(config: &Config, name: &str) -> BotPolicy {
             .map(|d| {
                 let info = DestinationInfo {
                     name: d.name.clone(),
-                    kind: d.kind.name().to_string(),
+                    kind: d.kind_name().to_string(),
                     encoding: d.encoding.name().to_string(),
                     timezone: d.timezone.clone(),
                     sending_facility: d.sending_facility.clone(),
@@ -83,8 +83,8 @@ pub fn policy_for(config: &Config, name: &str) -> BotPolicy {
         ordering_keys: config
             .destinations
             .iter()
-            .filter(|d| allowed(&d.name) && d.connections > 1)
-            .filter_map(|d| Some((d.name.clone(), d.ordering_key.as_deref()?.parse().ok()?)))
+            .filter(|d| allowed(&d.name))
+            .filter_map(|d| Some((d.name.clone(), d.ordering_key()?.parse().ok()?)))
             .collect(),
     }
 }

@@ -1,0 +1,320 @@
+//! `interlink.toml`: the host configuration, its defaults, and the checks
+//! that turn a bad file into a message naming the offending key. One module
+//! per section; each section checks itself and resolves its own paths.
+//!
+//! Relative paths are resolved against the directory of the config file (or
+//! the working directory for the embedded default).
+
+mod bots;
+mod cron;
+mod destination;
+mod folder;
+mod journal;
+mod listener;
+mod plugins;
+mod sftp;
+mod ssh;
+mod values;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+pub use bots::{BotConfig, SubscriptionConfig};
+pub use cron::{CatchUp, CronConfig};
+pub use destination::{
+    ClientTls, DestinationConfig, DestinationKind, FolderDestination, MllpDestination, OnAe,
+    RetryConfig, SftpDestination,
+};
+pub use folder::FolderConfig;
+pub use journal::JournalConfig;
+pub use listener::{AckWhen, ListenerConfig, ListenerTls};
+pub use plugins::PluginsConfig;
+pub use sftp::SftpConfig;
+pub use ssh::SshConfig;
+pub use values::After;
+
+/// The configuration used when `interlink run` is given no file: everything
+/// local, a drop folder feeding the example bots, a folder destination.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
+
+/// The whole host configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub journal: JournalConfig,
+    #[serde(default)]
+    pub plugins: PluginsConfig,
+    #[serde(default)]
+    pub cron: CronConfig,
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    #[serde(default, rename = "folder")]
+    pub folders: Vec<FolderConfig>,
+    #[serde(default, rename = "sftp")]
+    pub sftp_sources: Vec<SftpConfig>,
+    #[serde(
+        default,
+        rename = "destination",
+        deserialize_with = "destination::list"
+    )]
+    pub destinations: Vec<DestinationConfig>,
+    #[serde(default)]
+    pub bots: BTreeMap<String, BotConfig>,
+}
+
+impl Config {
+    /// Reads and checks a config file, resolving paths against its folder.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// The file if given, else the embedded default.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Config> {
+        match path {
+            Some(p) => Self::load(p),
+            None => Self::parse(EMBEDDED_DEFAULT, Path::new("")),
+        }
+    }
+
+    /// Parses and checks config text; relative paths are joined to `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Config> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        cfg.check()?;
+        cfg.resolve(base);
+        Ok(cfg)
+    }
+
+    /// Each section's own checks, and the ones across sections: names
+    /// unique among sources and among destinations, bots naming real
+    /// destinations.
+    fn check(&self) -> Result<()> {
+        self.plugins.check()?;
+        self.cron.check()?;
+        let mut sources = HashSet::new();
+        let mut source = |name: &str, key: &str| -> Result<()> {
+            values::check_name(name, &format!("{key}.name"))?;
+            if !sources.insert(name.to_string()) {
+                bail!("{key}.name = {name:?}: another source has that name");
+            }
+            Ok(())
+        };
+        for (i, l) in self.listeners.iter().enumerate() {
+            let key = format!("listener[{i}]");
+            source(&l.name, &key)?;
+            l.check(&key)?;
+        }
+        for (i, f) in self.folders.iter().enumerate() {
+            let key = format!("folder[{i}]");
+            source(&f.name, &key)?;
+            f.check(&key)?;
+        }
+        for (i, s) in self.sftp_sources.iter().enumerate() {
+            let key = format!("sftp[{i}]");
+            source(&s.name, &key)?;
+            s.check(&key)?;
+        }
+        let mut dests = HashSet::new();
+        for (i, d) in self.destinations.iter().enumerate() {
+            let key = format!("destination[{i}]");
+            values::check_name(&d.name, &format!("{key}.name"))?;
+            if !dests.insert(d.name.as_str()) {
+                bail!(
+                    "{key}.name = {:?}: another destination has that name",
+                    d.name
+                );
+            }
+            d.check(&key)?;
+        }
+        for (name, bot) in &self.bots {
+            bot.check(&format!("bots.{name}"), &dests)?;
+        }
+        Ok(())
+    }
+
+    fn resolve(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.journal.path);
+        join(&mut self.plugins.dir);
+        if let Some(c) = &mut self.plugins.cache_dir {
+            join(c);
+        }
+        for l in &mut self.listeners {
+            l.resolve(join);
+        }
+        for f in &mut self.folders {
+            f.resolve(join);
+        }
+        for s in &mut self.sftp_sources {
+            s.resolve(join);
+        }
+        for d in &mut self.destinations {
+            d.resolve(join);
+        }
+    }
+
+    /// Where compiled bots are cached.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.plugins.cache_dir.clone().unwrap_or_else(|| {
+            self.journal
+                .path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("cache")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        format!("{:#}", Config::parse(text, Path::new("/base")).unwrap_err())
+    }
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let cfg = Config::load_or_default(None).unwrap();
+        assert!(!cfg.folders.is_empty());
+        assert!(!cfg.destinations.is_empty());
+    }
+
+    #[test]
+    fn resolves_relative_paths() {
+        let cfg = Config::parse(
+            "[[folder]]\nname='in'\ndir='inbox'\nafter='move:done'\n",
+            Path::new("/etc/il"),
+        )
+        .unwrap();
+        assert_eq!(cfg.folders[0].dir, Path::new("/etc/il/inbox"));
+        assert_eq!(cfg.folders[0].after, After::Move("/etc/il/done".into()));
+        assert_eq!(cfg.journal.path, Path::new("/etc/il/data/interlink.db"));
+        assert_eq!(cfg.cache_dir(), Path::new("/etc/il/data/cache"));
+    }
+
+    #[test]
+    fn listener_and_mllp_destination_checks_name_the_key() {
+        let mllp = "[[destination]]\nname='e'\nkind='mllp'\nhost='127.0.0.1'\nport=1\n";
+        assert!(
+            err("[[destination]]\nname='e'\nkind='mllp'")
+                .contains("destination[0]: \"e\": kind \"mllp\": missing field `host`")
+        );
+        assert!(err(&format!("{mllp}connections=4")).contains("set ordering_key"));
+        assert!(err(&format!("{mllp}ordering_key='PID'")).contains("destination[0].ordering_key"));
+        assert!(err(&format!("{mllp}timezone='Mars/Base'")).contains("destination[0].timezone"));
+        assert!(err(&format!("{mllp}on_ae='shrug'")).contains("shrug"));
+        assert!(err("[[listener]]\nname='l'\nlisten='2575'").contains("listener[0].listen"));
+        assert!(err("[[listener]]\nname='l'\nlisten='127.0.0.1:1'\nack='later'").contains("later"));
+        let dup = "[[listener]]\nname='x'\nlisten='127.0.0.1:1'\n[[folder]]\nname='x'\ndir='d'";
+        assert!(err(dup).contains("another source has that name"));
+        assert!(err("[cron]\ntimezone='Nowhere/Town'").contains("cron.timezone"));
+        assert!(err("[cron]\ncatch_up='all'").contains("all"));
+        assert!(
+            err("[bots.b]\nsubscribe_also=[{ cron='every minute' }]")
+                .contains("cron = \"every minute\"")
+        );
+        let ok = format!("{mllp}connections=4\nordering_key='PID-3.1'\ntimezone='America/Chicago'");
+        assert!(Config::parse(&ok, Path::new("/")).is_ok());
+    }
+
+    #[test]
+    fn destinations_accept_only_their_own_keys() {
+        let folder = "[[destination]]\nname='d'\nkind='folder'\ndir='x'\n";
+        let e = err(&format!("{folder}tls={{ca='ca.pem'}}"));
+        assert!(
+            e.contains("destination[0]: \"d\": kind \"folder\": unknown field `tls`"),
+            "{e}"
+        );
+        assert!(err(&format!("{folder}connections=2")).contains("unknown field `connections`"));
+        assert!(err(&format!("{folder}ssh={{user='u'}}")).contains("unknown field `ssh`"));
+        let mllp = "[[destination]]\nname='m'\nkind='mllp'\nhost='h'\nport=1\n";
+        assert!(err(&format!("{mllp}extension='x'")).contains("unknown field `extension`"));
+        assert!(err(&format!("{mllp}retry={{backoff=1}}")).contains("unknown field `backoff`"));
+        let cfg = Config::parse(
+            &format!("{folder}receiving_facility='H'\nretry={{max_age_s=5}}\n{mllp}"),
+            Path::new("/etc/il"),
+        )
+        .unwrap();
+        let [d, m] = &cfg.destinations[..] else {
+            panic!()
+        };
+        assert_eq!(d.receiving_facility.as_deref(), Some("H"));
+        assert_eq!(d.retry.max_age_s, Some(5));
+        assert!(matches!(&d.kind, DestinationKind::Folder(f) if f.dir == Path::new("/etc/il/x")));
+        assert_eq!(
+            (m.kind_name(), m.connections(), m.ordering_key()),
+            ("mllp", 1, None)
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        assert!(err("[plugins]\nmemory_mb = 0").contains("plugins.memory_mb"));
+        assert!(err("[plugins]\ncolour = 'red'").contains("unknown field `colour`"));
+        assert!(err("[[folder]]\nname='a'\ndir='x'\nafter='burn'").contains("after = \"burn\""));
+        assert!(err("[[destination]]\nname='d'\nkind='folder'").contains("destination[0]"));
+        assert!(err("[[destination]]\nname='d'\nkind='pigeon'\ndir='x'").contains("pigeon"));
+        assert!(err("[bots.x]\ndestinations=['nowhere']").contains("bots.x.destinations"));
+        assert!(err("[bots.x]\nsubscribe=[{ cron='* * * * * *', files='a' }]").contains("bots.x"));
+        assert!(
+            err("[[destination]]\nname='d'\nkind='folder'\ndir='x'\nencoding='ebcdic'")
+                .contains("ebcdic")
+        );
+    }
+
+    #[test]
+    fn sftp_checks_name_the_key_and_keep_remote_paths() {
+        let src = "[[sftp]]\nname='lab'\nhost='h'\ndir='/out'\nafter='move:/out/done'\n";
+        let key = "ssh={user='u', private_key='id', known_hosts='kh'}";
+        let cfg = Config::parse(&format!("{src}{key}"), Path::new("/etc/il")).unwrap();
+        let s = &cfg.sftp_sources[0];
+        assert_eq!(s.port, 22);
+        assert_eq!(s.after, After::Move("/out/done".into()));
+        assert_eq!(s.ssh.private_key.as_deref(), Some(Path::new("/etc/il/id")));
+        assert_eq!(s.ssh.known_hosts.as_deref(), Some(Path::new("/etc/il/kh")));
+        assert!(
+            err(&format!(
+                "{src}ssh={{user='u', password='hunter2', known_hosts='kh'}}"
+            ))
+            .contains("sftp[0].ssh.password: secrets are not read from the config")
+        );
+        assert!(
+            err(&format!("{src}ssh={{user='u', private_key='id'}}"))
+                .contains("sftp[0].ssh.known_hosts: required")
+        );
+        let insecure = "ssh={user='u', private_key='id', insecure_accept_any_host_key=true}";
+        assert!(Config::parse(&format!("{src}{insecure}"), Path::new("/")).is_ok());
+        assert!(
+            err(&format!(
+                "{src}ssh={{user='u', private_key='id', password_env='P', known_hosts='k'}}"
+            ))
+            .contains("exactly one of private_key, password_env, password_file")
+        );
+        assert!(err(&format!("{src}{key}\nschedule='hourly'")).contains("sftp[0].schedule"));
+        assert!(err(&format!("{src}{key}\npattern='[x'")).contains("sftp[0].pattern"));
+        assert!(
+            err(&format!("{src}{key}\n[[folder]]\nname='lab'\ndir='d'")).contains("another source")
+        );
+        let dest = "[[destination]]\nname='d'\nkind='sftp'\nhost='h'\ndir='in'\n";
+        assert!(err(dest).contains("kind \"sftp\": missing field `ssh`"));
+        let cfg = Config::parse(&format!("{dest}{key}"), Path::new("/etc/il")).unwrap();
+        match &cfg.destinations[0].kind {
+            DestinationKind::Sftp(s) => {
+                assert_eq!(s.dir, "in");
+                assert_eq!(s.ssh.known_hosts.as_deref(), Some(Path::new("/etc/il/kh")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Value types and checks that several sections share: what happens to a
+//! file after it is taken, character sets by name, names and `host:port`.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use interlink_sdk::hl7::Charset;
+use serde::Deserialize;
+
+/// What happens to a file once it is safely in the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum After {
+    Delete,
+    Keep,
+    Move(PathBuf),
+}
+
+impl<'de> Deserialize<'de> for After {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "delete" => Ok(After::Delete),
+            "keep" => Ok(After::Keep),
+            _ => match s.strip_prefix("move:") {
+                Some(dir) if !dir.is_empty() => Ok(After::Move(dir.into())),
+                _ => Err(serde::de::Error::custom(format!(
+                    "after = {s:?}: expected \"delete\", \"keep\" or \"move:<dir>\""
+                ))),
+            },
+        }
+    }
+}
+
+pub(super) fn default_after() -> After {
+    After::Delete
+}
+
+/// Reads a character set by name (`utf-8`, `iso-8859-1`, `8859/15`, …).
+pub(super) fn charset<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Charset, D::Error> {
+    let s = String::deserialize(d)?;
+    Charset::from_name(&s).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "encoding = {s:?}: not a supported character set \
+             (e.g. \"utf-8\", \"iso-8859-1\", \"8859/15\", \"gb18030\")"
+        ))
+    })
+}
+
+pub(super) fn default_encoding() -> Charset {
+    Charset::Utf8
+}
+
+pub(super) fn default_pattern() -> String {
+    "*".into()
+}
+
+pub(super) fn default_connect_timeout_s() -> u64 {
+    10
+}
+
+pub(super) fn yes() -> bool {
+    true
+}
+
+/// `host:port` with a numeric port.
+pub(super) fn is_host_port(s: &str) -> bool {
+    s.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
+/// A source, destination or bot name: 1-64 letters, digits, `-` or `_`.
+pub(super) fn check_name(name: &str, key: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        bail!("{key} = {name:?}: use 1-64 letters, digits, '-' or '_'");
+    }
+    Ok(())
+}
+
+/// An IANA time zone, or a message naming `key`.
+pub(super) fn check_time_zone(tz: &str, key: &str) -> Result<()> {
+    if !interlink_sdk::hl7::is_time_zone(tz) {
+        bail!("{key} = {tz:?}: not an IANA time zone (e.g. \"America/Chicago\")");
+    }
+    Ok(())
+}
+
+/// A cron schedule (with seconds), or a message naming `key`.
+pub(super) fn check_schedule(schedule: &str, key: &str) -> Result<()> {
+    if let Err(e) = schedule.parse::<cron::Schedule>() {
+        bail!("{key} = {schedule:?} is not a schedule ({e}); use sec min hour day month weekday");
+    }
+    Ok(())
+}
+
+/// A glob pattern, or a message naming `key`.
+pub(super) fn check_glob(pattern: &str, key: &str) -> Result<()> {
+    if glob::Pattern::new(pattern).is_err() {
+        bail!("{key} = {pattern:?} is not a valid glob");
+    }
+    Ok(())
+}
