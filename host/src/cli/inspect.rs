@@ -27,8 +27,10 @@ struct JsonSegment<'a> {
 
 /// The messages in `bytes`, or the first problem with its position.
 fn messages(bytes: &[u8], fallback: Charset) -> Result<Vec<Message>, String> {
-    let cs = charset::charset_of(bytes, fallback).map_err(|e| format!("position 0: {e}"))?;
-    let text = cs.decode(bytes).map_err(|e| e.to_string())?;
+    let (_, text) = charset::decode_declared(bytes, fallback).map_err(|e| match e {
+        interlink_sdk::hl7::Error::UnsupportedCharset(_) => format!("position 0: {e}"),
+        e => e.to_string(),
+    })?;
     let parts = split_messages(&text);
     if parts.is_empty() {
         return Err("position 0: no MSH segment: this is not HL7".into());

@@ -22,8 +22,7 @@ pub struct SendArgs {
 
 /// The messages in an input, each as bytes in its own character set.
 fn messages(bytes: &[u8]) -> Result<Vec<(Vec<u8>, String)>> {
-    let cs = charset::charset_of(bytes, Charset::Utf8)?;
-    let text = cs.decode(bytes)?;
+    let (cs, text) = charset::decode_declared(bytes, Charset::Utf8)?;
     let parts = split_messages(&text);
     anyhow::ensure!(!parts.is_empty(), "no HL7 message (no MSH segment)");
     parts

@@ -103,10 +103,8 @@ where
         loop {
             match acks.next().await {
                 Ok(Some(Frame::Message(bytes))) => {
-                    let text = match charset::charset_of(&bytes, Charset::Utf8)
-                        .and_then(|c| c.decode(&bytes).map(|t| t.into_owned()))
-                    {
-                        Ok(t) => t,
+                    let text = match charset::decode_declared(&bytes, Charset::Utf8) {
+                        Ok((_, t)) => t.into_owned(),
                         Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
                     };
                     let Ok(ack) = Message::parse(&text) else {

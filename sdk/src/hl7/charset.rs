@@ -292,6 +292,16 @@ pub fn charset_of(bytes: &[u8], fallback: Charset) -> Result<Charset, Error> {
     }
 }
 
+/// Received bytes as text: decoded in the character set MSH-18 declares (or
+/// `fallback` when MSH-18 is empty), a UTF-8 BOM dropped. Returns the
+/// character set with the text, so an answer can be written back in it.
+/// This is the one way HL7 bytes are read, by the SDK and by the host.
+pub fn decode_declared(bytes: &[u8], fallback: Charset) -> Result<(Charset, Cow<'_, str>), Error> {
+    let charset = charset_of(bytes, fallback)?;
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    Ok((charset, charset.decode(bytes)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

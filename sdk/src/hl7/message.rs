@@ -163,9 +163,7 @@ impl Message {
     /// `fallback` when MSH-18 is empty) and parses them. A UTF-8 BOM is
     /// dropped.
     pub fn decode(bytes: &[u8], fallback: Charset) -> Result<Self, Error> {
-        let charset = charset::charset_of(bytes, fallback)?;
-        let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-        Self::parse(&charset.decode(bytes)?)
+        Self::parse(&charset::decode_declared(bytes, fallback)?.1)
     }
 
     /// The message as bytes in `charset`, with MSH-18 set to name it (left
