@@ -412,6 +412,13 @@ pub struct ListenerConfig {
     /// answering AE. Default: the bot time limit plus one second.
     pub application_timeout_ms: Option<u64>,
     pub tls: Option<ListenerTls>,
+    /// Connections served at once; further ones are accepted and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Send a failed bot's reason to the sender in ERR-8 (it may hold
+    /// patient data); otherwise ERR-8 says "processing failed (event N)".
+    #[serde(default)]
+    pub detailed_errors: bool,
 }
 
 fn default_max_message_kb() -> usize {
@@ -425,6 +432,9 @@ fn default_frame_timeout_s() -> u64 {
 }
 fn default_duplicate_window_s() -> u64 {
     600
+}
+fn default_max_connections() -> usize {
+    256
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -661,6 +671,9 @@ impl Config {
             }
             if l.max_message_kb == 0 {
                 bail!("{key}.max_message_kb must be at least 1");
+            }
+            if l.max_connections == 0 {
+                bail!("{key}.max_connections must be at least 1");
             }
         }
         for (i, f) in self.folders.iter().enumerate() {
@@ -918,6 +931,10 @@ mod tests {
         assert!(err(&format!("{mllp}on_ae='shrug'")).contains("shrug"));
         assert!(err("[[listener]]\nname='l'\nlisten='2575'").contains("listener[0].listen"));
         assert!(err("[[listener]]\nname='l'\nlisten='127.0.0.1:1'\nack='later'").contains("later"));
+        assert!(
+            err("[[listener]]\nname='l'\nlisten='127.0.0.1:1'\nmax_connections=0")
+                .contains("listener[0].max_connections")
+        );
         let dup = "[[listener]]\nname='x'\nlisten='127.0.0.1:1'\n[[folder]]\nname='x'\ndir='d'";
         assert!(err(dup).contains("another source has that name"));
         assert!(err("[cron]\ntimezone='Nowhere/Town'").contains("cron.timezone"));
