@@ -682,6 +682,7 @@ fn application_ack_resends_get_the_bots_answer_never_aa() {
     host.kill();
     assert!(cut.join().unwrap().is_empty());
     host.start();
+    assert!(wait_until(T, || TcpStream::connect(("127.0.0.1", port)).is_ok()));
     let resend = raw(port, &slow, T);
     let ack = segments(&resend);
     assert!(ack[1].starts_with("MSA|AR|SLOWAR3"), "{ack:?}");
@@ -782,7 +783,14 @@ fn connections_beyond_max_connections_are_refused_and_logged() {
     let refused = || -> usize {
         host.log()
             .lines()
-            .filter_map(|l| l.split("refused ").nth(1)?.split(' ').next()?.parse().ok())
+            .filter_map(|l| {
+                l.split("refused ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
             .sum()
     };
     assert!(wait_until(T, || refused() == flood + 1), "{}", host.log());
@@ -803,7 +811,7 @@ fn connections_beyond_max_connections_are_refused_and_logged() {
 #[test]
 fn bot_failures_reach_the_sender_only_with_detailed_errors() {
     let (port, detailed_port) = (free_port(), free_port());
-    let host = slow_host(&format!(
+    let _host = slow_host(&format!(
         "{}{}",
         listener("app", port, "ack = \"application\""),
         listener(

@@ -227,6 +227,30 @@ mod tests {
     }
 
     #[test]
+    fn deframes_byte_by_byte_in_memory() {
+        let input = b"x\x0bMSH|A\x1c\r\x0bMSH|B\x1cZ\x0bpartial";
+        let mut d = Deframer::new(1024);
+        let mut found = Vec::new();
+        for b in input {
+            d.push(&[*b]);
+            while let Some(f) = d.next_frame() {
+                found.push(f);
+            }
+        }
+        assert_eq!(
+            found,
+            vec![
+                Frame::Message(b"MSH|A".to_vec()),
+                Frame::Message(b"MSH|B".to_vec())
+            ]
+        );
+        assert!(d.mid_frame());
+        d.finish();
+        assert!(!d.mid_frame() && d.next_frame().is_none());
+        assert_eq!(d.take_ignored(), "xZ".len());
+    }
+
+    #[test]
     fn frames_a_message() {
         assert_eq!(frame(b"MSH"), b"\x0bMSH\x1c\r");
     }

@@ -349,3 +349,67 @@ pub fn purge(c: &Connection, before_ms: i64) -> rusqlite::Result<usize> {
         params![before_ms],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(since: Option<i64>) -> Receipt {
+        Receipt {
+            listener: "in".into(),
+            sender: "REG^CLINIC".into(),
+            control_id: "C1".into(),
+            ack: Some(b"ACK1".to_vec()),
+            duplicate_since_ms: since,
+        }
+    }
+
+    fn one_event() -> Ingest {
+        Ingest {
+            events: vec![NewEvent {
+                kind: "hl7",
+                source: "in".into(),
+                name: None,
+                message_type: Some("ADT^A04".into()),
+                control_id: Some("C1".into()),
+                body: b"MSH|^~\\&|".to_vec(),
+                raw: None,
+                received_at_ms: now_ms(),
+                routes: vec!["bot".into()],
+            }],
+            ..Ingest::default()
+        }
+    }
+
+    #[test]
+    fn a_resend_within_the_window_is_not_journaled_again() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut c).unwrap();
+        let window = Some(now_ms() - 60_000);
+        let first = ingest_received(&c, &one_event(), &receipt(window)).unwrap();
+        assert_eq!(first, Received::New(1));
+        let again = ingest_received(&c, &one_event(), &receipt(window)).unwrap();
+        let ack = Some(b"ACK1".to_vec());
+        assert_eq!(again, Received::Duplicate { event_id: 1, ack });
+        // Outside the window (here: none), the new copy takes the key over.
+        let later = ingest_received(&c, &one_event(), &receipt(None)).unwrap();
+        assert_eq!(later, Received::New(2));
+        let count = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM events"), 2);
+        assert_eq!(count("SELECT COUNT(*) FROM received"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM runs"), 2);
+    }
+
+    #[test]
+    fn the_first_application_ack_recorded_is_kept() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut c).unwrap();
+        let mut r = receipt(None);
+        r.ack = None;
+        ingest_received(&c, &one_event(), &r).unwrap();
+        assert_eq!(receipt_ack(&c, 1, b"AR".to_vec()).unwrap(), b"AR");
+        assert_eq!(receipt_ack(&c, 1, b"AA".to_vec()).unwrap(), b"AR");
+        // No receipt (purged): the ACK given is the answer.
+        assert_eq!(receipt_ack(&c, 9, b"AE".to_vec()).unwrap(), b"AE");
+    }
+}
