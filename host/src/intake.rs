@@ -134,20 +134,20 @@ impl Intake {
     /// Routes and journals one message a listener received, with its
     /// receipt, unless the journal finds it is a resend of an earlier one
     /// within the duplicate window (then nothing is journaled and no bot
-    /// is woken).
+    /// is woken). Also says whether any bot subscribes to the message.
     pub async fn submit_received(
         &self,
         source: &str,
         item: Inbound,
         receipt: Receipt,
-    ) -> Result<Received> {
+    ) -> Result<(Received, bool)> {
         let ingest = self.route(source, vec![item]);
         let woken = routed_bots(&ingest);
         let received = self.journal.ingest_received(ingest, receipt).await??;
         if let Received::New(_) = received {
             self.wake(&woken);
         }
-        Ok(received)
+        Ok((received, !woken.is_empty()))
     }
 
     /// The commit for `items`: each as an event with the bots it goes to.

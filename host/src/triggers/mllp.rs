@@ -257,13 +257,13 @@ impl Listener {
             accepted.raw.take(),
         ));
         let control_id = &accepted.control_id;
-        let event_id = match self.intake.submit_received(name, item, receipt).await {
-            Ok(Received::New(id)) => id,
-            Ok(Received::Duplicate { event_id, ack }) => {
+        let (event_id, routed) = match self.intake.submit_received(name, item, receipt).await {
+            Ok((Received::New(id), routed)) => (id, routed),
+            Ok((Received::Duplicate { event_id, ack }, routed)) => {
                 tracing::info!(listener = %name, %peer, control_id = %control_id, event = event_id, "duplicate: answered with the original ACK, not processed again");
                 return match ack {
                     Some(ack) => Some(ack),
-                    None if application => self.application_ack(event_id, accepted).await,
+                    None if application => self.application_ack(event_id, accepted, routed).await,
                     None => accepted.answer(AckCode::AA, None),
                 };
             }
@@ -275,7 +275,7 @@ impl Listener {
         };
         tracing::debug!(listener = %name, %peer, control_id = %control_id, event = event_id, "journaled");
         if application {
-            self.application_ack(event_id, accepted).await
+            self.application_ack(event_id, accepted, routed).await
         } else {
             commit_ack
         }
@@ -285,12 +285,18 @@ impl Listener {
     /// message and for its resends alike) and answers with the ACK recorded
     /// for it. When the bot takes longer than the listener waits, the
     /// answer is AE "resend later" and the wait goes on in the background,
-    /// so the bot's ACK is still recorded for the resend.
+    /// so the bot's ACK is still recorded for the resend. A message no bot
+    /// subscribes to (`routed` false) is answered AE at once.
     async fn application_ack(
         self: &Arc<Self>,
         event_id: i64,
         accepted: Accepted,
+        routed: bool,
     ) -> Option<Vec<u8>> {
+        if !routed {
+            let none = AppReply::Failed("no bot subscribes to this message".into());
+            return Some(self.record_ack(event_id, &accepted, none).await);
+        }
         let limit = Duration::from_millis(
             self.cfg
                 .application_timeout_ms
