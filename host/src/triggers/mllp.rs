@@ -312,18 +312,18 @@ impl Listener {
         );
         tracing::warn!(listener = %self.cfg.name, event = event_id, "application ACK AE: {why}");
         let ack = accepted.application(AckCode::AE, Some(&AckError::new(207, why)));
+        // Resends are recognised for `duplicate_window_s`: keep waiting that
+        // long for the ACK they will get.
         let window = Duration::from_secs(self.cfg.duplicate_window_s);
-        if !window.is_zero() {
-            let this = self.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(window, outcome).await {
-                    Ok(Ok(reply)) => {
-                        this.record_ack(event_id, &accepted, reply).await;
-                    }
-                    _ => this.runtime.replies.forget(event_id),
+        let this = self.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(window, outcome).await {
+                Ok(Ok(reply)) => {
+                    this.record_ack(event_id, &accepted, reply).await;
                 }
-            });
-        }
+                _ => this.runtime.replies.forget(event_id),
+            }
+        });
         Some(ack)
     }
 

@@ -149,3 +149,43 @@ impl Accepted {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const READING: Reading = Reading {
+        encoding: Charset::Utf8,
+        enhanced_mode: true,
+    };
+
+    fn accepted(text: &str) -> Accepted {
+        match screen(text.as_bytes().to_vec(), READING) {
+            Screened::Accepted(a) => a,
+            Screened::Refused { why, .. } => panic!("refused: {why}"),
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_hl7_with_ar() {
+        let Screened::Refused { ack, why } = screen(b"hello".to_vec(), READING) else {
+            panic!("accepted");
+        };
+        let ack = Message::parse(std::str::from_utf8(&ack).unwrap()).unwrap();
+        assert_eq!(ack.get_raw("MSA-1"), Some("AR"));
+        assert!(!why.is_empty());
+    }
+
+    #[test]
+    fn enhanced_mode_answers_only_when_msh_15_asks() {
+        let msh = "MSH|^~\\&|A|B|C|D|1||ADT^A04|E1|P|2.5.1|||";
+        let a = accepted(&format!("{msh}ER|NE\r"));
+        assert_eq!((a.sender.as_str(), a.control_id.as_str()), ("A^B", "E1"));
+        assert!(a.answer(AckCode::AA, None).is_none());
+        let refused = a.answer(AckCode::AR, None).unwrap();
+        assert!(String::from_utf8(refused).unwrap().contains("MSA|CR|E1"));
+        let original = accepted("MSH|^~\\&|A|B|C|D|1||ADT^A04|O1|P|2.5.1\r");
+        let aa = original.answer(AckCode::AA, None).unwrap();
+        assert!(String::from_utf8(aa).unwrap().contains("MSA|AA|O1"));
+    }
+}
