@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use interlink_tests::Peer::{Medplum, Python};
@@ -232,17 +233,17 @@ fn enhanced_mode_and_application_acks() {
     // The bot's output was committed before the ACK went out.
     let sql = "SELECT COUNT(*) FROM outbox o JOIN events e ON e.id = o.event_id WHERE e.control_id = 'A1'";
     assert_eq!(host.query::<i64>(sql), 1);
+    // The bot's failure goes back as "processing failed" (see
+    // `bot_failures_reach_the_sender_only_with_detailed_errors`).
     let ack = segments(&raw(app_port, &framed(&adt_a04("PANIC1", "P1")), T));
     assert!(ack[1].starts_with("MSA|AE|PANIC1"), "{ack:?}");
-    assert!(
-        ack[2].contains("panicked: probe panicked on purpose"),
-        "{ack:?}"
-    );
+    assert!(ack[2].contains("processing failed (event "), "{ack:?}");
     let ack = segments(&raw(app_port, &framed(&adt_a04("LOOP1", "P1")), T));
     assert!(
-        ack[1].starts_with("MSA|AE|LOOP1") && ack[2].contains("timed out after 500 ms"),
+        ack[1].starts_with("MSA|AE|LOOP1") && ack[2].contains("processing failed (event "),
         "{ack:?}"
     );
+    host.wait_log("timed out after 500 ms", T);
 }
 
 #[test]
@@ -579,4 +580,260 @@ fn a_full_journal_refuses_messages_and_loses_none_it_acked() {
     );
     let last: String = host.query("SELECT control_id FROM events ORDER BY id DESC LIMIT 1");
     assert_eq!(&last, acked.last().unwrap());
+}
+
+/// A host with the probe bot (10 s per event; its `SLOW` messages take
+/// 1.5 s), folder destination `out`, and the given listeners.
+fn slow_host(listeners: &str) -> Host {
+    let cfg = base_config(&format!(
+        "[bots.probe]\nsettings = {{ slow_ms = \"1500\" }}\n{FOLDER_OUT}\n{listeners}"
+    ))
+    .replace("timeout_ms = 500", "timeout_ms = 10000");
+    let mut host = Host::new(&cfg);
+    host.install_bot("probe_v1", "probe.wasm");
+    host.start();
+    host.wait_log("loaded from", T);
+    host
+}
+
+fn listener(name: &str, port: u16, extra: &str) -> String {
+    format!("[[listener]]\nname = \"{name}\"\nlisten = \"127.0.0.1:{port}\"\n{extra}\n")
+}
+
+/// The ACK recorded for the message with MSH-10 `control_id`, framed as sent.
+fn recorded_ack(host: &Host, control_id: &str) -> Vec<u8> {
+    let ack: Vec<u8> = host.query(&format!(
+        "SELECT ack FROM received WHERE control_id = '{control_id}'"
+    ));
+    [&[0x0b][..], &ack, b"\x1c\r"].concat()
+}
+
+#[test]
+fn application_ack_resends_get_the_bots_answer_never_aa() {
+    let (port, short_port) = (free_port(), free_port());
+    let mut host = slow_host(&format!(
+        "{}{}",
+        listener(
+            "app",
+            port,
+            "ack = \"application\"\napplication_timeout_ms = 10000"
+        ),
+        listener(
+            "short",
+            short_port,
+            "ack = \"application\"\napplication_timeout_ms = 300"
+        ),
+    ));
+    let slow = framed(&adt_a04("SLOWAR1", "P1"));
+
+    // The first copy waits for the bot; a resend on another connection
+    // while the bot works waits on the same run.
+    let first = std::thread::spawn({
+        let slow = slow.clone();
+        move || raw(port, &slow, T)
+    });
+    host.wait_query(
+        "SELECT COUNT(*) FROM runs WHERE status = 'pending' AND event_id = 1",
+        1,
+        T,
+    );
+    let resend = raw(port, &slow, T);
+    let first = first.join().unwrap();
+    let ack = segments(&first);
+    assert!(ack[1].starts_with("MSA|AR|SLOWAR1"), "{ack:?}");
+    assert!(ack.join("\r").contains("probe refuses"), "{ack:?}");
+    assert_eq!(resend, first);
+    // Later resends get the recorded ACK byte for byte.
+    assert_eq!(recorded_ack(&host, "SLOWAR1"), first);
+    assert_eq!(raw(port, &slow, T), first);
+    assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM events"), 1);
+    assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM runs"), 1);
+
+    // A listener that stops waiting answers AE "resend later" (not AA);
+    // the bot's answer is still recorded for the resend.
+    let slow = framed(&adt_a04("SLOWAR2", "P1"));
+    let ack = segments(&raw(short_port, &slow, T));
+    assert!(
+        ack[1].starts_with("MSA|AE|SLOWAR2") && ack.join("\r").contains("resend later"),
+        "{ack:?}"
+    );
+    host.wait_query(
+        "SELECT COUNT(*) FROM received WHERE control_id = 'SLOWAR2' AND ack IS NOT NULL",
+        1,
+        T,
+    );
+    let resend = raw(short_port, &slow, T);
+    assert!(segments(&resend)[1].starts_with("MSA|AR|SLOWAR2"));
+    assert_eq!(resend, recorded_ack(&host, "SLOWAR2"));
+
+    // A crash while the bot works: after the restart the run is done
+    // again, and a resend waits on it.
+    let slow = framed(&adt_a04("SLOWAR3", "P1"));
+    let cut = std::thread::spawn({
+        let slow = slow.clone();
+        move || raw(port, &slow, T)
+    });
+    host.wait_query(
+        "SELECT COUNT(*) FROM runs r JOIN events e ON e.id = r.event_id
+         WHERE e.control_id = 'SLOWAR3' AND r.status = 'pending'",
+        1,
+        T,
+    );
+    host.kill();
+    assert!(cut.join().unwrap().is_empty());
+    host.start();
+    assert!(wait_until(T, || TcpStream::connect(("127.0.0.1", port)).is_ok()));
+    let resend = raw(port, &slow, T);
+    let ack = segments(&resend);
+    assert!(ack[1].starts_with("MSA|AR|SLOWAR3"), "{ack:?}");
+    assert_eq!(resend, recorded_ack(&host, "SLOWAR3"));
+    assert_eq!(raw(port, &slow, T), resend);
+    assert_eq!(
+        host.query::<i64>("SELECT COUNT(*) FROM events WHERE control_id = 'SLOWAR3'"),
+        1
+    );
+}
+
+#[test]
+fn fifty_simultaneous_copies_are_journaled_once_and_get_one_ack() {
+    let (port, app_port) = (free_port(), free_port());
+    let host = slow_host(&format!(
+        "{}{}",
+        listener("in", port, ""),
+        listener("app", app_port, "ack = \"application\""),
+    ));
+    for (port, id) in [(port, "DUPC"), (app_port, "DUPA")] {
+        let copies = 50;
+        // Open every connection first, then write on all at once.
+        let streams: Vec<TcpStream> = (0..copies)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        let barrier = Arc::new(Barrier::new(copies));
+        let message = framed(&adt_a04(id, "P1"));
+        let senders: Vec<_> = streams
+            .into_iter()
+            .map(|mut s| {
+                let (barrier, message) = (barrier.clone(), message.clone());
+                std::thread::spawn(move || {
+                    s.set_read_timeout(Some(T)).unwrap();
+                    barrier.wait();
+                    s.write_all(&message).unwrap();
+                    let mut ack = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !ack.ends_with(b"\x1c\r") {
+                        let n = s.read(&mut buf).unwrap();
+                        assert!(n > 0, "closed without an ACK");
+                        ack.extend_from_slice(&buf[..n]);
+                    }
+                    ack
+                })
+            })
+            .collect();
+        let acks: Vec<Vec<u8>> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(segments(&acks[0])[1].starts_with(&format!("MSA|AA|{id}")));
+        assert!(acks.iter().all(|a| a == &acks[0]), "{id}: ACKs differ");
+        assert_eq!(acks[0], recorded_ack(&host, id));
+        let events = format!("SELECT COUNT(*) FROM events WHERE control_id = '{id}'");
+        assert_eq!(host.query::<i64>(&events), 1, "{id}");
+        let runs = format!(
+            "SELECT COUNT(*) FROM runs r JOIN events e ON e.id = r.event_id
+             WHERE e.control_id = '{id}' AND r.status = 'done'"
+        );
+        host.wait_query(&runs, 1, T);
+    }
+    // One bot run each: the probe counted two messages and sent two.
+    let out = host.wait_outputs(2, T);
+    assert_eq!(out.len(), 2);
+    let count: Vec<u8> = host.query("SELECT value FROM kv WHERE key = 'count'");
+    assert_eq!(count, b"2");
+    let log = host.log();
+    assert_eq!(log.matches("duplicate: answered").count(), 98, "{log}");
+}
+
+#[test]
+fn connections_beyond_max_connections_are_refused_and_logged() {
+    let port = free_port();
+    let host = slow_host(&listener("in", port, "max_connections = 2"));
+    let send = |s: &mut TcpStream, id: &str| -> Vec<u8> {
+        s.set_read_timeout(Some(T)).unwrap();
+        let _ = s.write_all(&framed(&adt_a04(id, "P1")));
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !out.ends_with(b"\x1c\r") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        out
+    };
+    let connect = || TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (mut a, mut b) = (connect(), connect());
+    assert!(segments(&send(&mut a, "MC1"))[1].starts_with("MSA|AA|MC1"));
+    assert!(segments(&send(&mut b, "MC2"))[1].starts_with("MSA|AA|MC2"));
+    // A third is accepted and closed at once: no ACK, nothing journaled.
+    assert!(send(&mut connect(), "MC3").is_empty());
+    host.wait_log("refused 1 connection(s): max_connections = 2 are open", T);
+
+    // A flood is logged with counts, not once per connection.
+    let flood = 30;
+    for _ in 0..flood {
+        assert!(send(&mut connect(), "MC4").is_empty());
+    }
+    let refused = || -> usize {
+        host.log()
+            .lines()
+            .filter_map(|l| {
+                l.split("refused ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .sum()
+    };
+    assert!(wait_until(T, || refused() == flood + 1), "{}", host.log());
+    let lines = host.log().matches("max_connections = 2 are open").count();
+    assert!(lines < 10, "{lines} log lines for {} refusals", flood + 1);
+
+    // A slot freed is a connection served again.
+    drop(a);
+    assert!(wait_until(T, || {
+        segments(&send(&mut connect(), "MC5"))[1].starts_with("MSA|AA|MC5")
+    }));
+    assert!(segments(&send(&mut b, "MC6"))[1].starts_with("MSA|AA|MC6"));
+    let ids: String = host
+        .query("SELECT group_concat(control_id) FROM (SELECT control_id FROM events ORDER BY id)");
+    assert_eq!(ids, "MC1,MC2,MC5,MC6");
+}
+
+#[test]
+fn bot_failures_reach_the_sender_only_with_detailed_errors() {
+    let (port, detailed_port) = (free_port(), free_port());
+    let _host = slow_host(&format!(
+        "{}{}",
+        listener("app", port, "ack = \"application\""),
+        listener(
+            "detailed",
+            detailed_port,
+            "ack = \"application\"\ndetailed_errors = true"
+        ),
+    ));
+    let ack = segments(&raw(port, &framed(&adt_a04("FAILPHI1", "MRN123")), T));
+    assert!(ack[1].starts_with("MSA|AE|FAILPHI1"), "{ack:?}");
+    assert!(ack[2].contains("processing failed (event 1)"), "{ack:?}");
+    let text = ack.join("\r");
+    assert!(!text.contains("MRN123") && !text.contains("DOE"), "{ack:?}");
+
+    let ack = segments(&raw(
+        detailed_port,
+        &framed(&adt_a04("FAILPHI2", "MRN456")),
+        T,
+    ));
+    assert!(ack[1].starts_with("MSA|AE|FAILPHI2"), "{ack:?}");
+    assert!(
+        ack[2].contains("cannot register patient MRN456 DOE"),
+        "{ack:?}"
+    );
 }

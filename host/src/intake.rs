@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use interlink_sdk::hl7::Message;
 
-use crate::journal::{self, Ingest, Journal, LedgerEntry, NewEvent, Receipt};
+use crate::journal::{self, Ingest, Journal, LedgerEntry, NewEvent, Receipt, Received};
 use crate::runtime::Runtime;
 use crate::runtime::routing::RouteKey;
 
@@ -70,6 +70,18 @@ impl Hl7Item {
     }
 }
 
+/// The bots `ingest` routes events to, each once.
+fn routed_bots(ingest: &Ingest) -> Vec<String> {
+    let mut bots: Vec<String> = ingest
+        .events
+        .iter()
+        .flat_map(|e| e.routes.iter().cloned())
+        .collect();
+    bots.sort();
+    bots.dedup();
+    bots
+}
+
 fn header_of(m: &Message) -> (String, String) {
     (m.message_type().to_string(), m.control_id().into_owned())
 }
@@ -79,8 +91,6 @@ fn header_of(m: &Message) -> (String, String) {
 pub enum Provenance {
     /// A file: its ledger entry, so it is never taken twice.
     File(LedgerEntry),
-    /// An MLLP listener: its receipt, for duplicate suppression.
-    Listener(Receipt),
     /// The cron scheduler: which firing this is, for catch-up.
     Tick { schedule: String, at_ms: i64 },
 }
@@ -109,32 +119,55 @@ impl Intake {
         items: Vec<Inbound>,
         provenance: Option<Provenance>,
     ) -> Result<Vec<i64>> {
-        let received_at_ms = journal::now_ms();
-        let events: Vec<NewEvent> = items
-            .into_iter()
-            .map(|item| self.to_event(source, item, received_at_ms))
-            .collect();
-        let mut woken: Vec<String> = events
-            .iter()
-            .flat_map(|e| e.routes.iter().cloned())
-            .collect();
-        let mut ingest = Ingest {
-            events,
-            ..Ingest::default()
-        };
+        let mut ingest = self.route(source, items);
         match provenance {
             Some(Provenance::File(l)) => ingest.ledger = Some(l),
-            Some(Provenance::Listener(r)) => ingest.receipt = Some(r),
             Some(Provenance::Tick { schedule, at_ms }) => ingest.tick = Some((schedule, at_ms)),
             None => {}
         }
+        let woken = routed_bots(&ingest);
         let ids = self.journal.ingest(ingest).await??;
-        woken.sort();
-        woken.dedup();
-        for bot in &woken {
+        self.wake(&woken);
+        Ok(ids)
+    }
+
+    /// Routes and journals one message a listener received, with its
+    /// receipt, unless the journal finds it is a resend of an earlier one
+    /// within the duplicate window (then nothing is journaled and no bot
+    /// is woken). Also says whether any bot subscribes to the message.
+    pub async fn submit_received(
+        &self,
+        source: &str,
+        item: Inbound,
+        receipt: Receipt,
+    ) -> Result<(Received, bool)> {
+        let ingest = self.route(source, vec![item]);
+        let woken = routed_bots(&ingest);
+        let received = self.journal.ingest_received(ingest, receipt).await??;
+        if let Received::New(_) = received {
+            self.wake(&woken);
+        }
+        Ok((received, !woken.is_empty()))
+    }
+
+    /// The commit for `items`: each as an event with the bots it goes to.
+    fn route(&self, source: &str, items: Vec<Inbound>) -> Ingest {
+        let received_at_ms = journal::now_ms();
+        let events = items
+            .into_iter()
+            .map(|item| self.to_event(source, item, received_at_ms))
+            .collect();
+        Ingest {
+            events,
+            ..Ingest::default()
+        }
+    }
+
+    /// Wakes `bots` (after their events are journaled).
+    fn wake(&self, bots: &[String]) {
+        for bot in bots {
             self.runtime.wake(bot);
         }
-        Ok(ids)
     }
 
     fn to_event(&self, source: &str, item: Inbound, received_at_ms: i64) -> NewEvent {

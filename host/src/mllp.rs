@@ -20,17 +20,24 @@ pub enum Frame {
     TooLarge { limit: usize },
 }
 
-/// Reads frames from a stream. Bytes outside frames are skipped and
-/// counted in [`FrameReader::ignored`].
-pub struct FrameReader<R> {
-    inner: R,
+/// Finds frames in bytes pushed into it, however they are split: the
+/// synchronous core of [`FrameReader`], usable on any in-memory input.
+/// Bytes outside frames are skipped and counted.
+pub struct Deframer {
     buf: Vec<u8>,
     /// Bytes at the front of `buf` already searched for the end marker.
     scanned: usize,
     in_frame: bool,
     limit: usize,
-    /// Bytes seen outside any frame since the last call.
-    pub ignored: usize,
+    /// Bytes seen outside any frame since the last [`Deframer::take_ignored`].
+    ignored: usize,
+}
+
+/// Reads frames from a stream. Bytes outside frames are skipped and
+/// counted (see [`FrameReader::take_ignored`]).
+pub struct FrameReader<R> {
+    inner: R,
+    frames: Deframer,
 }
 
 /// `message` in an MLLP frame.
@@ -47,6 +54,43 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R, limit: usize) -> Self {
         FrameReader {
             inner,
+            frames: Deframer::new(limit),
+        }
+    }
+
+    /// Whether a frame has started but not ended.
+    pub fn mid_frame(&self) -> bool {
+        self.frames.mid_frame()
+    }
+
+    /// How many bytes outside frames were skipped since the last call.
+    pub fn take_ignored(&mut self) -> usize {
+        self.frames.take_ignored()
+    }
+
+    /// The next frame; `None` when the stream ends (a partial frame at the
+    /// end is dropped).
+    pub async fn next(&mut self) -> io::Result<Option<Frame>> {
+        loop {
+            if let Some(frame) = self.frames.next_frame() {
+                return Ok(Some(frame));
+            }
+            // Read straight into the buffer's spare capacity (no zeroing).
+            let buf = &mut self.frames.buf;
+            buf.reserve(16 * 1024);
+            let n = self.inner.read_buf(buf).await?;
+            if n == 0 {
+                self.frames.finish();
+                return Ok(None);
+            }
+        }
+    }
+}
+
+impl Deframer {
+    /// A deframer refusing frames longer than `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Deframer {
             buf: Vec::with_capacity(8192),
             scanned: 0,
             in_frame: false,
@@ -55,37 +99,34 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Adds received bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
     /// Whether a frame has started but not ended.
     pub fn mid_frame(&self) -> bool {
         self.in_frame
     }
 
-    pub fn get_mut(&mut self) -> &mut R {
-        &mut self.inner
+    /// How many bytes outside frames were skipped since the last call.
+    pub fn take_ignored(&mut self) -> usize {
+        std::mem::take(&mut self.ignored)
     }
 
-    /// The next frame; `None` when the stream ends (a partial frame at the
-    /// end is dropped).
-    pub async fn next(&mut self) -> io::Result<Option<Frame>> {
-        loop {
-            if let Some(frame) = self.take_frame() {
-                return Ok(Some(frame));
-            }
-            // Read straight into the buffer's spare capacity (no zeroing).
-            self.buf.reserve(16 * 1024);
-            let n = self.inner.read_buf(&mut self.buf).await?;
-            if n == 0 {
-                if !self.in_frame {
-                    self.ignored += self.buf.len();
-                }
-                self.buf.clear();
-                return Ok(None);
-            }
+    /// The input has ended: a partial frame is dropped, other bytes left
+    /// over count as ignored.
+    pub fn finish(&mut self) {
+        if !self.in_frame {
+            self.ignored += self.buf.len();
         }
+        self.buf.clear();
+        self.in_frame = false;
+        self.scanned = 0;
     }
 
-    /// Extracts a frame from the buffer if one is complete.
-    fn take_frame(&mut self) -> Option<Frame> {
+    /// Extracts a frame from the bytes pushed so far, if one is complete.
+    pub fn next_frame(&mut self) -> Option<Frame> {
         if !self.in_frame {
             match memchr::memchr(START, &self.buf) {
                 Some(at) => {
@@ -152,7 +193,7 @@ mod tests {
         while let Some(f) = r.next().await.unwrap() {
             out.push(f);
         }
-        (out, r.ignored)
+        (out, r.take_ignored())
     }
 
     #[tokio::test]
@@ -183,6 +224,30 @@ mod tests {
         let (f, _) = frames(vec![b"\x0b", big, big, b"\x1c\r\x0bOK\x1c\r"], 1000).await;
         assert_eq!(f[0], Frame::TooLarge { limit: 1000 });
         assert_eq!(f.last().unwrap(), &Frame::Message(b"OK".to_vec()));
+    }
+
+    #[test]
+    fn deframes_byte_by_byte_in_memory() {
+        let input = b"x\x0bMSH|A\x1c\r\x0bMSH|B\x1cZ\x0bpartial";
+        let mut d = Deframer::new(1024);
+        let mut found = Vec::new();
+        for b in input {
+            d.push(&[*b]);
+            while let Some(f) = d.next_frame() {
+                found.push(f);
+            }
+        }
+        assert_eq!(
+            found,
+            vec![
+                Frame::Message(b"MSH|A".to_vec()),
+                Frame::Message(b"MSH|B".to_vec())
+            ]
+        );
+        assert!(d.mid_frame());
+        d.finish();
+        assert!(!d.mid_frame() && d.next_frame().is_none());
+        assert_eq!(d.take_ignored(), "xZ".len());
     }
 
     #[test]

@@ -59,6 +59,13 @@ pub struct ListenerConfig {
     /// answering AE. Default: the bot time limit plus one second.
     pub application_timeout_ms: Option<u64>,
     pub tls: Option<ListenerTls>,
+    /// Connections served at once; further ones are accepted and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Send a failed bot's reason to the sender in ERR-8 (it may hold
+    /// patient data); otherwise ERR-8 says "processing failed (event N)".
+    #[serde(default)]
+    pub detailed_errors: bool,
 }
 
 impl ListenerConfig {
@@ -71,6 +78,9 @@ impl ListenerConfig {
         }
         if self.max_message_kb == 0 {
             bail!("{key}.max_message_kb must be at least 1");
+        }
+        if self.max_connections == 0 {
+            bail!("{key}.max_connections must be at least 1");
         }
         Ok(())
     }
@@ -97,4 +107,7 @@ fn default_frame_timeout_s() -> u64 {
 }
 fn default_duplicate_window_s() -> u64 {
     600
+}
+fn default_max_connections() -> usize {
+    256
 }

@@ -216,6 +216,10 @@ mod tests {
         assert!(err(&format!("{mllp}on_ae='shrug'")).contains("shrug"));
         assert!(err("[[listener]]\nname='l'\nlisten='2575'").contains("listener[0].listen"));
         assert!(err("[[listener]]\nname='l'\nlisten='127.0.0.1:1'\nack='later'").contains("later"));
+        assert!(
+            err("[[listener]]\nname='l'\nlisten='127.0.0.1:1'\nmax_connections=0")
+                .contains("listener[0].max_connections")
+        );
         let dup = "[[listener]]\nname='x'\nlisten='127.0.0.1:1'\n[[folder]]\nname='x'\ndir='d'";
         assert!(err(dup).contains("another source has that name"));
         assert!(err("[cron]\ntimezone='Nowhere/Town'").contains("cron.timezone"));

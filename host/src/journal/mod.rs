@@ -23,7 +23,7 @@ pub use read::{
     EventFilter, EventSummary, OutboxRow, OutboxSummary, PendingRun, Reader, StoredEvent,
 };
 pub use write::{
-    Ingest, LedgerEntry, NewEvent, Queued, Receipt, RunRecord, RunStatus, StateWrites,
+    Ingest, LedgerEntry, NewEvent, Queued, Receipt, Received, RunRecord, RunStatus, StateWrites,
 };
 
 /// Why the journal could not do something.
@@ -147,15 +147,28 @@ impl Journal {
     }
 
     /// Journals inbound events (with the bots each is routed to) and their
-    /// file ledger entry or listener receipt, in one commit. Returns the
-    /// events' ids.
+    /// file ledger entry or cron firing, in one commit. Returns the events'
+    /// ids.
     pub fn ingest(&self, batch: Ingest) -> oneshot::Receiver<Result<Vec<i64>>> {
         self.submit(move |c| write::ingest(c, &batch))
     }
 
-    /// Records the ACK sent for a received message.
-    pub fn receipt_ack(&self, event_id: i64, ack: Vec<u8>) -> oneshot::Receiver<Result<()>> {
-        self.submit(move |c| write::receipt_ack(c, event_id, &ack))
+    /// Journals a listener's (single) message with its receipt, or, when it
+    /// is a resend within the duplicate window, returns the earlier event
+    /// and its ACK instead. The writer decides, so concurrent copies are
+    /// journaled once.
+    pub fn ingest_received(
+        &self,
+        batch: Ingest,
+        receipt: Receipt,
+    ) -> oneshot::Receiver<Result<Received>> {
+        self.submit(move |c| write::ingest_received(c, &batch, &receipt))
+    }
+
+    /// Records the ACK sent for a received message unless one is recorded
+    /// already; returns the recorded one.
+    pub fn receipt_ack(&self, event_id: i64, ack: Vec<u8>) -> oneshot::Receiver<Result<Vec<u8>>> {
+        self.submit(move |c| write::receipt_ack(c, event_id, ack))
     }
 
     /// Records a batch of a bot's runs with the state they wrote and the

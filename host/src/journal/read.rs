@@ -191,28 +191,6 @@ impl Reader {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The event and ACK of a message `listener` received from `sender`
-    /// with `control_id` at or after `since_ms`.
-    pub fn receipt(
-        &self,
-        listener: &str,
-        sender: &str,
-        control_id: &str,
-        since_ms: i64,
-    ) -> Result<Option<(i64, Option<Vec<u8>>)>> {
-        let mut q = self.conn.prepare_cached(
-            "SELECT event_id, ack FROM received
-             WHERE listener = ?1 AND sender = ?2 AND control_id = ?3 AND at_ms >= ?4
-             ORDER BY event_id DESC LIMIT 1",
-        )?;
-        Ok(
-            q.query_row(params![listener, sender, control_id, since_ms], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?,
-        )
-    }
-
     /// The latest journaled firing of a cron schedule.
     pub fn last_tick(&self, schedule: &str) -> Result<Option<i64>> {
         let mut q = self

@@ -131,6 +131,15 @@ CREATE INDEX received_by_key ON received (listener, sender, control_id);
 -- `order_hash % N`, worked out once when it is queued.
 ALTER TABLE outbox ADD COLUMN order_hash INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+-- One receipt per (listener, sender, control id): the writer resolves a
+-- resend against it, so copies arriving at once are journaled once. Keeps
+-- the newest receipt of a key that older versions recorded twice.
+DELETE FROM received WHERE event_id NOT IN
+    (SELECT MAX(event_id) FROM received GROUP BY listener, sender, control_id);
+DROP INDEX received_by_key;
+CREATE UNIQUE INDEX received_by_key ON received (listener, sender, control_id);
+"#,
 ];
 
 /// Settings every connection gets.

@@ -1,7 +1,7 @@
 //! The journal's writes, each run by the writer thread inside the group
 //! commit's transaction.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::now_ms;
 
@@ -30,6 +30,19 @@ pub struct Receipt {
     pub control_id: String,
     /// The ACK sent, when known at journaling time.
     pub ack: Option<Vec<u8>>,
+    /// A receipt of the same key at or after this time makes the message a
+    /// duplicate; `None`: no duplicate suppression.
+    pub duplicate_since_ms: Option<i64>,
+}
+
+/// What became of a message a listener received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Journaled as this new event.
+    New(i64),
+    /// A resend of this earlier event: nothing was journaled. Its ACK, once
+    /// known.
+    Duplicate { event_id: i64, ack: Option<Vec<u8>> },
 }
 
 /// Everything one intake commit writes.
@@ -38,8 +51,6 @@ pub struct Ingest {
     pub events: Vec<NewEvent>,
     /// The file the events came from.
     pub ledger: Option<LedgerEntry>,
-    /// The listener receipt of the (single) event.
-    pub receipt: Option<Receipt>,
     /// A cron firing: (schedule, scheduled time).
     pub tick: Option<(String, i64)>,
 }
@@ -134,13 +145,6 @@ pub fn ingest(c: &Connection, batch: &Ingest) -> rusqlite::Result<Vec<i64>> {
         }
         ids.push(id);
     }
-    if let (Some(r), Some(id)) = (&batch.receipt, ids.first()) {
-        c.prepare_cached(
-            "INSERT INTO received (listener, sender, control_id, event_id, ack, at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![r.listener, r.sender, r.control_id, id, r.ack, now])?;
-    }
     if let Some((schedule, at)) = &batch.tick {
         c.prepare_cached("INSERT OR REPLACE INTO ticks (schedule, last_ms) VALUES (?1, ?2)")?
             .execute(params![schedule, at])?;
@@ -155,11 +159,63 @@ pub fn ingest(c: &Connection, batch: &Ingest) -> rusqlite::Result<Vec<i64>> {
     Ok(ids)
 }
 
-/// Records the ACK sent for a received message (application mode).
-pub fn receipt_ack(c: &Connection, event_id: i64, ack: &[u8]) -> rusqlite::Result<()> {
-    c.prepare_cached("UPDATE received SET ack = ?2 WHERE event_id = ?1")?
+/// Journals a listener's message with its receipt, unless a receipt of the
+/// same (listener, sender, control id) is within the duplicate window: then
+/// nothing is written and the earlier event is returned. Run by the single
+/// writer, so two copies arriving at once cannot both be journaled.
+pub fn ingest_received(
+    c: &Connection,
+    batch: &Ingest,
+    receipt: &Receipt,
+) -> rusqlite::Result<Received> {
+    if let Some(since) = receipt
+        .duplicate_since_ms
+        .filter(|_| !receipt.control_id.is_empty())
+    {
+        let earlier = c
+            .prepare_cached(
+                "SELECT event_id, ack FROM received
+                 WHERE listener = ?1 AND sender = ?2 AND control_id = ?3 AND at_ms >= ?4",
+            )?
+            .query_row(
+                params![receipt.listener, receipt.sender, receipt.control_id, since],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((event_id, ack)) = earlier {
+            return Ok(Received::Duplicate { event_id, ack });
+        }
+    }
+    let ids = ingest(c, batch)?;
+    let id = *ids.first().ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    // The key is unique: a receipt outside the window (or with duplicate
+    // suppression off) gives way to this one.
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO received (listener, sender, control_id, event_id, ack, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        receipt.listener,
+        receipt.sender,
+        receipt.control_id,
+        id,
+        receipt.ack,
+        now_ms()
+    ])?;
+    Ok(Received::New(id))
+}
+
+/// Records the ACK sent for a received message (application mode), unless
+/// one is already recorded. Returns the recorded ACK, which every later
+/// resend gets byte for byte (`ack` itself if the receipt is gone).
+pub fn receipt_ack(c: &Connection, event_id: i64, ack: Vec<u8>) -> rusqlite::Result<Vec<u8>> {
+    c.prepare_cached("UPDATE received SET ack = ?2 WHERE event_id = ?1 AND ack IS NULL")?
         .execute(params![event_id, ack])?;
-    Ok(())
+    let stored: Option<Option<Vec<u8>>> = c
+        .prepare_cached("SELECT ack FROM received WHERE event_id = ?1")?
+        .query_row(params![event_id], |r| r.get(0))
+        .optional()?;
+    Ok(stored.flatten().unwrap_or(ack))
 }
 
 pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusqlite::Result<()> {
@@ -292,4 +348,68 @@ pub fn purge(c: &Connection, before_ms: i64) -> rusqlite::Result<usize> {
         &format!("DELETE FROM events WHERE {finished}"),
         params![before_ms],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(since: Option<i64>) -> Receipt {
+        Receipt {
+            listener: "in".into(),
+            sender: "REG^CLINIC".into(),
+            control_id: "C1".into(),
+            ack: Some(b"ACK1".to_vec()),
+            duplicate_since_ms: since,
+        }
+    }
+
+    fn one_event() -> Ingest {
+        Ingest {
+            events: vec![NewEvent {
+                kind: "hl7",
+                source: "in".into(),
+                name: None,
+                message_type: Some("ADT^A04".into()),
+                control_id: Some("C1".into()),
+                body: b"MSH|^~\\&|".to_vec(),
+                raw: None,
+                received_at_ms: now_ms(),
+                routes: vec!["bot".into()],
+            }],
+            ..Ingest::default()
+        }
+    }
+
+    #[test]
+    fn a_resend_within_the_window_is_not_journaled_again() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut c).unwrap();
+        let window = Some(now_ms() - 60_000);
+        let first = ingest_received(&c, &one_event(), &receipt(window)).unwrap();
+        assert_eq!(first, Received::New(1));
+        let again = ingest_received(&c, &one_event(), &receipt(window)).unwrap();
+        let ack = Some(b"ACK1".to_vec());
+        assert_eq!(again, Received::Duplicate { event_id: 1, ack });
+        // Outside the window (here: none), the new copy takes the key over.
+        let later = ingest_received(&c, &one_event(), &receipt(None)).unwrap();
+        assert_eq!(later, Received::New(2));
+        let count = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM events"), 2);
+        assert_eq!(count("SELECT COUNT(*) FROM received"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM runs"), 2);
+    }
+
+    #[test]
+    fn the_first_application_ack_recorded_is_kept() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut c).unwrap();
+        let mut r = receipt(None);
+        r.ack = None;
+        ingest_received(&c, &one_event(), &r).unwrap();
+        assert_eq!(receipt_ack(&c, 1, b"AR".to_vec()).unwrap(), b"AR");
+        assert_eq!(receipt_ack(&c, 1, b"AA".to_vec()).unwrap(), b"AR");
+        // No receipt (purged): the ACK given is the answer.
+        assert_eq!(receipt_ack(&c, 9, b"AE".to_vec()).unwrap(), b"AE");
+    }
 }

@@ -1,15 +1,18 @@
 //! Application acknowledgements: a listener with `ack = "application"`
-//! waits here for the outcome of the first bot run of its message. A worker
-//! may finish before the listener starts waiting, so an outcome nobody waits
-//! for yet is kept for a minute.
+//! waits here for the outcome of the first bot run of its message. Any
+//! number of waiters can wait on one event (the first copy of a message and
+//! its resends, on other connections); all get the same outcome. A worker
+//! may finish before a listener starts waiting (or while nobody waits, as
+//! after a crash and restart), so an outcome is kept for a minute after it
+//! is delivered.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-/// How long an outcome waits for its listener.
+/// How long an outcome stays available to waiters that come late.
 const KEEP: Duration = Duration::from_secs(60);
 
 /// What a bot made of a message.
@@ -28,8 +31,10 @@ pub struct Replies {
 
 #[derive(Default)]
 struct Inner {
-    waiting: HashMap<i64, oneshot::Sender<AppReply>>,
-    early: HashMap<i64, (Instant, AppReply)>,
+    waiting: HashMap<i64, Vec<oneshot::Sender<AppReply>>>,
+    delivered: HashMap<i64, AppReply>,
+    /// `delivered`'s keys in delivery order, for expiry.
+    expiry: VecDeque<(Instant, i64)>,
 }
 
 impl Replies {
@@ -37,38 +42,55 @@ impl Replies {
     pub fn wait(&self, event_id: i64) -> oneshot::Receiver<AppReply> {
         let (tx, rx) = oneshot::channel();
         let mut inner = self.inner.lock().expect("replies lock");
-        match inner.early.remove(&event_id) {
-            Some((_, reply)) => {
-                let _ = tx.send(reply);
+        inner.expire(Instant::now());
+        match inner.delivered.get(&event_id) {
+            Some(reply) => {
+                let _ = tx.send(reply.clone());
             }
-            None => {
-                inner.waiting.insert(event_id, tx);
-            }
+            None => inner.waiting.entry(event_id).or_default().push(tx),
         }
         rx
     }
 
-    /// Stops waiting (the listener gave up).
+    /// Drops the waiters of `event_id` that gave up (dropped their
+    /// receiver); the others keep waiting.
     pub fn forget(&self, event_id: i64) {
-        self.inner
-            .lock()
-            .expect("replies lock")
-            .waiting
-            .remove(&event_id);
+        let mut inner = self.inner.lock().expect("replies lock");
+        if let Some(waiters) = inner.waiting.get_mut(&event_id) {
+            waiters.retain(|tx| !tx.is_closed());
+            if waiters.is_empty() {
+                inner.waiting.remove(&event_id);
+            }
+        }
     }
 
-    /// Hands over an outcome; only the first per event counts.
+    /// Hands over an outcome to every waiter; only the first per event
+    /// counts.
     pub fn deliver(&self, event_id: i64, reply: AppReply) {
         let mut inner = self.inner.lock().expect("replies lock");
-        if let Some(tx) = inner.waiting.remove(&event_id) {
-            let _ = tx.send(reply);
+        let now = Instant::now();
+        inner.expire(now);
+        if inner.delivered.contains_key(&event_id) {
             return;
         }
-        let now = Instant::now();
-        inner
-            .early
-            .retain(|_, (at, _)| now.duration_since(*at) < KEEP);
-        inner.early.entry(event_id).or_insert((now, reply));
+        for tx in inner.waiting.remove(&event_id).unwrap_or_default() {
+            let _ = tx.send(reply.clone());
+        }
+        inner.delivered.insert(event_id, reply);
+        inner.expiry.push_back((now, event_id));
+    }
+}
+
+impl Inner {
+    /// Forgets outcomes delivered more than [`KEEP`] ago.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.expiry.front() {
+            if now.duration_since(at) < KEEP {
+                break;
+            }
+            self.expiry.pop_front();
+            self.delivered.remove(&id);
+        }
     }
 }
 
@@ -85,5 +107,29 @@ mod tests {
         r.deliver(2, AppReply::Failed("x".into()));
         r.deliver(2, AppReply::Ack(None));
         assert_eq!(rx.try_recv().unwrap(), AppReply::Failed("x".into()));
+    }
+
+    #[test]
+    fn every_waiter_gets_the_outcome_and_late_ones_too() {
+        let r = Replies::default();
+        let mut first = r.wait(7);
+        let gave_up = r.wait(7);
+        let mut resend = r.wait(7);
+        drop(gave_up);
+        r.forget(7);
+        r.deliver(7, AppReply::Ack(Some("MSH|x".into())));
+        let want = AppReply::Ack(Some("MSH|x".into()));
+        assert_eq!(first.try_recv().unwrap(), want);
+        assert_eq!(resend.try_recv().unwrap(), want);
+        assert_eq!(r.wait(7).try_recv().unwrap(), want);
+    }
+
+    #[test]
+    fn outcomes_expire() {
+        let r = Replies::default();
+        r.deliver(1, AppReply::Ack(None));
+        let mut inner = r.inner.lock().unwrap();
+        inner.expire(Instant::now() + KEEP);
+        assert!(inner.delivered.is_empty() && inner.expiry.is_empty());
     }
 }

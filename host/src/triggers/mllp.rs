@@ -1,22 +1,30 @@
 //! MLLP listeners (`[[listener]]`): accept connections (plain or TLS, with
-//! optional client certificates), read framed messages, and answer each
-//! with an ACK only once the message is durably journaled (`ack =
-//! "commit"`) or once its bot has run (`ack = "application"`). Bad input is
-//! answered with AR and an ERR segment, never with silence or a crash; a
-//! resend of a message already received gets the original ACK again.
+//! optional client certificates, at most `max_connections` at once), read
+//! framed messages, and answer each with an ACK only once the message is
+//! durably journaled (`ack = "commit"`) or once its bot has run (`ack =
+//! "application"`). Bad input is answered with AR and an ERR segment, never
+//! with silence or a crash; a resend of a message already received gets the
+//! original ACK again (the journal's writer decides what is a resend, so
+//! copies arriving at once are journaled once). What a frame is and the
+//! ACKs built from it are worked out in [`answer`], without the journal.
+
+mod answer;
+
+use answer::{Accepted, Reading, Screened, reject, screen};
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use interlink_sdk::hl7::{self, AckCode, AckError, AckMode, Charset, Message, charset};
+use interlink_sdk::hl7::{AckCode, AckError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::config::{AckWhen, ListenerConfig};
-use crate::intake::{Hl7Item, Inbound, Intake, Provenance};
-use crate::journal::{self, Reader, Receipt};
+use crate::intake::{Hl7Item, Inbound, Intake};
+use crate::journal::{self, Receipt, Received};
 use crate::mllp::{Frame, FrameReader, frame};
 use crate::runtime::Runtime;
 use crate::runtime::replies::AppReply;
@@ -24,11 +32,14 @@ use crate::runtime::replies::AppReply;
 /// Longest a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Refused connections are logged at most this often, with a count.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(1);
+
 struct Listener {
     cfg: ListenerConfig,
+    reading: Reading,
     intake: Intake,
     runtime: Arc<Runtime>,
-    reader: Mutex<Reader>,
 }
 
 /// Binds the listener; the returned future serves it until the process
@@ -53,19 +64,31 @@ pub async fn bind(
         tls = tls.is_some(),
         mutual_tls = cfg.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         ack = ?cfg.ack,
+        max_connections = cfg.max_connections,
         "listening on {}",
         socket.local_addr()?
     );
-    let reader = Mutex::new(intake.journal().reader()?);
+    let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let listener = Arc::new(Listener {
+        reading: Reading {
+            encoding: cfg.encoding,
+            enhanced_mode: cfg.enhanced_mode,
+        },
         cfg,
         intake,
         runtime,
-        reader,
     });
     Ok(async move {
+        let mut refusals = Refusals::default();
         loop {
-            let (stream, peer) = match socket.accept().await {
+            let accepted = tokio::select! {
+                accepted = socket.accept() => accepted,
+                () = refusals.due() => {
+                    refusals.log(&listener.cfg);
+                    continue;
+                }
+            };
+            let (stream, peer) = match accepted {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(listener = %listener.cfg.name, "accept failed: {e}");
@@ -73,10 +96,16 @@ pub async fn bind(
                     continue;
                 }
             };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                drop(stream);
+                refusals.refused(&listener.cfg);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let listener = listener.clone();
             let tls = tls.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 match tls {
                     None => listener.serve(stream, peer).await,
                     Some(acceptor) => {
@@ -97,22 +126,55 @@ pub async fn bind(
     })
 }
 
-/// The ACK as bytes in the message's character set (characters it cannot
-/// carry become `?`: an ACK must always go out).
-fn ack_bytes(ack: &Message, charset: Charset) -> Vec<u8> {
-    charset
-        .encode(ack.as_str())
-        .map(|b| b.into_owned())
-        .unwrap_or_else(|_| {
-            ack.as_str()
-                .chars()
-                .map(|c| if c.is_ascii() { c as u8 } else { b'?' })
-                .collect()
-        })
+/// Connections closed at once because `max_connections` were open: logged
+/// when the first comes, then at most once per [`REFUSAL_LOG_EVERY`] with
+/// how many there were, so a flood does not flood the log.
+#[derive(Default)]
+struct Refusals {
+    unlogged: u64,
+    logged_at: Option<Instant>,
+}
+
+impl Refusals {
+    fn refused(&mut self, cfg: &ListenerConfig) {
+        self.unlogged += 1;
+        if self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY)
+        {
+            self.log(cfg);
+        }
+    }
+
+    /// Resolves when refusals not yet logged are due to be.
+    async fn due(&self) {
+        match self.logged_at {
+            Some(at) if self.unlogged > 0 => {
+                tokio::time::sleep_until((at + REFUSAL_LOG_EVERY).into()).await
+            }
+            _ => std::future::pending().await,
+        }
+    }
+
+    fn log(&mut self, cfg: &ListenerConfig) {
+        tracing::warn!(
+            listener = %cfg.name,
+            refused = self.unlogged,
+            "refused {} connection(s): max_connections = {} are open",
+            self.unlogged,
+            cfg.max_connections
+        );
+        self.unlogged = 0;
+        self.logged_at = Some(Instant::now());
+    }
 }
 
 impl Listener {
-    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, peer: SocketAddr) {
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+        self: &Arc<Self>,
+        stream: S,
+        peer: SocketAddr,
+    ) {
         let name = &self.cfg.name;
         tracing::debug!(listener = %name, %peer, "connected");
         let (rd, mut wr) = tokio::io::split(stream);
@@ -124,9 +186,9 @@ impl Listener {
                 self.cfg.idle_timeout_s
             };
             let next = tokio::time::timeout(Duration::from_secs(limit), frames.next()).await;
-            if frames.ignored > 0 {
-                tracing::warn!(listener = %name, %peer, bytes = frames.ignored, "ignored bytes outside MLLP frames");
-                frames.ignored = 0;
+            let ignored = frames.take_ignored();
+            if ignored > 0 {
+                tracing::warn!(listener = %name, %peer, bytes = ignored, "ignored bytes outside MLLP frames");
             }
             let reply = match next {
                 Err(_) => {
@@ -149,13 +211,7 @@ impl Listener {
                 Ok(Ok(Some(Frame::TooLarge { limit }))) => {
                     let why = format!("message larger than max_message_kb = {} KiB", limit / 1024);
                     tracing::warn!(listener = %name, %peer, "rejected (AR): {why}; closing the connection");
-                    let ack = hl7::reject(
-                        "",
-                        AckCode::AR,
-                        &AckError::new(207, why),
-                        &hl7::new_control_id(),
-                    );
-                    let _ = wr.write_all(&frame(ack.as_str().as_bytes())).await;
+                    let _ = wr.write_all(&frame(&reject(b"", 207, why))).await;
                     return;
                 }
                 Ok(Ok(Some(Frame::Message(bytes)))) => self.handle(bytes, peer).await,
@@ -169,169 +225,140 @@ impl Listener {
         }
     }
 
-    /// A negative ACK for bytes that are not a usable message.
-    fn refuse(&self, bytes: &[u8], peer: SocketAddr, code: u16, why: String) -> Option<Vec<u8>> {
-        tracing::warn!(listener = %self.cfg.name, %peer, "rejected (AR): {why}");
-        let text = String::from_utf8_lossy(bytes);
-        let ack = hl7::reject(
-            &text,
-            AckCode::AR,
-            &AckError::new(code, why),
-            &hl7::new_control_id(),
-        );
-        Some(ack.as_str().as_bytes().to_vec())
-    }
-
     /// Journals one message and returns the ACK to send, if any.
-    async fn handle(&self, bytes: Vec<u8>, peer: SocketAddr) -> Option<Vec<u8>> {
-        let cs = match charset::charset_of(&bytes, self.cfg.encoding) {
-            Ok(cs) => cs,
-            Err(e) => return self.refuse(&bytes, peer, 207, e.to_string()),
-        };
-        let text = match cs.decode(&bytes) {
-            Ok(t) => t.into_owned(),
-            Err(e) => return self.refuse(&bytes, peer, 102, e.to_string()),
-        };
-        let msg = match Message::parse(&text) {
-            Ok(m) => m,
-            Err(e) => return self.refuse(&bytes, peer, 100, e.to_string()),
-        };
-        // In enhanced mode the listener's ACK is the accept ACK (CA/CE/CR),
-        // sent only when MSH-15 asks for it.
-        let accept = match self.cfg.enhanced_mode.then(|| AckMode::of(&msg)) {
-            Some(AckMode::Enhanced { accept, .. }) => Some(accept),
-            _ => None,
-        };
-        let answer = |code: AckCode, error: Option<AckError>| -> Option<Vec<u8>> {
-            let code = if accept.is_some() {
-                code.to_commit()
-            } else {
-                code
-            };
-            let wanted = accept.is_none_or(|a| a.wants(code));
-            wanted.then(|| {
-                ack_bytes(
-                    &hl7::ack(&msg, code, error.as_ref(), &hl7::new_control_id()),
-                    cs,
-                )
-            })
-        };
-        let sender = format!(
-            "{}^{}",
-            msg.get_raw("MSH-3").unwrap_or(""),
-            msg.get_raw("MSH-4").unwrap_or("")
-        );
-        let control_id = msg.control_id().into_owned();
+    async fn handle(self: &Arc<Self>, bytes: Vec<u8>, peer: SocketAddr) -> Option<Vec<u8>> {
         let name = &self.cfg.name;
-
-        if let Some(previous) = self.duplicate_of(&sender, &control_id) {
-            tracing::info!(listener = %name, %peer, control_id = %control_id, event = previous.0, "duplicate: answered with the original ACK, not processed again");
-            return match previous.1 {
-                Some(ack) => Some(ack),
-                None => answer(AckCode::AA, None),
-            };
-        }
-
+        let mut accepted = match screen(bytes, self.reading) {
+            Screened::Refused { ack, why } => {
+                tracing::warn!(listener = %name, %peer, "rejected (AR): {why}");
+                return Some(ack);
+            }
+            Screened::Accepted(a) => a,
+        };
         // With application ACKs the ACK is known (and stored) only later.
         let application = self.cfg.ack == AckWhen::Application;
         let commit_ack = if application {
             None
         } else {
-            answer(AckCode::AA, None)
+            accepted.answer(AckCode::AA, None)
         };
+        let window_ms = (self.cfg.duplicate_window_s as i64) * 1000;
         let receipt = Receipt {
             listener: name.clone(),
-            sender,
-            control_id: control_id.clone(),
+            sender: accepted.sender.clone(),
+            control_id: accepted.control_id.clone(),
             ack: commit_ack.clone(),
+            duplicate_since_ms: (window_ms > 0).then(|| journal::now_ms() - window_ms),
         };
-        let raw = (bytes != text.as_bytes()).then_some(bytes);
-        let item = Inbound::Hl7(Hl7Item::parsed(&msg, text, raw));
-        let event_id = match self
-            .intake
-            .submit(name, vec![item], Some(Provenance::Listener(receipt)))
-            .await
-        {
-            Ok(ids) => ids[0],
+        let text = std::mem::take(&mut accepted.text);
+        let item = Inbound::Hl7(Hl7Item::parsed(
+            &accepted.message,
+            text,
+            accepted.raw.take(),
+        ));
+        let control_id = &accepted.control_id;
+        let (event_id, routed) = match self.intake.submit_received(name, item, receipt).await {
+            Ok((Received::New(id), routed)) => (id, routed),
+            Ok((Received::Duplicate { event_id, ack }, routed)) => {
+                tracing::info!(listener = %name, %peer, control_id = %control_id, event = event_id, "duplicate: answered with the original ACK, not processed again");
+                return match ack {
+                    Some(ack) => Some(ack),
+                    None if application => self.application_ack(event_id, accepted, routed).await,
+                    None => accepted.answer(AckCode::AA, None),
+                };
+            }
             Err(e) => {
                 tracing::error!(listener = %name, %peer, control_id = %control_id, "not journaled, sender must resend: {e:#}");
-                return answer(
-                    AckCode::AR,
-                    Some(AckError::new(
-                        207,
-                        format!("message not stored ({e}); resend it"),
-                    )),
-                );
+                let why = format!("message not stored ({e}); resend it");
+                return accepted.answer(AckCode::AR, Some(&AckError::new(207, why)));
             }
         };
         tracing::debug!(listener = %name, %peer, control_id = %control_id, event = event_id, "journaled");
-        if !application {
-            return commit_ack;
+        if application {
+            self.application_ack(event_id, accepted, routed).await
+        } else {
+            commit_ack
         }
-        let reply = self.application_ack(event_id, &msg, cs).await;
-        if let Some(ack) = &reply {
-            let _ = self
-                .intake
-                .journal()
-                .receipt_ack(event_id, ack.clone())
-                .await;
-        }
-        reply
     }
 
-    /// Waits for the bot and turns its outcome into the ACK.
-    async fn application_ack(&self, event_id: i64, msg: &Message, cs: Charset) -> Option<Vec<u8>> {
+    /// Waits for the bot's outcome of `event_id` (for the first copy of a
+    /// message and for its resends alike) and answers with the ACK recorded
+    /// for it. When the bot takes longer than the listener waits, the
+    /// answer is AE "resend later" and the wait goes on in the background,
+    /// so the bot's ACK is still recorded for the resend. A message no bot
+    /// subscribes to (`routed` false) is answered AE at once.
+    async fn application_ack(
+        self: &Arc<Self>,
+        event_id: i64,
+        accepted: Accepted,
+        routed: bool,
+    ) -> Option<Vec<u8>> {
+        if !routed {
+            let none = AppReply::Failed("no bot subscribes to this message".into());
+            return Some(self.record_ack(event_id, &accepted, none).await);
+        }
         let limit = Duration::from_millis(
             self.cfg
                 .application_timeout_ms
                 .unwrap_or(self.runtime.config().plugins.timeout_ms + 1000),
         );
-        let reply = tokio::time::timeout(limit, self.runtime.replies.wait(event_id)).await;
-        let (code, error) = match reply {
-            Ok(Ok(AppReply::Ack(Some(text)))) => {
-                return Some(
-                    cs.encode(&text)
-                        .map(|b| b.into_owned())
-                        .unwrap_or_else(|_| text.into_bytes()),
-                );
-            }
-            Ok(Ok(AppReply::Ack(None))) => (AckCode::AA, None),
-            Ok(Ok(AppReply::Failed(why))) => (AckCode::AE, Some(AckError::new(207, why))),
-            Ok(Err(_)) | Err(_) => {
-                self.runtime.replies.forget(event_id);
-                let why = format!(
-                    "no bot answered within {} ms; the message is journaled as event {event_id}",
-                    limit.as_millis()
-                );
-                (AckCode::AE, Some(AckError::new(207, why)))
-            }
-        };
-        if let Some(e) = &error {
-            tracing::warn!(listener = %self.cfg.name, event = event_id, "application ACK AE: {}", e.text);
+        let mut outcome = self.runtime.replies.wait(event_id);
+        if let Ok(Ok(reply)) = tokio::time::timeout(limit, &mut outcome).await {
+            return Some(self.record_ack(event_id, &accepted, reply).await);
         }
-        Some(ack_bytes(
-            &hl7::ack(msg, code, error.as_ref(), &hl7::new_control_id()),
-            cs,
-        ))
+        let why = format!(
+            "no bot answered within {} ms; still processing as event {event_id}, resend later",
+            limit.as_millis()
+        );
+        tracing::warn!(listener = %self.cfg.name, event = event_id, "application ACK AE: {why}");
+        let ack = accepted.application(AckCode::AE, Some(&AckError::new(207, why)));
+        // Resends are recognised for `duplicate_window_s`: keep waiting that
+        // long for the ACK they will get.
+        let window = Duration::from_secs(self.cfg.duplicate_window_s);
+        let this = self.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(window, outcome).await {
+                Ok(Ok(reply)) => {
+                    this.record_ack(event_id, &accepted, reply).await;
+                }
+                _ => this.runtime.replies.forget(event_id),
+            }
+        });
+        Some(ack)
     }
 
-    /// The event and ACK of an earlier copy of this message within the
-    /// duplicate window.
-    fn duplicate_of(&self, sender: &str, control_id: &str) -> Option<(i64, Option<Vec<u8>>)> {
-        let window = self.cfg.duplicate_window_s;
-        if window == 0 || control_id.is_empty() {
-            return None;
+    /// Turns the bot's outcome into the ACK and records it for resends.
+    /// Returns the ACK recorded: the first recorded for the event, so every
+    /// copy of a message gets the same bytes.
+    async fn record_ack(&self, event_id: i64, accepted: &Accepted, reply: AppReply) -> Vec<u8> {
+        let ack = match reply {
+            AppReply::Ack(Some(text)) => accepted.encode_text(&text),
+            AppReply::Ack(None) => accepted.application(AckCode::AA, None),
+            AppReply::Failed(reason) => {
+                // The reason may quote patient data: it goes to the sender
+                // only when the listener opts in.
+                let generic = format!("processing failed (event {event_id})");
+                tracing::warn!(listener = %self.cfg.name, event = event_id, "application ACK AE: {generic}");
+                let text = if self.cfg.detailed_errors {
+                    reason
+                } else {
+                    generic
+                };
+                accepted.application(AckCode::AE, Some(&AckError::new(207, text)))
+            }
+        };
+        match self
+            .intake
+            .journal()
+            .receipt_ack(event_id, ack.clone())
+            .await
+        {
+            Ok(Ok(recorded)) => recorded,
+            Ok(Err(e)) => {
+                tracing::warn!(listener = %self.cfg.name, event = event_id, "cannot record the application ACK: {e}");
+                ack
+            }
+            Err(_) => ack,
         }
-        let since = journal::now_ms() - (window as i64) * 1000;
-        let found = self.reader.lock().expect("reader lock").receipt(
-            &self.cfg.name,
-            sender,
-            control_id,
-            since,
-        );
-        found.unwrap_or_else(|e| {
-            tracing::warn!(listener = %self.cfg.name, "duplicate check failed: {e}");
-            None
-        })
     }
 }

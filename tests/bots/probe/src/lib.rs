@@ -10,6 +10,8 @@
 //! | `READ`             | tries to read `/etc/hostname`                    |
 //! | `NET`              | tries to open a TCP connection                   |
 //! | `SLOW`             | busy-waits `slow_ms` (setting) before answering  |
+//! | `SLOWAR`           | busy-waits `slow_ms`, then answers with its AR   |
+//! | `FAILPHI`          | fails, quoting the patient's id and name         |
 //! | `RETRY`            | fails with a retryable error                     |
 //! | anything else      | counts the message in KV and forwards it         |
 //!
@@ -88,6 +90,17 @@ impl Bot for Probe {
                 .unwrap_or(3000);
             let until = host::now_ms() + ms;
             while host::now_ms() < until {}
+            if id.starts_with("SLOWAR") {
+                let why = hl7::AckError::new(207, "probe refuses");
+                let ack = hl7::ack(&msg, hl7::AckCode::AR, Some(&why), &hl7::new_control_id());
+                return Ok(Reply::default().ack(ack.as_str()));
+            }
+        } else if id.starts_with("FAILPHI") {
+            let patient = msg.get("PID-3.1").unwrap_or_default();
+            let name = msg.get("PID-5").unwrap_or_default();
+            return Err(BotError::fatal(format!(
+                "cannot register patient {patient} {name}"
+            )));
         } else if id.starts_with("RETRY") {
             return Err(BotError::retry("dependency unavailable"));
         }
