@@ -1,6 +1,6 @@
 //! Fuzz target for an MLLP listener's input side: arbitrary bytes, split
 //! into reads of fuzzer-chosen sizes, go through the framing
-//! (`host/src/mllp.rs`) and every complete frame through the listener's
+//! (`host/src/mllp/frame.rs`) and every complete frame through the listener's
 //! answer (`host/src/triggers/mllp/answer.rs`). Nothing may panic, the
 //! buffer must stay bounded, and every frame must get an ACK (an AR for
 //! what is refused) unless enhanced mode's MSH-15 says the sender wants
@@ -9,7 +9,7 @@
 #![no_main]
 
 #[allow(dead_code)]
-#[path = "../../src/mllp.rs"]
+#[path = "../../src/mllp/frame.rs"]
 mod mllp;
 
 #[allow(dead_code)]

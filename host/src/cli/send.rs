@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use interlink_sdk::hl7::{Charset, Message, charset, split_messages};
 
 use crate::config::ClientTls;
-use crate::delivery::mllp::{connect, exchange};
+use crate::mllp::client::Endpoint;
 
 pub struct SendArgs {
     pub to: String,
@@ -59,24 +59,13 @@ pub fn send(args: SendArgs) -> Result<ExitCode> {
         };
         all.extend(messages(&bytes).with_context(|| input.display().to_string())?);
     }
-    let tls = match &args.tls {
-        Some(t) => {
-            let name = t.server_name.clone().unwrap_or_else(|| host.clone());
-            let name =
-                rustls_pki_types::ServerName::try_from(name).context("bad TLS server name")?;
-            Some((
-                tokio_rustls::TlsConnector::from(crate::tls::client_config(t)?),
-                name,
-            ))
-        }
-        None => None,
-    };
+    let endpoint = Endpoint::new(&host, port, args.tls.as_ref())?;
     let timeout = Duration::from_secs(args.timeout_s);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let (mut acks, mut out) = match connect(&host, port, tls.as_ref(), timeout).await {
+        let mut conn = match endpoint.connect(timeout).await {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("{e}");
@@ -85,7 +74,7 @@ pub fn send(args: SendArgs) -> Result<ExitCode> {
         };
         let mut failed = 0;
         for (bytes, control_id) in &all {
-            match exchange(&mut acks, &mut out, bytes, control_id, timeout).await {
+            match conn.exchange(bytes, control_id, timeout).await {
                 Ok(report) => {
                     let ok = report.code.is_positive();
                     failed += usize::from(!ok);

@@ -118,10 +118,6 @@ impl Journal {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// A new read connection.
     pub fn reader(&self) -> Result<Reader> {
         Reader::open(&self.path)

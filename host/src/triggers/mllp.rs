@@ -1,7 +1,7 @@
-//! MLLP listeners (`[[listener]]`): accept connections (plain or TLS, with
-//! optional client certificates, at most `max_connections` at once), read
-//! framed messages, and answer each with an ACK only once the message is
-//! durably journaled (`ack = "commit"`) or once its bot has run (`ack =
+//! MLLP listeners (`[[listener]]`): on each connection that the server side
+//! of MLLP accepts ([`crate::mllp::server`]: plain or TLS, at most
+//! `max_connections` at once), read framed messages and answer each with an
+//! ACK only once the message is durably journaled (`ack = "commit"`) or once its bot has run (`ack =
 //! "application"`). Bad input is answered with AR and an ERR segment, never
 //! with silence or a crash; a resend of a message already received gets the
 //! original ACK again (the journal's writer decides what is a resend, so
@@ -14,26 +14,19 @@ use answer::{Accepted, Reading, Screened, reject, screen};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use interlink_sdk::hl7::{AckCode, AckError};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::io::AsyncWriteExt;
 
 use crate::config::{AckWhen, ListenerConfig};
 use crate::intake::{Hl7Item, Inbound, Intake};
 use crate::journal::{self, Receipt, Received};
-use crate::mllp::{Frame, FrameReader, frame};
+use crate::mllp::server::Server;
+use crate::mllp::{Frame, FrameReader, Stream, frame};
 use crate::runtime::Runtime;
 use crate::runtime::replies::AppReply;
-
-/// Longest a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Refused connections are logged at most this often, with a count.
-const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(1);
 
 struct Listener {
     cfg: ListenerConfig,
@@ -49,26 +42,22 @@ pub async fn bind(
     intake: Intake,
     runtime: Arc<Runtime>,
 ) -> Result<impl std::future::Future<Output = ()>> {
-    let tls = match &cfg.tls {
-        Some(t) => Some(tokio_rustls::TlsAcceptor::from(
-            crate::tls::server_config(t)
-                .with_context(|| format!("listener {:?}: tls", cfg.name))?,
-        )),
-        None => None,
-    };
-    let socket = TcpListener::bind(&cfg.listen)
-        .await
-        .with_context(|| format!("listener {:?}: cannot listen on {}", cfg.name, cfg.listen))?;
+    let server = Server::bind(
+        &cfg.name,
+        &cfg.listen,
+        cfg.tls.as_ref(),
+        cfg.max_connections,
+    )
+    .await?;
     tracing::info!(
         listener = %cfg.name,
-        tls = tls.is_some(),
+        tls = cfg.tls.is_some(),
         mutual_tls = cfg.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         ack = ?cfg.ack,
         max_connections = cfg.max_connections,
         "listening on {}",
-        socket.local_addr()?
+        server.local_addr()?
     );
-    let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let listener = Arc::new(Listener {
         reading: Reading {
             encoding: cfg.encoding,
@@ -78,103 +67,14 @@ pub async fn bind(
         intake,
         runtime,
     });
-    Ok(async move {
-        let mut refusals = Refusals::default();
-        loop {
-            let accepted = tokio::select! {
-                accepted = socket.accept() => accepted,
-                () = refusals.due() => {
-                    refusals.log(&listener.cfg);
-                    continue;
-                }
-            };
-            let (stream, peer) = match accepted {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(listener = %listener.cfg.name, "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                drop(stream);
-                refusals.refused(&listener.cfg);
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let listener = listener.clone();
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                let _slot = slot;
-                match tls {
-                    None => listener.serve(stream, peer).await,
-                    Some(acceptor) => {
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                        {
-                            Ok(Ok(s)) => listener.serve(s, peer).await,
-                            Ok(Err(e)) => {
-                                tracing::warn!(listener = %listener.cfg.name, %peer, "TLS handshake refused: {e}")
-                            }
-                            Err(_) => {
-                                tracing::warn!(listener = %listener.cfg.name, %peer, "TLS handshake timed out")
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    })
-}
-
-/// Connections closed at once because `max_connections` were open: logged
-/// when the first comes, then at most once per [`REFUSAL_LOG_EVERY`] with
-/// how many there were, so a flood does not flood the log.
-#[derive(Default)]
-struct Refusals {
-    unlogged: u64,
-    logged_at: Option<Instant>,
-}
-
-impl Refusals {
-    fn refused(&mut self, cfg: &ListenerConfig) {
-        self.unlogged += 1;
-        if self
-            .logged_at
-            .is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY)
-        {
-            self.log(cfg);
-        }
-    }
-
-    /// Resolves when refusals not yet logged are due to be.
-    async fn due(&self) {
-        match self.logged_at {
-            Some(at) if self.unlogged > 0 => {
-                tokio::time::sleep_until((at + REFUSAL_LOG_EVERY).into()).await
-            }
-            _ => std::future::pending().await,
-        }
-    }
-
-    fn log(&mut self, cfg: &ListenerConfig) {
-        tracing::warn!(
-            listener = %cfg.name,
-            refused = self.unlogged,
-            "refused {} connection(s): max_connections = {} are open",
-            self.unlogged,
-            cfg.max_connections
-        );
-        self.unlogged = 0;
-        self.logged_at = Some(Instant::now());
-    }
+    Ok(server.serve(move |stream, peer| {
+        let listener = listener.clone();
+        async move { listener.serve(stream, peer).await }
+    }))
 }
 
 impl Listener {
-    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
-        self: &Arc<Self>,
-        stream: S,
-        peer: SocketAddr,
-    ) {
+    async fn serve(self: &Arc<Self>, stream: Stream, peer: SocketAddr) {
         let name = &self.cfg.name;
         tracing::debug!(listener = %name, %peer, "connected");
         let (rd, mut wr) = tokio::io::split(stream);
