@@ -91,6 +91,7 @@ fn ticks_caught_up_after_a_restart(catch_up: &str) -> usize {
     assert!(wait_until(Duration::from_secs(10), || !ticks(&host).is_empty()));
     host.kill();
     let last_before = ticks(&host).last().unwrap().0;
+    // Down through two firings (the scenario, not a wait for a result).
     std::thread::sleep(Duration::from_millis(2500));
     host.start();
     assert!(wait_until(Duration::from_secs(10), || ticks(&host)

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod crash;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -167,17 +169,25 @@ impl PeerServer {
         }
     }
 
-    /// (control id, message text) of every message received, in order.
-    pub fn received(&self) -> Vec<(String, String)> {
+    /// Every line of the peer's log, parsed (but one still being written).
+    fn entries(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).expect("peer log line");
-                (
-                    v["control_id"].as_str().unwrap().to_string(),
-                    v["text"].as_str().unwrap().to_string(),
-                )
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
+            .map(|l| serde_json::from_str(l).expect("peer log line"))
+            .collect()
+    }
+
+    /// (control id, message text) of every message received, in order.
+    pub fn received(&self) -> Vec<(String, String)> {
+        self.entries()
+            .iter()
+            .filter_map(|v| {
+                Some((
+                    v["control_id"].as_str()?.to_string(),
+                    v["text"].as_str()?.to_string(),
+                ))
             })
             .collect()
     }
@@ -186,14 +196,21 @@ impl PeerServer {
 impl PeerServer {
     /// How many different connections messages arrived on (python only).
     pub fn connections(&self) -> usize {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let ids: std::collections::HashSet<i64> = log
-            .lines()
-            .filter_map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).ok()?["connection"].as_i64()
-            })
+        let ids: std::collections::HashSet<i64> = self
+            .entries()
+            .iter()
+            .filter_map(|v| v["connection"].as_i64())
             .collect();
         ids.len()
+    }
+
+    /// How many connections are open now: accepted and not yet seen to end
+    /// (python only). After the sender died, 0 means the peer has read
+    /// everything it was sent.
+    pub fn open_connections(&self) -> usize {
+        let entries = self.entries();
+        let count = |key: &str| entries.iter().filter(|v| v.get(key).is_some()).count();
+        count("opened") - count("closed")
     }
 }
 
@@ -223,20 +240,8 @@ pub fn peer_send(peer: Peer, port: u16, files: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
-/// Starts python-hl7's streaming client (see the peer script).
-pub fn python_stream(port: u16, count: usize, acked: &Path) -> Child {
-    Peer::Python
-        .command()
-        .args([
-            "stream",
-            "127.0.0.1",
-            &port.to_string(),
-            &count.to_string(),
-            acked.to_str().unwrap(),
-        ])
-        .spawn()
-        .expect("run python3")
-}
+/// What the host logs once it is running (`interlink::cli::run`).
+const READY: &str = " ready bots=";
 
 /// A host process in a temporary directory.
 pub struct Host {
@@ -302,7 +307,12 @@ impl Host {
             .spawn()
             .expect("start interlink");
         self.child = Some(child);
-        self.wait_log("ready", Duration::from_secs(30));
+        // This run's own log: an earlier run's "ready" does not count.
+        let log = self.path(&format!("host-{}.log", self.runs));
+        let ready = wait_until(Duration::from_secs(30), || {
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains(READY))
+        });
+        assert!(ready, "host never logged {READY:?}; log:\n{}", self.log());
     }
 
     /// SIGKILL: no chance to clean up.
@@ -327,6 +337,24 @@ impl Host {
     pub fn wait_log(&self, needle: &str, timeout: Duration) {
         if !wait_until(timeout, || self.log().contains(needle)) {
             panic!("host never logged {needle:?}; log:\n{}", self.log());
+        }
+    }
+
+    /// How many lines of the log `matches` picks.
+    pub fn log_lines(&self, matches: &dyn Fn(&str) -> bool) -> usize {
+        self.log().lines().filter(|l| matches(l)).count()
+    }
+
+    /// Waits until `more` lines that `matches` picks have been logged after
+    /// the call, e.g. two more polls of a source: the positive signal to
+    /// wait on before asserting that something did not happen.
+    pub fn wait_log_lines(&self, matches: &dyn Fn(&str) -> bool, more: usize, timeout: Duration) {
+        let want = self.log_lines(matches) + more;
+        if !wait_until(timeout, || self.log_lines(matches) >= want) {
+            panic!(
+                "host never logged {more} more of the lines waited for; log:\n{}",
+                self.log()
+            );
         }
     }
 
@@ -379,15 +407,14 @@ impl Host {
         c
     }
 
-    /// One value from the journal (0 / empty when there is no row).
+    /// One value from the journal (the type's default, 0 or empty, when
+    /// there is no row). Any SQL error fails the test with the SQL.
     pub fn query<T: rusqlite::types::FromSql + Default>(&self, sql: &str) -> T {
-        use rusqlite::OptionalExtension;
-        self.db()
-            .query_row(sql, [], |r| r.get(0))
-            .optional()
-            .ok()
-            .flatten()
-            .unwrap_or_default()
+        match self.db().query_row(sql, [], |r| r.get(0)) {
+            Ok(value) => value,
+            Err(rusqlite::Error::QueryReturnedNoRows) => T::default(),
+            Err(e) => panic!("journal query failed: {sql}: {e}"),
+        }
     }
 
     /// Waits until `sql` returns `want`.

@@ -18,6 +18,26 @@ fn sftp_config(server: &SshServer, source_extra: &str, extra: &str) -> String {
     config(&format!("\n{source}{source_extra}\n{extra}"))
 }
 
+/// The log filter of these tests: info, plus each SFTP poll at debug (the
+/// signal to wait on before asserting that more polls changed nothing).
+const POLLS: &str = "info,interlink::triggers::sftp=debug";
+
+/// A host on `config` logging every poll.
+fn sftp_host(config: &str) -> Host {
+    Host::new(config).with_log_filter(POLLS)
+}
+
+/// Waits until source `name` has polled `n` more times (successfully, or
+/// failing again the way it failed before).
+fn wait_polls(host: &Host, name: &str, n: usize) {
+    let field = format!("source={name}");
+    let is_poll = |l: &str| {
+        (l.contains(" polled ") || l.contains(" poll failed"))
+            && l.split_whitespace().any(|w| w == field)
+    };
+    host.wait_log_lines(&is_poll, n, WAIT);
+}
+
 /// adt-router sending to destination `to`.
 fn router_to(to: &str) -> String {
     format!("[bots.adt-router]\nsettings = {{ destination = {to:?} }}\n")
@@ -74,7 +94,7 @@ fn a_batch_file_is_split_processed_once_and_moved() {
     let server = SshServer::start();
     let done = server.remote("done");
     let extra = format!("after = \"move:{}\"\npattern = \"*.hl7\"", done.display());
-    let mut host = Host::new(&sftp_config(&server, &extra, &router_to("out")));
+    let mut host = sftp_host(&sftp_config(&server, &extra, &router_to("out")));
     host.install_bot("adt_router", "adt-router.wasm");
     put(&server, "in/readme.txt", "not for us");
     put(&server, "in/batch.hl7", &batch(&["B1", "B2", "B3"]));
@@ -91,7 +111,7 @@ fn a_batch_file_is_split_processed_once_and_moved() {
     assert!(wait_until(WAIT, || names_in(&done) == ["batch.hl7", "single.hl7"]));
     assert_eq!(names_in(&server.remote("in")), ["readme.txt"]);
     // More polls change nothing.
-    std::thread::sleep(Duration::from_millis(2500));
+    wait_polls(&host, "lab", 2);
     assert_eq!(
         events_per_file(&host),
         [("batch.hl7".to_string(), 3), ("single.hl7".to_string(), 1)]
@@ -106,7 +126,7 @@ fn recursive_polls_subdirectories_but_not_the_move_dir_inside() {
     let server = SshServer::start();
     let done = server.remote("in/done");
     let extra = format!("after = \"move:{}\"\nrecursive = true", done.display());
-    let mut host = Host::new(&sftp_config(&server, &extra, ""));
+    let mut host = sftp_host(&sftp_config(&server, &extra, ""));
     put(&server, "in/top.hl7", &adt_a04("R1", "P1"));
     put(&server, "in/ward/a/deep.hl7", &adt_a04("R2", "P2"));
     host.start();
@@ -117,7 +137,7 @@ fn recursive_polls_subdirectories_but_not_the_move_dir_inside() {
         "{}",
         host.log()
     );
-    std::thread::sleep(Duration::from_millis(2000));
+    wait_polls(&host, "lab", 2);
     assert_eq!(
         events_per_file(&host),
         [
@@ -141,7 +161,7 @@ fn delete_and_an_sftp_destination() {
         server.file("user_key").display().to_string(),
     );
     let extra = format!("{destination}{}", router_to("ehr-drop"));
-    let mut host = Host::new(&sftp_config(&server, "after = \"delete\"", &extra));
+    let mut host = sftp_host(&sftp_config(&server, "after = \"delete\"", &extra));
     host.install_bot("adt_router", "adt-router.wasm");
     put(&server, "in/a04.hl7", &adt_a04("D1", "P1"));
     host.start();
@@ -177,17 +197,17 @@ fn delete_and_an_sftp_destination() {
 #[test]
 fn kept_files_are_processed_once_across_polls_and_restarts() {
     let server = SshServer::start();
-    let mut host = Host::new(&sftp_config(&server, "after = \"keep\"", ""));
+    let mut host = sftp_host(&sftp_config(&server, "after = \"keep\"", ""));
     put(&server, "in/kept.hl7", &adt_a04("K1", "P1"));
     host.start();
     host.wait_query("SELECT COUNT(*) FROM events WHERE source = 'lab'", 1, WAIT);
-    std::thread::sleep(Duration::from_millis(2500));
+    wait_polls(&host, "lab", 2);
     host.kill();
     host.start();
     // The restarted host downloads it again, finds it in the ledger and
     // leaves it.
     host.wait_log("already journaled", WAIT);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_polls(&host, "lab", 2);
     assert_eq!(events_per_file(&host), [("kept.hl7".to_string(), 1)]);
     assert_eq!(names_in(&server.remote("in")), ["kept.hl7"]);
     // A new version of the file is new input.
@@ -198,25 +218,26 @@ fn kept_files_are_processed_once_across_polls_and_restarts() {
 #[test]
 fn a_file_still_growing_is_not_taken_early() {
     let server = SshServer::start();
-    let mut host = Host::new(&sftp_config(&server, "after = \"delete\"", ""));
+    let mut host = sftp_host(&sftp_config(&server, "after = \"delete\"", ""));
     host.start();
     let path = server.remote("in/growing.hl7");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut text = adt_a04("G1", "P1");
     std::fs::write(&path, &text).unwrap();
-    for i in 1..=10 {
-        std::thread::sleep(Duration::from_millis(400));
-        text.push_str(&format!("OBX|{i}|TX|||line {i}\r"));
-        std::fs::write(&path, &text).unwrap();
+    // Every poll sees it bigger than the one before.
+    for i in 1..=4 {
+        wait_polls(&host, "lab", 1);
         assert_eq!(
             host.query::<i64>("SELECT COUNT(*) FROM events WHERE source = 'lab'"),
             0,
             "taken while still growing"
         );
+        text.push_str(&format!("OBX|{i}|TX|||line {i}\r"));
+        std::fs::write(&path, &text).unwrap();
     }
     host.wait_query("SELECT COUNT(*) FROM events WHERE source = 'lab'", 1, WAIT);
     let body: String = host.query("SELECT CAST(body AS TEXT) FROM events WHERE source = 'lab'");
-    assert!(body.contains("OBX|10|TX|||line 10"), "{body}");
+    assert!(body.contains("OBX|4|TX|||line 4"), "{body}");
 }
 
 #[test]
@@ -264,7 +285,7 @@ fn bad_host_keys_and_logins_are_refused_and_a_silent_server_delays_nobody() {
         ),
     ]
     .concat();
-    let mut host = Host::new(&config(&sources));
+    let mut host = sftp_host(&config(&sources));
     for dir in ["ok", "a", "b", "c", "d", "e"] {
         put(&server, &format!("{dir}/x.hl7"), &adt_a04("X", "P"));
     }
@@ -284,7 +305,7 @@ fn bad_host_keys_and_logins_are_refused_and_a_silent_server_delays_nobody() {
     assert!(log.contains("refusing to connect"), "{log}");
     assert!(log.contains("login to 127.0.0.1"), "{log}");
     // Logged once per failure, not once per poll.
-    std::thread::sleep(Duration::from_millis(2000));
+    wait_polls(&host, "impostor", 2);
     assert_eq!(host.log().matches("does not match the one in").count(), 1);
     // The silent server is given up on after `timeout_s`.
     assert!(
@@ -307,7 +328,7 @@ fn bad_host_keys_and_logins_are_refused_and_a_silent_server_delays_nobody() {
 fn a_server_down_for_a_while_is_polled_again() {
     let mut server = SshServer::start();
     server.stop();
-    let mut host = Host::new(&sftp_config(&server, "after = \"delete\"", ""));
+    let mut host = sftp_host(&sftp_config(&server, "after = \"delete\"", ""));
     put(&server, "in/late.hl7", &adt_a04("L1", "P1"));
     host.start();
     host.wait_log("cannot connect to 127.0.0.1", WAIT);
@@ -325,7 +346,7 @@ fn killed_between_commit_and_remote_move_nothing_is_processed_twice() {
     // SIGKILL right after the commit leaves behind.
     std::fs::write(&done, "in the way").unwrap();
     let extra = format!("after = \"move:{}\"", done.display());
-    let mut host = Host::new(&sftp_config(&server, &extra, ""));
+    let mut host = sftp_host(&sftp_config(&server, &extra, ""));
     put(&server, "in/one.hl7", &adt_a04("M1", "P1"));
     put(&server, "in/two.hl7", &batch(&["M2", "M3"]));
     host.start();
@@ -352,7 +373,7 @@ fn killed_between_commit_and_remote_move_nothing_is_processed_twice() {
 fn sigkill_while_taking_many_files_takes_each_exactly_once() {
     let server = SshServer::start();
     let extra = "after = \"delete\"\nsize_stable = false\nmax_files_per_poll = 10";
-    let mut host = Host::new(&sftp_config(&server, extra, ""));
+    let mut host = sftp_host(&sftp_config(&server, extra, ""));
     let n = 60;
     for i in 0..n {
         put(
@@ -391,7 +412,7 @@ fn broken_hl7_goes_to_error_dir_and_other_files_become_file_events() {
     // A second source without error_dir leaves it, logged once.
     let keeper = server.source_table("lab2", "in2", "user_key", "known_hosts");
     let probe = "[bots.probe]\nsubscribe_also = [{ files = \"lab\" }]\n";
-    let mut host = Host::new(&sftp_config(&server, &extra, &format!("{probe}{keeper}")));
+    let mut host = sftp_host(&sftp_config(&server, &extra, &format!("{probe}{keeper}")));
     host.install_bot("probe_v1", "probe.wasm");
     put(&server, "in2/bad.hl7", "MSH|^~|X|Y\rPID|1\r");
     put(&server, "in/bad.hl7", "MSH|^~|X|Y\rPID|1\r");
@@ -421,7 +442,7 @@ fn broken_hl7_goes_to_error_dir_and_other_files_become_file_events() {
         "{log}"
     );
     assert!(wait_until(WAIT, || names_in(&server.remote("in")).is_empty()));
-    std::thread::sleep(Duration::from_millis(2000));
+    wait_polls(&host, "lab2", 2);
     assert_eq!(names_in(&server.remote("in2")), ["bad.hl7"]);
     let log = host.log();
     let left: Vec<&str> = log

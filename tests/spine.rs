@@ -112,7 +112,13 @@ fn hot_reload_upgrades_unloads_and_reports_garbage() {
         1,
         T,
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // Routes are journaled with the event: no run, so no output, ever.
+    assert_eq!(
+        host.query::<i64>(
+            "SELECT COUNT(*) FROM runs r JOIN events e ON e.id = r.event_id WHERE e.control_id = 'A4'"
+        ),
+        0
+    );
     assert_eq!(host.outputs().len(), 3);
 }
 
@@ -225,6 +231,9 @@ fn crash_between_commit_and_processing_is_processed_once() {
     // Journaled and acknowledged (moved to done), bot still working: kill.
     host.wait_query("SELECT COUNT(*) FROM runs WHERE status = 'pending'", 1, T);
     assert!(wait_until(T, || host.path("done/slow.hl7").exists()));
+    // Give the worker time to start the 3 s run, so the kill most likely
+    // lands inside it. The checks below hold either way (killed before or
+    // during the run); they would fail, not pass, if it had finished.
     std::thread::sleep(Duration::from_millis(500));
     host.kill();
     assert!(host.outputs().is_empty());
@@ -240,12 +249,15 @@ fn crash_between_commit_and_processing_is_processed_once() {
         "{out:?}"
     );
     host.wait_query("SELECT COUNT(*) FROM runs WHERE status = 'done'", 1, T);
-    std::thread::sleep(Duration::from_millis(500));
     // Exactly once in effect: one output, one outbox row, the count is 1.
-    assert_eq!(host.outputs().len(), 1);
+    // The run's outbox rows and KV writes were committed with its status,
+    // and the row is delivered once it is marked sent.
+    assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM runs"), 1);
     assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM outbox"), 1);
     let count: Vec<u8> = host.query("SELECT value FROM kv WHERE key = 'count'");
     assert_eq!(count, b"1");
+    host.wait_query("SELECT COUNT(*) FROM outbox WHERE status = 'sent'", 1, T);
+    assert_eq!(host.outputs().len(), 1);
 }
 
 #[test]
@@ -272,8 +284,12 @@ fn broken_hl7_files_go_to_error_dir_or_stay_logged_once() {
         host.log()
     );
     host.wait_query("SELECT COUNT(*) FROM events", 2, T);
-    std::thread::sleep(Duration::from_millis(600));
-    // Without error_dir it stays, named in the log once, not at every scan.
+    // Without error_dir it stays, named in the log once, not at every scan:
+    // two more files taken from `b` are two more scans that saw it.
+    for (i, id) in ["G2", "G3"].into_iter().enumerate() {
+        std::fs::write(host.path(&format!("b/more{i}.hl7")), adt_a04(id, "P")).unwrap();
+        host.wait_query("SELECT COUNT(*) FROM events", 3 + i as i64, T);
+    }
     assert!(host.path("b/bad.hl7").exists());
     let log = host.log();
     assert_eq!(log.matches("source=b file=bad.hl7").count(), 1, "{log}");
@@ -281,5 +297,4 @@ fn broken_hl7_files_go_to_error_dir_or_stay_logged_once() {
         log.contains("not HL7: message 1: bad MSH delimiters"),
         "{log}"
     );
-    assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM events"), 2);
 }

@@ -2,11 +2,11 @@
 ``hl7.mllp`` (a client and a server we did not write).
 
     hl7_peer.py client HOST PORT FILE...      send each file's message, print "MSA-1 MSA-2" per ACK
-    hl7_peer.py stream HOST PORT N ACKED      send N messages S00001.. one at a time, reconnecting
-                                              on failure; append each control id to ACKED once AA
     hl7_peer.py server PORT MODE LOG          answer every message per MODE (aa, ae, ar, silent,
                                               late:SECONDS) and append it as a JSON line to LOG,
-                                              with the number of the connection it came on
+                                              with the number of the connection it came on; each
+                                              connection's start and end are lines of their own
+                                              ({"opened": N}, {"closed": N})
 
 The server prints "ready" once it listens and runs until killed.
 """
@@ -36,42 +36,21 @@ async def client(host, port, files):
     writer.close()
 
 
-async def stream(host, port, count, acked_path):
-    n = 1
-    with open(acked_path, "a", encoding="utf-8") as acked:
-        while n <= count:
-            try:
-                reader, writer = await asyncio.wait_for(open_hl7_connection(host, int(port)), 2)
-                while n <= count:
-                    cid = f"S{n:05d}"
-                    text = (
-                        f"MSH|^~\\&|LOAD|GEN|INTERLINK|BF|20260101120000||ADT^A04^ADT_A01|{cid}|P|2.5.1\r"
-                        f"PID|1||P{n}^^^GEN^MR||LOAD^TEST\r"
-                    )
-                    writer.writemessage(hl7.parse(text))
-                    await writer.drain()
-                    ack = await asyncio.wait_for(reader.readmessage(), 5)
-                    msa = ack.segment("MSA")
-                    if str(msa[1]) == "AA" and str(msa[2]) == cid:
-                        acked.write(cid + "\n")
-                        acked.flush()
-                        n += 1
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-                await asyncio.sleep(0.2)
-
-
 async def server(port, mode, log_path):
     log = open(log_path, "a", encoding="utf-8")
     connections = iter(range(1, 1 << 30))
 
+    def note(entry):
+        log.write(json.dumps(entry) + "\n")
+        log.flush()
+
     async def on_connect(reader, writer):
         connection = next(connections)
+        note({"opened": connection})
         try:
             while True:
                 message = await reader.readmessage()
-                entry = {"control_id": msh10(message), "text": str(message), "connection": connection}
-                log.write(json.dumps(entry) + "\n")
-                log.flush()
+                note({"control_id": msh10(message), "text": str(message), "connection": connection})
                 if mode == "silent":
                     continue
                 if mode.startswith("late:"):
@@ -86,6 +65,7 @@ async def server(port, mode, log_path):
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            note({"closed": connection})
             writer.close()
 
     async with await start_hl7_server(on_connect, "127.0.0.1", int(port)) as srv:
@@ -97,8 +77,6 @@ def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "client":
         asyncio.run(client(args[0], args[1], args[2:]))
-    elif cmd == "stream":
-        asyncio.run(stream(args[0], args[1], int(args[2]), args[3]))
     elif cmd == "server":
         asyncio.run(server(args[0], args[1], args[2]))
     else:

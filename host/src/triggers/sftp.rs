@@ -125,6 +125,8 @@ impl Poller {
                     // Once per distinct failure, not once per poll.
                     if last_error.as_deref() != Some(&text) {
                         tracing::error!(%source, "poll failed, will retry: {text}");
+                    } else {
+                        tracing::debug!(%source, "poll failed again, as logged before");
                     }
                     last_error = Some(text);
                 }
