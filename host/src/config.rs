@@ -35,6 +35,18 @@ pub struct Config {
     pub destinations: Vec<DestinationConfig>,
     #[serde(default)]
     pub bots: BTreeMap<String, BotConfig>,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[log]`: what the host log may contain.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Log file names and bots' panic and error texts, which may carry
+    /// patient data (see [`crate::phi`]). For debugging only; off by default.
+    #[serde(default)]
+    pub phi: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -214,6 +226,9 @@ pub struct FolderConfig {
     /// Where a file that looks like HL7 but cannot be read as HL7 is moved;
     /// without it such a file stays and is tried again once it changes.
     pub error_dir: Option<PathBuf>,
+    /// Larger files are not read (they go to `error_dir`, or stay).
+    #[serde(default = "default_max_file_mb")]
+    pub max_file_mb: u64,
 }
 
 fn default_pattern() -> String {
@@ -343,6 +358,13 @@ pub struct SftpConfig {
     /// Also poll subdirectories (but not `after`'s or `error_dir`).
     #[serde(default)]
     pub recursive: bool,
+    /// With `recursive`: how many directory levels below `dir` are polled.
+    #[serde(default = "default_max_depth")]
+    pub max_depth: usize,
+    /// Most directory entries one poll reads (all directories together);
+    /// past it the poll takes what it has listed.
+    #[serde(default = "default_max_list_entries")]
+    pub max_list_entries: usize,
     #[serde(default = "default_connect_timeout_s")]
     pub connect_timeout_s: u64,
     /// Larger files are not downloaded (they go to `error_dir`).
@@ -358,6 +380,12 @@ fn default_max_files_per_poll() -> usize {
 }
 fn default_max_file_mb() -> u64 {
     64
+}
+fn default_max_depth() -> usize {
+    8
+}
+fn default_max_list_entries() -> usize {
+    10_000
 }
 
 /// When a listener acknowledges a message.
@@ -674,6 +702,9 @@ impl Config {
             if f.poll_ms == 0 {
                 bail!("{key}.poll_ms must be at least 1");
             }
+            if f.max_file_mb == 0 {
+                bail!("{key}.max_file_mb must be at least 1");
+            }
         }
         for (i, s) in self.sftp_sources.iter().enumerate() {
             let key = format!("sftp[{i}]");
@@ -697,6 +728,9 @@ impl Config {
                 bail!(
                     "{key}: max_files_per_poll, connect_timeout_s and max_file_mb must be at least 1"
                 );
+            }
+            if s.max_list_entries == 0 {
+                bail!("{key}.max_list_entries must be at least 1");
             }
         }
         let mut dests = HashSet::new();
