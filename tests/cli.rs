@@ -137,7 +137,7 @@ fn new_scaffolds_a_bot_that_builds_checks_and_runs() {
     assert!(run.status.success(), "{run:?}");
     let text = String::from_utf8_lossy(&run.stdout);
     assert!(
-        text.contains("send to outbox:") && text.contains("ADT^A04^ADT_A01 for patient MRN0001"),
+        text.contains("send to outbox:") && text.contains("ADT^A04^ADT_A01 MSG0001 forwarded"),
         "{text}"
     );
 }

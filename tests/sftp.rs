@@ -148,6 +148,56 @@ fn recursive_polls_subdirectories_but_not_the_move_dir_inside() {
 }
 
 #[test]
+fn recursive_listing_stops_at_max_depth_and_says_so_once() {
+    let server = SshServer::start();
+    let extra = "after = \"keep\"\nrecursive = true\nmax_depth = 1";
+    let mut host = Host::new(&sftp_config(&server, extra, ""));
+    put(&server, "in/top.hl7", &adt_a04("D0", "P1"));
+    put(&server, "in/a/one.hl7", &adt_a04("D1", "P1"));
+    put(&server, "in/a/b/two.hl7", &adt_a04("D2", "P1"));
+    host.start();
+    host.wait_query("SELECT COUNT(*) FROM events", 2, WAIT);
+    // A file put now is taken by later polls, which list the same tree.
+    put(&server, "in/later.hl7", &adt_a04("D3", "P1"));
+    host.wait_query("SELECT COUNT(*) FROM events", 3, WAIT);
+    let names: Vec<String> = events_per_file(&host).into_iter().map(|e| e.0).collect();
+    assert_eq!(names, ["a/one.hl7", "later.hl7", "top.hl7"]);
+    let log = host.log();
+    assert_eq!(
+        log.matches("subdirectories below max_depth = 1 not listed")
+            .count(),
+        1,
+        "{log}"
+    );
+}
+
+#[test]
+fn a_listing_stops_at_max_list_entries_and_the_poll_takes_what_it_listed() {
+    let server = SshServer::start();
+    let extra = "after = \"delete\"\nmax_list_entries = 3";
+    let mut host = Host::new(&sftp_config(&server, extra, ""));
+    for i in 1..=5 {
+        put(
+            &server,
+            &format!("in/f{i}.hl7"),
+            &adt_a04(&format!("E{i}"), "P1"),
+        );
+    }
+    host.start();
+    // Polls that listed 3 of the 5 took those; once they were deleted, the
+    // rest fitted in a listing and were taken too.
+    host.wait_query("SELECT COUNT(*) FROM events", 5, WAIT);
+    assert!(wait_until(WAIT, || names_in(&server.remote("in")).is_empty()));
+    let log = host.log();
+    assert_eq!(
+        log.matches("listing stopped at max_list_entries = 3")
+            .count(),
+        1,
+        "{log}"
+    );
+}
+
+#[test]
 fn delete_and_an_sftp_destination() {
     let server = SshServer::start();
     let outbound = server.remote("outbound");
@@ -411,7 +461,7 @@ fn broken_hl7_goes_to_error_dir_and_other_files_become_file_events() {
     );
     // A second source without error_dir leaves it, logged once.
     let keeper = server.source_table("lab2", "in2", "user_key", "known_hosts");
-    let probe = "[bots.probe]\nsubscribe_also = [{ files = \"lab\" }]\n";
+    let probe = "[bots.probe]\nsubscribe_also = [{ files = \"lab\" }]\n[log]\nphi = true\n";
     let mut host = sftp_host(&sftp_config(&server, &extra, &format!("{probe}{keeper}")));
     host.install_bot("probe_v1", "probe.wasm");
     put(&server, "in2/bad.hl7", "MSH|^~|X|Y\rPID|1\r");

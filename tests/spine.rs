@@ -267,8 +267,9 @@ fn broken_hl7_files_go_to_error_dir_or_stay_logged_once() {
             "[[folder]]\nname = \"{name}\"\ndir = \"{name}\"\nsettle_ms = 50\npoll_ms = 100\n{extra}\n"
         )
     };
+    // File names may carry patient data: logged only with phi = true.
     let mut host = Host::new(&base_config(&format!(
-        "{}{}",
+        "{}{}[log]\nphi = true\n",
         folder("a", "error_dir = \"errors\""),
         folder("b", "")
     )));
@@ -296,5 +297,34 @@ fn broken_hl7_files_go_to_error_dir_or_stay_logged_once() {
     assert!(
         log.contains("not HL7: message 1: bad MSH delimiters"),
         "{log}"
+    );
+}
+
+#[test]
+fn a_file_over_max_file_mb_is_left_unread_and_logged_once() {
+    let mut host = Host::new(&base_config(
+        "[[folder]]\nname = \"inbox\"\ndir = \"inbox\"\nsettle_ms = 50\npoll_ms = 100\nmax_file_mb = 1\n\
+         [[destination]]\nname = \"out\"\nkind = \"folder\"\ndir = \"out\"\n",
+    ));
+    host.install_bot("probe_v1", "probe.wasm");
+    host.start();
+    host.wait_log("loaded from", T);
+    let big = format!("{}NTE|1||{}\r", adt_a04("BIG1", "P1"), "x".repeat(1 << 20));
+    host.drop_file("big.hl7", &big);
+    host.drop_file("small1.hl7", &adt_a04("SMALL1", "P1"));
+    host.wait_outputs(1, T);
+    host.wait_log("bytes is over max_file_mb = 1; left until it changes", T);
+    // Scans after that one take new files and leave the large one alone,
+    // without logging it again.
+    host.drop_file("small2.hl7", &adt_a04("SMALL2", "P1"));
+    host.wait_outputs(2, T);
+    assert!(host.path("inbox/big.hl7").exists());
+    let sql = "SELECT COUNT(*) FROM events WHERE control_id = 'BIG1'";
+    assert_eq!(host.query::<i64>(sql), 0);
+    assert_eq!(
+        host.log().matches("over max_file_mb").count(),
+        1,
+        "{}",
+        host.log()
     );
 }

@@ -181,7 +181,9 @@ impl Intake {
                 let (message_type, control_id) = match header {
                     Ok((t, c)) => (Some(t), Some(c)),
                     Err(e) => {
-                        let file = origin_file.as_deref().unwrap_or("");
+                        let file = origin_file
+                            .as_deref()
+                            .map(|f| tracing::field::display(crate::phi::file(f)));
                         tracing::warn!(source, file, "journaled unrouted: not HL7: {e}");
                         (None, None)
                     }

@@ -9,6 +9,7 @@
 //! command.
 
 pub mod backoff;
+pub mod blocking;
 pub mod cli;
 pub mod config;
 pub mod delivery;
@@ -16,6 +17,7 @@ pub mod fswatch;
 pub mod intake;
 pub mod journal;
 pub mod mllp;
+pub mod phi;
 pub mod runtime;
 pub mod ssh;
 pub mod tls;

@@ -26,10 +26,12 @@ impl Bot for Bot_ {
             return Ok(Reply::default());
         };
         let msg = Message::parse(&input.raw)?;
+        // Log ids that are not patient data (message type, control id),
+        // never PID fields: the host log is read by people who may not see them.
         host::info(&format!(
-            "{} for patient {}",
+            "{} {} forwarded",
             msg.message_type(),
-            msg.get("PID-3.1").unwrap_or_default()
+            msg.control_id()
         ));
         let destination = host::config("destination").unwrap_or_else(|| "outbox".into());
         Ok(Reply::default().send(&destination, msg.encode()))

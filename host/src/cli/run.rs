@@ -23,6 +23,12 @@ pub fn run(config: Option<PathBuf>) -> Result<ExitCode> {
         Some(p) => tracing::info!("configuration {}", p.display()),
         None => tracing::info!("no --config given: using the embedded default configuration"),
     }
+    crate::phi::show(cfg.log.phi);
+    if cfg.log.phi {
+        tracing::warn!(
+            "log.phi = true: file names and bots' error texts are logged and may carry patient data"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

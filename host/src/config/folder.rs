@@ -6,7 +6,10 @@ use anyhow::{Result, bail};
 use interlink_sdk::hl7::Charset;
 use serde::Deserialize;
 
-use super::values::{After, charset, check_glob, default_after, default_encoding, default_pattern};
+use super::values::{
+    After, charset, check_glob, default_after, default_encoding, default_max_file_mb,
+    default_pattern,
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +32,9 @@ pub struct FolderConfig {
     /// Where a file that looks like HL7 but cannot be read as HL7 is moved;
     /// without it such a file stays and is tried again once it changes.
     pub error_dir: Option<PathBuf>,
+    /// Larger files are not read (they go to `error_dir`, or stay).
+    #[serde(default = "default_max_file_mb")]
+    pub max_file_mb: u64,
 }
 
 impl FolderConfig {
@@ -36,6 +42,9 @@ impl FolderConfig {
         check_glob(&self.pattern, &format!("{key}.pattern"))?;
         if self.poll_ms == 0 {
             bail!("{key}.poll_ms must be at least 1");
+        }
+        if self.max_file_mb == 0 {
+            bail!("{key}.max_file_mb must be at least 1");
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ mod destination;
 mod folder;
 mod journal;
 mod listener;
+mod log;
 mod plugins;
 mod sftp;
 mod ssh;
@@ -31,6 +32,7 @@ pub use destination::{
 pub use folder::FolderConfig;
 pub use journal::JournalConfig;
 pub use listener::{AckWhen, ListenerConfig, ListenerTls};
+pub use log::LogConfig;
 pub use plugins::PluginsConfig;
 pub use sftp::SftpConfig;
 pub use ssh::SshConfig;
@@ -64,6 +66,8 @@ pub struct Config {
     pub destinations: Vec<DestinationConfig>,
     #[serde(default)]
     pub bots: BTreeMap<String, BotConfig>,
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 impl Config {

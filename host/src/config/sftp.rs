@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::ssh::{SshConfig, default_ssh_port};
 use super::values::{
     After, charset, check_glob, check_schedule, default_after, default_connect_timeout_s,
-    default_encoding, default_pattern, yes,
+    default_encoding, default_max_file_mb, default_pattern, yes,
 };
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,6 +48,13 @@ pub struct SftpConfig {
     /// Also poll subdirectories (but not `after`'s or `error_dir`).
     #[serde(default)]
     pub recursive: bool,
+    /// With `recursive`: how many directory levels below `dir` are polled.
+    #[serde(default = "default_max_depth")]
+    pub max_depth: usize,
+    /// Most directory entries one poll reads (all directories together);
+    /// past it the poll takes what it has listed.
+    #[serde(default = "default_max_list_entries")]
+    pub max_list_entries: usize,
     #[serde(default = "default_connect_timeout_s")]
     pub connect_timeout_s: u64,
     /// Larger files are not downloaded (they go to `error_dir`).
@@ -68,6 +75,9 @@ impl SftpConfig {
                 "{key}: max_files_per_poll, connect_timeout_s and max_file_mb must be at least 1"
             );
         }
+        if self.max_list_entries == 0 {
+            bail!("{key}.max_list_entries must be at least 1");
+        }
         Ok(())
     }
 
@@ -84,6 +94,9 @@ fn default_sftp_schedule() -> String {
 fn default_max_files_per_poll() -> usize {
     500
 }
-fn default_max_file_mb() -> u64 {
-    64
+fn default_max_depth() -> usize {
+    8
+}
+fn default_max_list_entries() -> usize {
+    10_000
 }

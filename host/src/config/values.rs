@@ -58,6 +58,11 @@ pub(super) fn default_connect_timeout_s() -> u64 {
     10
 }
 
+/// Files larger than this are not read (folders) or downloaded (SFTP).
+pub(super) fn default_max_file_mb() -> u64 {
+    64
+}
+
 pub(super) fn yes() -> bool {
     true
 }

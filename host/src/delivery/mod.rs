@@ -56,7 +56,7 @@ impl Sink {
         control_id: &str,
     ) -> Result<(), DeliveryError> {
         match self {
-            Sink::Folder(f) => f.deliver(row.id, bytes),
+            Sink::Folder(f) => f.deliver(row.id, bytes).await,
             Sink::Mllp(m) => m.deliver(bytes, control_id).await,
             Sink::Sftp(s) => s.deliver(row.id, bytes).await,
         }

@@ -61,19 +61,45 @@ impl Failure {
     }
 }
 
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Failure {
+    /// The failure as the host log shows it: the bot's own text (its panic
+    /// message or error) only with `[log] phi = true`, as it is often built
+    /// from the message it was handling.
+    pub fn logged(&self) -> Logged<'_> {
+        Logged(self)
+    }
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>, guard_bot_text: bool) -> fmt::Result {
+        let bot_text = |t: &str| match guard_bot_text {
+            true => crate::phi::text(t).to_string(),
+            false => t.to_string(),
+        };
         match self {
             Failure::TimedOut(d) => write!(f, "timed out after {} ms", d.as_millis()),
             Failure::OutOfMemory(bytes) => {
                 write!(f, "exceeded its {} MiB memory limit", bytes / (1024 * 1024))
             }
-            Failure::Panicked(msg) => write!(f, "panicked: {msg}"),
+            Failure::Panicked(msg) => write!(f, "panicked: {}", bot_text(msg)),
             Failure::Trapped(msg) => write!(f, "trapped: {msg}"),
-            Failure::Bot { message, .. } => write!(f, "failed: {message}"),
+            Failure::Bot { message, .. } => write!(f, "failed: {}", bot_text(message)),
             Failure::Host(msg) => write!(f, "could not run: {msg}"),
             Failure::Refused(msg) => write!(f, "reply refused: {msg}"),
         }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.describe(f, false)
+    }
+}
+
+/// A [`Failure`] as the host log shows it (see [`Failure::logged`]).
+pub struct Logged<'a>(&'a Failure);
+
+impl fmt::Display for Logged<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.describe(f, true)
     }
 }
 
@@ -179,7 +205,14 @@ impl LoadedBot {
         let duration = started.elapsed();
         let mut state = store.into_data();
         for (level, pipe) in [(Level::Info, &stdout), (Level::Warn, &stderr)] {
-            for line in String::from_utf8_lossy(&pipe.contents()).lines() {
+            let output = String::from_utf8_lossy(&pipe.contents()).into_owned();
+            // The panic report carries the panic message: kept in the run's
+            // error (journal), logged only with `[log] phi = true`.
+            let output = match crate::phi::shown() {
+                true => &output[..],
+                false => before_panic_report(&output),
+            };
+            for line in output.lines() {
                 if !line.trim().is_empty() {
                     state.push_log(level, line.to_string());
                 }
@@ -225,6 +258,14 @@ fn classify(
     match e.downcast_ref::<Trap>() {
         Some(trap) => Failure::Trapped(trap.to_string()),
         None => Failure::Trapped(format!("{e:#}")),
+    }
+}
+
+/// `output` up to the line where Rust's panic report starts.
+fn before_panic_report(output: &str) -> &str {
+    match output.find("panicked at ") {
+        Some(at) => &output[..output[..at].rfind('\n').map_or(0, |nl| nl + 1)],
+        None => output,
     }
 }
 
@@ -282,6 +323,9 @@ mod tests {
             "boom: bad PID (at src/lib.rs:12:9)"
         );
         assert_eq!(panic_message("nothing"), None);
+        let before = "checking\nthread '<unnamed>' panicked at src/lib.rs:1:1:\nDOE^JANE\n";
+        assert_eq!(before_panic_report(before), "checking\n");
+        assert_eq!(before_panic_report("fine\n"), "fine\n");
     }
 
     #[test]

@@ -146,10 +146,10 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
                     );
                     record.status = RunStatus::Pending;
                     record.next_attempt_ms = journal::now_ms() + backoff;
-                    tracing::warn!(bot = %name, event = run.event_id, outcome = "retry", attempt = attempts, duration_us = micros, "{failure}; retrying in {backoff} ms");
+                    tracing::warn!(bot = %name, event = run.event_id, outcome = "retry", attempt = attempts, duration_us = micros, "{}; retrying in {backoff} ms", failure.logged());
                 } else {
                     record.status = RunStatus::Failed;
-                    tracing::error!(bot = %name, event = run.event_id, outcome = "failed", attempt = attempts, duration_us = micros, "{failure}");
+                    tracing::error!(bot = %name, event = run.event_id, outcome = "failed", attempt = attempts, duration_us = micros, "{}", failure.logged());
                 }
             }
         }

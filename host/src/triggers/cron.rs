@@ -5,6 +5,7 @@
 //! previous tick is skipped (and the skip logged); a delayed loop fires
 //! once, not once per missed firing; after a restart, `catch_up = "last"`
 //! fires one tick for the latest firing missed while the host was down.
+//! Its journal reads run on tokio's blocking pool.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use cron::Schedule;
 
+use crate::blocking;
 use crate::config::{CatchUp, CronConfig};
 use crate::intake::{Inbound, Intake, Provenance};
 use crate::journal::Reader;
@@ -34,7 +36,7 @@ struct Entry {
 /// Runs the scheduler until the process ends.
 pub async fn run(cfg: CronConfig, intake: Intake, runtime: Arc<Runtime>) -> Result<()> {
     let tz = Tz::from_str(&cfg.timezone).map_err(|e| anyhow::anyhow!("cron.timezone: {e}"))?;
-    let reader = Mutex::new(intake.journal().reader()?);
+    let reader = Arc::new(Mutex::new(intake.journal().reader()?));
     let mut entries: HashMap<String, Entry> = HashMap::new();
     let mut first_pass = true;
     loop {
@@ -49,12 +51,12 @@ pub async fn run(cfg: CronConfig, intake: Intake, runtime: Arc<Runtime>) -> Resu
                 continue;
             };
             if first_pass && cfg.catch_up == CatchUp::Last {
-                let last = reader
-                    .lock()
-                    .expect("reader lock")
-                    .last_tick(&text)
-                    .ok()
-                    .flatten();
+                let (r, t) = (reader.clone(), text.clone());
+                let last =
+                    blocking::run(move || Ok(r.lock().expect("reader lock").last_tick(&t)?))
+                        .await
+                        .ok()
+                        .flatten();
                 if let Some(missed) = last.and_then(|ms| latest_missed(&schedule, ms, &now)) {
                     tracing::info!(schedule = %text, "catching up on the firing missed at {missed}");
                     fire(&intake, &runtime, &reader, &text, missed.timestamp_millis()).await;
@@ -106,21 +108,21 @@ fn latest_missed(schedule: &Schedule, last_ms: i64, now: &DateTime<Tz>) -> Optio
 async fn fire(
     intake: &Intake,
     runtime: &Runtime,
-    reader: &Mutex<Reader>,
+    reader: &Arc<Mutex<Reader>>,
     schedule: &str,
     at_ms: i64,
 ) {
-    let busy: Vec<String> = runtime
-        .route(RouteKey::Tick { schedule })
-        .into_iter()
-        .filter(|bot| {
-            reader
-                .lock()
-                .expect("reader lock")
-                .tick_pending(bot, schedule)
-                .unwrap_or(false)
-        })
-        .collect();
+    let routes = runtime.route(RouteKey::Tick { schedule });
+    let (r, s) = (reader.clone(), schedule.to_string());
+    let busy: Vec<String> = blocking::run(move || {
+        let r = r.lock().expect("reader lock");
+        Ok(routes
+            .into_iter()
+            .filter(|bot| r.tick_pending(bot, &s).unwrap_or(false))
+            .collect())
+    })
+    .await
+    .unwrap_or_default();
     for bot in &busy {
         tracing::warn!(bot = %bot, schedule, "skipped a tick: the bot is still busy with the previous one");
     }

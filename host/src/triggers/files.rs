@@ -2,6 +2,10 @@
 //! its ledger entry unless the ledger already has it. A file that starts
 //! like HL7 (`MSH`, `FHS` or `BHS`) becomes one hl7 item per message and
 //! must decode and parse as HL7; any other file becomes one file item.
+//!
+//! [`prepare`] (hashing, the ledger lookup, splitting) blocks: folders run
+//! it on tokio's blocking pool, SFTP sources on their own thread. [`submit`]
+//! hands the result to the journal's writer.
 
 use std::sync::Mutex;
 
@@ -10,17 +14,23 @@ use sha2::{Digest, Sha256};
 
 use crate::intake::{Hl7Item, Inbound, Intake, Provenance};
 use crate::journal::{LedgerEntry, Reader};
+use crate::phi;
 
-/// What [`journal`] did with a file.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Journaled {
-    /// Journaled now: the source may dispose of it.
-    Now,
-    /// The ledger already had it (kept, or the host stopped before it was
-    /// disposed of): nothing journaled, the source may dispose of it.
+/// What [`prepare`] made of a file.
+pub enum Prepared {
+    /// New: its items and ledger entry, for [`submit`].
+    New(Ready),
+    /// The ledger already has it (kept, or the host stopped before it was
+    /// disposed of): nothing to journal, the source may dispose of it.
     Before,
     /// It starts like HL7 but is not, for this reason; nothing journaled.
     NotHl7(String),
+}
+
+/// A new file's items and ledger entry, ready to journal.
+pub struct Ready {
+    entry: LedgerEntry,
+    items: Vec<Inbound>,
 }
 
 /// A file a source has read.
@@ -32,14 +42,13 @@ pub struct TakenFile<'a> {
     pub mtime_ms: i64,
 }
 
-/// Journals `file` (its items and its ledger entry, in one commit) unless
-/// the ledger already has it.
-pub async fn journal(
-    intake: &Intake,
+/// Hashes `file`, looks it up in the ledger and splits it into items.
+/// Blocks (SQLite read, hashing).
+pub fn prepare(
     reader: &Mutex<Reader>,
     file: TakenFile<'_>,
     encoding: Charset,
-) -> anyhow::Result<Journaled> {
+) -> anyhow::Result<Prepared> {
     let TakenFile {
         source,
         name,
@@ -48,18 +57,24 @@ pub async fn journal(
     } = file;
     let entry = ledger_entry(source, name, &bytes, mtime_ms);
     if reader.lock().expect("reader lock").file_taken(&entry)? {
-        return Ok(Journaled::Before);
+        return Ok(Prepared::Before);
     }
-    let items = match items(name, bytes, encoding) {
-        Ok(items) => items,
-        Err(why) => return Ok(Journaled::NotHl7(why)),
-    };
+    Ok(match items(name, bytes, encoding) {
+        Ok(items) => Prepared::New(Ready { entry, items }),
+        Err(why) => Prepared::NotHl7(why),
+    })
+}
+
+/// Journals a new file's items and its ledger entry in one commit.
+pub async fn submit(intake: &Intake, ready: Ready) -> anyhow::Result<()> {
+    let Ready { entry, items } = ready;
+    let (source, name, size) = (entry.source.clone(), entry.name.clone(), entry.size);
     let count = items.len();
     let ids = intake
-        .submit(source, items, Some(Provenance::File(entry)))
+        .submit(&source, items, Some(Provenance::File(entry)))
         .await?;
-    tracing::info!(source, file = %name, events = count, first_event = ids.first().copied().unwrap_or(0), "journaled");
-    Ok(Journaled::Now)
+    tracing::info!(source, file = %phi::file(&name), size, events = count, first_event = ids.first().copied().unwrap_or(0), "journaled");
+    Ok(())
 }
 
 /// The ledger entry that records `bytes`, named `name`, as taken.

@@ -11,6 +11,11 @@
 //! downloaded or that starts like HL7 but is not goes to `error_dir`, or
 //! stays: one that cannot be read as HL7 until it changes, one that cannot
 //! be downloaded until the next poll.
+//!
+//! A listing reads at most `max_list_entries` directory entries and, with
+//! `recursive`, goes at most `max_depth` directories down; a poll that hits
+//! either cap works with what it has listed, and the cap is logged once
+//! (again only after a poll that did not hit it).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -25,10 +30,11 @@ use chrono_tz::Tz;
 use cron::Schedule;
 use tokio::runtime::Handle;
 
-use super::files::{self, Journaled};
+use super::files::{self, Prepared};
 use crate::config::{After, SftpConfig};
 use crate::intake::Intake;
 use crate::journal::Reader;
+use crate::phi;
 use crate::ssh::{Endpoint, SftpSession};
 
 /// Starts polling `cfg` on a thread of its own.
@@ -51,6 +57,7 @@ pub fn start(cfg: SftpConfig, timezone: &str, intake: Intake) -> Result<()> {
         last_seen: HashMap::new(),
         passed: HashSet::new(),
         complaints: HashMap::new(),
+        cut: None,
         cfg,
     };
     std::thread::Builder::new()
@@ -92,7 +99,20 @@ struct Poller {
     /// The last error of each file (as listed) that failed, so it is
     /// logged once, not at every poll.
     complaints: HashMap<Remote, String>,
+    /// What the listing caps left out at the latest poll, as logged.
+    cut: Option<String>,
 }
+
+/// A remote directory listing.
+struct Listing {
+    files: Vec<Remote>,
+    /// Which caps (`max_list_entries`, `max_depth`) left entries out.
+    cut: Option<String>,
+}
+
+/// libssh2's `LIBSSH2_ERROR_FILE`: what reading a directory handle returns
+/// after its last entry.
+const END_OF_DIRECTORY: ssh2::ErrorCode = ssh2::ErrorCode::Session(-16);
 
 impl Poller {
     fn run(mut self, schedule: Schedule, tz: Tz) {
@@ -148,12 +168,18 @@ impl Poller {
             None => self.list_fresh()?,
         };
         let session = self.session.take().expect("listed with a session");
-        let result = self.take_settled(&session, listing);
+        if listing.cut != self.cut {
+            if let Some(cut) = &listing.cut {
+                tracing::warn!(source = %self.cfg.name, "{cut}; each poll takes what it listed");
+            }
+            self.cut = listing.cut;
+        }
+        let result = self.take_settled(&session, listing.files);
         self.session = Some(session);
         result
     }
 
-    fn list_fresh(&mut self) -> Result<Vec<Remote>> {
+    fn list_fresh(&mut self) -> Result<Listing> {
         let session = self.endpoint.open()?;
         let listing = self.list(&session)?;
         self.session = Some(session);
@@ -203,8 +229,9 @@ impl Poller {
     }
 
     /// The matching files under `dir` (and its subdirectories with
-    /// `recursive`), without dotfiles and without the move and error dirs.
-    fn list(&self, session: &SftpSession) -> Result<Vec<Remote>> {
+    /// `recursive`, down to `max_depth`), without dotfiles and without the
+    /// move and error dirs, from at most `max_list_entries` entries read.
+    fn list(&self, session: &SftpSession) -> Result<Listing> {
         let root = Path::new(&self.cfg.dir);
         let skip: Vec<&Path> = [
             match &self.cfg.after {
@@ -217,22 +244,44 @@ impl Poller {
         .flatten()
         .collect();
         let mut out = Vec::new();
-        let mut dirs = vec![root.to_path_buf()];
-        while let Some(dir) = dirs.pop() {
-            let entries = session
+        let mut budget = self.cfg.max_list_entries;
+        let (mut entries_cut, mut depth_cut) = (false, false);
+        let mut dirs = vec![(root.to_path_buf(), 0)];
+        'dirs: while let Some((dir, depth)) = dirs.pop() {
+            let mut handle = session
                 .sftp
-                .readdir(&dir)
+                .opendir(&dir)
                 .with_context(|| format!("cannot list {}", dir.display()))?;
-            for (path, stat) in entries {
-                let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+            loop {
+                let (entry, stat) = match handle.readdir() {
+                    Ok(e) => e,
+                    Err(e) if e.code() == END_OF_DIRECTORY => break,
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot list {}", dir.display()));
+                    }
+                };
+                let Some(file_name) = entry.to_str() else {
                     continue;
                 };
+                if file_name == "." || file_name == ".." {
+                    continue;
+                }
+                if budget == 0 {
+                    entries_cut = true;
+                    break 'dirs;
+                }
+                budget -= 1;
                 if file_name.starts_with('.') {
                     continue;
                 }
+                let path = dir.join(file_name);
                 if stat.is_dir() {
                     if self.cfg.recursive && !skip.contains(&path.as_path()) {
-                        dirs.push(path);
+                        if depth < self.cfg.max_depth {
+                            dirs.push((path, depth + 1));
+                        } else {
+                            depth_cut = true;
+                        }
                     }
                     continue;
                 }
@@ -252,7 +301,24 @@ impl Poller {
                 });
             }
         }
-        Ok(out)
+        let cut = [
+            entries_cut.then(|| {
+                format!(
+                    "listing stopped at max_list_entries = {}",
+                    self.cfg.max_list_entries
+                )
+            }),
+            depth_cut.then(|| {
+                format!(
+                    "subdirectories below max_depth = {} not listed",
+                    self.cfg.max_depth
+                )
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(|a, b| format!("{a}; {b}"));
+        Ok(Listing { files: out, cut })
     }
 
     /// Takes one file; returns whether it was journaled or disposed of.
@@ -275,20 +341,14 @@ impl Poller {
             bytes,
             mtime_ms: file.mtime_s as i64 * 1000,
         };
-        let journaled = self.runtime.block_on(files::journal(
-            &self.intake,
-            &self.reader,
-            taken,
-            self.cfg.encoding,
-        ))?;
-        match journaled {
-            Journaled::Now => {}
+        match files::prepare(&self.reader, taken, self.cfg.encoding)? {
+            Prepared::New(ready) => self.runtime.block_on(files::submit(&self.intake, ready))?,
             // Logged once, not at every poll while its disposal fails.
-            Journaled::Before if !self.complaints.contains_key(file) => {
-                tracing::info!(%source, file = %file.name, "already journaled; finishing its disposal");
+            Prepared::Before if !self.complaints.contains_key(file) => {
+                tracing::info!(%source, file = %phi::file(&file.name), "already journaled; finishing its disposal");
             }
-            Journaled::Before => {}
-            Journaled::NotHl7(why) => {
+            Prepared::Before => {}
+            Prepared::NotHl7(why) => {
                 return self.reject(session, file, &format!("not HL7: {why}"), true);
             }
         }
@@ -299,9 +359,8 @@ impl Poller {
             After::Delete => session
                 .sftp
                 .unlink(&file.path)
-                .with_context(|| format!("{} journaled, but cannot delete it", file.name))?,
-            After::Move(dir) => move_into(session, file, dir)
-                .with_context(|| format!("{} journaled, but", file.name))?,
+                .context("journaled, but cannot delete it")?,
+            After::Move(dir) => move_into(session, file, dir).context("journaled, but")?,
         }
         Ok(true)
     }
@@ -319,7 +378,7 @@ impl Poller {
         let source = &self.cfg.name;
         match &self.cfg.error_dir {
             Some(dir) => {
-                tracing::error!(%source, file = %file.name, "{why}; moved to {dir}");
+                tracing::error!(%source, file = %phi::file(&file.name), "{why}; moved to {dir}");
                 move_into(session, file, Path::new(dir))?;
                 Ok(true)
             }
@@ -339,7 +398,7 @@ impl Poller {
     /// Logs a file's problem, once until it changes.
     fn complain(&mut self, file: &Remote, text: String) {
         if self.complaints.get(file) != Some(&text) {
-            tracing::error!(source = %self.cfg.name, file = %file.name, "{text}");
+            tracing::error!(source = %self.cfg.name, file = %phi::file(&file.name), "{text}");
             self.complaints.insert(file.clone(), text);
         }
     }
@@ -367,5 +426,5 @@ fn move_into(session: &SftpSession, file: &Remote, dir: &Path) -> Result<()> {
     session
         .sftp
         .rename(&file.path, &target, None)
-        .with_context(|| format!("cannot move to {}", target.display()))
+        .with_context(|| format!("cannot move into {}", dir.display()))
 }

@@ -24,10 +24,11 @@ impl Bot for AdtRouter {
         msg.set("MSH-5", &application)?;
         msg.set("MSH-6", &facility)?;
         let destination = host::config("destination").unwrap_or_else(|| "outbox".into());
+        // Ids that are not patient data only: the host log is not the chart.
         host::info(&format!(
-            "routing {} for patient {} to {destination}",
-            msg.control_id(),
-            msg.get("PID-3.1").unwrap_or_default()
+            "routing {} {} to {destination}",
+            msg.message_type(),
+            msg.control_id()
         ));
         Ok(Reply::default().send(&destination, msg.encode()))
     }

@@ -29,7 +29,12 @@ impl Bot for PatientCounter {
             .unwrap_or(0)
             + 1;
         host::kv::set(&key, count.to_string());
-        host::info(&format!("patient {patient}: {count} ADT event(s)"));
+        // The patient id stays out of the log (it is in the KV key only).
+        host::info(&format!(
+            "{} {}: visit {count} of its patient counted",
+            msg.message_type(),
+            msg.control_id()
+        ));
         Ok(Reply::default())
     }
 }

@@ -5,7 +5,7 @@
 //! |--------------------|--------------------------------------------------|
 //! | `LOOP`             | spins forever                                    |
 //! | `OOM`              | allocates until the host stops it                |
-//! | `PANIC`            | panics                                           |
+//! | `PANIC`            | panics, naming the patient (PID-5)               |
 //! | `V1PANIC`          | panics in the v1 build only                      |
 //! | `READ`             | tries to read `/etc/hostname`                    |
 //! | `NET`              | tries to open a TCP connection                   |
@@ -72,7 +72,11 @@ impl Bot for Probe {
                 std::hint::black_box(&hoard);
             }
         } else if id.starts_with("PANIC") || (id.starts_with("V1PANIC") && BUILD == "v1") {
-            panic!("probe panicked on purpose");
+            // Names the patient, as real panics often do (`expect` on data).
+            panic!(
+                "probe panicked on purpose on patient {}",
+                msg.get("PID-5").unwrap_or_default()
+            );
         } else if id.starts_with("READ") {
             return match std::fs::read_to_string("/etc/hostname") {
                 Ok(text) => Ok(Reply::default()
