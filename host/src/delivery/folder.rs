@@ -1,16 +1,14 @@
-//! Folder destinations: each message becomes a file named after its outbox
-//! id, written under a temporary name, fsync'd and renamed into place, so a
-//! reader never sees half a message and a redelivery after a crash rewrites
-//! the same file instead of adding a second one. The write and fsync run on
-//! tokio's blocking pool.
+//! Folder destinations: each message becomes a file in a local directory
+//! ([`super::file_out`]: temporary name, fsync, rename). The write and fsync
+//! run on tokio's blocking pool.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
 use super::DeliveryError;
+use super::file_out::{self, Local};
 use crate::config::FolderDestination;
 
 pub struct FolderSink {
@@ -30,19 +28,10 @@ impl FolderSink {
     }
 
     pub async fn deliver(&mut self, id: i64, bytes: &[u8]) -> Result<(), DeliveryError> {
-        let name = format!("{id:010}.{}", self.extension);
+        let name = file_out::file_name(id, &self.extension);
         let (dir, bytes) = (self.dir.clone(), bytes.to_vec());
-        crate::blocking::run(move || {
-            let tmp = dir.join(format!(".{name}.tmp"));
-            let write = || -> std::io::Result<()> {
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(&bytes)?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, dir.join(&name))
-            };
-            write().with_context(|| format!("cannot write {name}"))
-        })
-        .await
-        .map_err(|e| DeliveryError::Transient(format!("{e:#}")))
+        crate::blocking::run(move || file_out::write(&Local, &dir, &name, &bytes))
+            .await
+            .map_err(|e| DeliveryError::Transient(format!("{e:#}")))
     }
 }

@@ -4,6 +4,7 @@
 //! behind it wait, to keep order); a message that can never be delivered
 //! (it cannot be encoded for the destination) goes to the dead-letter list.
 
+mod file_out;
 mod folder;
 pub mod mllp;
 mod prepare;

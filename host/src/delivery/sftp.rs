@@ -1,17 +1,15 @@
-//! SFTP destinations: each message becomes a remote file named after its
-//! outbox id, written under a dot-prefixed temporary name and renamed into
-//! place, so the receiver never picks up half a file and a redelivery after
-//! a crash replaces the same file instead of adding a second one. The SSH
-//! session is kept between messages; ssh2 blocks, so each write runs on
-//! tokio's blocking pool.
+//! SFTP destinations: each message becomes a file on an SSH server
+//! ([`super::file_out`]: temporary name, fsync where the server offers it,
+//! rename). The SSH session is kept between messages; ssh2 blocks, so each
+//! write runs on tokio's blocking pool.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::DeliveryError;
+use super::file_out;
 use crate::config::SftpDestination;
 use crate::ssh::{Endpoint, SftpSession};
 
@@ -39,7 +37,7 @@ impl SftpSink {
     }
 
     pub async fn deliver(&mut self, id: i64, bytes: &[u8]) -> Result<(), DeliveryError> {
-        let name = format!("{id:010}.{}", self.extension);
+        let name = file_out::file_name(id, &self.extension);
         let kept = self.session.take();
         let (endpoint, dir, bytes) = (self.endpoint.clone(), self.dir.clone(), bytes.to_vec());
         let (session, result) = tokio::task::spawn_blocking(move || {
@@ -66,17 +64,25 @@ impl SftpSink {
     }
 }
 
-fn write(session: &SftpSession, dir: &std::path::Path, name: &str, bytes: &[u8]) -> Result<()> {
+fn write(session: &SftpSession, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     session.create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut file = session
-        .sftp
-        .create(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    // fsync@openssh.com where the server has it; not every server does.
-    let _ = file.fsync();
-    drop(file);
-    session.replace(&tmp, &dir.join(name))
+    file_out::write(session, dir, name, bytes)
+}
+
+impl file_out::Storage for SftpSession {
+    type File = ssh2::File;
+
+    fn create(&self, path: &Path) -> Result<ssh2::File> {
+        Ok(self.sftp.create(path)?)
+    }
+
+    /// fsync@openssh.com where the server has it; not every server does.
+    fn sync(&self, file: &mut ssh2::File) -> Result<()> {
+        let _ = file.fsync();
+        Ok(())
+    }
+
+    fn replace(&self, from: &Path, to: &Path) -> Result<()> {
+        SftpSession::replace(self, from, to)
+    }
 }
