@@ -23,7 +23,8 @@ pub use read::{
     EventFilter, EventSummary, OutboxRow, OutboxSummary, PendingRun, Reader, StoredEvent,
 };
 pub use write::{
-    Ingest, LedgerEntry, NewEvent, Queued, Receipt, Received, RunRecord, RunStatus, StateWrites,
+    AppReply, Ingest, LedgerEntry, NewEvent, Queued, Receipt, Received, RunRecord, RunStatus,
+    StateWrites,
 };
 
 /// Why the journal could not do something.

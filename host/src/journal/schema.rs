@@ -140,6 +140,15 @@ DELETE FROM received WHERE event_id NOT IN
 DROP INDEX received_by_key;
 CREATE UNIQUE INDEX received_by_key ON received (listener, sender, control_id);
 "#,
+    r#"
+-- What the bot made of a message received by a listener with application
+-- ACKs, committed with its run: a resend after a crash that lost the ACK
+-- is answered from it instead of waiting for a run that is already over.
+-- reply_kind: 'ack' (reply_text = the bot's ACK, or NULL for AA) | 'failed'
+-- (reply_text = the reason).
+ALTER TABLE received ADD COLUMN reply_kind TEXT;
+ALTER TABLE received ADD COLUMN reply_text TEXT;
+"#,
 ];
 
 /// Settings every connection gets.

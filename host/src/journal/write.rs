@@ -35,14 +35,44 @@ pub struct Receipt {
     pub duplicate_since_ms: Option<i64>,
 }
 
+/// What a bot made of a message a listener with application ACKs waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppReply {
+    /// Done; the bot's ACK, if it gave one.
+    Ack(Option<String>),
+    /// The run failed (or will be retried), with the reason.
+    Failed(String),
+}
+
+impl AppReply {
+    fn to_row(&self) -> (&'static str, Option<&str>) {
+        match self {
+            AppReply::Ack(text) => ("ack", text.as_deref()),
+            AppReply::Failed(why) => ("failed", Some(why)),
+        }
+    }
+
+    fn from_row(kind: Option<String>, text: Option<String>) -> Option<AppReply> {
+        match kind.as_deref()? {
+            "ack" => Some(AppReply::Ack(text)),
+            _ => Some(AppReply::Failed(text.unwrap_or_default())),
+        }
+    }
+}
+
 /// What became of a message a listener received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
     /// Journaled as this new event.
     New(i64),
     /// A resend of this earlier event: nothing was journaled. Its ACK, once
-    /// known.
-    Duplicate { event_id: i64, ack: Option<Vec<u8>> },
+    /// known; with application ACKs, the bot's outcome once it is committed
+    /// (the ACK may be unknown while the outcome is, after a crash).
+    Duplicate {
+        event_id: i64,
+        ack: Option<Vec<u8>>,
+        reply: Option<AppReply>,
+    },
 }
 
 /// Everything one intake commit writes.
@@ -95,6 +125,9 @@ pub struct RunRecord {
     pub duration_us: i64,
     /// Messages to deliver; only for `Done`.
     pub send: Vec<Queued>,
+    /// For an event a listener's application ACK waits on: the outcome,
+    /// recorded with its receipt.
+    pub reply: Option<AppReply>,
 }
 
 /// A message a bot queued for a destination.
@@ -174,16 +207,22 @@ pub fn ingest_received(
     {
         let earlier = c
             .prepare_cached(
-                "SELECT event_id, ack FROM received
+                "SELECT event_id, ack, reply_kind, reply_text FROM received
                  WHERE listener = ?1 AND sender = ?2 AND control_id = ?3 AND at_ms >= ?4",
             )?
             .query_row(
                 params![receipt.listener, receipt.sender, receipt.control_id, since],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| {
+                    Ok(Received::Duplicate {
+                        event_id: r.get(0)?,
+                        ack: r.get(1)?,
+                        reply: AppReply::from_row(r.get(2)?, r.get(3)?),
+                    })
+                },
             )
             .optional()?;
-        if let Some((event_id, ack)) = earlier {
-            return Ok(Received::Duplicate { event_id, ack });
+        if let Some(duplicate) = earlier {
+            return Ok(duplicate);
         }
     }
     let ids = ingest(c, batch)?;
@@ -229,6 +268,10 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
         "INSERT INTO outbox (event_id, bot, destination, message, status, created_ms, order_hash)
          VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)",
     )?;
+    let mut record_reply = c.prepare_cached(
+        "UPDATE received SET reply_kind = ?2, reply_text = ?3
+         WHERE event_id = ?1 AND reply_kind IS NULL",
+    )?;
     for r in runs {
         update_run.execute(params![
             r.event_id,
@@ -241,6 +284,10 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
             r.duration_us,
             now
         ])?;
+        if let Some(reply) = &r.reply {
+            let (kind, text) = reply.to_row();
+            record_reply.execute(params![r.event_id, kind, text])?;
+        }
         for q in &r.send {
             insert_outbox.execute(params![
                 r.event_id,
@@ -390,7 +437,14 @@ mod tests {
         assert_eq!(first, Received::New(1));
         let again = ingest_received(&c, &one_event(), &receipt(window)).unwrap();
         let ack = Some(b"ACK1".to_vec());
-        assert_eq!(again, Received::Duplicate { event_id: 1, ack });
+        assert_eq!(
+            again,
+            Received::Duplicate {
+                event_id: 1,
+                ack,
+                reply: None
+            }
+        );
         // Outside the window (here: none), the new copy takes the key over.
         let later = ingest_received(&c, &one_event(), &receipt(None)).unwrap();
         assert_eq!(later, Received::New(2));
@@ -411,5 +465,37 @@ mod tests {
         assert_eq!(receipt_ack(&c, 1, b"AA".to_vec()).unwrap(), b"AR");
         // No receipt (purged): the ACK given is the answer.
         assert_eq!(receipt_ack(&c, 9, b"AE".to_vec()).unwrap(), b"AE");
+    }
+
+    #[test]
+    fn a_resend_after_a_lost_ack_gets_the_committed_outcome() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut c).unwrap();
+        let mut r = receipt(Some(now_ms() - 60_000));
+        r.ack = None;
+        ingest_received(&c, &one_event(), &r).unwrap();
+        let run = |reply: &str| RunRecord {
+            event_id: 1,
+            bot: "bot".into(),
+            bot_version: "1".into(),
+            status: RunStatus::Done,
+            attempts: 1,
+            next_attempt_ms: 0,
+            error: None,
+            duration_us: 1,
+            send: Vec::new(),
+            reply: Some(AppReply::Ack(Some(reply.into()))),
+        };
+        complete(&c, &[run("first")], &StateWrites::default()).unwrap();
+        complete(&c, &[run("second")], &StateWrites::default()).unwrap();
+        let again = ingest_received(&c, &one_event(), &r).unwrap();
+        assert_eq!(
+            again,
+            Received::Duplicate {
+                event_id: 1,
+                ack: None,
+                reply: Some(AppReply::Ack(Some("first".into())))
+            }
+        );
     }
 }

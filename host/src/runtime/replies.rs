@@ -15,14 +15,7 @@ use tokio::sync::oneshot;
 /// How long an outcome stays available to waiters that come late.
 const KEEP: Duration = Duration::from_secs(60);
 
-/// What a bot made of a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AppReply {
-    /// Done; the bot's ACK, if it gave one.
-    Ack(Option<String>),
-    /// The run failed (or will be retried), with the reason.
-    Failed(String),
-}
+pub use crate::journal::AppReply;
 
 #[derive(Default)]
 pub struct Replies {

@@ -119,12 +119,14 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
             error: None,
             duration_us: micros as i64,
             send: Vec::new(),
+            reply: None,
         };
         if awaited {
             let reply = match &result {
                 Ok(_) => AppReply::Ack(ack),
                 Err(f) => AppReply::Failed(f.to_string()),
             };
+            record.reply = Some(reply.clone());
             replies.push((run.event_id, reply));
         }
         match result {

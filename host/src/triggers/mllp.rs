@@ -159,12 +159,26 @@ impl Listener {
         let control_id = &accepted.control_id;
         let (event_id, routed) = match self.intake.submit_received(name, item, receipt).await {
             Ok((Received::New(id), routed)) => (id, routed),
-            Ok((Received::Duplicate { event_id, ack }, routed)) => {
+            Ok((
+                Received::Duplicate {
+                    event_id,
+                    ack,
+                    reply,
+                },
+                routed,
+            )) => {
                 tracing::info!(listener = %name, %peer, control_id = %control_id, event = event_id, "duplicate: answered with the original ACK, not processed again");
-                return match ack {
-                    Some(ack) => Some(ack),
-                    None if application => self.application_ack(event_id, accepted, routed).await,
-                    None => accepted.answer(AckCode::AA, None),
+                return match (ack, reply) {
+                    (Some(ack), _) => Some(ack),
+                    // The bot's outcome was committed but its ACK was not
+                    // recorded (the host stopped in between): answer from it.
+                    (None, Some(reply)) if application => {
+                        Some(self.record_ack(event_id, &accepted, reply).await)
+                    }
+                    (None, None) if application => {
+                        self.application_ack(event_id, accepted, routed).await
+                    }
+                    (None, _) => accepted.answer(AckCode::AA, None),
                 };
             }
             Err(e) => {
