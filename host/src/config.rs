@@ -857,6 +857,15 @@ impl Config {
         })
     }
 
+    /// The key that authenticates compile cache entries: beside the journal.
+    pub fn cache_key_path(&self) -> PathBuf {
+        self.journal
+            .path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("cache.key")
+    }
+
     pub fn destination(&self, name: &str) -> Option<&DestinationConfig> {
         self.destinations.iter().find(|d| d.name == name)
     }

@@ -10,6 +10,7 @@
 //! | `READ`             | tries to read `/etc/hostname`                    |
 //! | `NET`              | tries to open a TCP connection                   |
 //! | `SLOW`             | busy-waits `slow_ms` (setting) before answering  |
+//! | `SLEEP`            | sleeps 30 s (`std::thread::sleep`, a WASI poll)  |
 //! | `RETRY`            | fails with a retryable error                     |
 //! | anything else      | counts the message in KV and forwards it         |
 //!
@@ -88,6 +89,8 @@ impl Bot for Probe {
                 .unwrap_or(3000);
             let until = host::now_ms() + ms;
             while host::now_ms() < until {}
+        } else if id.starts_with("SLEEP") {
+            std::thread::sleep(std::time::Duration::from_secs(30));
         } else if id.starts_with("RETRY") {
             return Err(BotError::retry("dependency unavailable"));
         }
