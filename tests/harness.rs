@@ -250,6 +250,8 @@ pub struct Host {
     runs: usize,
     bin: Option<PathBuf>,
     log_filter: String,
+    /// Extra environment variables for the host process.
+    envs: Vec<(String, String)>,
 }
 
 impl Host {
@@ -265,6 +267,7 @@ impl Host {
             runs: 0,
             bin: None,
             log_filter: "info".into(),
+            envs: Vec::new(),
         }
     }
 
@@ -277,6 +280,12 @@ impl Host {
     /// Logs with this `INTERLINK_LOG` filter instead of `info`.
     pub fn with_log_filter(mut self, filter: &str) -> Host {
         self.log_filter = filter.to_string();
+        self
+    }
+
+    /// Starts the host with the environment variable `key` set to `value`.
+    pub fn with_env(mut self, key: &str, value: &str) -> Host {
+        self.envs.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -302,6 +311,7 @@ impl Host {
             .current_dir(self.dir.path())
             .env("INTERLINK_LOG", &self.log_filter)
             .env("NO_COLOR", "1")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use interlink::config::Config;
 use interlink::journal::Journal;
 use interlink::runtime::bindings::{Event, Hl7Message};
+use interlink::runtime::cache::CompileCache;
 use interlink::runtime::engine::{BotEngine, Limits};
 use interlink::runtime::state::{NoState, Session};
 use interlink::runtime::{Runtime, watcher};
@@ -97,7 +98,8 @@ fn hot_load() {
         let toml = format!("[plugins]\ndir = \"plugins\"\ncache_dir = \"cache-{round}\"\n");
         let cfg = Arc::new(Config::parse(&toml, dir.path()).unwrap());
         let journal = Journal::open(&dir.path().join("j.db")).unwrap();
-        let engine = BotEngine::new(Limits::new(64, 1000), Some(cfg.cache_dir())).unwrap();
+        let cache = CompileCache::open(&cfg.cache_dir(), &cfg.cache_key_path()).unwrap();
+        let engine = BotEngine::new(Limits::new(64, 1000), Some(cache)).unwrap();
         let rt = Runtime::new(engine, journal, cfg.clone());
         rt_tokio.block_on(watcher::start(rt.clone())).unwrap();
         let target = cfg.plugins.dir.join("adt_router.wasm");

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use crate::config::Config;
 use crate::intake::Intake;
 use crate::journal::{self, Journal};
+use crate::runtime::cache::CompileCache;
 use crate::runtime::engine::{BotEngine, Limits};
 use crate::runtime::{Runtime, watcher};
 use crate::{delivery, triggers};
@@ -41,7 +42,8 @@ async fn serve(cfg: Arc<Config>) -> Result<()> {
     let journal = Journal::open_capped(&cfg.journal.path, max_bytes)
         .with_context(|| format!("cannot open journal {}", cfg.journal.path.display()))?;
     let limits = Limits::new(cfg.plugins.memory_mb, cfg.plugins.timeout_ms);
-    let engine = BotEngine::new(limits, Some(cfg.cache_dir()))?;
+    let cache = CompileCache::open(&cfg.cache_dir(), &cfg.cache_key_path())?;
+    let engine = BotEngine::new(limits, Some(cache))?;
     tracing::info!(
         journal = %cfg.journal.path.display(),
         pooling = engine.pooled(),

@@ -167,6 +167,15 @@ impl Config {
         }
     }
 
+    /// The key that authenticates compile cache entries: beside the journal.
+    pub fn cache_key_path(&self) -> PathBuf {
+        self.journal
+            .path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("cache.key")
+    }
+
     /// Where compiled bots are cached.
     pub fn cache_dir(&self) -> PathBuf {
         self.plugins.cache_dir.clone().unwrap_or_else(|| {

@@ -2,8 +2,17 @@
 //! fresh instance from the pre-instantiated component, its own memory cap,
 //! a wall-clock deadline and captured stdout/stderr; failures come back as a
 //! [`Failure`] that says in plain words what happened.
+//!
+//! The deadline holds two ways: the epoch deadline traps wasm that keeps
+//! running (a busy loop never yields its fiber), and the whole call runs
+//! as a future under `tokio::time::timeout`, which abandons a bot that is
+//! waiting in WASI (a sleep) at its limit. Calls stay blocking for their
+//! callers: each thread drives its calls on a current-thread tokio runtime
+//! of its own, so they must not come from inside an async task (plain
+//! threads and `spawn_blocking` are fine).
 
 use std::fmt;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
@@ -17,6 +26,30 @@ use super::state::{BotState, MemoryLimiter, Session};
 
 /// Most bytes of stdout (and of stderr) kept per call.
 const MAX_OUTPUT: usize = 1024 * 1024;
+
+thread_local! {
+    /// The executor of the calls made on this thread: built once per thread,
+    /// with timers for WASI clocks and the per-call timeout.
+    static EXECUTOR: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("cannot build the bot call executor");
+}
+
+/// Runs `future` to completion on this thread's executor.
+fn block_on<F: Future>(future: F) -> F::Output {
+    EXECUTOR.with(|executor| executor.block_on(future))
+}
+
+/// Where a call failed before it could return.
+enum Stopped {
+    /// Creating the instance failed.
+    Instantiating(wasmtime::Error),
+    /// The export trapped.
+    Calling(wasmtime::Error),
+    /// The time limit passed while the bot was waiting.
+    TimedOut,
+}
 
 /// A bot ready to run.
 pub struct LoadedBot {
@@ -130,7 +163,10 @@ impl LoadedBot {
             hash,
             origin: origin.to_string(),
         };
-        let call = bot.call(Session::loading(), |b, s| b.call_manifest(s));
+        let call = bot.call(
+            Session::loading(),
+            async |b: &Bot, s: &mut Store<BotState>| b.call_manifest(s).await,
+        );
         let manifest = call.result.map_err(|f| anyhow::anyhow!("`manifest` {f}"))?;
         check_manifest(&manifest)?;
         bot.manifest = manifest;
@@ -151,7 +187,9 @@ impl LoadedBot {
             result,
             session,
             duration,
-        } = self.call(session, |b, s| b.call_handle(s, event));
+        } = self.call(session, async |b: &Bot, s: &mut Store<BotState>| {
+            b.call_handle(s, event).await
+        });
         let result = match result {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(e)) => Err(Failure::Bot {
@@ -170,7 +208,7 @@ impl LoadedBot {
     fn call<R>(
         &self,
         session: Session,
-        f: impl FnOnce(&Bot, &mut Store<BotState>) -> wasmtime::Result<R>,
+        f: impl AsyncFnOnce(&Bot, &mut Store<BotState>) -> wasmtime::Result<R>,
     ) -> Invocation<R> {
         let limits = self.engine.limits();
         let stdout = MemoryOutputPipe::new(MAX_OUTPUT);
@@ -196,13 +234,25 @@ impl LoadedBot {
         store.set_epoch_deadline(limits.deadline_ticks());
         store.epoch_deadline_trap();
         let started = Instant::now();
-        let outcome = match self.pre.instantiate(&mut store) {
-            Ok(bot) => {
-                f(&bot, &mut store).map_err(|e| classify(e, &store, &stderr.contents(), limits))
-            }
-            Err(e) => Err(instantiate_failure(e, &store, limits)),
+        let run = async {
+            let bot = self
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Stopped::Instantiating)?;
+            f(&bot, &mut store).await.map_err(Stopped::Calling)
         };
+        let outcome = block_on(async {
+            tokio::time::timeout(limits.timeout, run)
+                .await
+                .unwrap_or(Err(Stopped::TimedOut))
+        });
         let duration = started.elapsed();
+        let outcome = outcome.map_err(|stopped| match stopped {
+            Stopped::Instantiating(e) => instantiate_failure(e, &store, limits),
+            Stopped::Calling(e) => classify(e, &store, &stderr.contents(), limits),
+            Stopped::TimedOut => Failure::TimedOut(limits.timeout),
+        });
         let mut state = store.into_data();
         for (level, pipe) in [(Level::Info, &stdout), (Level::Warn, &stderr)] {
             let output = String::from_utf8_lossy(&pipe.contents()).into_owned();

@@ -1,24 +1,35 @@
 //! The wasmtime engine bots run on: how it is configured (pooling allocator
-//! with an on-demand fallback, epoch interruption driven by a ticker thread),
-//! the linker that offers bots `host` and a locked-down WASI, and compiling
-//! a `.wasm` into a live [`LoadedBot`], with an on-disk cache of compiled
-//! code.
+//! with an on-demand fallback, epoch interruption driven by a ticker thread,
+//! async calls on pooled fiber stacks), the linker that offers bots `host`
+//! and a locked-down asynchronous WASI, and compiling
+//! a `.wasm` into a live [`LoadedBot`], with an authenticated on-disk cache
+//! of compiled code ([`CompileCache`]).
 
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::{Bot, BotPre};
 use super::bot::LoadedBot;
+use super::cache::CompileCache;
 use super::state::BotState;
 
 /// How often the epoch advances; the granularity of the time limit.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Native stack of one call's fiber: wasm frames (wasmtime's default
+/// `max_wasm_stack`, 512 KiB) plus the host functions the bot calls.
+const ASYNC_STACK: usize = 2 << 20;
+/// Fiber stacks in the pool: at most one call per worker and loader runs at
+/// a time, and instances are capped at 128 anyway.
+const TOTAL_STACKS: u32 = 128;
+/// The top of a reused fiber stack that is zeroed with memset (the rest is
+/// handed back to the kernel): a warm call touches only a few pages.
+const STACK_KEEP_RESIDENT: usize = 64 << 10;
 
 /// Per-instance limits.
 #[derive(Debug, Clone, Copy)]
@@ -45,9 +56,9 @@ impl Limits {
 #[derive(Clone)]
 pub struct BotEngine {
     engine: Engine,
-    linker: std::sync::Arc<Linker<BotState>>,
+    linker: Arc<Linker<BotState>>,
     limits: Limits,
-    cache_dir: Option<PathBuf>,
+    cache: Option<Arc<CompileCache>>,
     pooled: bool,
 }
 
@@ -56,12 +67,16 @@ fn base_config() -> Config {
     config.epoch_interruption(true);
     config.wasm_component_model(true);
     config.parallel_compilation(true);
+    config.async_stack_size(ASYNC_STACK);
+    // A pooled stack goes from one bot to the next: no stale host or bot
+    // data is left on it.
+    config.async_stack_zeroing(true);
     config
 }
 
 impl BotEngine {
-    /// An engine enforcing `limits`, caching compiled bots in `cache_dir`.
-    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self> {
+    /// An engine enforcing `limits`, keeping compiled bots in `cache`.
+    pub fn new(limits: Limits, cache: Option<CompileCache>) -> Result<Self> {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(128)
             .total_core_instances(1024)
@@ -76,7 +91,9 @@ impl BotEngine {
             // no TLB shootdowns, no page faults on the next instance. This
             // takes a warm invocation from ~30 us to ~18 us.
             .linear_memory_keep_resident(4 << 20)
-            .table_keep_resident(1 << 16);
+            .table_keep_resident(1 << 16)
+            .total_stacks(TOTAL_STACKS)
+            .async_stack_keep_resident(STACK_KEEP_RESIDENT);
         let mut pooled_config = base_config();
         pooled_config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let (engine, pooled) = match Engine::new(&pooled_config) {
@@ -97,13 +114,15 @@ impl BotEngine {
                 }
             })?;
         let mut linker = Linker::<BotState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        // Asynchronous WASI: a bot blocked in `poll` (a sleep) suspends its
+        // fiber, so the call's timeout can abandon it (see `bot.rs`).
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Bot::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         Ok(BotEngine {
             engine,
             linker: linker.into(),
             limits,
-            cache_dir,
+            cache: cache.map(Arc::new),
             pooled,
         })
     }
@@ -136,40 +155,27 @@ impl BotEngine {
     }
 
     fn compile(&self, bytes: &[u8], hash: &str) -> Result<Component> {
-        let cached = self.cache_path(hash);
-        if let Some(path) = cached.as_ref().filter(|p| p.exists()) {
-            // SAFETY: the file was written by `Component::serialize` of an
-            // engine with the same compatibility hash (it is in the name), in
-            // a cache directory only this host writes.
-            match unsafe { Component::deserialize_file(&self.engine, path) } {
-                Ok(c) => return Ok(c),
-                Err(e) => tracing::warn!("ignoring compile cache entry {}: {e:#}", path.display()),
-            }
+        let entry = self.cache_entry_name(hash);
+        if let Some(cache) = &self.cache
+            && let Some(component) = cache.get(&self.engine, &entry)
+        {
+            return Ok(component);
         }
         let component = Component::new(&self.engine, bytes).map_err(|e| {
             anyhow::anyhow!("is not a valid WebAssembly component: {}", e.root_cause())
         })?;
-        if let Some(path) = cached
-            && let Err(e) = write_cache(&path, &component)
+        if let Some(cache) = &self.cache
+            && let Err(e) = cache.put(&entry, &component)
         {
-            tracing::warn!("cannot write compile cache {}: {e:#}", path.display());
+            tracing::warn!("cannot write compile cache entry {entry}: {e:#}");
         }
         Ok(component)
     }
 
-    fn cache_path(&self, hash: &str) -> Option<PathBuf> {
-        let dir = self.cache_dir.as_ref()?;
+    /// The cache entry of the `.wasm` with SHA-256 `hash`, for this engine.
+    fn cache_entry_name(&self, hash: &str) -> String {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
-        Some(dir.join(format!("{hash}-{:016x}.cwasm", h.finish())))
+        format!("{hash}-{:016x}.cwasm", h.finish())
     }
-}
-
-fn write_cache(path: &std::path::Path, component: &Component) -> Result<()> {
-    let dir = path.parent().context("cache path has no directory")?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, component.serialize()?)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
 }

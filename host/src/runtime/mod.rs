@@ -6,8 +6,10 @@
 
 pub mod bindings;
 pub mod bot;
+pub mod cache;
 pub mod engine;
 pub mod event;
+mod fault;
 pub mod replies;
 pub mod routing;
 pub mod state;
@@ -256,7 +258,7 @@ impl Runtime {
         let bot = name.to_string();
         let spawned = std::thread::Builder::new()
             .name(format!("bot-{name}"))
-            .spawn(move || worker::run(rt, bot, rx));
+            .spawn(move || worker::supervise(rt, bot, rx));
         match spawned {
             Ok(_) => {
                 workers.insert(name.to_string(), tx);

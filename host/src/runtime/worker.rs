@@ -3,10 +3,15 @@
 //! results (run status, key-value and sequence writes, outbound messages)
 //! in one journal transaction. A crash before that commit leaves the runs
 //! pending, so they run again: in effect, each event is processed once.
+//!
+//! [`supervise`] keeps the worker alive: a worker that panics is logged as
+//! an error naming its bot and restarted after a growing pause; the runs it
+//! had not committed are still pending and are taken up again.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::bindings::Level;
 use super::bot::Failure;
@@ -22,8 +27,44 @@ const BATCH: usize = 64;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Longest delay between retries of a failing event.
 const MAX_BACKOFF_MS: i64 = 300_000;
+/// Pause before restarting a worker that died, doubled per death in a row.
+const RESTART_FIRST_MS: u64 = 100;
+/// Longest pause before restarting a worker.
+const RESTART_MAX_MS: i64 = 30_000;
+/// A worker that ran this long before dying starts the pauses afresh.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
-pub fn run(rt: Arc<Runtime>, bot: String, wake: Receiver<()>) {
+/// Runs the worker of `bot` until it stops on its own (the bot was
+/// unloaded), restarting it whenever it dies.
+pub fn supervise(rt: Arc<Runtime>, bot: String, wake: Receiver<()>) {
+    let mut deaths = 0;
+    loop {
+        let started = Instant::now();
+        let died = match std::panic::catch_unwind(AssertUnwindSafe(|| run(&rt, &bot, &wake))) {
+            Ok(()) => return,
+            Err(panic) => panic,
+        };
+        if started.elapsed() >= HEALTHY_RUN {
+            deaths = 0;
+        }
+        deaths += 1;
+        let pause = crate::backoff::delay_ms(RESTART_FIRST_MS, deaths, RESTART_MAX_MS);
+        tracing::error!(bot = %bot, "worker died: {}; restarting it in {pause} ms", panic_text(&*died));
+        std::thread::sleep(Duration::from_millis(pause as u64));
+        tracing::info!(bot = %bot, "worker restarted");
+    }
+}
+
+/// The message a panic was raised with.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("panicked")
+}
+
+fn run(rt: &Arc<Runtime>, bot: &str, wake: &Receiver<()>) {
     let reader: SharedReader = loop {
         match rt.journal.reader() {
             Ok(r) => break Arc::new(Mutex::new(r)),
@@ -33,21 +74,23 @@ pub fn run(rt: Arc<Runtime>, bot: String, wake: Receiver<()>) {
             }
         }
     };
-    let lock = rt.batch_lock(&bot);
+    let lock = rt.batch_lock(bot);
     let mut wait = Duration::ZERO;
     loop {
         match wake.recv_timeout(wait) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        let Some(live) = rt.bot(&bot) else { return };
-        let guard = lock.lock().expect("batch lock");
+        let Some(live) = rt.bot(bot) else { return };
+        // A worker that died holding the lock poisoned it; what it guards
+        // is only the turn to run, so the restarted worker takes it anyway.
+        let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             let due =
                 reader
                     .lock()
                     .expect("reader lock")
-                    .pending_runs(&bot, journal::now_ms(), BATCH);
+                    .pending_runs(bot, journal::now_ms(), BATCH);
             let due = match due {
                 Ok(d) if d.is_empty() => break,
                 Ok(d) => d,
@@ -56,13 +99,13 @@ pub fn run(rt: Arc<Runtime>, bot: String, wake: Receiver<()>) {
                     break;
                 }
             };
-            if !run_batch(&rt, &live, &reader, &due) {
+            if !run_batch(rt, &live, &reader, &due) {
                 std::thread::sleep(Duration::from_secs(1));
                 break;
             }
         }
         drop(guard);
-        wait = next_wait(&reader, &bot);
+        wait = next_wait(&reader, bot);
     }
 }
 
@@ -98,6 +141,7 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
         let awaited = matches!(stored, Ok((_, true)));
         let (result, duration) = match stored {
             Ok((ev, _)) => {
+                super::fault::before_event(&name);
                 let inv = live.code.handle(&ev, session);
                 session = inv.session;
                 (inv.result, inv.duration)

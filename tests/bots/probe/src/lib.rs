@@ -12,6 +12,7 @@
 //! | `SLOW`             | busy-waits `slow_ms` (setting) before answering  |
 //! | `SLOWAR`           | busy-waits `slow_ms`, then answers with its AR   |
 //! | `FAILPHI`          | fails, quoting the patient's id and name         |
+//! | `SLEEP`            | sleeps 30 s (`std::thread::sleep`, a WASI poll)  |
 //! | `RETRY`            | fails with a retryable error                     |
 //! | anything else      | counts the message in KV and forwards it         |
 //!
@@ -105,6 +106,8 @@ impl Bot for Probe {
             return Err(BotError::fatal(format!(
                 "cannot register patient {patient} {name}"
             )));
+        } else if id.starts_with("SLEEP") {
+            std::thread::sleep(std::time::Duration::from_secs(30));
         } else if id.starts_with("RETRY") {
             return Err(BotError::retry("dependency unavailable"));
         }
