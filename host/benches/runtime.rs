@@ -3,9 +3,10 @@
 //! `cargo bench -p interlink --bench runtime` after `scripts/setup` (which
 //! builds the example bots into `target/test-bots/`).
 //!
-//! 1. Warm invocation: a fresh instance from the pre-instantiated component
-//!    plus `handle` of a small ADT^A04, through the same code path the
-//!    host's workers use.
+//! 1. Warm invocation: a journaled ADT^A04 through the same code path the
+//!    host's workers use ([`process`]): a fresh instance from the
+//!    pre-instantiated component, `handle`, and the reply's check (its
+//!    outbound message parsed and accepted).
 //! 2. Hot load: from a `.wasm` landing in the watched plugins directory to
 //!    the bot being live, with an empty compile cache (cold) and a warm one.
 
@@ -14,10 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use interlink::config::Config;
-use interlink::journal::Journal;
-use interlink::runtime::bindings::{Event, Hl7Message};
+use interlink::journal::{Journal, StoredEvent};
 use interlink::runtime::cache::CompileCache;
 use interlink::runtime::engine::{BotEngine, Limits};
+use interlink::runtime::policy_for;
+use interlink::runtime::process::process;
 use interlink::runtime::state::{NoState, Session};
 use interlink::runtime::{Runtime, watcher};
 
@@ -55,34 +57,42 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 fn warm_invocation() {
     let engine = BotEngine::new(Limits::new(64, 1000), None).unwrap();
     println!("pooling allocator: {}", engine.pooled());
-    let bot = engine
-        .load(&std::fs::read(bot_path()).unwrap(), "adt_router.wasm")
-        .unwrap();
-    let policy = Arc::new(interlink::runtime::state::BotPolicy::default());
-    let event = Event::Hl7(Hl7Message {
+    let bot = engine.load(&std::fs::read(bot_path()).unwrap()).unwrap();
+    let cfg = Config::parse(
+        "[[destination]]\nname = \"outbox\"\nkind = \"folder\"\ndir = \"out\"\n",
+        std::path::Path::new("/tmp"),
+    )
+    .unwrap();
+    let policy = Arc::new(policy_for(&cfg, bot.name()));
+    let event = || StoredEvent {
         id: 1,
+        kind: "hl7".into(),
         source: "bench".into(),
-        raw: ADT.into(),
+        name: None,
+        body: ADT.as_bytes().to_vec(),
         received_at_ms: 0,
-        origin_file: None,
-    });
-    let mut session = Session::new(bot.name(), policy, Box::new(NoState));
+    };
+    let mut session = Session::new(bot.name(), policy.clone(), Box::new(NoState));
     for _ in 0..2000 {
-        let inv = bot.handle(&event, session);
-        session = inv.session;
+        let (processed, continued) = process(&bot, &policy, event(), session);
+        session = continued;
         session.logs.clear();
-        assert!(inv.result.is_ok());
+        assert!(processed.result.is_ok());
     }
     let mut samples = Vec::with_capacity(20_000);
     for _ in 0..20_000 {
+        let stored = event();
         let start = Instant::now();
-        let inv = bot.handle(&event, session);
+        let (_, continued) = process(&bot, &policy, stored, session);
         samples.push(start.elapsed());
-        session = inv.session;
+        session = continued;
         session.logs.clear();
-        session.drop_event();
+        session.take_writes();
     }
-    report("warm invocation (instantiate + handle ADT)", samples);
+    report(
+        "warm invocation (instantiate + handle ADT + accept)",
+        samples,
+    );
 }
 
 fn hot_load() {
@@ -100,7 +110,13 @@ fn hot_load() {
         let journal = Journal::open(&dir.path().join("j.db")).unwrap();
         let cache = CompileCache::open(&cfg.cache_dir(), &cfg.cache_key_path()).unwrap();
         let engine = BotEngine::new(Limits::new(64, 1000), Some(cache)).unwrap();
-        let rt = Runtime::new(engine, journal, cfg.clone());
+        let rt = Runtime::new(
+            engine,
+            journal,
+            cfg.clone(),
+            Default::default(),
+            Default::default(),
+        );
         rt_tokio.block_on(watcher::start(rt.clone())).unwrap();
         let target = cfg.plugins.dir.join("adt_router.wasm");
         for samples in [&mut cold, &mut cached] {

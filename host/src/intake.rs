@@ -2,14 +2,26 @@
 //! to the bots that want it, journaled durably with those routes, and only
 //! then are the bots woken and the trigger told it may acknowledge.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use anyhow::Result;
 use interlink_sdk::hl7::Message;
 
 use crate::journal::{self, Ingest, Journal, LedgerEntry, NewEvent, Receipt, Received};
-use crate::runtime::Runtime;
 use crate::runtime::routing::RouteKey;
+
+/// What the intake (and the triggers, through it) need of the bots: which
+/// live bots want an event, waking them, and the cron schedules they
+/// subscribe to. The runtime implements it; triggers never see more of it.
+pub trait Router: Send + Sync {
+    /// Bots that want an event, in name order.
+    fn route(&self, key: RouteKey<'_>) -> Vec<String>;
+    /// Tells the bot's worker there may be work.
+    fn wake(&self, bot: &str);
+    /// The cron schedules live bots subscribe to.
+    fn cron_schedules(&self) -> BTreeSet<String>;
+}
 
 /// An item received by a trigger.
 #[derive(Debug, Clone)]
@@ -99,16 +111,20 @@ pub enum Provenance {
 #[derive(Clone)]
 pub struct Intake {
     journal: Journal,
-    runtime: Arc<Runtime>,
+    router: Arc<dyn Router>,
 }
 
 impl Intake {
-    pub fn new(journal: Journal, runtime: Arc<Runtime>) -> Self {
-        Intake { journal, runtime }
+    pub fn new(journal: Journal, router: Arc<dyn Router>) -> Self {
+        Intake { journal, router }
     }
 
     pub fn journal(&self) -> &Journal {
         &self.journal
+    }
+
+    pub fn router(&self) -> &dyn Router {
+        &*self.router
     }
 
     /// Routes and journals `items` from `source` in one commit, with their
@@ -166,7 +182,7 @@ impl Intake {
     /// Wakes `bots` (after their events are journaled).
     fn wake(&self, bots: &[String]) {
         for bot in bots {
-            self.runtime.wake(bot);
+            self.router.wake(bot);
         }
     }
 
@@ -188,7 +204,7 @@ impl Intake {
                         (None, None)
                     }
                 };
-                let routes = self.runtime.route(RouteKey::Hl7 {
+                let routes = self.router.route(RouteKey::Hl7 {
                     source,
                     message_type: message_type.as_deref(),
                 });
@@ -209,7 +225,7 @@ impl Intake {
                 at_ms,
                 except,
             } => {
-                let mut routes = self.runtime.route(RouteKey::Tick {
+                let mut routes = self.router.route(RouteKey::Tick {
                     schedule: &schedule,
                 });
                 routes.retain(|b| !except.contains(b));
@@ -228,7 +244,7 @@ impl Intake {
             Inbound::File { name, contents } => NewEvent {
                 kind: "file",
                 source: source.to_string(),
-                routes: self.runtime.route(RouteKey::File { source }),
+                routes: self.router.route(RouteKey::File { source }),
                 name: Some(name),
                 message_type: None,
                 control_id: None,

@@ -12,6 +12,7 @@ use crate::intake::Intake;
 use crate::journal::{self, Journal};
 use crate::runtime::cache::CompileCache;
 use crate::runtime::engine::{BotEngine, Limits};
+use crate::runtime::replies::Replies;
 use crate::runtime::{Runtime, watcher};
 use crate::{delivery, triggers};
 
@@ -51,18 +52,27 @@ async fn serve(cfg: Arc<Config>) -> Result<()> {
         timeout_ms = cfg.plugins.timeout_ms,
         "starting"
     );
-    let rt = Runtime::new(engine, journal.clone(), cfg.clone());
-    delivery::start(&cfg.destinations, &journal, rt.outbox_wake.clone())?;
+    let outbox = delivery::start(&cfg.destinations, &journal)?;
+    let replies = Arc::new(Replies::default());
+    let rt = Runtime::new(
+        engine,
+        journal.clone(),
+        cfg.clone(),
+        outbox,
+        replies.clone(),
+    );
     // Bots first, so that nothing a trigger takes is routed before they are.
     watcher::start(rt.clone()).await?;
     let intake = Intake::new(journal.clone(), rt.clone());
     for listener in cfg.listeners.clone() {
-        let serve = triggers::mllp::bind(listener, intake.clone(), rt.clone()).await?;
+        let bot_timeout_ms = cfg.plugins.timeout_ms;
+        let serve =
+            triggers::mllp::bind(listener, intake.clone(), replies.clone(), bot_timeout_ms).await?;
         tokio::spawn(serve);
     }
-    let (cron, cron_intake, cron_rt) = (cfg.cron.clone(), intake.clone(), rt.clone());
+    let (cron, cron_intake) = (cfg.cron.clone(), intake.clone());
     tokio::spawn(async move {
-        if let Err(e) = triggers::cron::run(cron, cron_intake, cron_rt).await {
+        if let Err(e) = triggers::cron::run(cron, cron_intake).await {
             tracing::error!("cron scheduler stopped: {e:#}");
         }
     });

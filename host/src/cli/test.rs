@@ -1,6 +1,8 @@
 //! `interlink test BOT.wasm INPUT...`: runs a bot offline, one event per
 //! HL7 message (or per non-HL7 file), with in-memory state carried from one
-//! event to the next, and prints what it would do.
+//! event to the next, and prints what it would do. Each event goes through
+//! the worker's own path ([`process`]): a refused reply fails the event
+//! and its state writes are dropped, exactly as in the host.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,11 +12,11 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::journal::Queued;
-use crate::runtime::bindings::{Event, File, Hl7Message, Level};
+use crate::journal::StoredEvent;
 use crate::runtime::engine::Limits;
 use crate::runtime::policy_for;
-use crate::runtime::state::{NoState, Session};
+use crate::runtime::process::process;
+use crate::runtime::state::{BotPolicy, NoState, Session};
 
 #[derive(Serialize)]
 struct Outcome {
@@ -36,51 +38,36 @@ struct Sent {
 
 #[derive(Serialize)]
 struct Log {
-    level: &'static str,
+    level: String,
     message: String,
 }
 
-fn level_name(l: Level) -> &'static str {
-    match l {
-        Level::Trace => "trace",
-        Level::Debug => "debug",
-        Level::Info => "info",
-        Level::Warn => "warn",
-        Level::Error => "error",
-    }
-}
-
-/// The events an input file stands for.
-fn events_of(path: &Path, source: &str, first_id: u64) -> Result<Vec<Event>> {
+/// The events an input file stands for, as the journal would hold them: one
+/// `hl7` event per message, or one `file` event for anything else.
+fn events_of(path: &Path, source: &str, first_id: i64) -> Result<Vec<StoredEvent>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let event = |id, kind: &str, body| StoredEvent {
+        id,
+        kind: kind.to_string(),
+        source: source.to_string(),
+        name: Some(name.clone()),
+        body,
+        received_at_ms: crate::journal::now_ms(),
+    };
     let messages = std::str::from_utf8(&bytes)
         .map(interlink_sdk::hl7::split_messages)
         .unwrap_or_default();
     if messages.is_empty() {
-        return Ok(vec![Event::File(File {
-            id: first_id,
-            source: source.to_string(),
-            name,
-            contents: bytes,
-            received_at_ms: crate::journal::now_ms() as u64,
-        })]);
+        return Ok(vec![event(first_id, "file", bytes.clone())]);
     }
     Ok(messages
         .into_iter()
         .zip(first_id..)
-        .map(|(m, id)| {
-            Event::Hl7(Hl7Message {
-                id,
-                source: source.to_string(),
-                raw: m.to_string(),
-                received_at_ms: crate::journal::now_ms() as u64,
-                origin_file: Some(name.clone()),
-            })
-        })
+        .map(|(m, id)| event(id, "hl7", m.as_bytes().to_vec()))
         .collect())
 }
 
@@ -101,78 +88,49 @@ pub fn test(
         .unwrap_or(Limits::new(64, 1000));
     let bot = super::check::load(bot_path, limits)
         .with_context(|| format!("{}: invalid bot", bot_path.display()))?;
-    let policy = Arc::new(
-        cfg.as_ref()
-            .map(|c| policy_for(c, bot.name()))
-            .unwrap_or_default(),
-    );
+    // Without a config there are no destinations to check the bot's
+    // messages against: any name is shown as sent.
+    let policy = Arc::new(match &cfg {
+        Some(c) => policy_for(c, bot.name()),
+        None => BotPolicy::open(),
+    });
     let mut session = Session::new(bot.name(), policy.clone(), Box::new(NoState));
     let mut outcomes = Vec::new();
     let mut next_id = 1;
     for input in inputs {
         for event in events_of(input, source, next_id)? {
-            next_id += 1;
-            let inv = bot.handle(&event, session);
-            session = inv.session;
+            let id = event.id;
+            next_id = id + 1;
+            let (processed, continued) = process(&bot, &policy, event, session);
+            session = continued;
             let logs = session
                 .logs
                 .drain(..)
-                .map(|(l, m)| Log {
-                    level: level_name(l),
-                    message: m,
+                .map(|(level, message)| Log {
+                    level: level.as_str().to_ascii_lowercase(),
+                    message,
                 })
                 .collect();
-            let mut outcome = Outcome {
-                input: input.display().to_string(),
-                event: next_id - 1,
-                ok: false,
-                error: None,
-                ack: None,
-                send: Vec::new(),
-                logs,
-                duration_us: inv.duration.as_micros() as u64,
+            let (send, error) = match processed.result {
+                Ok(send) => (send, None),
+                Err(failure) => (Vec::new(), Some(failure.to_string())),
             };
-            match inv.result {
-                Ok(reply) => {
-                    session.keep_event();
-                    outcome.ok = true;
-                    outcome.ack = reply.ack;
-                    // Without a config there are no destinations to check
-                    // against: show what the bot sends.
-                    let accepted = match cfg {
-                        Some(_) => policy.accept(reply.send),
-                        None => Ok(reply
-                            .send
-                            .into_iter()
-                            .map(|o| Queued {
-                                destination: o.destination,
-                                message: o.message,
-                                order_hash: 0,
-                            })
-                            .collect()),
-                    };
-                    match accepted {
-                        Ok(send) => {
-                            outcome.send = send
-                                .into_iter()
-                                .map(|q| Sent {
-                                    destination: q.destination,
-                                    message: q.message,
-                                })
-                                .collect()
-                        }
-                        Err(refused) => {
-                            outcome.ok = false;
-                            outcome.error = Some(refused.to_string());
-                        }
-                    }
-                }
-                Err(f) => {
-                    session.drop_event();
-                    outcome.error = Some(f.to_string());
-                }
-            }
-            outcomes.push(outcome);
+            outcomes.push(Outcome {
+                input: input.display().to_string(),
+                event: id as u64,
+                ok: error.is_none(),
+                error,
+                ack: processed.ack,
+                send: send
+                    .into_iter()
+                    .map(|q| Sent {
+                        destination: q.destination,
+                        message: q.message,
+                    })
+                    .collect(),
+                logs,
+                duration_us: processed.duration.as_micros() as u64,
+            });
         }
     }
     if json {

@@ -10,7 +10,7 @@ pub mod mllp;
 mod prepare;
 mod sftp;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -71,19 +71,28 @@ impl Sink {
 /// queued ([`crate::runtime::state::BotPolicy::accept`]).
 type Lane = (usize, usize);
 
+/// Tells delivery that messages were queued: delivery owns it, the bots'
+/// workers ring it after a commit that queued something. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct OutboxSignal(Arc<Notify>);
+
+impl OutboxSignal {
+    /// Wakes every idle queue to look at the outbox.
+    pub fn ring(&self) {
+        self.0.notify_waiters();
+    }
+}
+
 /// Starts the delivery tasks: one per destination, or one per connection
-/// of a destination with several.
-pub fn start(
-    destinations: &[DestinationConfig],
-    journal: &Journal,
-    wake: Arc<Notify>,
-) -> Result<()> {
+/// of a destination with several. Returns the signal that wakes them.
+pub fn start(destinations: &[DestinationConfig], journal: &Journal) -> Result<OutboxSignal> {
+    let wake = OutboxSignal::default();
     for cfg in destinations {
         let count = cfg.connections();
         for index in 0..count {
             let lane = (index, count);
             let sink = Sink::new(cfg)?;
-            let reader = journal.reader()?;
+            let reader = Arc::new(Mutex::new(journal.reader()?));
             tokio::spawn(run(
                 cfg.clone(),
                 lane,
@@ -94,16 +103,16 @@ pub fn start(
             ));
         }
     }
-    Ok(())
+    Ok(wake)
 }
 
 async fn run(
     cfg: DestinationConfig,
     lane: Lane,
     mut sink: Sink,
-    reader: Reader,
+    reader: Arc<Mutex<Reader>>,
     journal: Journal,
-    wake: Arc<Notify>,
+    wake: OutboxSignal,
 ) {
     // Every message of this lane up to `cursor` has been handed over in
     // this process; "sent" marks are committed in the background
@@ -112,10 +121,17 @@ async fn run(
     // whose mark was not committed is sent again: at least once, never lost.
     let mut cursor = 0;
     loop {
-        let woken = wake.notified();
-        let rows = match tokio::task::block_in_place(|| {
-            reader.outbox_pending(&cfg.name, lane, cursor, 256)
-        }) {
+        let woken = wake.0.notified();
+        let (queue, name) = (reader.clone(), cfg.name.clone());
+        let rows = match crate::blocking::run(move || {
+            let rows = queue
+                .lock()
+                .expect("outbox reader lock")
+                .outbox_pending(&name, lane, cursor, 256)?;
+            Ok(rows)
+        })
+        .await
+        {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::error!(destination = %cfg.name, "cannot read the outbox: {e}");

@@ -11,6 +11,18 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::interlink::bot::host::Level;
+
+impl From<Level> for tracing::Level {
+    fn from(level: Level) -> Self {
+        match level {
+            Level::Trace => tracing::Level::TRACE,
+            Level::Debug => tracing::Level::DEBUG,
+            Level::Info => tracing::Level::INFO,
+            Level::Warn => tracing::Level::WARN,
+            Level::Error => tracing::Level::ERROR,
+        }
+    }
+}
 pub use self::interlink::bot::types::{
     DestinationInfo, File, Hl7Filter, Hl7Message, Outbound, Subscription, Tick,
 };

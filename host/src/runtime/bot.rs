@@ -55,11 +55,17 @@ enum Stopped {
 pub struct LoadedBot {
     engine: BotEngine,
     pre: BotPre<BotState>,
-    pub manifest: Manifest,
-    /// SHA-256 of the `.wasm` file.
-    pub hash: String,
-    /// File it was loaded from.
-    pub origin: String,
+    pub(super) manifest: Manifest,
+}
+
+/// What a bot says about itself, in the host's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// Its manifest's subscriptions, in words (`hl7 ADT^A04 from in`).
+    pub subscriptions: Vec<String>,
 }
 
 /// Why a call did not produce a reply.
@@ -145,12 +151,7 @@ pub struct Invocation<T> {
 }
 
 impl LoadedBot {
-    pub(super) fn new(
-        engine: BotEngine,
-        pre: BotPre<BotState>,
-        hash: String,
-        origin: &str,
-    ) -> anyhow::Result<Self> {
+    pub(super) fn new(engine: BotEngine, pre: BotPre<BotState>) -> anyhow::Result<Self> {
         let mut bot = LoadedBot {
             engine,
             pre,
@@ -160,8 +161,6 @@ impl LoadedBot {
                 description: String::new(),
                 subscribe: Vec::new(),
             },
-            hash,
-            origin: origin.to_string(),
         };
         let call = bot.call(
             Session::loading(),
@@ -179,6 +178,21 @@ impl LoadedBot {
 
     pub fn version(&self) -> &str {
         &self.manifest.version
+    }
+
+    /// Its manifest, in the host's terms.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            name: self.manifest.name.clone(),
+            version: self.manifest.version.clone(),
+            description: self.manifest.description.clone(),
+            subscriptions: self
+                .manifest
+                .subscribe
+                .iter()
+                .map(super::routing::describe)
+                .collect(),
+        }
     }
 
     /// Runs `handle` on a fresh instance.

@@ -141,8 +141,8 @@ impl BotEngine {
     }
 
     /// Compiles (or loads from the cache), links and checks a bot, and asks
-    /// it for its manifest. `origin` names the file in errors and logs.
-    pub fn load(&self, bytes: &[u8], origin: &str) -> Result<LoadedBot> {
+    /// it for its manifest.
+    pub fn load(&self, bytes: &[u8]) -> Result<LoadedBot> {
         let hash = hex::encode(Sha256::digest(bytes));
         let component = self.compile(bytes, &hash)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
@@ -151,7 +151,7 @@ impl BotEngine {
         let pre = BotPre::new(pre).map_err(|e| {
             anyhow::anyhow!("does not export the interlink:bot@0.1.0 `bot` world: {e:#}")
         })?;
-        LoadedBot::new(self.clone(), pre, hash, origin)
+        LoadedBot::new(self.clone(), pre)
     }
 
     fn compile(&self, bytes: &[u8], hash: &str) -> Result<Component> {

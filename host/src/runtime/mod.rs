@@ -4,19 +4,20 @@
 //! plugins-directory watcher ([`watcher`]) and the per-bot worker that turns
 //! journaled events into committed results ([`worker`]).
 
-pub mod bindings;
+mod bindings;
 pub mod bot;
 pub mod cache;
 pub mod engine;
 pub mod event;
 mod fault;
+pub mod process;
 pub mod replies;
 pub mod routing;
 pub mod state;
 pub mod watcher;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
@@ -24,6 +25,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use anyhow::{Result, bail};
 
 use crate::config::Config;
+use crate::delivery::OutboxSignal;
+use crate::intake::Router;
 use crate::journal::Journal;
 use bindings::{DestinationInfo, Subscription};
 use bot::LoadedBot;
@@ -49,10 +52,10 @@ pub struct Runtime {
     /// Held by a bot's worker while it runs a batch, so a worker started
     /// for a reloaded bot never overlaps the one it replaces.
     batch_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
-    /// Woken whenever bots queue messages for delivery.
-    pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// Rung whenever bots queue messages for delivery.
+    outbox: OutboxSignal,
     /// Outcomes awaited by listeners with `ack = "application"`.
-    pub replies: replies::Replies,
+    replies: Arc<replies::Replies>,
     /// Names of those listeners.
     application_sources: std::collections::HashSet<String>,
 }
@@ -65,6 +68,7 @@ pub fn policy_for(config: &Config, name: &str) -> BotPolicy {
             .is_none_or(|l| l.iter().any(|x| x == d))
     };
     BotPolicy {
+        any_destination: false,
         settings: bot.map(|b| b.settings.clone()).unwrap_or_default(),
         destinations: config
             .destinations
@@ -92,7 +96,16 @@ pub fn policy_for(config: &Config, name: &str) -> BotPolicy {
 }
 
 impl Runtime {
-    pub fn new(engine: engine::BotEngine, journal: Journal, config: Arc<Config>) -> Arc<Self> {
+    /// The runtime of `config`'s bots: their workers commit to `journal`,
+    /// ring `outbox` when they queued messages, and hand application-ACK
+    /// outcomes to `replies`.
+    pub fn new(
+        engine: engine::BotEngine,
+        journal: Journal,
+        config: Arc<Config>,
+        outbox: OutboxSignal,
+        replies: Arc<replies::Replies>,
+    ) -> Arc<Self> {
         let application_sources = config
             .listeners
             .iter()
@@ -107,8 +120,8 @@ impl Runtime {
             files: Mutex::default(),
             workers: Mutex::default(),
             batch_locks: Mutex::default(),
-            outbox_wake: Arc::default(),
-            replies: replies::Replies::default(),
+            outbox,
+            replies,
             application_sources,
         })
     }
@@ -205,40 +218,6 @@ impl Runtime {
         self.files.lock().expect("files lock").get(file).cloned()
     }
 
-    /// Bots that want an event, in name order.
-    pub fn route(&self, key: RouteKey<'_>) -> Vec<String> {
-        let bots = self.bots.read().expect("bots lock");
-        let mut names: Vec<String> = bots
-            .iter()
-            .filter(|(_, b)| routing::wants(&b.subscriptions, key))
-            .map(|(n, _)| n.clone())
-            .collect();
-        names.sort();
-        names
-    }
-
-    /// The cron schedules live bots subscribe to.
-    pub fn cron_schedules(&self) -> std::collections::BTreeSet<String> {
-        let bots = self.bots.read().expect("bots lock");
-        bots.values()
-            .flat_map(|b| b.subscriptions.iter())
-            .filter_map(|s| match s {
-                Subscription::Cron(c) => Some(c.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Tells the bot's worker there may be work.
-    pub fn wake(&self, bot: &str) {
-        if let Some(tx) = self.workers.lock().expect("workers lock").get(bot) {
-            match tx.try_send(()) {
-                Ok(()) | Err(TrySendError::Full(())) => {}
-                Err(TrySendError::Disconnected(())) => {}
-            }
-        }
-    }
-
     fn batch_lock(&self, bot: &str) -> Arc<Mutex<()>> {
         self.batch_locks
             .lock()
@@ -264,6 +243,42 @@ impl Runtime {
                 workers.insert(name.to_string(), tx);
             }
             Err(e) => tracing::error!(bot = %name, "cannot start worker thread: {e}"),
+        }
+    }
+}
+
+impl Router for Runtime {
+    /// Bots that want an event, in name order.
+    fn route(&self, key: RouteKey<'_>) -> Vec<String> {
+        let bots = self.bots.read().expect("bots lock");
+        let mut names: Vec<String> = bots
+            .iter()
+            .filter(|(_, b)| routing::wants(&b.subscriptions, key))
+            .map(|(n, _)| n.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The cron schedules live bots subscribe to.
+    fn cron_schedules(&self) -> BTreeSet<String> {
+        let bots = self.bots.read().expect("bots lock");
+        bots.values()
+            .flat_map(|b| b.subscriptions.iter())
+            .filter_map(|s| match s {
+                Subscription::Cron(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Tells the bot's worker there may be work.
+    fn wake(&self, bot: &str) {
+        if let Some(tx) = self.workers.lock().expect("workers lock").get(bot) {
+            match tx.try_send(()) {
+                Ok(()) | Err(TrySendError::Full(())) => {}
+                Err(TrySendError::Disconnected(())) => {}
+            }
         }
     }
 }

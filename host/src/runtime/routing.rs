@@ -55,6 +55,26 @@ fn from_config(s: &SubscriptionConfig) -> Subscription {
 }
 
 /// Whether any of `subs` wants the event.
+/// A subscription in words, as `interlink check` and the log show it.
+pub fn describe(s: &Subscription) -> String {
+    match s {
+        Subscription::Hl7(f) => {
+            let types = if f.message_types.is_empty() {
+                "*".to_string()
+            } else {
+                f.message_types.join(", ")
+            };
+            match &f.source {
+                Some(src) => format!("hl7 {types} from {src}"),
+                None => format!("hl7 {types}"),
+            }
+        }
+        Subscription::Files(s) => format!("files from {s}"),
+        Subscription::Cron(c) => format!("cron {c}"),
+        Subscription::Http(p) => format!("http {p}"),
+    }
+}
+
 pub fn wants(subs: &[Subscription], key: RouteKey<'_>) -> bool {
     subs.iter().any(|s| match (s, key) {
         (

@@ -28,6 +28,9 @@ const MAX_LOG_LINE: usize = 8 * 1024;
 /// What the host configuration grants a bot.
 #[derive(Debug, Clone, Default)]
 pub struct BotPolicy {
+    /// Any destination name is accepted (`interlink test` without a
+    /// config, where there are none to check against).
+    pub any_destination: bool,
     pub settings: BTreeMap<String, String>,
     /// Destinations the bot may see and send to.
     pub destinations: BTreeMap<String, DestinationInfo>,
@@ -36,12 +39,20 @@ pub struct BotPolicy {
 }
 
 impl BotPolicy {
+    /// No settings, and every destination name accepted.
+    pub fn open() -> Self {
+        BotPolicy {
+            any_destination: true,
+            ..BotPolicy::default()
+        }
+    }
+
     /// A reply's outbound messages, if the host accepts them: each must
     /// name a destination this bot may use and be HL7.
     pub fn accept(&self, send: Vec<Outbound>) -> Result<Vec<Queued>, Failure> {
         send.into_iter()
             .map(|out| {
-                if !self.destinations.contains_key(&out.destination) {
+                if !self.any_destination && !self.destinations.contains_key(&out.destination) {
                     return Err(Failure::Refused(format!(
                         "destination {:?} does not exist or is not allowed for this bot",
                         out.destination
@@ -135,7 +146,8 @@ pub struct Session {
     pending: Overlay,
     /// `manifest` is running: state is out of reach.
     loading: bool,
-    pub logs: Vec<(Level, String)>,
+    /// The bot's log lines (and captured output) not yet written out.
+    pub logs: Vec<(tracing::Level, String)>,
 }
 
 impl Session {
@@ -299,7 +311,7 @@ impl BotState {
             message.truncate(cut);
             message.push('…');
         }
-        logs.push((level, message));
+        logs.push((level.into(), message));
     }
 }
 

@@ -136,10 +136,9 @@ impl Loader {
             .unwrap_or_default();
         let engine = self.rt.engine().clone();
         let path = file.to_path_buf();
-        let origin = name.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&path).with_context(|| "cannot read the file".to_string())?;
-            engine.load(&bytes, &origin)
+            engine.load(&bytes)
         })
         .await
         .unwrap_or_else(|e| Err(anyhow::anyhow!("loader crashed: {e}")));

@@ -13,11 +13,11 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::bindings::Level;
 use super::bot::Failure;
+use super::process::{Processed, process};
 use super::replies::AppReply;
 use super::state::{Session, SharedReader};
-use super::{LiveBot, Runtime, event};
+use super::{LiveBot, Runtime};
 use crate::journal::{self, PendingRun, RunRecord, RunStatus};
 
 /// Most runs taken into one batch (and one commit).
@@ -131,25 +131,26 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
     let mut sends = 0;
     for run in due {
         let stored = match reader.lock().expect("reader lock").event(run.event_id) {
-            Ok(Some(e)) => {
-                let awaited = rt.application_sources.contains(&e.source);
-                event::to_wit(e).map(|ev| (ev, awaited))
-            }
+            Ok(Some(e)) => Ok(e),
             Ok(None) => Err("the event is no longer in the journal".to_string()),
             Err(e) => Err(format!("cannot read the event: {e}")),
         };
-        let awaited = matches!(stored, Ok((_, true)));
-        let (result, duration) = match stored {
-            Ok((ev, _)) => {
+        let awaited = stored
+            .as_ref()
+            .is_ok_and(|e| rt.application_sources.contains(&e.source));
+        let Processed {
+            result,
+            ack,
+            duration,
+        } = match stored {
+            Ok(event) => {
                 super::fault::before_event(&name);
-                let inv = live.code.handle(&ev, session);
-                session = inv.session;
-                (inv.result, inv.duration)
+                let (processed, continued) = process(&live.code, &live.policy, event, session);
+                session = continued;
+                processed
             }
-            Err(why) => (Err(Failure::Host(why)), Duration::ZERO),
+            Err(why) => Processed::failed(Failure::Host(why)),
         };
-        let ack = result.as_ref().ok().and_then(|r| r.ack.clone());
-        let result = result.and_then(|reply| live.policy.accept(reply.send));
         emit_logs(&name, run.event_id, &mut session);
         let attempts = run.attempts + 1;
         let micros = duration.as_micros() as u64;
@@ -175,13 +176,11 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
         }
         match result {
             Ok(send) => {
-                session.keep_event();
                 sends += send.len();
                 tracing::info!(bot = %name, event = run.event_id, outcome = "done", sent = send.len(), duration_us = micros, "processed");
                 record.send = send;
             }
             Err(failure) => {
-                session.drop_event();
                 let retry = failure.retryable() && attempts < rt.config.plugins.max_attempts as i64;
                 record.error = Some(failure.to_string());
                 if retry {
@@ -214,7 +213,7 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
         Err(_) => false,
     };
     if committed && sends > 0 {
-        rt.outbox_wake.notify_waiters();
+        rt.outbox.ring();
     }
     if committed {
         for (event_id, reply) in replies {
@@ -228,11 +227,11 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
 pub fn emit_logs(bot: &str, event: i64, session: &mut Session) {
     for (level, line) in session.logs.drain(..) {
         match level {
-            Level::Trace => tracing::trace!(bot, event, "{line}"),
-            Level::Debug => tracing::debug!(bot, event, "{line}"),
-            Level::Info => tracing::info!(bot, event, "{line}"),
-            Level::Warn => tracing::warn!(bot, event, "{line}"),
-            Level::Error => tracing::error!(bot, event, "{line}"),
+            tracing::Level::TRACE => tracing::trace!(bot, event, "{line}"),
+            tracing::Level::DEBUG => tracing::debug!(bot, event, "{line}"),
+            tracing::Level::INFO => tracing::info!(bot, event, "{line}"),
+            tracing::Level::WARN => tracing::warn!(bot, event, "{line}"),
+            tracing::Level::ERROR => tracing::error!(bot, event, "{line}"),
         }
     }
 }

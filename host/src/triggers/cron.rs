@@ -21,7 +21,6 @@ use crate::blocking;
 use crate::config::{CatchUp, CronConfig};
 use crate::intake::{Inbound, Intake, Provenance};
 use crate::journal::Reader;
-use crate::runtime::Runtime;
 use crate::runtime::routing::RouteKey;
 
 /// Longest the scheduler sleeps, so schedules of newly loaded bots start
@@ -34,14 +33,14 @@ struct Entry {
 }
 
 /// Runs the scheduler until the process ends.
-pub async fn run(cfg: CronConfig, intake: Intake, runtime: Arc<Runtime>) -> Result<()> {
+pub async fn run(cfg: CronConfig, intake: Intake) -> Result<()> {
     let tz = Tz::from_str(&cfg.timezone).map_err(|e| anyhow::anyhow!("cron.timezone: {e}"))?;
     let reader = Arc::new(Mutex::new(intake.journal().reader()?));
     let mut entries: HashMap<String, Entry> = HashMap::new();
     let mut first_pass = true;
     loop {
         let now = Utc::now().with_timezone(&tz);
-        let live = runtime.cron_schedules();
+        let live = intake.router().cron_schedules();
         entries.retain(|s, _| live.contains(s));
         for text in live {
             if entries.contains_key(&text) {
@@ -59,7 +58,7 @@ pub async fn run(cfg: CronConfig, intake: Intake, runtime: Arc<Runtime>) -> Resu
                         .flatten();
                 if let Some(missed) = last.and_then(|ms| latest_missed(&schedule, ms, &now)) {
                     tracing::info!(schedule = %text, "catching up on the firing missed at {missed}");
-                    fire(&intake, &runtime, &reader, &text, missed.timestamp_millis()).await;
+                    fire(&intake, &reader, &text, missed.timestamp_millis()).await;
                 }
             }
             let Some(next) = schedule.after(&now).next() else {
@@ -70,14 +69,7 @@ pub async fn run(cfg: CronConfig, intake: Intake, runtime: Arc<Runtime>) -> Resu
         first_pass = false;
         for (text, entry) in entries.iter_mut() {
             if entry.next <= now {
-                fire(
-                    &intake,
-                    &runtime,
-                    &reader,
-                    text,
-                    entry.next.timestamp_millis(),
-                )
-                .await;
+                fire(&intake, &reader, text, entry.next.timestamp_millis()).await;
                 // From now, not from the missed time: no storm after a stall.
                 match entry.schedule.after(&now).next() {
                     Some(n) => entry.next = n,
@@ -105,14 +97,8 @@ fn latest_missed(schedule: &Schedule, last_ms: i64, now: &DateTime<Tz>) -> Optio
 }
 
 /// Journals one firing of `schedule` for the bots that want it.
-async fn fire(
-    intake: &Intake,
-    runtime: &Runtime,
-    reader: &Arc<Mutex<Reader>>,
-    schedule: &str,
-    at_ms: i64,
-) {
-    let routes = runtime.route(RouteKey::Tick { schedule });
+async fn fire(intake: &Intake, reader: &Arc<Mutex<Reader>>, schedule: &str, at_ms: i64) {
+    let routes = intake.router().route(RouteKey::Tick { schedule });
     let (r, s) = (reader.clone(), schedule.to_string());
     let busy: Vec<String> = blocking::run(move || {
         let r = r.lock().expect("reader lock");

@@ -25,22 +25,26 @@ use crate::intake::{Hl7Item, Inbound, Intake};
 use crate::journal::{self, Receipt, Received};
 use crate::mllp::server::Server;
 use crate::mllp::{Frame, FrameReader, Stream, frame};
-use crate::runtime::Runtime;
-use crate::runtime::replies::AppReply;
+use crate::runtime::replies::{AppReply, Replies};
 
 struct Listener {
     cfg: ListenerConfig,
     reading: Reading,
     intake: Intake,
-    runtime: Arc<Runtime>,
+    /// Where bots' outcomes arrive, with `ack = "application"`.
+    replies: Arc<Replies>,
+    /// How long an application ACK waits for the bot.
+    application_timeout: Duration,
 }
 
 /// Binds the listener; the returned future serves it until the process
-/// ends.
+/// ends. `bot_timeout_ms` is the bots' time limit, which an application
+/// ACK waits a second longer than unless `application_timeout_ms` is set.
 pub async fn bind(
     cfg: ListenerConfig,
     intake: Intake,
-    runtime: Arc<Runtime>,
+    replies: Arc<Replies>,
+    bot_timeout_ms: u64,
 ) -> Result<impl std::future::Future<Output = ()>> {
     let server = Server::bind(
         &cfg.name,
@@ -63,9 +67,12 @@ pub async fn bind(
             encoding: cfg.encoding,
             enhanced_mode: cfg.enhanced_mode,
         },
+        application_timeout: Duration::from_millis(
+            cfg.application_timeout_ms.unwrap_or(bot_timeout_ms + 1000),
+        ),
         cfg,
         intake,
-        runtime,
+        replies,
     });
     Ok(server.serve(move |stream, peer| {
         let listener = listener.clone();
@@ -211,12 +218,8 @@ impl Listener {
             let none = AppReply::Failed("no bot subscribes to this message".into());
             return Some(self.record_ack(event_id, &accepted, none).await);
         }
-        let limit = Duration::from_millis(
-            self.cfg
-                .application_timeout_ms
-                .unwrap_or(self.runtime.config().plugins.timeout_ms + 1000),
-        );
-        let mut outcome = self.runtime.replies.wait(event_id);
+        let limit = self.application_timeout;
+        let mut outcome = self.replies.wait(event_id);
         if let Ok(Ok(reply)) = tokio::time::timeout(limit, &mut outcome).await {
             return Some(self.record_ack(event_id, &accepted, reply).await);
         }
@@ -235,7 +238,7 @@ impl Listener {
                 Ok(Ok(reply)) => {
                     this.record_ack(event_id, &accepted, reply).await;
                 }
-                _ => this.runtime.replies.forget(event_id),
+                _ => this.replies.forget(event_id),
             }
         });
         Some(ack)
