@@ -131,6 +131,10 @@ CREATE INDEX received_by_key ON received (listener, sender, control_id);
 -- `order_hash % N`, worked out once when it is queued.
 ALTER TABLE outbox ADD COLUMN order_hash INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+-- The purge deletes an event's messages in chunks of events: by event id.
+CREATE INDEX outbox_by_event ON outbox (event_id);
+"#,
 ];
 
 /// Settings every connection gets.
