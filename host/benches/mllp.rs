@@ -16,42 +16,21 @@
 //! - medplum: @medplum/hl7's Hl7Server whose handler ACKs, rewrites
 //!   MSH-5/MSH-6 and forwards to the sink with Hl7Client (no journal).
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{Load, Proc, free_port, load, pct, root, start_host};
 use interlink::mllp::{Frame, FrameReader, frame};
 use interlink_sdk::hl7::{AckCode, Message, ack};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn adt(control_id: &str) -> String {
-    format!(
-        "MSH|^~\\&|REG|CLINIC|INTERLINK|BF|20260101120000||ADT^A04^ADT_A01|{control_id}|P|2.5.1\r\
-         EVN|A04|20260101120000\r\
-         PID|1||MRN{control_id}^^^CLINIC^MR||DOE^JANE^Q||19800101|F|||1 MAIN ST^^SPRINGFIELD^IL^62701\r\
-         PV1|1|O|CLINIC^^^BF||||1234^WELBY^MARCUS\r"
-    )
-}
 
 /// An MLLP server that ACKs every message at once, noting arrivals.
 async fn ack_server(listener: TcpListener, arrivals: Option<Arrivals>) {
@@ -81,59 +60,6 @@ async fn ack_server(listener: TcpListener, arrivals: Option<Arrivals>) {
             }
         });
     }
-}
-
-struct Load {
-    elapsed: Duration,
-    ack_latencies: Vec<Duration>,
-    sent_at: HashMap<String, Instant>,
-}
-
-async fn load(port: u16, connections: usize, per_connection: usize, tag: &str) -> Load {
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..connections {
-        let tag = tag.to_string();
-        tasks.push(tokio::spawn(async move {
-            let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let (rd, mut wr) = stream.into_split();
-            let mut acks = FrameReader::new(rd, 1 << 20);
-            let mut lat = Vec::with_capacity(per_connection);
-            let mut sent = Vec::with_capacity(per_connection);
-            for i in 0..per_connection {
-                let id = format!("{tag}{c}x{i}");
-                let bytes = frame(adt(&id).as_bytes());
-                let t = Instant::now();
-                wr.write_all(&bytes).await.unwrap();
-                match acks.next().await.unwrap() {
-                    Some(Frame::Message(a)) => {
-                        assert!(String::from_utf8_lossy(&a).contains("MSA|AA|"))
-                    }
-                    other => panic!("no ACK: {other:?}"),
-                }
-                lat.push(t.elapsed());
-                sent.push((id, t));
-            }
-            (lat, sent)
-        }));
-    }
-    let mut ack_latencies = Vec::new();
-    let mut sent_at = HashMap::new();
-    for t in tasks {
-        let (lat, sent) = t.await.unwrap();
-        ack_latencies.extend(lat);
-        sent_at.extend(sent);
-    }
-    Load {
-        elapsed: start.elapsed(),
-        ack_latencies,
-        sent_at,
-    }
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
 }
 
 /// Waits for every sent message at the sink; end-to-end latencies.
@@ -174,12 +100,22 @@ fn report(name: &str, connections: usize, load: &mut Load, e2e: Option<Vec<Durat
     );
 }
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn start_interlink(dir: &Path, port: u16, sink: u16) -> Proc {
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    std::fs::copy(
+        root().join("target/test-bots/adt_router.wasm"),
+        dir.join("plugins/adt_router.wasm"),
+    )
+    .expect("target/test-bots/adt_router.wasm: run scripts/setup first");
+    start_host(
+        dir,
+        &format!(
+            "[journal]\npath = \"data/j.db\"\n[plugins]\ndir = \"plugins\"\n\
+             [[listener]]\nname = \"in\"\nlisten = \"127.0.0.1:{port}\"\n\
+             [[destination]]\nname = \"out\"\nkind = \"mllp\"\nhost = \"127.0.0.1\"\nport = {sink}\n\
+             [bots.adt-router]\nsettings = {{ destination = \"out\" }}\n"
+        ),
+    )
 }
 
 fn wait_for_line(child: &mut Child, what: &str) {
@@ -188,44 +124,6 @@ fn wait_for_line(child: &mut Child, what: &str) {
     let mut line = String::new();
     std::io::BufReader::new(out).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), what);
-}
-
-fn start_interlink(dir: &Path, port: u16, sink: u16) -> Proc {
-    std::fs::create_dir_all(dir.join("plugins")).unwrap();
-    std::fs::copy(
-        root().join("target/test-bots/adt_router.wasm"),
-        dir.join("plugins/adt_router.wasm"),
-    )
-    .expect("target/test-bots/adt_router.wasm: run scripts/setup first");
-    std::fs::write(
-        dir.join("interlink.toml"),
-        format!(
-            "[journal]\npath = \"data/j.db\"\n[plugins]\ndir = \"plugins\"\n\
-             [[listener]]\nname = \"in\"\nlisten = \"127.0.0.1:{port}\"\n\
-             [[destination]]\nname = \"out\"\nkind = \"mllp\"\nhost = \"127.0.0.1\"\nport = {sink}\n\
-             [bots.adt-router]\nsettings = {{ destination = \"out\" }}\n"
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("host.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_interlink"))
-        .args(["run", "--config", "interlink.toml"])
-        .current_dir(dir)
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !std::fs::read_to_string(dir.join("host.log"))
-        .unwrap_or_default()
-        .contains(" ready")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "interlink did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Proc(child)
 }
 
 /// `-- interlink`, `-- echo` or `-- medplum` runs only that contender.

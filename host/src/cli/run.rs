@@ -101,11 +101,11 @@ async fn purge_old_events(journal: Journal, retention_days: u32) {
     loop {
         let cutoff = journal::now_ms() - i64::from(retention_days) * 86_400_000;
         match journal.purge(cutoff).await {
-            Ok(Ok(n)) if n > 0 => {
+            Ok(n) if n > 0 => {
                 tracing::info!("purged {n} events older than {retention_days} days")
             }
-            Ok(Err(e)) => tracing::warn!("purge failed: {e}"),
-            _ => {}
+            Ok(_) => {}
+            Err(e) => tracing::warn!("purge failed: {e}"),
         }
         tokio::time::sleep(PURGE_EVERY).await;
     }

@@ -87,6 +87,9 @@ pub struct Journal {
 /// Most writes one group commit takes.
 const MAX_GROUP: usize = 4096;
 
+/// Events one purge write looks at.
+pub const PURGE_CHUNK: usize = 1000;
+
 impl Journal {
     /// Opens (creating if needed) the journal at `path` and starts its
     /// writer thread.
@@ -208,9 +211,25 @@ impl Journal {
     }
 
     /// Deletes events older than `before_ms` whose runs and messages are all
-    /// finished. Returns how many events went.
-    pub fn purge(&self, before_ms: i64) -> oneshot::Receiver<Result<usize>> {
-        self.submit(move |c| write::purge(c, before_ms))
+    /// finished. Returns how many events went. It deletes [`PURGE_CHUNK`]
+    /// events per write, and after each commit leaves the writer to other
+    /// writes for as long as the chunk took, so listeners' and bots' writes
+    /// wait for one chunk at most, not for the whole purge.
+    pub async fn purge(&self, before_ms: i64) -> Result<usize> {
+        let (mut total, mut after) = (0, 0);
+        loop {
+            let started = std::time::Instant::now();
+            let chunk = self
+                .submit(move |c| write::purge_chunk(c, before_ms, after, PURGE_CHUNK))
+                .await
+                .map_err(|_| JournalError::Closed)??;
+            total += chunk.deleted;
+            match chunk.next {
+                Some(next) => after = next,
+                None => return Ok(total),
+            }
+            tokio::time::sleep(started.elapsed()).await;
+        }
     }
 }
 

@@ -149,6 +149,10 @@ CREATE UNIQUE INDEX received_by_key ON received (listener, sender, control_id);
 ALTER TABLE received ADD COLUMN reply_kind TEXT;
 ALTER TABLE received ADD COLUMN reply_text TEXT;
 "#,
+    r#"
+-- The purge deletes an event's messages in chunks of events: by event id.
+CREATE INDEX outbox_by_event ON outbox (event_id);
+"#,
 ];
 
 /// Settings every connection gets.

@@ -378,28 +378,161 @@ pub fn replay(c: &Connection, event_id: i64, bot: Option<&str>) -> rusqlite::Res
     }
 }
 
-pub fn purge(c: &Connection, before_ms: i64) -> rusqlite::Result<usize> {
-    let finished = "received_at_ms < ?1
+/// What one [`purge_chunk`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeChunk {
+    /// Events deleted.
+    pub deleted: usize,
+    /// Where the next chunk starts (the last event id looked at), or `None`
+    /// when there is nothing older than the cutoff left to look at.
+    pub next: Option<i64>,
+}
+
+/// Looks at the next `size` events after `after_id` (in id order, which is
+/// arrival order) and deletes those older than `before_ms` whose runs and
+/// messages are all finished, with their runs, messages and receipts. The
+/// purge is done at the end of the table or at a chunk with no event older
+/// than the cutoff (the rest arrived later still).
+pub fn purge_chunk(
+    c: &Connection,
+    before_ms: i64,
+    after_id: i64,
+    size: usize,
+) -> rusqlite::Result<PurgeChunk> {
+    let (last, oldest): (Option<i64>, Option<i64>) = c
+        .prepare_cached(
+            "SELECT MAX(id), MIN(received_at_ms)
+             FROM (SELECT id, received_at_ms FROM events WHERE id > ?1 ORDER BY id LIMIT ?2)",
+        )?
+        .query_row(params![after_id, size as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let (Some(last), Some(oldest)) = (last, oldest) else {
+        return Ok(PurgeChunk {
+            deleted: 0,
+            next: None,
+        });
+    };
+    if oldest >= before_ms {
+        return Ok(PurgeChunk {
+            deleted: 0,
+            next: None,
+        });
+    }
+    let finished = "SELECT id FROM events WHERE id > ?1 AND id <= ?2 AND received_at_ms < ?3
         AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id AND r.status = 'pending')
         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.id AND o.status = 'pending')";
-    c.execute(
-        &format!("DELETE FROM runs WHERE event_id IN (SELECT id FROM events WHERE {finished})"),
-        params![before_ms],
-    )?;
-    c.execute(
-        &format!("DELETE FROM outbox WHERE event_id IN (SELECT id FROM events WHERE {finished})"),
-        params![before_ms],
-    )?;
-    c.execute("DELETE FROM received WHERE at_ms < ?1", params![before_ms])?;
-    c.execute(
-        &format!("DELETE FROM events WHERE {finished}"),
-        params![before_ms],
-    )
+    let range = params![after_id, last, before_ms];
+    c.prepare_cached(&format!("DELETE FROM runs WHERE event_id IN ({finished})"))?
+        .execute(range)?;
+    c.prepare_cached(&format!(
+        "DELETE FROM outbox WHERE event_id IN ({finished})"
+    ))?
+    .execute(range)?;
+    c.prepare_cached("DELETE FROM received WHERE event_id > ?1 AND event_id <= ?2 AND at_ms < ?3")?
+        .execute(range)?;
+    let deleted = c
+        .prepare_cached(&format!("DELETE FROM events WHERE id IN ({finished})"))?
+        .execute(range)?;
+    Ok(PurgeChunk {
+        deleted,
+        next: Some(last),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A journal in memory with events 1..=6: 1-5 old, 6 new; 3 still has
+    /// a pending run, 4 a pending message; every event has a done run, a
+    /// sent message and a receipt.
+    fn journal() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut c).unwrap();
+        for id in 1..=6i64 {
+            let at = if id == 6 { 10_000 } else { id };
+            c.execute(
+                "INSERT INTO events (id, kind, source, body, received_at_ms, routed)
+                 VALUES (?1, 'hl7', 'in', 'MSH', ?2, 1)",
+                params![id, at],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO runs (event_id, bot, status) VALUES (?1, 'b', 'done')",
+                params![id],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO outbox (event_id, bot, destination, message, status, created_ms)
+                 VALUES (?1, 'b', 'out', 'MSH', 'sent', 0)",
+                params![id],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO received (event_id, listener, sender, control_id, at_ms)
+                 VALUES (?1, 'in', 's', ?1, ?2)",
+                params![id, at],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO runs (event_id, bot, status) VALUES (3, 'slow', 'pending')",
+            [],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO outbox (event_id, bot, destination, message, status, created_ms)
+             VALUES (4, 'b', 'out', 'MSH', 'pending', 0)",
+            [],
+        )
+        .unwrap();
+        c
+    }
+
+    fn ids(c: &Connection, sql: &str) -> Vec<i64> {
+        let mut q = c.prepare(sql).unwrap();
+        q.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn purge_goes_chunk_by_chunk_and_keeps_unfinished_and_new_events() {
+        let c = journal();
+        let chunks: Vec<PurgeChunk> = [0, 2, 4, 6]
+            .iter()
+            .map(|after| purge_chunk(&c, 1_000, *after, 2).unwrap())
+            .collect();
+        let got: Vec<(usize, Option<i64>)> = chunks.iter().map(|k| (k.deleted, k.next)).collect();
+        assert_eq!(got, [(2, Some(2)), (0, Some(4)), (1, Some(6)), (0, None)]);
+        assert_eq!(ids(&c, "SELECT id FROM events ORDER BY id"), [3, 4, 6]);
+        assert_eq!(
+            ids(&c, "SELECT DISTINCT event_id FROM runs ORDER BY 1"),
+            [3, 4, 6]
+        );
+        assert_eq!(
+            ids(&c, "SELECT DISTINCT event_id FROM outbox ORDER BY 1"),
+            [3, 4, 6]
+        );
+        // Receipts go with age alone, as the duplicate window is long past.
+        assert_eq!(ids(&c, "SELECT event_id FROM received ORDER BY 1"), [6]);
+    }
+
+    #[test]
+    fn purge_stops_at_a_chunk_with_nothing_old() {
+        let c = journal();
+        let chunk = purge_chunk(&c, 1_000, 5, 2).unwrap();
+        assert_eq!(
+            chunk,
+            PurgeChunk {
+                deleted: 0,
+                next: None
+            }
+        );
+        assert_eq!(ids(&c, "SELECT COUNT(*) FROM events"), [6]);
+    }
 
     fn receipt(since: Option<i64>) -> Receipt {
         Receipt {

@@ -260,10 +260,7 @@ impl Poller {
                         return Err(e).with_context(|| format!("cannot list {}", dir.display()));
                     }
                 };
-                let Some(file_name) = entry.to_str() else {
-                    continue;
-                };
-                if file_name == "." || file_name == ".." {
+                if entry == Path::new(".") || entry == Path::new("..") {
                     continue;
                 }
                 if budget == 0 {
@@ -271,6 +268,9 @@ impl Poller {
                     break 'dirs;
                 }
                 budget -= 1;
+                let Some(file_name) = entry.to_str() else {
+                    continue;
+                };
                 if file_name.starts_with('.') {
                     continue;
                 }

@@ -1,0 +1,132 @@
+//! What the benchmarks that drive the release binary over MLLP share: the
+//! message they send, a closed-loop load generator that times each ACK,
+//! percentiles, and starting `interlink run` on a config. Each benchmark
+//! uses a subset.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use interlink::mllp::{Frame, FrameReader, frame};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An ADT^A04 of the usual size with control id `control_id`.
+pub fn adt(control_id: &str) -> String {
+    format!(
+        "MSH|^~\\&|REG|CLINIC|INTERLINK|BF|20260101120000||ADT^A04^ADT_A01|{control_id}|P|2.5.1\r\
+         EVN|A04|20260101120000\r\
+         PID|1||MRN{control_id}^^^CLINIC^MR||DOE^JANE^Q||19800101|F|||1 MAIN ST^^SPRINGFIELD^IL^62701\r\
+         PV1|1|O|CLINIC^^^BF||||1234^WELBY^MARCUS\r"
+    )
+}
+
+/// What one [`load`] measured.
+pub struct Load {
+    pub elapsed: Duration,
+    pub ack_latencies: Vec<Duration>,
+    /// When each control id was sent.
+    pub sent_at: HashMap<String, Instant>,
+}
+
+/// Sends `per_connection` ADTs on each of `connections` connections, one
+/// in flight per connection, timing each ACK (which must be AA).
+pub async fn load(port: u16, connections: usize, per_connection: usize, tag: &str) -> Load {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let tag = tag.to_string();
+        tasks.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (rd, mut wr) = stream.into_split();
+            let mut acks = FrameReader::new(rd, 1 << 20);
+            let mut lat = Vec::with_capacity(per_connection);
+            let mut sent = Vec::with_capacity(per_connection);
+            for i in 0..per_connection {
+                let id = format!("{tag}{c}x{i}");
+                let bytes = frame(adt(&id).as_bytes());
+                let t = Instant::now();
+                wr.write_all(&bytes).await.unwrap();
+                match acks.next().await.unwrap() {
+                    Some(Frame::Message(a)) => {
+                        assert!(String::from_utf8_lossy(&a).contains("MSA|AA|"))
+                    }
+                    other => panic!("no ACK: {other:?}"),
+                }
+                lat.push(t.elapsed());
+                sent.push((id, t));
+            }
+            (lat, sent)
+        }));
+    }
+    let mut ack_latencies = Vec::new();
+    let mut sent_at = HashMap::new();
+    for t in tasks {
+        let (lat, sent) = t.await.unwrap();
+        ack_latencies.extend(lat);
+        sent_at.extend(sent);
+    }
+    Load {
+        elapsed: start.elapsed(),
+        ack_latencies,
+        sent_at,
+    }
+}
+
+/// The `p` quantile of `sorted`, in milliseconds.
+pub fn pct(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+}
+
+/// A child process, killed when dropped.
+pub struct Proc(pub Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Writes `config` to `dir/interlink.toml`, starts the release
+/// `interlink run` on it (log in `dir/host.log`) and waits until it is ready.
+pub fn start_host(dir: &Path, config: &str) -> Proc {
+    std::fs::write(dir.join("interlink.toml"), config).unwrap();
+    let log = std::fs::File::create(dir.join("host.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_interlink"))
+        .args(["run", "--config", "interlink.toml"])
+        .current_dir(dir)
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !std::fs::read_to_string(dir.join("host.log"))
+        .unwrap_or_default()
+        .contains(" ready")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "interlink did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Proc(child)
+}
