@@ -51,7 +51,11 @@ fn a_sleeping_bot_is_stopped_at_its_time_limit_and_the_next_event_runs() {
     // The event after the sleeper is processed: the worker was not held.
     let out = host.wait_outputs(1, T);
     assert!(out[0].1.contains("|OK1|"), "{out:?}");
-    assert!(started.elapsed() < PROBE_SLEEP / 3, "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < PROBE_SLEEP / 3,
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(failed_run_error(&host, "SLEEP1"), "timed out after 500 ms");
     let slept_us: i64 = host.query("SELECT r.duration_us FROM runs r JOIN events e ON e.id = r.event_id WHERE e.control_id = 'SLEEP1'");
     assert!(
@@ -91,7 +95,11 @@ fn an_application_ack_for_a_sleeping_bot_is_ae_at_the_time_limit() {
         "{acks}\n{}",
         host.log()
     );
-    assert!(started.elapsed() < PROBE_SLEEP / 3, "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < PROBE_SLEEP / 3,
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -119,7 +127,10 @@ fn a_worker_that_dies_is_restarted_and_takes_up_its_runs() {
     assert!(out[1].1.contains("|B1|"), "{out:?}");
     host.drop_file("c.hl7", &adt_a04("C1", "P1"));
     let out = host.wait_outputs(3, T);
-    assert!(out[2].1.contains("|C1|") && out[2].1.contains("ZPR|v1|3"), "{out:?}");
+    assert!(
+        out[2].1.contains("|C1|") && out[2].1.contains("ZPR|v1|3"),
+        "{out:?}"
+    );
     host.wait_query("SELECT COUNT(*) FROM runs WHERE status = 'done'", 3, T);
 }
 
@@ -147,9 +158,15 @@ fn a_tampered_compile_cache_entry_is_not_loaded_and_the_bot_is_recompiled() {
     let entries = cache_entries(&host);
     assert_eq!(entries.len(), 1, "{entries:?}");
     let entry = &entries[0];
-    let mode = std::fs::metadata(host.path("data/cache")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(host.path("data/cache"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o700);
-    let key_mode = std::fs::metadata(host.path("data/cache.key")).unwrap().permissions().mode();
+    let key_mode = std::fs::metadata(host.path("data/cache.key"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(key_mode & 0o777, 0o600);
     host.kill();
 
@@ -169,7 +186,10 @@ fn a_tampered_compile_cache_entry_is_not_loaded_and_the_bot_is_recompiled() {
     // The bot was compiled again and runs correctly.
     host.drop_file("a.hl7", &adt_a04("A1", "P1"));
     let out = host.wait_outputs(1, T);
-    assert!(out[0].1.contains("|A1|") && out[0].1.contains("ZPR|v1|1"), "{out:?}");
+    assert!(
+        out[0].1.contains("|A1|") && out[0].1.contains("ZPR|v1|1"),
+        "{out:?}"
+    );
     // ... and its entry was rewritten: the next start loads it silently.
     assert_ne!(std::fs::read(entry).unwrap(), bytes);
     host.kill();

@@ -137,9 +137,10 @@ impl LoadedBot {
             hash,
             origin: origin.to_string(),
         };
-        let call = bot.call(Session::loading(), async |b: &Bot, s: &mut Store<BotState>| {
-            b.call_manifest(s).await
-        });
+        let call = bot.call(
+            Session::loading(),
+            async |b: &Bot, s: &mut Store<BotState>| b.call_manifest(s).await,
+        );
         let manifest = call.result.map_err(|f| anyhow::anyhow!("`manifest` {f}"))?;
         check_manifest(&manifest)?;
         bot.manifest = manifest;

@@ -36,7 +36,10 @@ mod injected {
             return;
         };
         if plan.seen.fetch_add(1, Ordering::SeqCst) + 1 == plan.nth_event {
-            panic!("INTERLINK_FAULT: worker-panic injected before event {}", plan.nth_event);
+            panic!(
+                "INTERLINK_FAULT: worker-panic injected before event {}",
+                plan.nth_event
+            );
         }
     }
 }
