@@ -58,8 +58,10 @@ fn a_sleeping_bot_is_stopped_at_its_time_limit_and_the_next_event_runs() {
     );
     assert_eq!(failed_run_error(&host, "SLEEP1"), "timed out after 500 ms");
     let slept_us: i64 = host.query("SELECT r.duration_us FROM runs r JOIN events e ON e.id = r.event_id WHERE e.control_id = 'SLEEP1'");
+    // Stopped at its limit, not after the 30 s sleep (the bound leaves room
+    // for a loaded machine).
     assert!(
-        (500_000..1_000_000).contains(&slept_us),
+        (500_000..5_000_000).contains(&slept_us),
         "slept {slept_us} us"
     );
     let log = host.log();

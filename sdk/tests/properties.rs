@@ -208,11 +208,11 @@ struct Pick {
 
 fn pick() -> impl Strategy<Value = Pick> {
     (any::<[prop::sample::Index; 5]>(), 0u8..3).prop_map(|(i, depth)| Pick {
-        segment: i[0].clone(),
-        field: i[1].clone(),
-        repetition: i[2].clone(),
-        component: i[3].clone(),
-        subcomponent: i[4].clone(),
+        segment: i[0],
+        field: i[1],
+        repetition: i[2],
+        component: i[3],
+        subcomponent: i[4],
         depth,
     })
 }
