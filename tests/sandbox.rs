@@ -82,7 +82,7 @@ fn a_sleeping_bot_is_stopped_at_its_time_limit_and_the_next_event_runs() {
 fn an_application_ack_for_a_sleeping_bot_is_ae_at_the_time_limit() {
     let port = free_port();
     let host = probe_host(&config(&format!(
-        "[[listener]]\nname = \"app\"\nlisten = \"127.0.0.1:{port}\"\nack = \"application\"\n"
+        "[[listener]]\nname = \"app\"\nlisten = \"127.0.0.1:{port}\"\nack = \"application\"\ndetailed_errors = true\n"
     )));
     std::fs::write(host.path("sleep.hl7"), adt_a04("SLEEP2", "P1")).unwrap();
     let started = Instant::now();
