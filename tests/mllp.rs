@@ -57,8 +57,14 @@ fn mllp_out(port: u16, extra: &str) -> String {
 /// the connection closing, or `wait` passing.
 fn raw(port: u16, bytes: &[u8], wait: Duration) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(wait)).unwrap();
     s.write_all(bytes).unwrap();
+    read_ack(&mut s, wait)
+}
+
+/// What comes back on `s` until an MLLP end marker, the connection
+/// closing, or `wait` passing.
+fn read_ack(s: &mut TcpStream, wait: Duration) -> Vec<u8> {
+    s.set_read_timeout(Some(wait)).unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     while !out.ends_with(b"\x1c\r") {
@@ -733,17 +739,8 @@ fn connections_beyond_max_connections_are_refused_and_logged() {
     let port = free_port();
     let host = slow_host(&listener("in", port, "max_connections = 2"));
     let send = |s: &mut TcpStream, id: &str| -> Vec<u8> {
-        s.set_read_timeout(Some(T)).unwrap();
         let _ = s.write_all(&framed(&adt_a04(id, "P1")));
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !out.ends_with(b"\x1c\r") {
-            match s.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-        out
+        read_ack(s, T)
     };
     let connect = || TcpStream::connect(("127.0.0.1", port)).unwrap();
     let (mut a, mut b) = (connect(), connect());

@@ -160,10 +160,15 @@ impl Intake {
         let ingest = self.route(source, vec![item]);
         let woken = routed_bots(&ingest);
         let received = self.journal.ingest_received(ingest, receipt).await??;
-        if let Received::New(_) = received {
-            self.wake(&woken);
-        }
-        Ok((received, !woken.is_empty()))
+        // A resend is routed as its first copy was, whatever bots are live now.
+        let routed = match &received {
+            Received::New(_) => {
+                self.wake(&woken);
+                !woken.is_empty()
+            }
+            Received::Duplicate { routed, .. } => *routed,
+        };
+        Ok((received, routed))
     }
 
     /// The commit for `items`: each as an event with the bots it goes to.

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -13,21 +13,7 @@ use interlink::mllp::{Frame, FrameReader, frame};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-/// The workspace root.
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use interlink_tests::{free_port, root};
 
 /// An ADT^A04 of the usual size with control id `control_id`.
 pub fn adt(control_id: &str) -> String {

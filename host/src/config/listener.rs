@@ -79,8 +79,8 @@ impl ListenerConfig {
         if self.max_message_kb == 0 {
             bail!("{key}.max_message_kb must be at least 1");
         }
-        if self.max_connections == 0 {
-            bail!("{key}.max_connections must be at least 1");
+        if !(1..=65_536).contains(&self.max_connections) {
+            bail!("{key}.max_connections must be 1 to 65536");
         }
         Ok(())
     }

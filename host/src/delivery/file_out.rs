@@ -16,7 +16,7 @@ pub trait Storage {
     fn create(&self, path: &Path) -> Result<Self::File>;
     /// Makes what was written to `file` durable, as far as the storage can.
     fn sync(&self, file: &mut Self::File) -> Result<()>;
-    /// Renames `from` to `to`, replacing `to` if it exists.
+    /// Renames `from` to `to`, replacing `to` if it exists, durably.
     fn replace(&self, from: &Path, to: &Path) -> Result<()>;
 }
 
@@ -54,9 +54,15 @@ impl Storage for Local {
         Ok(file.sync_all()?)
     }
 
+    /// The rename, then an fsync of the directory, so the new name
+    /// survives a power loss once the message is marked sent.
     fn replace(&self, from: &Path, to: &Path) -> Result<()> {
         std::fs::rename(from, to)
-            .with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))
+            .with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))?;
+        let dir = to.parent().context("a file without a directory")?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync {}", dir.display()))
     }
 }
 

@@ -32,6 +32,6 @@ impl FolderSink {
         let (dir, bytes) = (self.dir.clone(), bytes.to_vec());
         crate::blocking::run(move || file_out::write(&Local, &dir, &name, &bytes))
             .await
-            .map_err(|e| DeliveryError::Transient(format!("{e:#}")))
+            .map_err(|e| DeliveryError::Transient(format!("{e:#}").into()))
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use interlink_sdk::hl7::AckCode;
 
-use super::DeliveryError;
+use super::{DeliveryError, Reason};
 use crate::config::{MllpDestination, OnAe};
 use crate::mllp::client::{AckReport, Connection, Endpoint};
 
@@ -38,7 +38,8 @@ impl MllpSink {
             Some(conn) => conn,
             None => {
                 let opened = self.endpoint.connect(self.connect_timeout).await;
-                self.conn.insert(opened.map_err(DeliveryError::Transient)?)
+                self.conn
+                    .insert(opened.map_err(|why| DeliveryError::Transient(why.into()))?)
             }
         };
         let report = match conn.exchange(bytes, control_id, self.ack_timeout).await {
@@ -46,10 +47,14 @@ impl MllpSink {
             Err(why) => {
                 // A late ACK on this connection would be ambiguous: start over.
                 self.conn = None;
-                return Err(DeliveryError::Transient(why));
+                return Err(DeliveryError::Transient(why.into()));
             }
         };
-        let said = |r: &AckReport| format!("{}: {}", r.code.as_str(), r.text);
+        // The receiver's text may name the patient: a quote (see `Reason`).
+        let said = |r: &AckReport| Reason {
+            text: r.code.as_str().to_string(),
+            quote: Some(r.text.clone()),
+        };
         match report.code {
             AckCode::AA | AckCode::CA => Ok(()),
             AckCode::AR | AckCode::CR => Err(DeliveryError::Permanent(said(&report))),

@@ -27,10 +27,44 @@ const IDLE_POLL: Duration = Duration::from_millis(1000);
 pub enum DeliveryError {
     /// Worth trying again later.
     #[error("{0}")]
-    Transient(String),
+    Transient(Reason),
     /// Will never succeed: dead-letter it.
     #[error("{0}")]
-    Permanent(String),
+    Permanent(Reason),
+}
+
+/// The host's words for a failure, and what it quotes from the receiver
+/// (an ACK's text, which may name the patient): the journal keeps both,
+/// the log shows the quote only with `[log] phi = true`.
+#[derive(Debug)]
+pub struct Reason {
+    pub text: String,
+    pub quote: Option<String>,
+}
+
+impl Reason {
+    /// The reason as the log may show it.
+    fn logged(&self) -> String {
+        match &self.quote {
+            Some(q) => format!("{}: {}", self.text, crate::phi::text(q)),
+            None => self.text.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.quote {
+            Some(q) => write!(f, "{}: {q}", self.text),
+            None => f.write_str(&self.text),
+        }
+    }
+}
+
+impl From<String> for Reason {
+    fn from(text: String) -> Self {
+        Reason { text, quote: None }
+    }
 }
 
 /// A destination's transport.
@@ -200,11 +234,17 @@ async fn attempt(
         .max_age_s
         .is_some_and(|age| journal::now_ms() - row.created_ms > age as i64 * 1000);
     let result = if expired {
-        Err(DeliveryError::Permanent(format!(
-            "not delivered within max_age_s = {} ({})",
-            cfg.retry.max_age_s.unwrap_or(0),
-            row.last_error.as_deref().unwrap_or("no attempt succeeded")
-        )))
+        Err(DeliveryError::Permanent(Reason {
+            text: format!(
+                "not delivered within max_age_s = {}",
+                cfg.retry.max_age_s.unwrap_or(0)
+            ),
+            quote: Some(
+                row.last_error
+                    .clone()
+                    .unwrap_or_else(|| "no attempt succeeded".into()),
+            ),
+        }))
     } else {
         match prepare::for_destination(cfg, &row.message) {
             Ok((bytes, control_id)) => sink.deliver(row, &bytes, &control_id).await,
@@ -223,8 +263,10 @@ async fn attempt(
             return Attempt::Done;
         }
         Err(DeliveryError::Permanent(why)) => {
-            tracing::error!(destination = %cfg.name, outbox_id = row.id, "dead-lettered: {why}");
-            journal.outbox_failed(row.id, why.clone(), 0, true).await
+            tracing::error!(destination = %cfg.name, outbox_id = row.id, "dead-lettered: {}", why.logged());
+            journal
+                .outbox_failed(row.id, why.to_string(), 0, true)
+                .await
         }
         Err(DeliveryError::Transient(why)) => {
             let backoff = crate::backoff::delay_ms(
@@ -232,9 +274,9 @@ async fn attempt(
                 row.attempts + 1,
                 cfg.retry.max_backoff_s as i64 * 1000,
             );
-            tracing::warn!(destination = %cfg.name, outbox_id = row.id, attempt = row.attempts + 1, "delivery failed, retrying in {backoff} ms: {why}");
+            tracing::warn!(destination = %cfg.name, outbox_id = row.id, attempt = row.attempts + 1, "delivery failed, retrying in {backoff} ms: {}", why.logged());
             journal
-                .outbox_failed(row.id, why.clone(), journal::now_ms() + backoff, false)
+                .outbox_failed(row.id, why.to_string(), journal::now_ms() + backoff, false)
                 .await
         }
     };

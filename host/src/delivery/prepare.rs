@@ -14,7 +14,7 @@ pub fn for_destination(
     cfg: &DestinationConfig,
     text: &str,
 ) -> Result<(Vec<u8>, String), DeliveryError> {
-    let permanent = |e: interlink_sdk::hl7::Error| DeliveryError::Permanent(e.to_string());
+    let permanent = |e: interlink_sdk::hl7::Error| DeliveryError::Permanent(e.to_string().into());
     let mut msg = Message::parse(text).map_err(permanent)?;
     if let Some(f) = &cfg.sending_facility {
         msg.set("MSH-4", f).map_err(permanent)?;
@@ -28,9 +28,9 @@ pub fn for_destination(
         let local = local.in_zone(tz).map_err(permanent)?;
         msg.set("MSH-7", &local.to_string()).map_err(permanent)?;
     }
-    let bytes = msg
-        .encode_to(cfg.encoding)
-        .map_err(|e| DeliveryError::Permanent(format!("cannot encode for {:?}: {e}", cfg.name)))?;
+    let bytes = msg.encode_to(cfg.encoding).map_err(|e| {
+        DeliveryError::Permanent(format!("cannot encode for {:?}: {e}", cfg.name).into())
+    })?;
     Ok((bytes, msg.control_id().into_owned()))
 }
 

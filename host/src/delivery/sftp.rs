@@ -60,7 +60,7 @@ impl SftpSink {
         .await
         .unwrap_or_else(|e| (None, Err(anyhow::anyhow!("delivery task failed: {e}"))));
         self.session = session;
-        result.map_err(|e| DeliveryError::Transient(format!("{e:#}")))
+        result.map_err(|e| DeliveryError::Transient(format!("{e:#}").into()))
     }
 }
 

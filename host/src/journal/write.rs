@@ -55,7 +55,8 @@ impl AppReply {
     fn from_row(kind: Option<String>, text: Option<String>) -> Option<AppReply> {
         match kind.as_deref()? {
             "ack" => Some(AppReply::Ack(text)),
-            _ => Some(AppReply::Failed(text.unwrap_or_default())),
+            "failed" => Some(AppReply::Failed(text.unwrap_or_default())),
+            _ => None,
         }
     }
 }
@@ -72,6 +73,8 @@ pub enum Received {
         event_id: i64,
         ack: Option<Vec<u8>>,
         reply: Option<AppReply>,
+        /// Whether the earlier event went to any bot.
+        routed: bool,
     },
 }
 
@@ -207,7 +210,9 @@ pub fn ingest_received(
     {
         let earlier = c
             .prepare_cached(
-                "SELECT event_id, ack, reply_kind, reply_text FROM received
+                "SELECT event_id, ack, reply_kind, reply_text,
+                        COALESCE((SELECT routed > 0 FROM events WHERE id = received.event_id), 0)
+                 FROM received
                  WHERE listener = ?1 AND sender = ?2 AND control_id = ?3 AND at_ms >= ?4",
             )?
             .query_row(
@@ -217,6 +222,7 @@ pub fn ingest_received(
                         event_id: r.get(0)?,
                         ack: r.get(1)?,
                         reply: AppReply::from_row(r.get(2)?, r.get(3)?),
+                        routed: r.get(4)?,
                     })
                 },
             )
@@ -575,7 +581,8 @@ mod tests {
             Received::Duplicate {
                 event_id: 1,
                 ack,
-                reply: None
+                reply: None,
+                routed: true
             }
         );
         // Outside the window (here: none), the new copy takes the key over.
@@ -627,7 +634,8 @@ mod tests {
             Received::Duplicate {
                 event_id: 1,
                 ack: None,
-                reply: Some(AppReply::Ack(Some("first".into())))
+                reply: Some(AppReply::Ack(Some("first".into()))),
+                routed: true
             }
         );
     }

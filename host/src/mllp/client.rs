@@ -142,10 +142,7 @@ fn read_ack(bytes: &[u8], control_id: &str) -> Result<Option<AckReport>, String>
         Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     };
     let Ok(ack) = Message::parse(&text) else {
-        return Err(format!(
-            "unreadable ACK: {:?}",
-            text.chars().take(80).collect::<String>()
-        ));
+        return Err(format!("unreadable ACK of {} bytes", bytes.len()));
     };
     if ack.get("MSA-2").as_deref() != Some(control_id) {
         tracing::warn!(

@@ -108,10 +108,17 @@ impl CompileCache {
         let code = component.serialize()?;
         let tag = self.mac(name, &code).finalize().into_bytes();
         let path = self.dir.join(name);
-        let tmp = path.with_extension("tmp");
+        // A temporary name of this write's own: two loads of one bot at
+        // once (start-up racing a hot reload) never interleave their bytes.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!(".{name}.{}-{n}.tmp", std::process::id()));
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(&tag)?;
         file.write_all(&code)?;
+        file.sync_all()?;
         drop(file);
         std::fs::rename(&tmp, &path)?;
         Ok(())

@@ -166,14 +166,10 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
             send: Vec::new(),
             reply: None,
         };
-        if awaited {
-            let reply = match &result {
-                Ok(_) => AppReply::Ack(ack),
-                Err(f) => AppReply::Failed(f.to_string()),
-            };
-            record.reply = Some(reply.clone());
-            replies.push((run.event_id, reply));
-        }
+        let reply = awaited.then(|| match &result {
+            Ok(_) => AppReply::Ack(ack),
+            Err(f) => AppReply::Failed(f.to_string()),
+        });
         match result {
             Ok(send) => {
                 sends += send.len();
@@ -197,6 +193,12 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
                     tracing::error!(bot = %name, event = run.event_id, outcome = "failed", attempt = attempts, duration_us = micros, "{}", failure.logged());
                 }
             }
+        }
+        // A listener's application ACK answers with the run's final outcome
+        // only: while a retry is due, a resend is told to come back later.
+        if let Some(reply) = reply.filter(|_| record.status != RunStatus::Pending) {
+            record.reply = Some(reply.clone());
+            replies.push((run.event_id, reply));
         }
         records.push(record);
     }

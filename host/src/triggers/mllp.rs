@@ -171,6 +171,7 @@ impl Listener {
                     event_id,
                     ack,
                     reply,
+                    ..
                 },
                 routed,
             )) => {
