@@ -24,9 +24,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Load, Proc, free_port, load, pct, root, start_host};
+use common::{Load, Proc, load, pct, start_host};
 use interlink::mllp::{Frame, FrameReader, frame};
 use interlink_sdk::hl7::{AckCode, Message, ack};
+use interlink_tests::{free_port, root};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 

@@ -82,7 +82,7 @@ fn measure(
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
     std::fs::copy(journal, dir.path().join("data/j.db")).unwrap();
-    let port = common::free_port();
+    let port = interlink_tests::free_port();
     let started = Instant::now();
     let _host = start_host(
         dir.path(),

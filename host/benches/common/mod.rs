@@ -13,8 +13,6 @@ use interlink::mllp::{Frame, FrameReader, frame};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-pub use interlink_tests::{free_port, root};
-
 /// An ADT^A04 of the usual size with control id `control_id`.
 pub fn adt(control_id: &str) -> String {
     format!(
