@@ -35,7 +35,10 @@ struct Entry {
 /// Runs the scheduler until the process ends.
 pub async fn run(cfg: CronConfig, intake: Intake) -> Result<()> {
     let tz = Tz::from_str(&cfg.timezone).map_err(|e| anyhow::anyhow!("cron.timezone: {e}"))?;
-    let reader = Arc::new(Mutex::new(intake.journal().reader()?));
+    let journal = intake.journal().clone();
+    let reader = Arc::new(Mutex::new(
+        blocking::run(move || Ok(journal.reader()?)).await?,
+    ));
     let mut entries: HashMap<String, Entry> = HashMap::new();
     let mut first_pass = true;
     loop {
@@ -50,13 +53,18 @@ pub async fn run(cfg: CronConfig, intake: Intake) -> Result<()> {
                 continue;
             };
             if first_pass && cfg.catch_up == CatchUp::Last {
-                let (r, t) = (reader.clone(), text.clone());
-                let last =
-                    blocking::run(move || Ok(r.lock().expect("reader lock").last_tick(&t)?))
-                        .await
-                        .ok()
-                        .flatten();
-                if let Some(missed) = last.and_then(|ms| latest_missed(&schedule, ms, &now)) {
+                // The journal read, and the walk over every firing since
+                // (a per-second schedule after days down is a long one), go
+                // to the blocking pool.
+                let (r, t, s) = (reader.clone(), text.clone(), schedule.clone());
+                let missed = blocking::run(move || {
+                    let last = r.lock().expect("reader lock").last_tick(&t)?;
+                    Ok(last.and_then(|ms| latest_missed(&s, ms, &now)))
+                })
+                .await
+                .ok()
+                .flatten();
+                if let Some(missed) = missed {
                     tracing::info!(schedule = %text, "catching up on the firing missed at {missed}");
                     fire(&intake, &reader, &text, missed.timestamp_millis()).await;
                 }

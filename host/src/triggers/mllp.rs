@@ -216,8 +216,10 @@ impl Listener {
         routed: bool,
     ) -> Option<Vec<u8>> {
         if !routed {
-            let none = AppReply::Failed("no bot subscribes to this message".into());
-            return Some(self.record_ack(event_id, &accepted, none).await);
+            // The host's own answer, not a bot's: it goes to the sender as is.
+            let why = AckError::new(207, "no bot subscribes to this message");
+            let ack = accepted.application(AckCode::AE, Some(&why));
+            return Some(self.record(event_id, ack).await);
         }
         let limit = self.application_timeout;
         let mut outcome = self.replies.wait(event_id);
@@ -265,6 +267,12 @@ impl Listener {
                 accepted.application(AckCode::AE, Some(&AckError::new(207, text)))
             }
         };
+        self.record(event_id, ack).await
+    }
+
+    /// Records `ack` as the answer to `event_id` for resends; returns the
+    /// one recorded first, so every copy of a message gets the same bytes.
+    async fn record(&self, event_id: i64, ack: Vec<u8>) -> Vec<u8> {
         match self
             .intake
             .journal()
