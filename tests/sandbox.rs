@@ -136,6 +136,28 @@ fn a_worker_that_dies_is_restarted_and_takes_up_its_runs() {
     host.wait_query("SELECT COUNT(*) FROM runs WHERE status = 'done'", 3, T);
 }
 
+#[test]
+fn a_run_that_kills_its_worker_again_and_again_is_failed_and_the_bot_goes_on() {
+    // The probe's worker panics before its second event every time it is
+    // tried: after three deaths the run is failed and the next event runs.
+    let mut host = Host::new(&config("")).with_env("INTERLINK_FAULT", "worker-poison:probe:2");
+    host.install_bot("probe_v1", "probe.wasm");
+    host.start();
+    host.wait_log("loaded from", T);
+    host.drop_file("a.hl7", &adt_a04("A1", "P1"));
+    host.wait_outputs(1, T);
+    host.drop_file("b.hl7", &adt_a04("B1", "P1"));
+    assert_eq!(
+        failed_run_error(&host, "B1"),
+        "the host's worker died 3 times running this event \
+         (INTERLINK_FAULT: worker-panic injected before event 2); not retried"
+    );
+    host.drop_file("c.hl7", &adt_a04("C1", "P1"));
+    let out = host.wait_outputs(2, T);
+    assert!(out[1].1.contains("|C1|"), "{out:?}");
+    assert_eq!(host.log().matches("worker died").count(), 3);
+}
+
 /// The compile cache entries (`.cwasm` files) the host wrote.
 fn cache_entries(host: &Host) -> Vec<PathBuf> {
     std::fs::read_dir(host.path("data/cache"))

@@ -6,9 +6,12 @@
 //!
 //! [`supervise`] keeps the worker alive: a worker that panics is logged as
 //! an error naming its bot and restarted after a growing pause; the runs it
-//! had not committed are still pending and are taken up again.
+//! had not committed are still pending and are taken up again. A run the
+//! worker dies on [`DEATHS_PER_EVENT`] times in a row is failed with the
+//! reason, so one message the host cannot handle does not stall the bot.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -18,7 +21,7 @@ use super::process::{Processed, process};
 use super::replies::AppReply;
 use super::state::{Session, SharedReader};
 use super::{LiveBot, Runtime};
-use crate::journal::{self, PendingRun, RunRecord, RunStatus};
+use crate::journal::{self, PendingRun, RunRecord, RunStatus, StateWrites};
 
 /// Most runs taken into one batch (and one commit).
 const BATCH: usize = 64;
@@ -33,17 +36,32 @@ const RESTART_FIRST_MS: u64 = 100;
 const RESTART_MAX_MS: i64 = 30_000;
 /// A worker that ran this long before dying starts the pauses afresh.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
+/// Deaths in a row on one event after which its run is failed.
+const DEATHS_PER_EVENT: u32 = 3;
 
 /// Runs the worker of `bot` until it stops on its own (the bot was
 /// unloaded), restarting it whenever it dies.
 pub fn supervise(rt: Arc<Runtime>, bot: String, wake: Receiver<()>) {
     let mut deaths = 0;
+    // The event being run (0: none), and the deaths in a row on it.
+    let in_flight = AtomicI64::new(0);
+    let mut fatal = (0, 0);
     loop {
         let started = Instant::now();
-        let died = match std::panic::catch_unwind(AssertUnwindSafe(|| run(&rt, &bot, &wake))) {
+        let worker = AssertUnwindSafe(|| run(&rt, &bot, &wake, &in_flight));
+        let died = match std::panic::catch_unwind(worker) {
             Ok(()) => return,
             Err(panic) => panic,
         };
+        let event = in_flight.swap(0, Ordering::SeqCst);
+        fatal = match fatal {
+            (e, n) if e == event && event != 0 => (e, n + 1),
+            _ => (event, 1),
+        };
+        if fatal.1 >= DEATHS_PER_EVENT {
+            give_up(&rt, &bot, event, panic_text(&*died));
+            fatal = (0, 0);
+        }
         if started.elapsed() >= HEALTHY_RUN {
             deaths = 0;
         }
@@ -52,6 +70,41 @@ pub fn supervise(rt: Arc<Runtime>, bot: String, wake: Receiver<()>) {
         tracing::error!(bot = %bot, "worker died: {}; restarting it in {pause} ms", panic_text(&*died));
         std::thread::sleep(Duration::from_millis(pause as u64));
         tracing::info!(bot = %bot, "worker restarted");
+    }
+}
+
+/// Fails the run of `event`, which the worker died on again and again.
+fn give_up(rt: &Runtime, bot: &str, event: i64, panic: &str) {
+    let error = format!(
+        "the host's worker died {DEATHS_PER_EVENT} times running this event ({panic}); not retried"
+    );
+    tracing::error!(bot = %bot, event, outcome = "failed", "{error}");
+    let record = RunRecord {
+        event_id: event,
+        bot: bot.to_string(),
+        bot_version: rt
+            .bot(bot)
+            .map(|b| b.code.version().to_string())
+            .unwrap_or_default(),
+        status: RunStatus::Failed,
+        attempts: i64::from(DEATHS_PER_EVENT),
+        next_attempt_ms: 0,
+        error: Some(error.clone()),
+        duration_us: 0,
+        send: Vec::new(),
+        // Recorded only where a listener's application ACK waits on it.
+        reply: Some(AppReply::Failed(error.clone())),
+    };
+    let state = StateWrites {
+        bot: bot.to_string(),
+        ..StateWrites::default()
+    };
+    match rt.journal.complete(vec![record], state).blocking_recv() {
+        Ok(Ok(())) => rt.replies.deliver(event, AppReply::Failed(error)),
+        Ok(Err(e)) => tracing::error!(bot = %bot, event, "cannot record the failed run: {e}"),
+        Err(_) => {
+            tracing::error!(bot = %bot, event, "cannot record the failed run: journal closed")
+        }
     }
 }
 
@@ -64,7 +117,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("panicked")
 }
 
-fn run(rt: &Arc<Runtime>, bot: &str, wake: &Receiver<()>) {
+fn run(rt: &Arc<Runtime>, bot: &str, wake: &Receiver<()>, in_flight: &AtomicI64) {
     let reader: SharedReader = loop {
         match rt.journal.reader() {
             Ok(r) => break Arc::new(Mutex::new(r)),
@@ -99,7 +152,7 @@ fn run(rt: &Arc<Runtime>, bot: &str, wake: &Receiver<()>) {
                     break;
                 }
             };
-            if !run_batch(rt, &live, &reader, &due) {
+            if !run_batch(rt, &live, &reader, &due, in_flight) {
                 std::thread::sleep(Duration::from_secs(1));
                 break;
             }
@@ -122,7 +175,13 @@ fn next_wait(reader: &SharedReader, bot: &str) -> Duration {
 
 /// Runs one batch and commits it; false if the commit failed (the runs stay
 /// pending and will run again).
-fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[PendingRun]) -> bool {
+fn run_batch(
+    rt: &Runtime,
+    live: &LiveBot,
+    reader: &SharedReader,
+    due: &[PendingRun],
+    in_flight: &AtomicI64,
+) -> bool {
     let name = live.code.name().to_string();
     let mut session = Session::new(&name, live.policy.clone(), Box::new(reader.clone()));
     let mut records = Vec::with_capacity(due.len());
@@ -144,8 +203,10 @@ fn run_batch(rt: &Runtime, live: &LiveBot, reader: &SharedReader, due: &[Pending
             duration,
         } = match stored {
             Ok(event) => {
-                super::fault::before_event(&name);
+                in_flight.store(run.event_id, Ordering::SeqCst);
+                super::fault::before_event(&name, run.event_id);
                 let (processed, continued) = process(&live.code, &live.policy, event, session);
+                in_flight.store(0, Ordering::SeqCst);
                 session = continued;
                 processed
             }
