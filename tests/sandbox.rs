@@ -155,7 +155,10 @@ fn a_run_that_kills_its_worker_again_and_again_is_failed_and_the_bot_goes_on() {
     host.drop_file("c.hl7", &adt_a04("C1", "P1"));
     let out = host.wait_outputs(2, T);
     assert!(out[1].1.contains("|C1|"), "{out:?}");
-    assert_eq!(host.log().matches("worker died: INTERLINK_FAULT").count(), 3);
+    assert_eq!(
+        host.log().matches("worker died: INTERLINK_FAULT").count(),
+        3
+    );
 }
 
 /// The compile cache entries (`.cwasm` files) the host wrote.
