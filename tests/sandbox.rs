@@ -104,15 +104,22 @@ fn an_application_ack_for_a_sleeping_bot_is_ae_at_the_time_limit() {
     );
 }
 
-#[test]
-fn a_worker_that_dies_is_restarted_and_takes_up_its_runs() {
-    // The probe's worker panics once, just before its second event.
-    let mut host = Host::new(&config("")).with_env("INTERLINK_FAULT", "worker-panic:probe:2");
+/// A host whose probe worker has the fault `spec` injected, after one
+/// event processed normally.
+fn probe_with_fault(spec: &str) -> Host {
+    let mut host = Host::new(&config("")).with_env("INTERLINK_FAULT", spec);
     host.install_bot("probe_v1", "probe.wasm");
     host.start();
     host.wait_log("loaded from", T);
     host.drop_file("a.hl7", &adt_a04("A1", "P1"));
     host.wait_outputs(1, T);
+    host
+}
+
+#[test]
+fn a_worker_that_dies_is_restarted_and_takes_up_its_runs() {
+    // The probe's worker panics once, just before its second event.
+    let host = probe_with_fault("worker-panic:probe:2");
 
     host.drop_file("b.hl7", &adt_a04("B1", "P1"));
     host.wait_log("worker restarted", T);
@@ -140,12 +147,7 @@ fn a_worker_that_dies_is_restarted_and_takes_up_its_runs() {
 fn a_run_that_kills_its_worker_again_and_again_is_failed_and_the_bot_goes_on() {
     // The probe's worker panics before its second event every time it is
     // tried: after three deaths the run is failed and the next event runs.
-    let mut host = Host::new(&config("")).with_env("INTERLINK_FAULT", "worker-poison:probe:2");
-    host.install_bot("probe_v1", "probe.wasm");
-    host.start();
-    host.wait_log("loaded from", T);
-    host.drop_file("a.hl7", &adt_a04("A1", "P1"));
-    host.wait_outputs(1, T);
+    let host = probe_with_fault("worker-poison:probe:2");
     host.drop_file("b.hl7", &adt_a04("B1", "P1"));
     assert_eq!(
         failed_run_error(&host, "B1"),
