@@ -311,6 +311,8 @@ impl Host {
             .current_dir(self.dir.path())
             .env("INTERLINK_LOG", &self.log_filter)
             .env("NO_COLOR", "1")
+            .env("INTERLINK_TEST_WRITE_TOKEN", WRITE_TOKEN)
+            .env("INTERLINK_TEST_READ_TOKEN", READ_TOKEN)
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
@@ -612,4 +614,155 @@ fn keygen(path: &Path) {
         .expect("ssh-keygen (openssh-client)")
         .success();
     assert!(ok, "ssh-keygen failed for {}", path.display());
+}
+
+/// The `write` token tests' hosts accept (see [`http_config`]).
+pub const WRITE_TOKEN: &str = "test-write-token-0123456789";
+/// The `read` token tests' hosts accept.
+pub const READ_TOKEN: &str = "test-read-token-0123456789";
+
+/// An `[http]` section on `port` with a `write` token named `ops` and a
+/// `read` token named `viewer`, read from the environment [`Host`] sets.
+pub fn http_config(port: u16) -> String {
+    format!(
+        r#"
+[http]
+listen = "127.0.0.1:{port}"
+
+[[http.token]]
+name = "ops"
+role = "write"
+token_env = "INTERLINK_TEST_WRITE_TOKEN"
+
+[[http.token]]
+name = "viewer"
+role = "read"
+token_env = "INTERLINK_TEST_READ_TOKEN"
+"#
+    )
+}
+
+/// An HTTP response as a test sees it.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON (panics, showing it, if it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.text()))
+    }
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port`, sent byte for byte as given
+/// (the path is not normalised), on a connection of its own. `token` is
+/// sent as a bearer token.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the host");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read the response");
+    parse_http_response(&raw)
+}
+
+/// GET with a bearer token; the JSON body.
+pub fn http_get_json(port: u16, path: &str, token: &str) -> (u16, serde_json::Value) {
+    let r = http(port, "GET", path, Some(token), &[], b"");
+    (r.status, r.json())
+}
+
+/// POST of a JSON body with a bearer token; the status and JSON body.
+pub fn http_post_json(port: u16, path: &str, token: &str, body: &str) -> (u16, serde_json::Value) {
+    let r = http(
+        port,
+        "POST",
+        path,
+        Some(token),
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    (r.status, r.json())
+}
+
+fn parse_http_response(raw: &[u8]) -> HttpResponse {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = std::str::from_utf8(&data[..eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next()?.trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        data = &data[eol + 2..];
+        out.extend_from_slice(&data[..size.min(data.len())]);
+        data = data.get(size + 2..).unwrap_or(&[]);
+    }
 }

@@ -145,14 +145,14 @@ impl Endpoint {
         let ssh = &self.ssh;
         let address = self.address();
         let result = if let Some(key) = &ssh.private_key {
-            let passphrase = ssh.passphrase_env.as_deref().map(env_secret).transpose()?;
+            let passphrase = ssh.passphrase_env.as_deref().map(crate::secret::from_env).transpose()?;
             session
                 .userauth_pubkey_file(&ssh.user, None, key, passphrase.as_deref())
                 .map_err(|e| anyhow!("key {} not accepted: {e}", key.display()))
         } else {
             let password = match (&ssh.password_env, &ssh.password_file) {
-                (Some(var), _) => env_secret(var)?,
-                (None, Some(file)) => file_secret(file)?,
+                (Some(var), _) => crate::secret::from_env(var)?,
+                (None, Some(file)) => crate::secret::from_file(file).context("password_file")?,
                 (None, None) => bail!("no private_key, password_env or password_file"),
             };
             session
@@ -165,16 +165,6 @@ impl Endpoint {
         }
         Ok(())
     }
-}
-
-fn env_secret(var: &str) -> Result<String> {
-    std::env::var(var).with_context(|| format!("environment variable {var} is not set"))
-}
-
-fn file_secret(file: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read password_file {}", file.display()))?;
-    Ok(text.lines().next().unwrap_or("").to_string())
 }
 
 impl SftpSession {

@@ -90,6 +90,21 @@ async fn serve(cfg: Arc<Config>) -> Result<()> {
         triggers::sftp::start(source, &cfg.cron.timezone, intake.clone())
             .with_context(|| format!("sftp source {name:?}"))?;
     }
+    if let Some(http) = &cfg.http {
+        let tokens = crate::http::auth::Tokens::from_config(http).context("http")?;
+        let auth = crate::http::auth::Auth::new(
+            tokens,
+            Duration::from_secs(http.session_hours * 3600),
+        );
+        let state = crate::http::AppState::new(crate::http::Shared {
+            journal: journal.clone(),
+            runtime: rt.clone(),
+            intake: intake.clone(),
+            auth,
+            max_body: http.max_body_kb * 1024,
+        });
+        tokio::spawn(crate::http::bind(http, state).await?);
+    }
     tokio::spawn(purge_old_events(journal, cfg.journal.retention_days));
     tracing::info!(bots = ?rt.bot_names(), "ready");
     shutdown_signal().await;

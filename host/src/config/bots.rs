@@ -38,6 +38,9 @@ pub struct BotConfig {
     /// A disabled bot is loaded and checked but gets no events.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Who may call the bot's HTTP endpoints; by default `write` tokens
+    /// for commands and any token for queries (GET/HEAD).
+    pub http_role: Option<super::HttpAccess>,
 }
 
 impl Default for BotConfig {
@@ -48,6 +51,7 @@ impl Default for BotConfig {
             subscribe: None,
             subscribe_also: Vec::new(),
             enabled: true,
+            http_role: None,
         }
     }
 }

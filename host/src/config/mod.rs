@@ -9,6 +9,7 @@ mod bots;
 mod cron;
 mod destination;
 mod folder;
+mod http;
 mod journal;
 mod listener;
 mod log;
@@ -30,6 +31,7 @@ pub use destination::{
     RetryConfig, SftpDestination,
 };
 pub use folder::FolderConfig;
+pub use http::{HttpAccess, HttpConfig, Role, TokenConfig};
 pub use journal::JournalConfig;
 pub use listener::{AckWhen, ListenerConfig, ListenerTls};
 pub use log::LogConfig;
@@ -41,6 +43,9 @@ pub use values::After;
 /// The configuration used when `interlink run` is given no file: everything
 /// local, a drop folder feeding the example bots, a folder destination.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
+
+/// The token file of the embedded default's `write` token.
+pub const DEFAULT_TOKEN_FILE: &str = "data/admin.token";
 
 /// The whole host configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +73,8 @@ pub struct Config {
     pub bots: BTreeMap<String, BotConfig>,
     #[serde(default)]
     pub log: LogConfig,
+    /// No `[http]` table: no HTTP server.
+    pub http: Option<HttpConfig>,
 }
 
 impl Config {
@@ -79,11 +86,15 @@ impl Config {
         Self::parse(&text, base).with_context(|| format!("in {}", path.display()))
     }
 
-    /// The file if given, else the embedded default.
+    /// The file if given, else the embedded default (whose dashboard token
+    /// is generated into [`DEFAULT_TOKEN_FILE`] the first time).
     pub fn load_or_default(path: Option<&Path>) -> Result<Config> {
         match path {
             Some(p) => Self::load(p),
-            None => Self::parse(EMBEDDED_DEFAULT, Path::new("")),
+            None => {
+                http::generate_token_file(Path::new(DEFAULT_TOKEN_FILE))?;
+                Self::parse(EMBEDDED_DEFAULT, Path::new(""))
+            }
         }
     }
 
@@ -92,6 +103,9 @@ impl Config {
         let mut cfg: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
         cfg.check()?;
         cfg.resolve(base);
+        if let Some(http) = &cfg.http {
+            http.check_secrets("http")?;
+        }
         Ok(cfg)
     }
 
@@ -101,6 +115,9 @@ impl Config {
     fn check(&self) -> Result<()> {
         self.plugins.check()?;
         self.cron.check()?;
+        if let Some(http) = &self.http {
+            http.check("http")?;
+        }
         let mut sources = HashSet::new();
         let mut source = |name: &str, key: &str| -> Result<()> {
             values::check_name(name, &format!("{key}.name"))?;
@@ -165,6 +182,9 @@ impl Config {
         for d in &mut self.destinations {
             d.resolve(join);
         }
+        if let Some(h) = &mut self.http {
+            h.resolve(join);
+        }
     }
 
     /// The key that authenticates compile cache entries: beside the journal.
@@ -198,7 +218,10 @@ mod tests {
 
     #[test]
     fn embedded_default_is_valid() {
-        let cfg = Config::load_or_default(None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        http::generate_token_file(&dir.path().join(DEFAULT_TOKEN_FILE)).unwrap();
+        let cfg = Config::parse(EMBEDDED_DEFAULT, dir.path()).unwrap();
+        assert!(cfg.http.as_ref().is_some_and(|h| h.tokens.len() == 1));
         assert!(!cfg.folders.is_empty());
         assert!(!cfg.destinations.is_empty());
     }
@@ -273,6 +296,27 @@ mod tests {
             (m.kind_name(), m.connections(), m.ordering_key()),
             ("mllp", 1, None)
         );
+    }
+
+    #[test]
+    fn http_checks_name_the_key_and_refuse_inline_tokens() {
+        let http = "[http]\nlisten='127.0.0.1:8080'\n";
+        assert!(err("[http]\nlisten='8080'").contains("http.listen"));
+        assert!(
+            err(&format!("{http}[[http.token]]\nname='a'\nrole='write'\ntoken='x'"))
+                .contains("http.token[0].token: secrets are not read from the config")
+        );
+        assert!(
+            err(&format!("{http}[[http.token]]\nname='a'\nrole='admin'\ntoken_env='X'"))
+                .contains("admin")
+        );
+        assert!(
+            err(&format!(
+                "{http}[[http.token]]\nname='a'\nrole='read'\ntoken_env='INTERLINK_TEST_UNSET_TOKEN'"
+            ))
+            .contains("http.token[0]")
+        );
+        assert!(err("[bots.b]\nhttp_role='everyone'").contains("everyone"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! MLLP listeners (`[[listener]]`): on each connection that the server side
-//! of MLLP accepts ([`crate::mllp::server`]: plain or TLS, at most
+//! of MLLP accepts ([`crate::server`]: plain or TLS, at most
 //! `max_connections` at once), read framed messages and answer each with an
 //! ACK only once the message is durably journaled (`ack = "commit"`) or once its bot has run (`ack =
 //! "application"`). Bad input is answered with AR and an ERR segment, never
@@ -23,7 +23,7 @@ use tokio::io::AsyncWriteExt;
 use crate::config::{AckWhen, ListenerConfig};
 use crate::intake::{Hl7Item, Inbound, Intake};
 use crate::journal::{self, Receipt, Received};
-use crate::mllp::server::Server;
+use crate::server::Server;
 use crate::mllp::{Frame, FrameReader, Stream, frame};
 use crate::runtime::replies::{AppReply, Replies};
 

@@ -1,7 +1,7 @@
-//! The server side of MLLP: a bound socket that accepts connections, plain
-//! or TLS (with client certificates for mutual TLS), at most
-//! `max_connections` at once, and hands each one to the listener's
-//! connection handler. Connections over the limit are accepted and closed
+//! A TCP server, as MLLP listeners and the HTTP server use it: a bound
+//! socket that accepts connections, plain or TLS (with client certificates
+//! for mutual TLS), at most `max_connections` at once, and hands each one to
+//! a connection handler. Connections over the limit are accepted and closed
 //! at once, and logged without flooding the log.
 
 use std::future::Future;
@@ -13,8 +13,15 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use super::Stream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use crate::config::ListenerTls;
+
+/// A stream a protocol can run over: plain TCP or TLS.
+pub trait AsyncReadWrite: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncReadWrite for T {}
+
+/// A connection, plain or TLS.
+pub type Stream = Box<dyn AsyncReadWrite>;
 
 /// Longest a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,7 +31,7 @@ const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// A listening socket and how it accepts connections.
 pub struct Server {
-    /// The listener's name, for the log.
+    /// The listener's name (`http` for the HTTP server), for the log.
     name: String,
     socket: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
