@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod fswatch;
+pub mod hl7view;
 pub mod http;
 pub mod intake;
 pub mod journal;

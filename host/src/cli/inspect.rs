@@ -9,10 +9,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use interlink_sdk::hl7::{Charset, Message, Segment, charset, split_messages};
+use interlink_sdk::hl7::{Charset, Segment};
 use serde::Serialize;
 
-use super::field_names::{field_name, segment_name};
+use crate::hl7view;
 
 #[derive(Serialize)]
 struct JsonMessage<'a> {
@@ -25,63 +25,16 @@ struct JsonSegment<'a> {
     fields: Vec<interlink_sdk::hl7::FieldTree>,
 }
 
-/// The messages in `bytes`, or the first problem with its position.
-fn messages(bytes: &[u8], fallback: Charset) -> Result<Vec<Message>, String> {
-    let (_, text) = charset::decode_declared(bytes, fallback).map_err(|e| match e {
-        interlink_sdk::hl7::Error::UnsupportedCharset(_) => format!("position 0: {e}"),
-        e => e.to_string(),
-    })?;
-    let parts = split_messages(&text);
-    if parts.is_empty() {
-        return Err("position 0: no MSH segment: this is not HL7".into());
-    }
-    parts
-        .into_iter()
-        .map(|part| {
-            let at = part.as_ptr() as usize - text.as_ptr() as usize;
-            Message::parse(part).map_err(|e| format!("position {at}: {e}"))
-        })
-        .collect()
-}
-
 fn print_segment(seg: &Segment<'_>) {
-    match segment_name(seg.id) {
-        Some(name) => println!("{}  {name}", seg.id),
-        None => println!("{}", seg.id),
+    let view = hl7view::segment(seg);
+    match view.name {
+        Some(name) => println!("{}  {name}", view.id),
+        None => println!("{}", view.id),
     }
-    let d = seg.tree();
-    for (i, (raw, tree)) in seg.fields().into_iter().zip(d).enumerate() {
-        let n = i + 1;
-        if raw.is_empty() {
-            continue;
-        }
-        let name = field_name(seg.id, n).unwrap_or("");
-        let label = format!("{}-{n}", seg.id);
-        let leaf = tree.len() == 1 && tree[0].len() == 1 && tree[0][0].len() == 1;
-        if leaf {
-            println!("  {label:<10} {name:<36} {}", tree[0][0][0]);
-            continue;
-        }
-        println!("  {label:<10} {name:<36} {raw}");
-        for (r, rep) in tree.iter().enumerate() {
-            let rep_label = if tree.len() > 1 {
-                format!("{label}[{}]", r + 1)
-            } else {
-                label.clone()
-            };
-            for (c, comp) in rep.iter().enumerate() {
-                for (s, sub) in comp.iter().enumerate() {
-                    if sub.is_empty() {
-                        continue;
-                    }
-                    let path = if comp.len() > 1 {
-                        format!("{rep_label}.{}.{}", c + 1, s + 1)
-                    } else {
-                        format!("{rep_label}.{}", c + 1)
-                    };
-                    println!("    {path:<44} {sub}");
-                }
-            }
+    for f in &view.fields {
+        println!("  {:<10} {:<36} {}", f.label, f.name, f.value);
+        for p in &f.parts {
+            println!("    {:<44} {}", p.path, p.value);
         }
     }
 }
@@ -97,7 +50,7 @@ pub fn inspect(input: &Path, fallback: &str, json: bool) -> Result<ExitCode> {
     } else {
         std::fs::read(input).with_context(|| format!("cannot read {name}"))?
     };
-    let messages = match messages(&bytes, fallback) {
+    let messages = match hl7view::messages(&bytes, fallback) {
         Ok(m) => m,
         Err(why) => {
             eprintln!("{name}: {why}");

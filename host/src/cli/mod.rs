@@ -2,7 +2,6 @@
 
 mod check;
 mod events;
-mod field_names;
 mod inspect;
 mod new;
 mod run;

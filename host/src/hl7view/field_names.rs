@@ -1,4 +1,5 @@
-//! Names of the fields of common segments (HL7 v2.5), for `interlink inspect`.
+//! Names of the fields of common segments (HL7 v2.5), for `interlink inspect`
+//! and the dashboard's message page.
 
 /// The name of field `n` (from 1) of segment `id`, when known.
 pub fn field_name(id: &str, n: usize) -> Option<&'static str> {
