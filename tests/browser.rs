@@ -110,6 +110,17 @@ impl Browser {
         }
     }
 
+    /// Waits until the page shown is `path` (with its query), e.g. after a
+    /// click that navigates.
+    pub fn wait_path(&self, path: &str) {
+        let mut now = String::new();
+        let arrived = wait_until(WAIT, || {
+            now = self.path();
+            now == path
+        });
+        assert!(arrived, "expected page {path}, still on {now}");
+    }
+
     /// Types `text` into the element `css`.
     pub fn fill(&self, css: &str, text: &str) {
         self.rt.block_on(async {
