@@ -31,7 +31,7 @@ pub enum HttpAccess {
     Write,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// `host:port` to listen on.
@@ -54,7 +54,7 @@ pub struct HttpConfig {
 
 /// A bearer token: its name (for the audit log), its role, and where its
 /// secret is read from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     pub name: String,

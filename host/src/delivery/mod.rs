@@ -117,27 +117,31 @@ impl OutboxSignal {
     }
 }
 
-/// Starts the delivery tasks: one per destination, or one per connection
-/// of a destination with several. Returns the signal that wakes them.
-pub fn start(destinations: &[DestinationConfig], journal: &Journal) -> Result<OutboxSignal> {
-    let wake = OutboxSignal::default();
-    for cfg in destinations {
-        let count = cfg.connections();
-        for index in 0..count {
+/// Starts the delivery tasks of one destination: one, or one per
+/// connection of a destination with several. `wake` is rung when messages
+/// are queued. Aborting the tasks stops the destination; a message being
+/// sent then stays queued and is sent again by its next tasks.
+pub fn spawn(
+    cfg: &DestinationConfig,
+    journal: &Journal,
+    wake: &OutboxSignal,
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    let count = cfg.connections();
+    (0..count)
+        .map(|index| {
             let lane = (index, count);
             let sink = Sink::new(cfg)?;
             let reader = Arc::new(Mutex::new(journal.reader()?));
-            tokio::spawn(run(
+            Ok(tokio::spawn(run(
                 cfg.clone(),
                 lane,
                 sink,
                 reader,
                 journal.clone(),
                 wake.clone(),
-            ));
-        }
-    }
-    Ok(wake)
+            )))
+        })
+        .collect()
 }
 
 async fn run(

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod error;
+mod reload;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 
@@ -29,9 +30,11 @@ pub struct Shared {
     pub journal: Journal,
     pub runtime: Arc<Runtime>,
     pub intake: Intake,
-    pub auth: auth::Auth,
+    pub auth: Arc<auth::Auth>,
     /// Largest request body accepted, in bytes.
     pub max_body: usize,
+    /// Puts a re-read configuration in force.
+    pub reloader: Arc<crate::reload::Reloader>,
 }
 
 /// The handlers' state: cheap to clone.
@@ -55,6 +58,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/api/v1/config/reload", post(reload::reload))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
         .with_state(state)

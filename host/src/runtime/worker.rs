@@ -194,9 +194,7 @@ fn run_batch(
             Ok(None) => Err("the event is no longer in the journal".to_string()),
             Err(e) => Err(format!("cannot read the event: {e}")),
         };
-        let awaited = stored
-            .as_ref()
-            .is_ok_and(|e| rt.application_sources.contains(&e.source));
+        let awaited = stored.as_ref().is_ok_and(|e| rt.acks_after_bot(&e.source));
         let Processed {
             result,
             ack,
@@ -238,11 +236,12 @@ fn run_batch(
                 record.send = send;
             }
             Err(failure) => {
-                let retry = failure.retryable() && attempts < rt.config.plugins.max_attempts as i64;
+                let retry =
+                    failure.retryable() && attempts < rt.config().plugins.max_attempts as i64;
                 record.error = Some(failure.to_string());
                 if retry {
                     let backoff = crate::backoff::delay_ms(
-                        rt.config.plugins.retry_backoff_ms,
+                        rt.config().plugins.retry_backoff_ms,
                         attempts,
                         MAX_BACKOFF_MS,
                     );
