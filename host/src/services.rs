@@ -44,9 +44,9 @@ impl Drop for Running {
 /// A source as configured.
 #[derive(Clone, PartialEq)]
 enum Source {
-    Listener(ListenerConfig),
-    Folder(FolderConfig),
-    Sftp(SftpConfig),
+    Listener(Box<ListenerConfig>),
+    Folder(Box<FolderConfig>),
+    Sftp(Box<SftpConfig>),
 }
 
 impl Source {
@@ -64,15 +64,15 @@ fn sources(config: &Config) -> HashMap<String, Source> {
     let listeners = config
         .listeners
         .iter()
-        .map(|l| (l.name.clone(), Source::Listener(l.clone())));
+        .map(|l| (l.name.clone(), Source::Listener(Box::new(l.clone()))));
     let folders = config
         .folders
         .iter()
-        .map(|f| (f.name.clone(), Source::Folder(f.clone())));
+        .map(|f| (f.name.clone(), Source::Folder(Box::new(f.clone()))));
     let sftp = config
         .sftp_sources
         .iter()
-        .map(|s| (s.name.clone(), Source::Sftp(s.clone())));
+        .map(|s| (s.name.clone(), Source::Sftp(Box::new(s.clone()))));
     listeners.chain(folders).chain(sftp).collect()
 }
 
@@ -186,7 +186,7 @@ impl Services {
         let running = match &source {
             Source::Listener(l) => {
                 let serve = triggers::mllp::bind(
-                    l.clone(),
+                    (**l).clone(),
                     self.intake.clone(),
                     self.replies.clone(),
                     self.bot_timeout_ms,
@@ -195,7 +195,7 @@ impl Services {
                 Running::Task(tokio::spawn(serve).abort_handle())
             }
             Source::Folder(f) => {
-                let (folder, intake) = (f.clone(), self.intake.clone());
+                let (folder, intake) = ((**f).clone(), self.intake.clone());
                 let task = tokio::spawn(async move {
                     let name = folder.name.clone();
                     if let Err(e) = triggers::folder::run(folder, intake).await {
@@ -205,7 +205,7 @@ impl Services {
                 Running::Task(task.abort_handle())
             }
             Source::Sftp(s) => Running::Thread {
-                _stop: triggers::sftp::start(s.clone(), timezone, self.intake.clone())
+                _stop: triggers::sftp::start((**s).clone(), timezone, self.intake.clone())
                     .with_context(|| format!("sftp source {name:?}"))?,
             },
         };
