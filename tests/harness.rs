@@ -777,3 +777,32 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = data.get(size + 2..).unwrap_or(&[]);
     }
 }
+
+/// A test PKI in `dir`: `ca.pem`, a server certificate for `localhost`
+/// (`server.pem`, `server.key`) and a client certificate for `modality`
+/// (`client.pem`, `client.key`), both issued by the CA.
+pub fn test_pki(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Subject names that differ from the CA's, or OpenSSL-based clients
+    // take the certificates for self-signed ones.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Interlink test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issue = |names: Vec<String>, file: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names.clone()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names[0].as_str());
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
+    };
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    issue(vec!["localhost".into()], "server");
+    issue(vec!["modality".into()], "client");
+}
