@@ -14,6 +14,7 @@ pub mod process;
 pub mod replies;
 pub mod routing;
 pub mod state;
+pub mod stats;
 pub mod watcher;
 mod worker;
 
@@ -58,6 +59,8 @@ pub struct Runtime {
     replies: Arc<replies::Replies>,
     /// Names of those listeners.
     application_sources: std::collections::HashSet<String>,
+    /// Runs each bot finished since the host started.
+    pub stats: stats::RunStats,
 }
 
 /// What the configuration grants the bot `name`.
@@ -123,6 +126,7 @@ impl Runtime {
             outbox,
             replies,
             application_sources,
+            stats: stats::RunStats::default(),
         })
     }
 

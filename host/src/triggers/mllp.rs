@@ -23,9 +23,9 @@ use tokio::io::AsyncWriteExt;
 use crate::config::{AckWhen, ListenerConfig};
 use crate::intake::{Hl7Item, Inbound, Intake};
 use crate::journal::{self, Receipt, Received};
-use crate::server::Server;
 use crate::mllp::{Frame, FrameReader, Stream, frame};
 use crate::runtime::replies::{AppReply, Replies};
+use crate::server::Server;
 
 struct Listener {
     cfg: ListenerConfig,
