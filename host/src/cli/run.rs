@@ -58,7 +58,7 @@ async fn serve(cfg: Arc<Config>) -> Result<()> {
         engine,
         journal.clone(),
         cfg.clone(),
-        outbox,
+        outbox.clone(),
         replies.clone(),
     );
     // Bots first, so that nothing a trigger takes is routed before they are.
@@ -100,6 +100,7 @@ async fn serve(cfg: Arc<Config>) -> Result<()> {
             intake: intake.clone(),
             auth,
             max_body: http.max_body_kb * 1024,
+            outbox: outbox.clone(),
         });
         tokio::spawn(crate::http::bind(http, state).await?);
     }

@@ -3,6 +3,7 @@
 //! request is authenticated ([`auth`]) except `GET /health`; every error is
 //! JSON ([`error`]).
 
+pub mod api;
 pub mod auth;
 pub mod error;
 
@@ -32,6 +33,8 @@ pub struct Shared {
     pub auth: auth::Auth,
     /// Largest request body accepted, in bytes.
     pub max_body: usize,
+    /// Wakes delivery after a resend.
+    pub outbox: crate::delivery::OutboxSignal,
 }
 
 /// The handlers' state: cheap to clone.
@@ -55,6 +58,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .nest("/api/v1", api::router())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
         .with_state(state)

@@ -9,6 +9,7 @@
 //! Reads use their own connections ([`Reader`]), which WAL lets run beside
 //! the writer.
 
+pub mod admin;
 mod read;
 mod schema;
 pub mod search;

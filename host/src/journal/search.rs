@@ -46,7 +46,10 @@ impl EventStatus {
 
     /// The status of an event routed to `routed` bots whose runs are in
     /// `runs` states; a failed run outweighs a pending one.
-    fn of<'a>(routed: i64, mut runs: impl Iterator<Item = &'a str> + Clone) -> EventStatus {
+    pub fn of_runs<'a>(
+        routed: i64,
+        mut runs: impl Iterator<Item = &'a str> + Clone,
+    ) -> EventStatus {
         if routed == 0 {
             EventStatus::Unrouted
         } else if runs.clone().any(|s| s == "failed") {
@@ -200,7 +203,7 @@ impl Reader {
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            e.status = EventStatus::of(routed, e.runs.iter().map(|r| r.status.as_str()));
+            e.status = EventStatus::of_runs(routed, e.runs.iter().map(|r| r.status.as_str()));
             page.push(e);
         }
         let next_before = page.last().filter(|_| more).map(|e| e.id);

@@ -222,6 +222,15 @@ impl Runtime {
         self.files.lock().expect("files lock").get(file).cloned()
     }
 
+    /// The plugin file that provides the bot `name`.
+    pub fn file_of(&self, name: &str) -> Option<PathBuf> {
+        let files = self.files.lock().expect("files lock");
+        files
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(f, _)| f.clone())
+    }
+
     fn batch_lock(&self, bot: &str) -> Arc<Mutex<()>> {
         self.batch_locks
             .lock()
