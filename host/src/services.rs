@@ -25,12 +25,22 @@ use crate::journal::Journal;
 use crate::runtime::replies::Replies;
 use crate::triggers;
 
-/// A running part: stops when dropped.
+/// A running part: stopped by [`Running::stop`], or when dropped.
 enum Running {
     /// A task on the async runtime.
-    Task(tokio::task::AbortHandle),
-    /// A thread that stops when this sender is dropped.
+    Task(tokio::task::JoinHandle<()>),
+    /// A thread that stops at its next wait once this sender is dropped.
     Thread { _stop: std::sync::mpsc::Sender<()> },
+}
+
+impl Running {
+    /// Stops it; a task is gone (its sockets closed) when this returns.
+    async fn stop(mut self) {
+        if let Running::Task(task) = &mut self {
+            task.abort();
+            let _ = task.await;
+        }
+    }
 }
 
 impl Drop for Running {
@@ -127,21 +137,32 @@ impl Services {
     pub async fn apply(&mut self, config: &Config) -> Result<Vec<String>> {
         let mut changes = Vec::new();
         if self.cron.0 != config.cron {
-            self.cron = (config.cron.clone(), spawn_cron(&config.cron, &self.intake));
+            let old = std::mem::replace(
+                &mut self.cron,
+                (config.cron.clone(), spawn_cron(&config.cron, &self.intake)),
+            );
+            old.1.stop().await;
             changes.push("cron restarted".to_string());
         }
-        let wanted: HashMap<&str, &DestinationConfig> = config
+        let gone: Vec<String> = self
             .destinations
             .iter()
-            .map(|d| (d.name.as_str(), d))
+            .filter(|(name, (cfg, _))| {
+                !config
+                    .destinations
+                    .iter()
+                    .any(|d| d.name == **name && d == cfg)
+            })
+            .map(|(name, _)| name.clone())
             .collect();
-        self.destinations.retain(|name, (cfg, _)| {
-            let keep = wanted.get(name.as_str()) == Some(&&*cfg);
-            if !keep {
-                changes.push(format!("destination {name:?} stopped"));
+        for name in gone {
+            if let Some((_, tasks)) = self.destinations.remove(&name) {
+                for task in tasks {
+                    task.stop().await;
+                }
             }
-            keep
-        });
+            changes.push(format!("destination {name:?} stopped"));
+        }
         for d in &config.destinations {
             if !self.destinations.contains_key(&d.name) {
                 self.start_destination(d)?;
@@ -150,13 +171,18 @@ impl Services {
         }
         let mut wanted: Vec<_> = sources(config).into_iter().collect();
         wanted.sort_by(|a, b| a.0.cmp(&b.0));
-        self.sources.retain(|name, (source, _)| {
-            let keep = wanted.iter().any(|(n, s)| n == name && s == source);
-            if !keep {
+        let gone: Vec<String> = self
+            .sources
+            .iter()
+            .filter(|(name, (source, _))| !wanted.iter().any(|(n, s)| n == *name && s == source))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            if let Some((source, running)) = self.sources.remove(&name) {
+                running.stop().await;
                 changes.push(format!("{} {name:?} stopped", source.kind()));
             }
-            keep
-        });
+        }
         for (name, source) in wanted {
             if !self.sources.contains_key(&name) {
                 let line = format!("{} {name:?} started", source.kind());
@@ -171,10 +197,7 @@ impl Services {
     fn start_destination(&mut self, cfg: &DestinationConfig) -> Result<()> {
         let tasks = delivery::spawn(cfg, &self.journal, &self.outbox)
             .with_context(|| format!("destination {:?}", cfg.name))?;
-        let running = tasks
-            .into_iter()
-            .map(|t| Running::Task(t.abort_handle()))
-            .collect();
+        let running = tasks.into_iter().map(Running::Task).collect();
         self.destinations
             .insert(cfg.name.clone(), (cfg.clone(), running));
         // Its queue may hold messages from before.
@@ -192,7 +215,7 @@ impl Services {
                     self.bot_timeout_ms,
                 )
                 .await?;
-                Running::Task(tokio::spawn(serve).abort_handle())
+                Running::Task(tokio::spawn(serve))
             }
             Source::Folder(f) => {
                 let (folder, intake) = ((**f).clone(), self.intake.clone());
@@ -202,7 +225,7 @@ impl Services {
                         tracing::error!(source = %name, "folder stopped: {e:#}");
                     }
                 });
-                Running::Task(task.abort_handle())
+                Running::Task(task)
             }
             Source::Sftp(s) => Running::Thread {
                 _stop: triggers::sftp::start((**s).clone(), timezone, self.intake.clone())
@@ -221,5 +244,5 @@ fn spawn_cron(cfg: &CronConfig, intake: &Intake) -> Running {
             tracing::error!("cron scheduler stopped: {e:#}");
         }
     });
-    Running::Task(task.abort_handle())
+    Running::Task(task)
 }

@@ -84,6 +84,7 @@ async fn serve(cfg: Arc<Config>, config: Option<PathBuf>) -> Result<()> {
             auth,
             max_body: http.max_body_kb * 1024,
             reloader: reloader.clone(),
+            outbox: outbox.clone(),
         });
         tokio::spawn(crate::http::bind(http, state).await?);
     }

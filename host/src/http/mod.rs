@@ -3,9 +3,9 @@
 //! request is authenticated ([`auth`]) except `GET /health`; every error is
 //! JSON ([`error`]).
 
+pub mod api;
 pub mod auth;
 pub mod error;
-mod reload;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::get;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 
@@ -35,6 +35,8 @@ pub struct Shared {
     pub max_body: usize,
     /// Puts a re-read configuration in force.
     pub reloader: Arc<crate::reload::Reloader>,
+    /// Wakes delivery after a resend.
+    pub outbox: crate::delivery::OutboxSignal,
 }
 
 /// The handlers' state: cheap to clone.
@@ -58,7 +60,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
-        .route("/api/v1/config/reload", post(reload::reload))
+        .nest("/api/v1", api::router())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
         .with_state(state)

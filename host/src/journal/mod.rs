@@ -9,8 +9,10 @@
 //! Reads use their own connections ([`Reader`]), which WAL lets run beside
 //! the writer.
 
+pub mod admin;
 mod read;
 mod schema;
+pub mod search;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -23,8 +25,8 @@ pub use read::{
     EventFilter, EventSummary, OutboxRow, OutboxSummary, PendingRun, Reader, StoredEvent,
 };
 pub use write::{
-    AppReply, Ingest, LedgerEntry, NewEvent, Queued, Receipt, Received, RunRecord, RunStatus,
-    StateWrites,
+    AppReply, Ingest, LedgerEntry, NewEvent, Queued, Receipt, Received, RunLog, RunRecord,
+    RunStatus, StateWrites,
 };
 
 /// Why the journal could not do something.

@@ -8,7 +8,7 @@ use super::Result;
 
 /// A read connection. Not shared between threads: open one per thread.
 pub struct Reader {
-    conn: Connection,
+    pub(super) conn: Connection,
 }
 
 /// A run waiting for its bot.

@@ -14,6 +14,7 @@ pub mod process;
 pub mod replies;
 pub mod routing;
 pub mod state;
+pub mod stats;
 pub mod watcher;
 mod worker;
 
@@ -57,6 +58,8 @@ pub struct Runtime {
     outbox: OutboxSignal,
     /// Outcomes awaited by listeners with `ack = "application"`.
     replies: Arc<replies::Replies>,
+    /// Runs each bot finished since the host started.
+    pub stats: stats::RunStats,
 }
 
 /// What the configuration grants the bot `name`.
@@ -124,6 +127,7 @@ impl Runtime {
             batch_locks: Mutex::default(),
             outbox,
             replies,
+            stats: stats::RunStats::default(),
         })
     }
 
@@ -237,6 +241,15 @@ impl Runtime {
     /// The bot a plugin file provides.
     pub fn bot_for_file(&self, file: &Path) -> Option<String> {
         self.files.lock().expect("files lock").get(file).cloned()
+    }
+
+    /// The plugin file that provides the bot `name`.
+    pub fn file_of(&self, name: &str) -> Option<PathBuf> {
+        let files = self.files.lock().expect("files lock");
+        files
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(f, _)| f.clone())
     }
 
     fn batch_lock(&self, bot: &str) -> Arc<Mutex<()>> {

@@ -21,7 +21,7 @@ use super::process::{Processed, process};
 use super::replies::AppReply;
 use super::state::{Session, SharedReader};
 use super::{LiveBot, Runtime};
-use crate::journal::{self, PendingRun, RunRecord, RunStatus, StateWrites};
+use crate::journal::{self, PendingRun, RunLog, RunRecord, RunStatus, StateWrites};
 
 /// Most runs taken into one batch (and one commit).
 const BATCH: usize = 64;
@@ -94,6 +94,7 @@ fn give_up(rt: &Runtime, bot: &str, event: i64, panic: &str) {
         send: Vec::new(),
         // Recorded only where a listener's application ACK waits on it.
         reply: Some(AppReply::Failed(error.clone())),
+        logs: Vec::new(),
     };
     let state = StateWrites {
         bot: bot.to_string(),
@@ -210,7 +211,7 @@ fn run_batch(
             }
             Err(why) => Processed::failed(Failure::Host(why)),
         };
-        emit_logs(&name, run.event_id, &mut session);
+        let logs = emit_logs(&name, run.event_id, &mut session);
         let attempts = run.attempts + 1;
         let micros = duration.as_micros() as u64;
         let mut record = RunRecord {
@@ -224,6 +225,7 @@ fn run_batch(
             duration_us: micros as i64,
             send: Vec::new(),
             reply: None,
+            logs,
         };
         let reply = awaited.then(|| match &result {
             Ok(_) => AppReply::Ack(ack),
@@ -262,6 +264,8 @@ fn run_batch(
         }
         records.push(record);
     }
+    let finished = |s| records.iter().filter(|r| r.status == s).count() as u64;
+    let (done, failed) = (finished(RunStatus::Done), finished(RunStatus::Failed));
     let committed = match rt
         .journal
         .complete(records, session.take_writes())
@@ -278,6 +282,7 @@ fn run_batch(
         rt.outbox.ring();
     }
     if committed {
+        rt.stats.count(&name, done, failed);
         for (event_id, reply) in replies {
             rt.replies.deliver(event_id, reply);
         }
@@ -285,8 +290,10 @@ fn run_batch(
     committed
 }
 
-/// Writes the bot's log lines (and captured stdout/stderr) to the host log.
-pub fn emit_logs(bot: &str, event: i64, session: &mut Session) {
+/// Writes the bot's log lines (and captured stdout/stderr) to the host log,
+/// and returns them (capped) to be journaled with the run.
+pub fn emit_logs(bot: &str, event: i64, session: &mut Session) -> Vec<RunLog> {
+    let mut lines = Vec::with_capacity(session.logs.len());
     for (level, line) in session.logs.drain(..) {
         match level {
             tracing::Level::TRACE => tracing::trace!(bot, event, "{line}"),
@@ -295,5 +302,10 @@ pub fn emit_logs(bot: &str, event: i64, session: &mut Session) {
             tracing::Level::WARN => tracing::warn!(bot, event, "{line}"),
             tracing::Level::ERROR => tracing::error!(bot, event, "{line}"),
         }
+        lines.push(RunLog {
+            level: level.as_str().to_ascii_lowercase(),
+            message: line,
+        });
     }
+    RunLog::capped(lines)
 }

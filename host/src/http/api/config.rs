@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use super::AppState;
-use super::auth::Writer;
-use super::error::ApiError;
+use crate::http::AppState;
+use crate::http::auth::Writer;
+use crate::http::error::ApiError;
 use crate::reload::Reloaded;
 
 pub async fn reload(
