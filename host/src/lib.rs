@@ -23,5 +23,7 @@ pub mod runtime;
 pub mod secret;
 pub mod server;
 pub mod ssh;
+pub mod status;
+pub mod telemetry;
 pub mod tls;
 pub mod triggers;

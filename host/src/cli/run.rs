@@ -39,6 +39,7 @@ pub fn run(config: Option<PathBuf>) -> Result<ExitCode> {
 }
 
 async fn serve(cfg: Arc<Config>) -> Result<()> {
+    crate::telemetry::install()?;
     let max_bytes = cfg.journal.max_size_mb.map(|mb| mb * 1024 * 1024);
     let journal = Journal::open_capped(&cfg.journal.path, max_bytes)
         .with_context(|| format!("cannot open journal {}", cfg.journal.path.display()))?;
@@ -92,10 +93,8 @@ async fn serve(cfg: Arc<Config>) -> Result<()> {
     }
     if let Some(http) = &cfg.http {
         let tokens = crate::http::auth::Tokens::from_config(http).context("http")?;
-        let auth = crate::http::auth::Auth::new(
-            tokens,
-            Duration::from_secs(http.session_hours * 3600),
-        );
+        let auth =
+            crate::http::auth::Auth::new(tokens, Duration::from_secs(http.session_hours * 3600));
         let state = crate::http::AppState::new(crate::http::Shared {
             journal: journal.clone(),
             runtime: rt.clone(),

@@ -5,6 +5,13 @@
 
 pub mod auth;
 pub mod error;
+pub mod metrics;
+/// The admin API's modules of sources and destinations (`api/mod.rs`, with
+/// the rest of `/api/v1`, is another change's; they move there on merging).
+pub mod api {
+    pub mod destinations;
+    pub mod sources;
+}
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 
@@ -55,6 +62,18 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics::metrics))
+        .route("/ready", get(metrics::ready))
+        .route("/api/v1/sources", get(api::sources::get))
+        .route("/api/v1/destinations", get(api::destinations::list))
+        .route(
+            "/api/v1/destinations/{name}/pause",
+            post(api::destinations::pause),
+        )
+        .route(
+            "/api/v1/destinations/{name}/resume",
+            post(api::destinations::resume),
+        )
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
         .with_state(state)

@@ -153,6 +153,14 @@ ALTER TABLE received ADD COLUMN reply_text TEXT;
 -- The purge deletes an event's messages in chunks of events: by event id.
 CREATE INDEX outbox_by_event ON outbox (event_id);
 "#,
+    r#"
+-- Destinations an operator paused: their messages queue and wait until
+-- resumed, across restarts.
+CREATE TABLE paused_destinations (
+    destination TEXT PRIMARY KEY,
+    paused_ms   INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Settings every connection gets.
