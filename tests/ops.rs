@@ -18,10 +18,15 @@ const T: Duration = Duration::from_secs(20);
 /// `out`, the probe bot (which forwards to `out`) and the HTTP server.
 /// Returns it with the MLLP and HTTP ports.
 fn start_host() -> (Host, u16, u16) {
+    start_host_with("")
+}
+
+/// [`start_host`] with `http_keys` added to `[http]`.
+fn start_host_with(http_keys: &str) -> (Host, u16, u16) {
     let (mllp, http_port) = (free_port(), free_port());
+    let http = http_config(http_port).replace("[http]\n", &format!("[http]\n{http_keys}\n"));
     let cfg = config(&format!(
-        "[[listener]]\nname = \"adt\"\nlisten = \"127.0.0.1:{mllp}\"\n{}",
-        http_config(http_port)
+        "[[listener]]\nname = \"adt\"\nlisten = \"127.0.0.1:{mllp}\"\n{http}"
     ));
     let mut host = Host::new(&cfg);
     host.install_bot("probe_v1", "probe.wasm");
@@ -274,15 +279,30 @@ fn open_files_limit() -> usize {
         .unwrap_or(1024)
 }
 
+/// Whether `GET /health` gets 200 (false if the connection is refused or
+/// closed without an answer).
+fn health_answers(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    s.set_read_timeout(Some(T)).unwrap();
+    let mut answer = Vec::new();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .and_then(|()| s.read_to_end(&mut answer))
+        .is_ok_and(|_| answer.starts_with(b"HTTP/1.1 200"))
+}
+
 #[test]
 fn a_flood_of_http_connections_does_not_stop_mllp() {
-    let (host, mllp, port) = start_host();
     // Each connection is a descriptor here and one in the host.
     let limit = open_files_limit();
     let flood = 1000.min(limit.saturating_sub(200) / 2);
     if flood < 1000 {
         eprintln!("open files limited to {limit}: holding {flood} connections instead of 1000");
     }
+    // Room for the flood and the test's own requests; more are refused.
+    let max = flood + 10;
+    let (host, mllp, port) = start_host_with(&format!("max_connections = {max}"));
     let held: Vec<TcpStream> = (0..flood)
         .map(|i| {
             let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -305,8 +325,17 @@ fn a_flood_of_http_connections_does_not_stop_mllp() {
     assert_eq!(r.status, 200);
     let (_, sources) = http_get_json(port, "/api/v1/sources", READ_TOKEN);
     assert_eq!(sources["listeners"][0]["messages"], 20);
-    drop(held);
-    let r = http(port, "GET", "/health", None, &[], b"");
-    assert_eq!(r.status, 200);
+
+    // Past max_connections: accepted and closed at once, and logged.
+    let over: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    host.wait_log("refused", T);
+    assert!(
+        host.log()
+            .contains(&format!("max_connections = {max} are open"))
+    );
+    drop((held, over));
+    assert!(wait_until(T, || health_answers(port)), "{}", host.log());
     host.wait_outputs(20, T);
 }

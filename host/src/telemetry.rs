@@ -127,10 +127,12 @@ pub fn ack_sent(source: &str, code: &str) {
     counter!(ACKS_SENT, "source" => source.to_string(), "code" => code.to_string()).increment(1);
 }
 
-/// `bot` ran an event with `outcome` in `took`.
-pub fn bot_run(bot: &str, outcome: &'static str, took: Duration) {
+/// `bot` ran an event with `outcome`, in `took` when the bot ran at all.
+pub fn bot_run(bot: &str, outcome: &'static str, took: Option<Duration>) {
     counter!(BOT_RUNS, "bot" => bot.to_string(), "outcome" => outcome).increment(1);
-    histogram!(BOT_RUN_DURATION, "bot" => bot.to_string()).record(took.as_secs_f64());
+    if let Some(took) = took {
+        histogram!(BOT_RUN_DURATION, "bot" => bot.to_string()).record(took.as_secs_f64());
+    }
 }
 
 /// A delivery attempt to `destination` ended with `outcome`.

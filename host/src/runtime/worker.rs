@@ -101,7 +101,7 @@ fn give_up(rt: &Runtime, bot: &str, event: i64, panic: &str) {
     };
     match rt.journal.complete(vec![record], state).blocking_recv() {
         Ok(Ok(())) => {
-            crate::telemetry::bot_run(bot, "failed", Duration::ZERO);
+            crate::telemetry::bot_run(bot, "failed", None);
             rt.replies.deliver(event, AppReply::Failed(error))
         }
         Ok(Err(e)) => tracing::error!(bot = %bot, event, "cannot record the failed run: {e}"),
@@ -291,7 +291,7 @@ fn run_batch(
     }
     if committed {
         for (outcome, took) in outcomes {
-            crate::telemetry::bot_run(&name, outcome, took);
+            crate::telemetry::bot_run(&name, outcome, Some(took));
         }
         for (event_id, reply) in replies {
             rt.replies.deliver(event_id, reply);
