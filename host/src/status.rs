@@ -415,6 +415,19 @@ mod tests {
     }
 
     #[test]
+    fn readiness_names_the_listeners_not_bound() {
+        let r = Registry::default();
+        r.listener("adt", "127.0.0.1:2575").set_bound();
+        r.listener("lab", "127.0.0.1:2576");
+        assert_eq!(
+            r.unbound_listeners(["adt", "lab", "orders"]),
+            ["lab", "orders"]
+        );
+        assert_eq!(r.listener_view("orders", "0.0.0.0:1").listen, "0.0.0.0:1");
+        assert!(!r.bots_loaded());
+    }
+
+    #[test]
     fn listener_counts_nacks_by_kind() {
         let l = Arc::new(ListenerStatus::default());
         let open = l.connected();
