@@ -339,3 +339,60 @@ fn a_flood_of_http_connections_does_not_stop_mllp() {
     assert!(wait_until(T, || health_answers(port)), "{}", host.log());
     host.wait_outputs(20, T);
 }
+
+#[test]
+fn sources_show_sftp_polls_and_cron_schedules() {
+    let server = SshServer::start();
+    let remote = server.remote("in/a.hl7");
+    std::fs::create_dir_all(remote.parent().unwrap()).unwrap();
+    std::fs::write(&remote, adt_a04("S1", "P1")).unwrap();
+    let port = free_port();
+    let source = server.source_table("lab", "in", "user_key", "known_hosts");
+    let cfg = config(&format!(
+        "{}\n{source}after = \"delete\"\n\n\
+         [bots.probe]\nsubscribe_also = [{{ cron = \"0 0 3 * * *\" }}]\n",
+        http_config(port)
+    ));
+    let mut host = Host::new(&cfg);
+    host.install_bot("probe_v1", "probe.wasm");
+    host.start();
+
+    let lab = |port| {
+        let (_, sources) = http_get_json(port, "/api/v1/sources", READ_TOKEN);
+        sources["sftp"][0].clone()
+    };
+    assert!(
+        wait_until(T, || lab(port)["files_taken"] == 1),
+        "{}",
+        lab(port)
+    );
+    let status = lab(port);
+    assert_eq!(
+        (status["name"].as_str(), status["port"].as_u64()),
+        (Some("lab"), Some(u64::from(server.port)))
+    );
+    assert_eq!(status["last_error"], serde_json::Value::Null);
+    assert!(status["last_poll_ms"].as_i64().is_some());
+
+    let (_, sources) = http_get_json(port, "/api/v1/sources", READ_TOKEN);
+    let cron = &sources["cron"][0];
+    assert_eq!(cron["schedule"], "0 0 3 * * *");
+    let in_a_day =
+        cron["next_firing_ms"].as_i64().unwrap() - status["last_poll_ms"].as_i64().unwrap();
+    assert!((0..=86_400_000).contains(&in_a_day), "{cron}");
+
+    let m = scrape(port);
+    assert_eq!(m[r#"interlink_messages_received_total{source="lab"}"#], 1.0);
+    assert!(m[r#"interlink_sftp_polls_total{outcome="ok",source="lab"}"#] >= 2.0);
+
+    // The directory goes away: the failing poll shows, with its reason.
+    std::fs::remove_dir_all(server.remote("in")).unwrap();
+    assert!(
+        wait_until(T, || lab(port)["last_error"].is_string()),
+        "{}\n{}",
+        lab(port),
+        host.log()
+    );
+    let m = scrape(port);
+    assert!(m[r#"interlink_sftp_polls_total{outcome="failed",source="lab"}"#] >= 1.0);
+}
