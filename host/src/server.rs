@@ -13,8 +13,8 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::config::ListenerTls;
 use tokio::io::{AsyncRead, AsyncWrite};
+use crate::config::ListenerTls;
 
 /// A stream a protocol can run over: plain TCP or TLS.
 pub trait AsyncReadWrite: AsyncRead + AsyncWrite + Unpin + Send {}

@@ -93,8 +93,10 @@ async fn serve(cfg: Arc<Config>) -> Result<()> {
     }
     if let Some(http) = &cfg.http {
         let tokens = crate::http::auth::Tokens::from_config(http).context("http")?;
-        let auth =
-            crate::http::auth::Auth::new(tokens, Duration::from_secs(http.session_hours * 3600));
+        let auth = crate::http::auth::Auth::new(
+            tokens,
+            Duration::from_secs(http.session_hours * 3600),
+        );
         let state = crate::http::AppState::new(crate::http::Shared {
             journal: journal.clone(),
             runtime: rt.clone(),

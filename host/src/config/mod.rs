@@ -303,16 +303,12 @@ mod tests {
         let http = "[http]\nlisten='127.0.0.1:8080'\n";
         assert!(err("[http]\nlisten='8080'").contains("http.listen"));
         assert!(
-            err(&format!(
-                "{http}[[http.token]]\nname='a'\nrole='write'\ntoken='x'"
-            ))
-            .contains("http.token[0].token: secrets are not read from the config")
+            err(&format!("{http}[[http.token]]\nname='a'\nrole='write'\ntoken='x'"))
+                .contains("http.token[0].token: secrets are not read from the config")
         );
         assert!(
-            err(&format!(
-                "{http}[[http.token]]\nname='a'\nrole='admin'\ntoken_env='X'"
-            ))
-            .contains("admin")
+            err(&format!("{http}[[http.token]]\nname='a'\nrole='admin'\ntoken_env='X'"))
+                .contains("admin")
         );
         assert!(
             err(&format!(

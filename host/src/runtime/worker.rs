@@ -260,14 +260,14 @@ fn run_batch(
                 }
             }
         }
-        // A listener's application ACK answers with the run's final outcome
-        // only: while a retry is due, a resend is told to come back later.
         let outcome = match record.status {
             RunStatus::Done => "done",
             RunStatus::Pending => "retry",
             RunStatus::Failed => "failed",
         };
         outcomes.push((outcome, duration));
+        // A listener's application ACK answers with the run's final outcome
+        // only: while a retry is due, a resend is told to come back later.
         if let Some(reply) = reply.filter(|_| record.status != RunStatus::Pending) {
             record.reply = Some(reply.clone());
             replies.push((run.event_id, reply));
