@@ -154,6 +154,8 @@ impl Intake {
         provenance: Option<Provenance>,
     ) -> Result<Vec<i64>> {
         let mut ingest = self.route(source, items);
+        // Ticks are the scheduler's, not messages received.
+        let messages = !matches!(provenance, Some(Provenance::Tick { .. }));
         match provenance {
             Some(Provenance::File(l)) => ingest.ledger = Some(l),
             Some(Provenance::Tick { schedule, at_ms }) => ingest.tick = Some((schedule, at_ms)),
@@ -161,6 +163,9 @@ impl Intake {
         }
         let woken = routed_bots(&ingest);
         let ids = self.journal.ingest(ingest).await??;
+        if messages {
+            crate::telemetry::received(source, ids.len());
+        }
         self.wake(&woken);
         Ok(ids)
     }
@@ -181,6 +186,7 @@ impl Intake {
         // A resend is routed as its first copy was, whatever bots are live now.
         let routed = match &received {
             Received::New(_) => {
+                crate::telemetry::received(source, 1);
                 self.wake(&woken);
                 !woken.is_empty()
             }

@@ -25,5 +25,7 @@ pub mod secret;
 pub mod server;
 pub mod services;
 pub mod ssh;
+pub mod status;
+pub mod telemetry;
 pub mod tls;
 pub mod triggers;

@@ -42,6 +42,7 @@ pub fn run(config: Option<PathBuf>) -> Result<ExitCode> {
 }
 
 async fn serve(cfg: Arc<Config>, config: Option<PathBuf>) -> Result<()> {
+    crate::telemetry::install()?;
     let max_bytes = cfg.journal.max_size_mb.map(|mb| mb * 1024 * 1024);
     let journal = Journal::open_capped(&cfg.journal.path, max_bytes)
         .with_context(|| format!("cannot open journal {}", cfg.journal.path.display()))?;

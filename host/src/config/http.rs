@@ -44,7 +44,8 @@ pub struct HttpConfig {
     /// Largest request body accepted, in KiB.
     #[serde(default = "default_max_body_kb")]
     pub max_body_kb: usize,
-    /// Connections served at once; further ones wait to be accepted.
+    /// Connections served at once; further ones are accepted and closed at
+    /// once (logged once a second with a count).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// How long a dashboard sign-in lasts.

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod metrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -60,6 +61,8 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics::metrics))
+        .route("/ready", get(metrics::ready))
         .nest("/api/v1", api::router())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)

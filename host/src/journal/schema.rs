@@ -170,6 +170,14 @@ ALTER TABLE runs ADD COLUMN logs TEXT;
 CREATE INDEX outbox_by_destination ON outbox (destination, id);
 CREATE INDEX outbox_dead ON outbox (id) WHERE status = 'dead';
 "#,
+    r#"
+-- Destinations an operator paused: their messages queue and wait until
+-- resumed, across restarts.
+CREATE TABLE paused_destinations (
+    destination TEXT PRIMARY KEY,
+    paused_ms   INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Settings every connection gets.

@@ -391,6 +391,20 @@ pub fn outbox_failed(
     Ok(())
 }
 
+/// Pauses `destination` (a row in `paused_destinations`) or resumes it.
+pub fn set_paused(c: &Connection, destination: &str, paused: bool) -> rusqlite::Result<()> {
+    if paused {
+        c.prepare_cached(
+            "INSERT OR IGNORE INTO paused_destinations (destination, paused_ms) VALUES (?1, ?2)",
+        )?
+        .execute(params![destination, now_ms()])?;
+    } else {
+        c.prepare_cached("DELETE FROM paused_destinations WHERE destination = ?1")?
+            .execute(params![destination])?;
+    }
+    Ok(())
+}
+
 /// Puts a dead-lettered message back at its place in the queue.
 pub fn outbox_requeue(c: &Connection, id: i64) -> rusqlite::Result<usize> {
     c.execute(

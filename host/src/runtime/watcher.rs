@@ -64,6 +64,7 @@ pub async fn start(rt: Arc<Runtime>) -> Result<()> {
             due.insert(file, Instant::now() + SETTLE);
         }
     }
+    crate::status::registry().set_bots_loaded();
     tracing::info!("watching {} for bots", dir.display());
     tokio::spawn(async move {
         follow(loader, changes, due).await;

@@ -101,7 +101,10 @@ fn give_up(rt: &Runtime, bot: &str, event: i64, panic: &str) {
         ..StateWrites::default()
     };
     match rt.journal.complete(vec![record], state).blocking_recv() {
-        Ok(Ok(())) => rt.replies.deliver(event, AppReply::Failed(error)),
+        Ok(Ok(())) => {
+            crate::telemetry::bot_run(bot, "failed", None);
+            rt.replies.deliver(event, AppReply::Failed(error))
+        }
         Ok(Err(e)) => tracing::error!(bot = %bot, event, "cannot record the failed run: {e}"),
         Err(_) => {
             tracing::error!(bot = %bot, event, "cannot record the failed run: journal closed")
@@ -188,6 +191,8 @@ fn run_batch(
     let mut records = Vec::with_capacity(due.len());
     // Outcomes listeners with `ack = "application"` wait for.
     let mut replies = Vec::new();
+    // (outcome, duration) per run, counted once the batch is committed.
+    let mut outcomes = Vec::with_capacity(due.len());
     let mut sends = 0;
     for run in due {
         let stored = match reader.lock().expect("reader lock").event(run.event_id) {
@@ -256,6 +261,12 @@ fn run_batch(
                 }
             }
         }
+        let outcome = match record.status {
+            RunStatus::Done => "done",
+            RunStatus::Pending => "retry",
+            RunStatus::Failed => "failed",
+        };
+        outcomes.push((outcome, duration));
         // A listener's application ACK answers with the run's final outcome
         // only: while a retry is due, a resend is told to come back later.
         if let Some(reply) = reply.filter(|_| record.status != RunStatus::Pending) {
@@ -283,6 +294,9 @@ fn run_batch(
     }
     if committed {
         rt.stats.count(&name, done, failed);
+        for (outcome, took) in outcomes {
+            crate::telemetry::bot_run(&name, outcome, Some(took));
+        }
         for (event_id, reply) in replies {
             rt.replies.deliver(event_id, reply);
         }

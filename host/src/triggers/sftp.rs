@@ -123,6 +123,7 @@ impl Poller {
         let source = self.cfg.name.clone();
         tracing::info!(%source, "polling sftp://{}{} for {} on {:?}", self.endpoint.address(), self.cfg.dir, self.cfg.pattern, self.cfg.schedule);
         let mut last_error: Option<String> = None;
+        let status = crate::status::registry().sftp(&source);
         loop {
             let now = Utc::now().with_timezone(&tz);
             let Some(next) = schedule.after(&now).next() else {
@@ -137,6 +138,9 @@ impl Poller {
             let started = Instant::now();
             match self.poll() {
                 Ok(stats) => {
+                    crate::telemetry::sftp_poll(&source, true);
+                    status.taken(stats.taken);
+                    status.polled(None);
                     if last_error.take().is_some() {
                         tracing::info!(%source, "{} reachable again", self.endpoint.address());
                     }
@@ -150,6 +154,8 @@ impl Poller {
                 Err(e) => {
                     self.session = None;
                     let text = format!("{e:#}");
+                    crate::telemetry::sftp_poll(&source, false);
+                    status.polled(Some(text.clone()));
                     // Once per distinct failure, not once per poll.
                     if last_error.as_deref() != Some(&text) {
                         tracing::error!(%source, "poll failed, will retry: {text}");
