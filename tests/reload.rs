@@ -34,6 +34,20 @@ fn mllp_send(host: &Host, port: u16, control_id: &str) -> Vec<String> {
     peer_send(Peer::Python, port, &[file])
 }
 
+/// The destinations `/api/v1/destinations` lists.
+fn destination_names(http: u16) -> Vec<String> {
+    let (status, body) = http_get_json(http, "/api/v1/destinations", READ_TOKEN);
+    assert_eq!(status, 200, "{body}");
+    let mut names: Vec<String> = body["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
 fn reload_puts_a_valid_config_in_force_and_refuses_an_invalid_one() {
     let (http, mllp2) = (free_port(), free_port());
@@ -76,6 +90,7 @@ listen = "127.0.0.1:{mllp2}"
         host.log()
             .contains("audit: ops config-reload configuration")
     );
+    assert_eq!(destination_names(http), ["out", "out2"]);
     assert_eq!(mllp_send(&host, mllp2, "R2"), ["AA R2"]);
     assert!(wait_until(T, || files_in(&host, "out2") == 1));
 
@@ -100,6 +115,9 @@ listen = "127.0.0.1:{mllp2}"
     host.signal("HUP");
     host.wait_log(r#"listener \"mllp2\" stopped"#, T);
     assert!(TcpStream::connect(("127.0.0.1", mllp2)).is_err());
+    assert_eq!(destination_names(http), ["out"]);
+    let (_, sources) = http_get_json(http, "/api/v1/sources", READ_TOKEN);
+    assert_eq!(sources["listeners"], serde_json::json!([]), "{sources}");
     host.drop_file("b.hl7", &adt_a04("R4", "MRN1"));
     host.wait_outputs(2, T);
     assert_eq!(files_in(&host, "out2"), 2);

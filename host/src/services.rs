@@ -161,6 +161,7 @@ impl Services {
                     task.stop().await;
                 }
             }
+            crate::status::registry().forget_destination(&name);
             changes.push(format!("destination {name:?} stopped"));
         }
         for d in &config.destinations {
@@ -180,6 +181,7 @@ impl Services {
         for name in gone {
             if let Some((source, running)) = self.sources.remove(&name) {
                 running.stop().await;
+                crate::status::registry().forget_source(&name);
                 changes.push(format!("{} {name:?} stopped", source.kind()));
             }
         }

@@ -92,6 +92,20 @@ impl Registry {
         })
     }
 
+    /// Drops the entry of the source `name`: it was stopped by a reload.
+    pub fn forget_source(&self, name: &str) {
+        self.listeners.write().expect("status lock").remove(name);
+        for map in [&self.folders, &self.sftp] {
+            map.write().expect("status lock").remove(name);
+        }
+    }
+
+    /// Drops the entry of the destination `name`: it was stopped by a
+    /// reload.
+    pub fn forget_destination(&self, name: &str) {
+        self.destinations.write().expect("status lock").remove(name);
+    }
+
     /// The destination `name`, if delivery runs it.
     pub fn find_destination(&self, name: &str) -> Option<Arc<DestinationStatus>> {
         self.destinations
