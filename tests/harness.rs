@@ -328,6 +328,16 @@ impl Host {
         assert!(ready, "host never logged {READY:?}; log:\n{}", self.log());
     }
 
+    /// Sends the running host a signal (`HUP`, `TERM`, ...).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("host running").id();
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{name} {pid} failed");
+    }
+
     /// SIGKILL: no chance to clean up.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -685,7 +695,8 @@ pub fn http(
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the host");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
@@ -766,4 +777,33 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&data[..size.min(data.len())]);
         data = data.get(size + 2..).unwrap_or(&[]);
     }
+}
+
+/// A test PKI in `dir`: `ca.pem`, a server certificate for `localhost`
+/// (`server.pem`, `server.key`) and a client certificate for `modality`
+/// (`client.pem`, `client.key`), both issued by the CA.
+pub fn test_pki(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Subject names that differ from the CA's, or OpenSSL-based clients
+    // take the certificates for self-signed ones.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Interlink test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issue = |names: Vec<String>, file: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names.clone()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names[0].as_str());
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
+    };
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    issue(vec!["localhost".into()], "server");
+    issue(vec!["modality".into()], "client");
 }

@@ -447,26 +447,9 @@ fn sigkill_under_load_loses_no_acked_message_application_acks() {
 
 #[test]
 fn tls_and_mutual_tls() {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let dir = tempfile::tempdir().unwrap();
     let path = |n: &str| dir.path().join(n);
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issue = |names: Vec<String>, file: &str| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &ca, &ca_key)
-            .unwrap();
-        std::fs::write(path(&format!("{file}.pem")), cert.pem()).unwrap();
-        std::fs::write(path(&format!("{file}.key")), key.serialize_pem()).unwrap();
-    };
-    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
-    issue(vec!["localhost".into()], "server");
-    issue(vec!["modality".into()], "client");
-
+    interlink_tests::test_pki(dir.path());
     let port = free_port();
     let cfg = format!(
         "[[listener]]\nname = \"secure\"\nlisten = \"127.0.0.1:{port}\"\n\

@@ -40,14 +40,14 @@ pub enum Inbound {
 }
 
 /// One HL7 message, decoded to text, with the bytes as received when they
-/// are not the UTF-8 of the text, and its MSH-9/MSH-10 read once.
+/// are not the UTF-8 of the text, and its MSH-9/MSH-10/PID-3.1 read once.
 #[derive(Debug, Clone)]
 pub struct Hl7Item {
     text: String,
     raw: Option<Vec<u8>>,
     origin_file: Option<String>,
-    /// (MSH-9, MSH-10), or why the text is not HL7.
-    header: Result<(String, String), String>,
+    /// Its header, or why the text is not HL7.
+    header: Result<Header, String>,
 }
 
 impl Hl7Item {
@@ -94,8 +94,26 @@ fn routed_bots(ingest: &Ingest) -> Vec<String> {
     bots
 }
 
-fn header_of(m: &Message) -> (String, String) {
-    (m.message_type().to_string(), m.control_id().into_owned())
+/// What is journaled beside an HL7 message's text, for routing and search.
+#[derive(Debug, Clone)]
+struct Header {
+    /// MSH-9.
+    message_type: String,
+    /// MSH-10.
+    control_id: String,
+    /// PID-3.1, when there is one.
+    patient_id: Option<String>,
+}
+
+fn header_of(m: &Message) -> Header {
+    Header {
+        message_type: m.message_type().to_string(),
+        control_id: m.control_id().into_owned(),
+        patient_id: m
+            .get("PID-3.1")
+            .filter(|p| !p.is_empty())
+            .map(|p| p.into_owned()),
+    }
 }
 
 /// Where a submission came from, journaled with it.
@@ -136,6 +154,8 @@ impl Intake {
         provenance: Option<Provenance>,
     ) -> Result<Vec<i64>> {
         let mut ingest = self.route(source, items);
+        // Ticks are the scheduler's, not messages received.
+        let messages = !matches!(provenance, Some(Provenance::Tick { .. }));
         match provenance {
             Some(Provenance::File(l)) => ingest.ledger = Some(l),
             Some(Provenance::Tick { schedule, at_ms }) => ingest.tick = Some((schedule, at_ms)),
@@ -143,6 +163,9 @@ impl Intake {
         }
         let woken = routed_bots(&ingest);
         let ids = self.journal.ingest(ingest).await??;
+        if messages {
+            crate::telemetry::received(source, ids.len());
+        }
         self.wake(&woken);
         Ok(ids)
     }
@@ -163,6 +186,7 @@ impl Intake {
         // A resend is routed as its first copy was, whatever bots are live now.
         let routed = match &received {
             Received::New(_) => {
+                crate::telemetry::received(source, 1);
                 self.wake(&woken);
                 !woken.is_empty()
             }
@@ -199,14 +223,14 @@ impl Intake {
                 origin_file,
                 header,
             }) => {
-                let (message_type, control_id) = match header {
-                    Ok((t, c)) => (Some(t), Some(c)),
+                let (message_type, control_id, patient_id) = match header {
+                    Ok(h) => (Some(h.message_type), Some(h.control_id), h.patient_id),
                     Err(e) => {
                         let file = origin_file
                             .as_deref()
                             .map(|f| tracing::field::display(crate::phi::file(f)));
                         tracing::warn!(source, file, "journaled unrouted: not HL7: {e}");
-                        (None, None)
+                        (None, None, None)
                     }
                 };
                 let routes = self.router.route(RouteKey::Hl7 {
@@ -219,6 +243,7 @@ impl Intake {
                     name: origin_file,
                     message_type,
                     control_id,
+                    patient_id,
                     body: text.into_bytes(),
                     raw,
                     received_at_ms,
@@ -242,6 +267,7 @@ impl Intake {
                     name: None,
                     message_type: None,
                     control_id: None,
+                    patient_id: None,
                     raw: None,
                     received_at_ms,
                 }
@@ -253,6 +279,7 @@ impl Intake {
                 name: Some(name),
                 message_type: None,
                 control_id: None,
+                patient_id: None,
                 body: contents,
                 raw: None,
                 received_at_ms,

@@ -12,7 +12,7 @@ pub fn from_env(var: &str) -> Result<String> {
 
 /// The first line of `file`.
 pub fn from_file(file: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     Ok(text.lines().next().unwrap_or("").trim_end().to_string())
 }

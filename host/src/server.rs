@@ -13,8 +13,8 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use crate::config::ListenerTls;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A stream a protocol can run over: plain TCP or TLS.
 pub trait AsyncReadWrite: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -67,8 +67,9 @@ impl Server {
         self.socket.local_addr()
     }
 
-    /// Accepts connections until the process ends, running `handle` on each
-    /// (after the TLS handshake, if any) in a task of its own.
+    /// Accepts connections until the process ends or the returned future is
+    /// dropped, running `handle` on each (after the TLS handshake, if any)
+    /// in a task of its own; dropping the future also ends the connections.
     pub async fn serve<F, Fut>(self, handle: F)
     where
         F: Fn(Stream, SocketAddr) -> Fut + Send + Sync + 'static,
@@ -77,6 +78,7 @@ impl Server {
         let handle = Arc::new(handle);
         let slots = Arc::new(Semaphore::new(self.max_connections));
         let mut refusals = Refusals::default();
+        let mut connections = tokio::task::JoinSet::new();
         loop {
             let accepted = tokio::select! {
                 accepted = self.socket.accept() => accepted,
@@ -84,6 +86,7 @@ impl Server {
                     refusals.log(&self);
                     continue;
                 }
+                Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             };
             let (stream, peer) = match accepted {
                 Ok(s) => s,
@@ -100,7 +103,7 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let (handle, tls, name) = (handle.clone(), self.tls.clone(), self.name.clone());
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 let _slot = slot;
                 let Some(acceptor) = tls else {
                     return handle(Box::new(stream), peer).await;

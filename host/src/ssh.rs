@@ -145,7 +145,11 @@ impl Endpoint {
         let ssh = &self.ssh;
         let address = self.address();
         let result = if let Some(key) = &ssh.private_key {
-            let passphrase = ssh.passphrase_env.as_deref().map(crate::secret::from_env).transpose()?;
+            let passphrase = ssh
+                .passphrase_env
+                .as_deref()
+                .map(crate::secret::from_env)
+                .transpose()?;
             session
                 .userauth_pubkey_file(&ssh.user, None, key, passphrase.as_deref())
                 .map_err(|e| anyhow!("key {} not accepted: {e}", key.display()))

@@ -8,13 +8,16 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::config::Config;
+use crate::delivery::OutboxSignal;
+use crate::http::auth::{Auth, Tokens};
 use crate::intake::Intake;
 use crate::journal::{self, Journal};
+use crate::reload::Reloader;
 use crate::runtime::cache::CompileCache;
 use crate::runtime::engine::{BotEngine, Limits};
 use crate::runtime::replies::Replies;
 use crate::runtime::{Runtime, watcher};
-use crate::{delivery, triggers};
+use crate::services::Services;
 
 /// How often old, finished events are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -34,11 +37,12 @@ pub fn run(config: Option<PathBuf>) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(cfg))?;
+    runtime.block_on(serve(cfg, config))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(cfg: Arc<Config>) -> Result<()> {
+async fn serve(cfg: Arc<Config>, config: Option<PathBuf>) -> Result<()> {
+    crate::telemetry::install()?;
     let max_bytes = cfg.journal.max_size_mb.map(|mb| mb * 1024 * 1024);
     let journal = Journal::open_capped(&cfg.journal.path, max_bytes)
         .with_context(|| format!("cannot open journal {}", cfg.journal.path.display()))?;
@@ -52,59 +56,40 @@ async fn serve(cfg: Arc<Config>) -> Result<()> {
         timeout_ms = cfg.plugins.timeout_ms,
         "starting"
     );
-    let outbox = delivery::start(&cfg.destinations, &journal)?;
+    let outbox = OutboxSignal::default();
     let replies = Arc::new(Replies::default());
     let rt = Runtime::new(
         engine,
         journal.clone(),
         cfg.clone(),
-        outbox,
+        outbox.clone(),
         replies.clone(),
     );
     // Bots first, so that nothing a trigger takes is routed before they are.
     watcher::start(rt.clone()).await?;
     let intake = Intake::new(journal.clone(), rt.clone());
-    for listener in cfg.listeners.clone() {
-        let bot_timeout_ms = cfg.plugins.timeout_ms;
-        let serve =
-            triggers::mllp::bind(listener, intake.clone(), replies.clone(), bot_timeout_ms).await?;
-        tokio::spawn(serve);
-    }
-    let (cron, cron_intake) = (cfg.cron.clone(), intake.clone());
-    tokio::spawn(async move {
-        if let Err(e) = triggers::cron::run(cron, cron_intake).await {
-            tracing::error!("cron scheduler stopped: {e:#}");
-        }
-    });
-    for folder in cfg.folders.clone() {
-        let intake = intake.clone();
-        let name = folder.name.clone();
-        tokio::spawn(async move {
-            if let Err(e) = triggers::folder::run(folder, intake).await {
-                tracing::error!(source = %name, "folder stopped: {e:#}");
-            }
-        });
-    }
-    for source in cfg.sftp_sources.clone() {
-        let name = source.name.clone();
-        triggers::sftp::start(source, &cfg.cron.timezone, intake.clone())
-            .with_context(|| format!("sftp source {name:?}"))?;
-    }
-    if let Some(http) = &cfg.http {
-        let tokens = crate::http::auth::Tokens::from_config(http).context("http")?;
-        let auth = crate::http::auth::Auth::new(
-            tokens,
+    let services = Services::start(&cfg, intake.clone(), replies, outbox.clone()).await?;
+    let auth = match &cfg.http {
+        Some(http) => Some(Arc::new(Auth::new(
+            Tokens::from_config(http).context("http")?,
             Duration::from_secs(http.session_hours * 3600),
-        );
+        ))),
+        None => None,
+    };
+    let reloader = Arc::new(Reloader::new(config, rt.clone(), services, auth.clone()));
+    if let (Some(http), Some(auth)) = (&cfg.http, auth) {
         let state = crate::http::AppState::new(crate::http::Shared {
             journal: journal.clone(),
             runtime: rt.clone(),
-            intake: intake.clone(),
+            intake,
             auth,
             max_body: http.max_body_kb * 1024,
+            reloader: reloader.clone(),
+            outbox: outbox.clone(),
         });
         tokio::spawn(crate::http::bind(http, state).await?);
     }
+    tokio::spawn(reload_on_sighup(reloader));
     tokio::spawn(purge_old_events(journal, cfg.journal.retention_days));
     tracing::info!(bots = ?rt.bot_names(), "ready");
     shutdown_signal().await;
@@ -123,6 +108,25 @@ async fn purge_old_events(journal: Journal, retention_days: u32) {
             Err(e) => tracing::warn!("purge failed: {e}"),
         }
         tokio::time::sleep(PURGE_EVERY).await;
+    }
+}
+
+/// Reloads the configuration on each SIGHUP, logging what happened.
+async fn reload_on_sighup(reloader: Arc<Reloader>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot handle SIGHUP (no reload on it): {e}");
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            let _ = reloader.reload().await;
+        }
     }
 }
 

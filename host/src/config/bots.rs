@@ -22,7 +22,7 @@ pub struct SubscriptionConfig {
     pub http: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BotConfig {
     /// Read by the bot with `host::config`.

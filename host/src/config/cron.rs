@@ -18,7 +18,7 @@ pub enum CatchUp {
 }
 
 /// `[cron]`: how bots' cron schedules are evaluated.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CronConfig {
     /// IANA time zone the schedules are read in.

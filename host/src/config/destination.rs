@@ -14,7 +14,7 @@ use super::ssh::{SshConfig, default_ssh_port};
 use super::values::{charset, check_time_zone, default_connect_timeout_s, default_encoding};
 
 /// A destination: its name, the keys every kind has, and its transport.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DestinationConfig {
     pub name: String,
     /// Character set the receiver gets (MSH-18 is set to match).
@@ -31,7 +31,7 @@ pub struct DestinationConfig {
 }
 
 /// The transport, with the keys that only it has.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DestinationKind {
     Folder(FolderDestination),
     Mllp(MllpDestination),
@@ -64,7 +64,7 @@ const COMMON_KEYS: [&str; 7] = [
 ];
 
 /// `kind = "folder"`: each message becomes a file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FolderDestination {
     pub dir: PathBuf,
@@ -74,7 +74,7 @@ pub struct FolderDestination {
 }
 
 /// `kind = "mllp"`: each message is sent over MLLP and must be ACKed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MllpDestination {
     pub host: String,
@@ -96,7 +96,7 @@ pub struct MllpDestination {
 }
 
 /// `kind = "sftp"`: each message becomes a file on an SSH server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SftpDestination {
     pub host: String,
@@ -122,7 +122,7 @@ pub enum OnAe {
 }
 
 /// Retry policy for a destination.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     #[serde(default = "default_initial_backoff_ms")]
@@ -146,7 +146,7 @@ impl Default for RetryConfig {
 
 /// TLS towards an MLLP destination: the CA its certificate must chain to
 /// (the system roots when absent) and an optional client certificate.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientTls {
     pub ca: Option<PathBuf>,

@@ -11,7 +11,7 @@ use super::values::{
     default_pattern,
 };
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FolderConfig {
     pub name: String,

@@ -31,7 +31,7 @@ pub enum HttpAccess {
     Write,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// `host:port` to listen on.
@@ -44,7 +44,8 @@ pub struct HttpConfig {
     /// Largest request body accepted, in KiB.
     #[serde(default = "default_max_body_kb")]
     pub max_body_kb: usize,
-    /// Connections served at once; further ones wait to be accepted.
+    /// Connections served at once; further ones are accepted and closed at
+    /// once (logged once a second with a count).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// How long a dashboard sign-in lasts.
@@ -54,7 +55,7 @@ pub struct HttpConfig {
 
 /// A bearer token: its name (for the audit log), its role, and where its
 /// secret is read from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     pub name: String,

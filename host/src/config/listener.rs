@@ -21,7 +21,7 @@ pub enum AckWhen {
 
 /// Server certificate and key, and optionally the CA that client
 /// certificates must chain to (mutual TLS).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerTls {
     pub cert: PathBuf,
@@ -29,7 +29,7 @@ pub struct ListenerTls {
     pub client_ca: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     pub name: String,

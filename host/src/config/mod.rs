@@ -48,7 +48,7 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 pub const DEFAULT_TOKEN_FILE: &str = "data/admin.token";
 
 /// The whole host configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -303,12 +303,16 @@ mod tests {
         let http = "[http]\nlisten='127.0.0.1:8080'\n";
         assert!(err("[http]\nlisten='8080'").contains("http.listen"));
         assert!(
-            err(&format!("{http}[[http.token]]\nname='a'\nrole='write'\ntoken='x'"))
-                .contains("http.token[0].token: secrets are not read from the config")
+            err(&format!(
+                "{http}[[http.token]]\nname='a'\nrole='write'\ntoken='x'"
+            ))
+            .contains("http.token[0].token: secrets are not read from the config")
         );
         assert!(
-            err(&format!("{http}[[http.token]]\nname='a'\nrole='admin'\ntoken_env='X'"))
-                .contains("admin")
+            err(&format!(
+                "{http}[[http.token]]\nname='a'\nrole='admin'\ntoken_env='X'"
+            ))
+            .contains("admin")
         );
         assert!(
             err(&format!(

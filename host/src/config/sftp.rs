@@ -12,7 +12,7 @@ use super::values::{
     default_encoding, default_max_file_mb, default_pattern, yes,
 };
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SftpConfig {
     pub name: String,

@@ -33,6 +33,11 @@ impl MllpSink {
         })
     }
 
+    /// Whether a connection is open.
+    pub fn connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
     pub async fn deliver(&mut self, bytes: &[u8], control_id: &str) -> Result<(), DeliveryError> {
         let conn = match &mut self.conn {
             Some(conn) => conn,

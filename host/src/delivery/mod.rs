@@ -3,6 +3,9 @@
 //! failed attempt is retried with exponential backoff (and the messages
 //! behind it wait, to keep order); a message that can never be delivered
 //! (it cannot be encoded for the destination) goes to the dead-letter list.
+//! A paused destination ([`crate::status::DestinationStatus`], kept in the
+//! journal across restarts) keeps queueing and delivers nothing: its lanes
+//! wait until it is resumed.
 
 mod file_out;
 mod folder;
@@ -18,6 +21,8 @@ use tokio::sync::Notify;
 
 use crate::config::{DestinationConfig, DestinationKind};
 use crate::journal::{self, Journal, OutboxRow, Reader};
+use crate::status::DestinationStatus;
+use crate::telemetry;
 
 /// How often an idle queue looks at the journal without being woken.
 const IDLE_POLL: Duration = Duration::from_millis(1000);
@@ -96,6 +101,14 @@ impl Sink {
             Sink::Sftp(s) => s.deliver(row.id, bytes).await,
         }
     }
+
+    /// Whether it holds an open connection (MLLP).
+    fn connected(&self) -> bool {
+        match self {
+            Sink::Mllp(m) => m.connected(),
+            Sink::Folder(_) | Sink::Sftp(_) => false,
+        }
+    }
 }
 
 /// Which messages of a destination's queue one connection carries: with
@@ -117,27 +130,38 @@ impl OutboxSignal {
     }
 }
 
-/// Starts the delivery tasks: one per destination, or one per connection
-/// of a destination with several. Returns the signal that wakes them.
-pub fn start(destinations: &[DestinationConfig], journal: &Journal) -> Result<OutboxSignal> {
-    let wake = OutboxSignal::default();
-    for cfg in destinations {
-        let count = cfg.connections();
-        for index in 0..count {
+/// Starts the delivery tasks of one destination: one, or one per
+/// connection of a destination with several; they wait while it is paused
+/// (as recorded in the journal). `wake` is rung when messages are queued.
+/// Aborting the tasks stops the destination; a message being sent then
+/// stays queued and is sent again by its next tasks.
+pub fn spawn(
+    cfg: &DestinationConfig,
+    journal: &Journal,
+    wake: &OutboxSignal,
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    let is_paused = journal.reader()?.paused_destinations()?.contains(&cfg.name);
+    if is_paused {
+        tracing::info!(destination = %cfg.name, "paused: messages queue until it is resumed");
+    }
+    let status = crate::status::registry().destination(&cfg.name, cfg.kind_name(), is_paused);
+    let count = cfg.connections();
+    (0..count)
+        .map(|index| {
             let lane = (index, count);
             let sink = Sink::new(cfg)?;
             let reader = Arc::new(Mutex::new(journal.reader()?));
-            tokio::spawn(run(
+            Ok(tokio::spawn(run(
                 cfg.clone(),
                 lane,
                 sink,
                 reader,
                 journal.clone(),
                 wake.clone(),
-            ));
-        }
-    }
-    Ok(wake)
+                status.clone(),
+            )))
+        })
+        .collect()
 }
 
 async fn run(
@@ -147,6 +171,7 @@ async fn run(
     reader: Arc<Mutex<Reader>>,
     journal: Journal,
     wake: OutboxSignal,
+    status: Arc<DestinationStatus>,
 ) {
     // Every message of this lane up to `cursor` has been handed over in
     // this process; "sent" marks are committed in the background
@@ -154,7 +179,9 @@ async fn run(
     // messages. After a crash the cursor starts again at 0 and a message
     // whose mark was not committed is sent again: at least once, never lost.
     let mut cursor = 0;
+    let mut connected = false;
     loop {
+        status.unpaused().await;
         let woken = wake.0.notified();
         let (queue, name) = (reader.clone(), cfg.name.clone());
         let rows = match crate::blocking::run(move || {
@@ -176,11 +203,19 @@ async fn run(
         let mut head_due: Option<i64> = None;
         let mut progressed = false;
         for row in &rows {
+            if status.is_paused() {
+                break;
+            }
             if row.next_attempt_ms > now {
                 head_due = Some(row.next_attempt_ms);
                 break;
             }
-            match attempt(&cfg, &mut sink, &journal, row).await {
+            let outcome = attempt(&cfg, &mut sink, &journal, &status, row).await;
+            if sink.connected() != connected {
+                connected = !connected;
+                status.connection(connected);
+            }
+            match outcome {
                 Attempt::Done => {
                     cursor = row.id;
                     progressed = true;
@@ -227,6 +262,7 @@ async fn attempt(
     cfg: &DestinationConfig,
     sink: &mut Sink,
     journal: &Journal,
+    status: &DestinationStatus,
     row: &OutboxRow,
 ) -> Attempt {
     let expired = cfg
@@ -254,6 +290,8 @@ async fn attempt(
     let recorded = match &result {
         Ok(()) => {
             tracing::debug!(destination = %cfg.name, outbox_id = row.id, "delivered");
+            telemetry::delivery(&cfg.name, "sent");
+            status.attempted(None);
             let (marked, name, id) = (journal.outbox_sent(row.id), cfg.name.clone(), row.id);
             tokio::spawn(async move {
                 if let Ok(Err(e)) = marked.await {
@@ -264,6 +302,8 @@ async fn attempt(
         }
         Err(DeliveryError::Permanent(why)) => {
             tracing::error!(destination = %cfg.name, outbox_id = row.id, "dead-lettered: {}", why.logged());
+            telemetry::delivery(&cfg.name, "dead");
+            status.attempted(Some(&why.text));
             journal
                 .outbox_failed(row.id, why.to_string(), 0, true)
                 .await
@@ -275,6 +315,8 @@ async fn attempt(
                 cfg.retry.max_backoff_s as i64 * 1000,
             );
             tracing::warn!(destination = %cfg.name, outbox_id = row.id, attempt = row.attempts + 1, "delivery failed, retrying in {backoff} ms: {}", why.logged());
+            telemetry::delivery(&cfg.name, "retry");
+            status.attempted(Some(&why.text));
             journal
                 .outbox_failed(row.id, why.to_string(), journal::now_ms() + backoff, false)
                 .await

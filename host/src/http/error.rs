@@ -42,7 +42,10 @@ impl ApiError {
     /// A failure of the host itself: logged, and answered without details.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!("HTTP request failed: {error}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the host's log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the host's log",
+        )
     }
 }
 
@@ -76,5 +79,8 @@ pub async fn no_route() -> ApiError {
 
 /// A route served, but not for this method.
 pub async fn wrong_method() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route",
+    )
 }

@@ -3,9 +3,11 @@
 //! request is authenticated ([`auth`]) except `GET /health`; every error is
 //! JSON ([`error`]).
 
+pub mod api;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
+pub mod metrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,9 +32,13 @@ pub struct Shared {
     pub journal: Journal,
     pub runtime: Arc<Runtime>,
     pub intake: Intake,
-    pub auth: auth::Auth,
+    pub auth: Arc<auth::Auth>,
     /// Largest request body accepted, in bytes.
     pub max_body: usize,
+    /// Puts a re-read configuration in force.
+    pub reloader: Arc<crate::reload::Reloader>,
+    /// Wakes delivery after a resend.
+    pub outbox: crate::delivery::OutboxSignal,
 }
 
 /// The handlers' state: cheap to clone.
@@ -56,6 +62,9 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics::metrics))
+        .route("/ready", get(metrics::ready))
+        .nest("/api/v1", api::router())
         .merge(dashboard::routes())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)

@@ -9,8 +9,10 @@
 //! Reads use their own connections ([`Reader`]), which WAL lets run beside
 //! the writer.
 
+pub mod admin;
 mod read;
 mod schema;
+pub mod search;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -23,8 +25,8 @@ pub use read::{
     EventFilter, EventSummary, OutboxRow, OutboxSummary, PendingRun, Reader, StoredEvent,
 };
 pub use write::{
-    AppReply, Ingest, LedgerEntry, NewEvent, Queued, Receipt, Received, RunRecord, RunStatus,
-    StateWrites,
+    AppReply, Ingest, LedgerEntry, NewEvent, Queued, Receipt, Received, RunLog, RunRecord,
+    RunStatus, StateWrites,
 };
 
 /// Why the journal could not do something.
@@ -204,6 +206,29 @@ impl Journal {
         self.submit(move |c| write::outbox_failed(c, id, &error, next_attempt_ms, dead))
     }
 
+    /// Records that `destination` is paused (or no longer is).
+    pub fn set_paused(&self, destination: &str, paused: bool) -> oneshot::Receiver<Result<()>> {
+        let destination = destination.to_string();
+        self.submit(move |c| write::set_paused(c, &destination, paused))
+    }
+
+    /// Resolves once the writer has taken a write lock and committed an
+    /// empty write: the journal is writable.
+    pub fn ping(&self) -> oneshot::Receiver<Result<()>> {
+        self.submit(|_| Ok(()))
+    }
+
+    /// Bytes the database and its WAL take on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        [self.path.as_os_str(), wal.as_os_str()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
     /// Puts an event's failed (or, with `bot`, that bot's) runs back in the
     /// queue. Returns how many runs were re-queued.
     pub fn replay(&self, event_id: i64, bot: Option<String>) -> oneshot::Receiver<Result<usize>> {
@@ -263,6 +288,7 @@ fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let commit_error = match conn.execute_batch("BEGIN IMMEDIATE") {
             Err(e) => Some(e.to_string()),
             Ok(()) => {
@@ -276,6 +302,7 @@ fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
                 })
             }
         };
+        crate::telemetry::journal_commit(started.elapsed());
         if let Some(why) = &commit_error {
             tracing::error!("journal commit failed: {why}");
         }

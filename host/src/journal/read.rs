@@ -8,7 +8,7 @@ use super::Result;
 
 /// A read connection. Not shared between threads: open one per thread.
 pub struct Reader {
-    conn: Connection,
+    pub(super) conn: Connection,
 }
 
 /// A run waiting for its bot.
@@ -188,6 +188,33 @@ impl Reader {
                 last_error: r.get(5)?,
             })
         })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// How many messages wait for `destination`, and when the oldest was
+    /// queued (ms since the epoch). Both come from the `outbox_pending`
+    /// index: a count over the destination's range and its first entry.
+    pub fn outbox_queue(&self, destination: &str) -> Result<(u64, Option<i64>)> {
+        let mut count = self.conn.prepare_cached(
+            "SELECT COUNT(*) FROM outbox WHERE destination = ?1 AND status = 'pending'",
+        )?;
+        let depth: i64 = count.query_row(params![destination], |r| r.get(0))?;
+        let mut oldest = self.conn.prepare_cached(
+            "SELECT created_ms FROM outbox WHERE destination = ?1 AND status = 'pending'
+             ORDER BY id LIMIT 1",
+        )?;
+        let oldest = oldest
+            .query_row(params![destination], |r| r.get(0))
+            .optional()?;
+        Ok((depth as u64, oldest))
+    }
+
+    /// The destinations that are paused.
+    pub fn paused_destinations(&self) -> Result<Vec<String>> {
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT destination FROM paused_destinations")?;
+        let rows = q.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

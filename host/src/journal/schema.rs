@@ -153,6 +153,31 @@ ALTER TABLE received ADD COLUMN reply_text TEXT;
 -- The purge deletes an event's messages in chunks of events: by event id.
 CREATE INDEX outbox_by_event ON outbox (event_id);
 "#,
+    r#"
+-- The admin API's message search (`journal/search.rs`), newest first: each
+-- filter has an index ending in the event id, so a page is an index walk.
+ALTER TABLE events ADD COLUMN patient_id TEXT;   -- PID-3.1 for hl7; NULL before this
+CREATE INDEX events_by_control ON events (control_id, id);
+CREATE INDEX events_by_patient ON events (patient_id, id) WHERE patient_id IS NOT NULL;
+CREATE INDEX events_by_type ON events (message_type COLLATE NOCASE, id);
+CREATE INDEX events_by_source ON events (source, id);
+CREATE INDEX events_by_time ON events (received_at_ms);
+CREATE INDEX events_unrouted ON events (id) WHERE routed = 0;
+-- A run's log lines: JSON array of {"level", "message"}; NULL for none.
+ALTER TABLE runs ADD COLUMN logs TEXT;
+-- The outbox listing: by destination (immutable columns: no index moves
+-- when a message is sent) and the dead letters.
+CREATE INDEX outbox_by_destination ON outbox (destination, id);
+CREATE INDEX outbox_dead ON outbox (id) WHERE status = 'dead';
+"#,
+    r#"
+-- Destinations an operator paused: their messages queue and wait until
+-- resumed, across restarts.
+CREATE TABLE paused_destinations (
+    destination TEXT PRIMARY KEY,
+    paused_ms   INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Settings every connection gets.

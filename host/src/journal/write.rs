@@ -14,6 +14,8 @@ pub struct NewEvent {
     pub name: Option<String>,
     pub message_type: Option<String>,
     pub control_id: Option<String>,
+    /// PID-3.1 for hl7, for the message search.
+    pub patient_id: Option<String>,
     pub body: Vec<u8>,
     /// The bytes as received, when they differ from `body`.
     pub raw: Option<Vec<u8>>,
@@ -131,6 +133,44 @@ pub struct RunRecord {
     /// For an event a listener's application ACK waits on: the outcome,
     /// recorded with its receipt.
     pub reply: Option<AppReply>,
+    /// What the bot logged while it ran (capped: [`RunLog::MAX_LINES`]).
+    pub logs: Vec<RunLog>,
+}
+
+/// One line a bot logged during a run, journaled with the run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunLog {
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    pub message: String,
+}
+
+impl RunLog {
+    /// Most lines journaled per run; the log has them all.
+    pub const MAX_LINES: usize = 50;
+    /// Most bytes of messages journaled per run.
+    pub const MAX_BYTES: usize = 8 * 1024;
+
+    /// The lines to journal of `lines`: the first ones, within both caps,
+    /// and a last line saying how many were left out.
+    pub fn capped(lines: impl IntoIterator<Item = RunLog>) -> Vec<RunLog> {
+        let (mut kept, mut bytes, mut dropped) = (Vec::new(), 0, 0);
+        for line in lines {
+            if kept.len() < Self::MAX_LINES && bytes + line.message.len() <= Self::MAX_BYTES {
+                bytes += line.message.len();
+                kept.push(line);
+            } else {
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            kept.push(RunLog {
+                level: "warn".into(),
+                message: format!("({dropped} more lines in the host log)"),
+            });
+        }
+        kept
+    }
 }
 
 /// A message a bot queued for a destination.
@@ -155,8 +195,9 @@ pub struct StateWrites {
 pub fn ingest(c: &Connection, batch: &Ingest) -> rusqlite::Result<Vec<i64>> {
     let (events, ledger) = (&batch.events, batch.ledger.as_ref());
     let mut insert_event = c.prepare_cached(
-        "INSERT INTO events (kind, source, name, message_type, control_id, body, received_at_ms, routed, raw)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO events (kind, source, name, message_type, control_id, body, received_at_ms, routed, raw,
+                             patient_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     let mut insert_run = c.prepare_cached(
         "INSERT INTO runs (event_id, bot, status, updated_ms) VALUES (?1, ?2, 'pending', ?3)",
@@ -173,7 +214,8 @@ pub fn ingest(c: &Connection, batch: &Ingest) -> rusqlite::Result<Vec<i64>> {
             e.body,
             e.received_at_ms,
             e.routes.len() as i64,
-            e.raw
+            e.raw,
+            e.patient_id
         ])?;
         let id = c.last_insert_rowid();
         for bot in &e.routes {
@@ -267,7 +309,7 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
     let now = now_ms();
     let mut update_run = c.prepare_cached(
         "UPDATE runs SET status = ?3, attempts = ?4, next_attempt_ms = ?5, error = ?6,
-                bot_version = ?7, duration_us = ?8, updated_ms = ?9
+                bot_version = ?7, duration_us = ?8, updated_ms = ?9, logs = ?10
          WHERE event_id = ?1 AND bot = ?2",
     )?;
     let mut insert_outbox = c.prepare_cached(
@@ -288,7 +330,9 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
             r.error,
             r.bot_version,
             r.duration_us,
-            now
+            now,
+            (!r.logs.is_empty())
+                .then(|| serde_json::to_string(&r.logs).expect("log lines are JSON"))
         ])?;
         if let Some(reply) = &r.reply {
             let (kind, text) = reply.to_row();
@@ -344,6 +388,20 @@ pub fn outbox_failed(
          WHERE id = ?1",
     )?
     .execute(params![id, if dead { "dead" } else { "pending" }, next_attempt_ms, error])?;
+    Ok(())
+}
+
+/// Pauses `destination` (a row in `paused_destinations`) or resumes it.
+pub fn set_paused(c: &Connection, destination: &str, paused: bool) -> rusqlite::Result<()> {
+    if paused {
+        c.prepare_cached(
+            "INSERT OR IGNORE INTO paused_destinations (destination, paused_ms) VALUES (?1, ?2)",
+        )?
+        .execute(params![destination, now_ms()])?;
+    } else {
+        c.prepare_cached("DELETE FROM paused_destinations WHERE destination = ?1")?
+            .execute(params![destination])?;
+    }
     Ok(())
 }
 
@@ -558,6 +616,7 @@ mod tests {
                 name: None,
                 message_type: Some("ADT^A04".into()),
                 control_id: Some("C1".into()),
+                patient_id: None,
                 body: b"MSH|^~\\&|".to_vec(),
                 raw: None,
                 received_at_ms: now_ms(),
@@ -625,6 +684,7 @@ mod tests {
             duration_us: 1,
             send: Vec::new(),
             reply: Some(AppReply::Ack(Some(reply.into()))),
+            logs: Vec::new(),
         };
         complete(&c, &[run("first")], &StateWrites::default()).unwrap();
         complete(&c, &[run("second")], &StateWrites::default()).unwrap();

@@ -14,6 +14,7 @@ pub mod process;
 pub mod replies;
 pub mod routing;
 pub mod state;
+pub mod stats;
 pub mod watcher;
 mod worker;
 
@@ -35,7 +36,7 @@ use state::BotPolicy;
 
 /// A bot that is live: its code and what the configuration makes of it.
 pub struct LiveBot {
-    pub code: LoadedBot,
+    pub code: Arc<LoadedBot>,
     pub subscriptions: Vec<Subscription>,
     pub policy: Arc<BotPolicy>,
 }
@@ -44,7 +45,8 @@ pub struct LiveBot {
 pub struct Runtime {
     engine: engine::BotEngine,
     journal: Journal,
-    config: Arc<Config>,
+    /// Replaced when the configuration is reloaded.
+    config: RwLock<Arc<Config>>,
     bots: RwLock<HashMap<String, Arc<LiveBot>>>,
     /// Which bot each plugin file provides.
     files: Mutex<HashMap<PathBuf, String>>,
@@ -56,8 +58,8 @@ pub struct Runtime {
     outbox: OutboxSignal,
     /// Outcomes awaited by listeners with `ack = "application"`.
     replies: Arc<replies::Replies>,
-    /// Names of those listeners.
-    application_sources: std::collections::HashSet<String>,
+    /// Runs each bot finished since the host started.
+    pub stats: stats::RunStats,
 }
 
 /// What the configuration grants the bot `name`.
@@ -95,6 +97,15 @@ pub fn policy_for(config: &Config, name: &str) -> BotPolicy {
     }
 }
 
+/// `code` as `config` makes it live.
+fn live_bot(config: &Config, code: Arc<LoadedBot>) -> LiveBot {
+    LiveBot {
+        subscriptions: routing::effective(&code.manifest.subscribe, config.bots.get(code.name())),
+        policy: Arc::new(policy_for(config, code.name())),
+        code,
+    }
+}
+
 impl Runtime {
     /// The runtime of `config`'s bots: their workers commit to `journal`,
     /// ring `outbox` when they queued messages, and hand application-ACK
@@ -106,23 +117,17 @@ impl Runtime {
         outbox: OutboxSignal,
         replies: Arc<replies::Replies>,
     ) -> Arc<Self> {
-        let application_sources = config
-            .listeners
-            .iter()
-            .filter(|l| l.ack == crate::config::AckWhen::Application)
-            .map(|l| l.name.clone())
-            .collect();
         Arc::new(Runtime {
             engine,
             journal,
-            config,
+            config: RwLock::new(config),
             bots: RwLock::default(),
             files: Mutex::default(),
             workers: Mutex::default(),
             batch_locks: Mutex::default(),
             outbox,
             replies,
-            application_sources,
+            stats: stats::RunStats::default(),
         })
     }
 
@@ -130,8 +135,35 @@ impl Runtime {
         &self.engine
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().expect("config lock").clone()
+    }
+
+    /// Whether `source` is a listener that answers with the bot's ACK.
+    pub fn acks_after_bot(&self, source: &str) -> bool {
+        self.config()
+            .listeners
+            .iter()
+            .any(|l| l.name == source && l.ack == crate::config::AckWhen::Application)
+    }
+
+    /// Puts `config` in force: each live bot's settings, destinations and
+    /// subscriptions are worked out again from it (its code and its worker
+    /// stay), and its worker is woken in case it now has work.
+    pub fn reconfigure(&self, config: Arc<Config>) {
+        *self.config.write().expect("config lock") = config.clone();
+        let names = {
+            let mut bots = self.bots.write().expect("bots lock");
+            for (name, live) in bots.iter_mut() {
+                *live = Arc::new(live_bot(&config, live.code.clone()));
+                debug_assert_eq!(live.code.name(), name);
+            }
+            bots.keys().cloned().collect::<Vec<_>>()
+        };
+        for name in names {
+            self.wake(&name);
+        }
     }
 
     /// The live bot called `name`.
@@ -168,14 +200,7 @@ impl Runtime {
             );
         }
         let previous_name = files.insert(file.to_path_buf(), name.clone());
-        let live = Arc::new(LiveBot {
-            subscriptions: routing::effective(
-                &code.manifest.subscribe,
-                self.config.bots.get(&name),
-            ),
-            policy: Arc::new(policy_for(&self.config, &name)),
-            code,
-        });
+        let live = Arc::new(live_bot(&self.config(), Arc::new(code)));
         let old = self
             .bots
             .write()
@@ -216,6 +241,15 @@ impl Runtime {
     /// The bot a plugin file provides.
     pub fn bot_for_file(&self, file: &Path) -> Option<String> {
         self.files.lock().expect("files lock").get(file).cloned()
+    }
+
+    /// The plugin file that provides the bot `name`.
+    pub fn file_of(&self, name: &str) -> Option<PathBuf> {
+        let files = self.files.lock().expect("files lock");
+        files
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(f, _)| f.clone())
     }
 
     fn batch_lock(&self, bot: &str) -> Arc<Mutex<()>> {

@@ -54,7 +54,14 @@ fn from_config(s: &SubscriptionConfig) -> Subscription {
     }
 }
 
-/// Whether any of `subs` wants the event.
+/// The path a subscription mounts below `/bots/<bot>`, for an HTTP one.
+pub fn http_path(s: &Subscription) -> Option<&str> {
+    match s {
+        Subscription::Http(p) => Some(p),
+        _ => None,
+    }
+}
+
 /// A subscription in words, as `interlink check` and the log show it.
 pub fn describe(s: &Subscription) -> String {
     match s {
@@ -75,6 +82,7 @@ pub fn describe(s: &Subscription) -> String {
     }
 }
 
+/// Whether any of `subs` wants the event.
 pub fn wants(subs: &[Subscription], key: RouteKey<'_>) -> bool {
     subs.iter().any(|s| match (s, key) {
         (

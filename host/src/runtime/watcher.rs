@@ -40,7 +40,8 @@ pub fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Loads what is in the plugins directory now, then follows its changes in
 /// a background task until the process ends.
 pub async fn start(rt: Arc<Runtime>) -> Result<()> {
-    let dir = &rt.config().plugins.dir;
+    let config = rt.config();
+    let dir = &config.plugins.dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create plugins directory {}", dir.display()))?;
     // Absolute, so that paths from the listing and from notifications agree.
@@ -63,6 +64,7 @@ pub async fn start(rt: Arc<Runtime>) -> Result<()> {
             due.insert(file, Instant::now() + SETTLE);
         }
     }
+    crate::status::registry().set_bots_loaded();
     tracing::info!("watching {} for bots", dir.display());
     tokio::spawn(async move {
         follow(loader, changes, due).await;

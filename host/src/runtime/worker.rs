@@ -21,7 +21,7 @@ use super::process::{Processed, process};
 use super::replies::AppReply;
 use super::state::{Session, SharedReader};
 use super::{LiveBot, Runtime};
-use crate::journal::{self, PendingRun, RunRecord, RunStatus, StateWrites};
+use crate::journal::{self, PendingRun, RunLog, RunRecord, RunStatus, StateWrites};
 
 /// Most runs taken into one batch (and one commit).
 const BATCH: usize = 64;
@@ -94,13 +94,17 @@ fn give_up(rt: &Runtime, bot: &str, event: i64, panic: &str) {
         send: Vec::new(),
         // Recorded only where a listener's application ACK waits on it.
         reply: Some(AppReply::Failed(error.clone())),
+        logs: Vec::new(),
     };
     let state = StateWrites {
         bot: bot.to_string(),
         ..StateWrites::default()
     };
     match rt.journal.complete(vec![record], state).blocking_recv() {
-        Ok(Ok(())) => rt.replies.deliver(event, AppReply::Failed(error)),
+        Ok(Ok(())) => {
+            crate::telemetry::bot_run(bot, "failed", None);
+            rt.replies.deliver(event, AppReply::Failed(error))
+        }
         Ok(Err(e)) => tracing::error!(bot = %bot, event, "cannot record the failed run: {e}"),
         Err(_) => {
             tracing::error!(bot = %bot, event, "cannot record the failed run: journal closed")
@@ -187,6 +191,8 @@ fn run_batch(
     let mut records = Vec::with_capacity(due.len());
     // Outcomes listeners with `ack = "application"` wait for.
     let mut replies = Vec::new();
+    // (outcome, duration) per run, counted once the batch is committed.
+    let mut outcomes = Vec::with_capacity(due.len());
     let mut sends = 0;
     for run in due {
         let stored = match reader.lock().expect("reader lock").event(run.event_id) {
@@ -194,9 +200,7 @@ fn run_batch(
             Ok(None) => Err("the event is no longer in the journal".to_string()),
             Err(e) => Err(format!("cannot read the event: {e}")),
         };
-        let awaited = stored
-            .as_ref()
-            .is_ok_and(|e| rt.application_sources.contains(&e.source));
+        let awaited = stored.as_ref().is_ok_and(|e| rt.acks_after_bot(&e.source));
         let Processed {
             result,
             ack,
@@ -212,7 +216,7 @@ fn run_batch(
             }
             Err(why) => Processed::failed(Failure::Host(why)),
         };
-        emit_logs(&name, run.event_id, &mut session);
+        let logs = emit_logs(&name, run.event_id, &mut session);
         let attempts = run.attempts + 1;
         let micros = duration.as_micros() as u64;
         let mut record = RunRecord {
@@ -226,6 +230,7 @@ fn run_batch(
             duration_us: micros as i64,
             send: Vec::new(),
             reply: None,
+            logs,
         };
         let reply = awaited.then(|| match &result {
             Ok(_) => AppReply::Ack(ack),
@@ -238,11 +243,12 @@ fn run_batch(
                 record.send = send;
             }
             Err(failure) => {
-                let retry = failure.retryable() && attempts < rt.config.plugins.max_attempts as i64;
+                let retry =
+                    failure.retryable() && attempts < rt.config().plugins.max_attempts as i64;
                 record.error = Some(failure.to_string());
                 if retry {
                     let backoff = crate::backoff::delay_ms(
-                        rt.config.plugins.retry_backoff_ms,
+                        rt.config().plugins.retry_backoff_ms,
                         attempts,
                         MAX_BACKOFF_MS,
                     );
@@ -255,6 +261,12 @@ fn run_batch(
                 }
             }
         }
+        let outcome = match record.status {
+            RunStatus::Done => "done",
+            RunStatus::Pending => "retry",
+            RunStatus::Failed => "failed",
+        };
+        outcomes.push((outcome, duration));
         // A listener's application ACK answers with the run's final outcome
         // only: while a retry is due, a resend is told to come back later.
         if let Some(reply) = reply.filter(|_| record.status != RunStatus::Pending) {
@@ -263,6 +275,8 @@ fn run_batch(
         }
         records.push(record);
     }
+    let finished = |s| records.iter().filter(|r| r.status == s).count() as u64;
+    let (done, failed) = (finished(RunStatus::Done), finished(RunStatus::Failed));
     let committed = match rt
         .journal
         .complete(records, session.take_writes())
@@ -279,6 +293,10 @@ fn run_batch(
         rt.outbox.ring();
     }
     if committed {
+        rt.stats.count(&name, done, failed);
+        for (outcome, took) in outcomes {
+            crate::telemetry::bot_run(&name, outcome, Some(took));
+        }
         for (event_id, reply) in replies {
             rt.replies.deliver(event_id, reply);
         }
@@ -286,8 +304,10 @@ fn run_batch(
     committed
 }
 
-/// Writes the bot's log lines (and captured stdout/stderr) to the host log.
-pub fn emit_logs(bot: &str, event: i64, session: &mut Session) {
+/// Writes the bot's log lines (and captured stdout/stderr) to the host log,
+/// and returns them (capped) to be journaled with the run.
+pub fn emit_logs(bot: &str, event: i64, session: &mut Session) -> Vec<RunLog> {
+    let mut lines = Vec::with_capacity(session.logs.len());
     for (level, line) in session.logs.drain(..) {
         match level {
             tracing::Level::TRACE => tracing::trace!(bot, event, "{line}"),
@@ -296,5 +316,10 @@ pub fn emit_logs(bot: &str, event: i64, session: &mut Session) {
             tracing::Level::WARN => tracing::warn!(bot, event, "{line}"),
             tracing::Level::ERROR => tracing::error!(bot, event, "{line}"),
         }
+        lines.push(RunLog {
+            level: level.as_str().to_ascii_lowercase(),
+            message: line,
+        });
     }
+    RunLog::capped(lines)
 }

@@ -22,6 +22,7 @@ use crate::config::{CatchUp, CronConfig};
 use crate::intake::{Inbound, Intake, Provenance};
 use crate::journal::Reader;
 use crate::runtime::routing::RouteKey;
+use crate::status::CronStatus;
 
 /// Longest the scheduler sleeps, so schedules of newly loaded bots start
 /// promptly.
@@ -85,6 +86,15 @@ pub async fn run(cfg: CronConfig, intake: Intake) -> Result<()> {
                 }
             }
         }
+        crate::status::registry().set_cron(
+            entries
+                .iter()
+                .map(|(schedule, e)| CronStatus {
+                    schedule: schedule.clone(),
+                    next_firing_ms: e.next.timestamp_millis(),
+                })
+                .collect(),
+        );
         let soonest = entries.values().map(|e| e.next).min();
         let wait = soonest
             .and_then(|n| (n - Utc::now().with_timezone(&tz)).to_std().ok())

@@ -31,7 +31,9 @@ pub async fn run(cfg: FolderConfig, intake: Intake) -> Result<()> {
     let _watcher = crate::fswatch::watch_dir(&cfg.dir, move |_| {
         let _ = tx.try_send(());
     })?;
+    let status = crate::status::registry().folder(&cfg.name);
     let folder = Folder {
+        status: status.clone(),
         reader: Arc::new(Mutex::new(intake.journal().reader()?)),
         cfg: Arc::new(cfg),
         pattern,
@@ -41,10 +43,17 @@ pub async fn run(cfg: FolderConfig, intake: Intake) -> Result<()> {
     let cfg = &folder.cfg;
     tracing::info!(source = %cfg.name, "watching {} for {}", cfg.dir.display(), cfg.pattern);
     loop {
-        let young = match folder.scan(&mut passed).await {
-            Ok(young) => young,
+        let scanned = folder.scan(&mut passed).await;
+        crate::telemetry::folder_scan(&cfg.name, scanned.is_ok());
+        let young = match scanned {
+            Ok(young) => {
+                status.polled(None);
+                young
+            }
             Err(e) => {
-                tracing::error!(source = %cfg.name, "scan failed: {e:#}");
+                let text = format!("{e:#}");
+                tracing::error!(source = %cfg.name, "scan failed: {text}");
+                status.polled(Some(text));
                 false
             }
         };
@@ -80,6 +89,8 @@ struct Folder {
     pattern: glob::Pattern,
     intake: Intake,
     reader: Arc<Mutex<Reader>>,
+    /// Its live counts, for the admin API.
+    status: Arc<crate::status::PollStatus>,
 }
 
 /// What became of a file that was dealt with.
@@ -154,7 +165,10 @@ impl Folder {
         .await?;
         match prepared {
             None => return Ok(Taken::Changed),
-            Some(Prepared::New(ready)) => files::submit(&self.intake, ready).await?,
+            Some(Prepared::New(ready)) => {
+                files::submit(&self.intake, ready).await?;
+                self.status.taken(1);
+            }
             Some(Prepared::Before) => {
                 tracing::info!(source = %self.cfg.name, file = %phi::file(&name), "already journaled; finishing its disposal")
             }

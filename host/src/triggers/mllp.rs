@@ -10,7 +10,7 @@
 
 mod answer;
 
-use answer::{Accepted, Reading, Screened, reject, screen};
+use answer::{Accepted, Reading, Screened, ack_code, reject, screen};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,9 +23,10 @@ use tokio::io::AsyncWriteExt;
 use crate::config::{AckWhen, ListenerConfig};
 use crate::intake::{Hl7Item, Inbound, Intake};
 use crate::journal::{self, Receipt, Received};
-use crate::server::Server;
 use crate::mllp::{Frame, FrameReader, Stream, frame};
 use crate::runtime::replies::{AppReply, Replies};
+use crate::server::Server;
+use crate::status::ListenerStatus;
 
 struct Listener {
     cfg: ListenerConfig,
@@ -35,6 +36,8 @@ struct Listener {
     replies: Arc<Replies>,
     /// How long an application ACK waits for the bot.
     application_timeout: Duration,
+    /// Its live counts, for the admin API.
+    status: Arc<ListenerStatus>,
 }
 
 /// Binds the listener; the returned future serves it until the process
@@ -62,6 +65,8 @@ pub async fn bind(
         "listening on {}",
         server.local_addr()?
     );
+    let status = crate::status::registry().listener(&cfg.name, &server.local_addr()?.to_string());
+    status.set_bound();
     let listener = Arc::new(Listener {
         reading: Reading {
             encoding: cfg.encoding,
@@ -73,6 +78,7 @@ pub async fn bind(
         cfg,
         intake,
         replies,
+        status,
     });
     Ok(server.serve(move |stream, peer| {
         let listener = listener.clone();
@@ -84,6 +90,7 @@ impl Listener {
     async fn serve(self: &Arc<Self>, stream: Stream, peer: SocketAddr) {
         let name = &self.cfg.name;
         tracing::debug!(listener = %name, %peer, "connected");
+        let _open = self.status.connected();
         let (rd, mut wr) = tokio::io::split(stream);
         let mut frames = FrameReader::new(rd, self.cfg.max_message_kb * 1024);
         loop {
@@ -118,18 +125,30 @@ impl Listener {
                 Ok(Ok(Some(Frame::TooLarge { limit }))) => {
                     let why = format!("message larger than max_message_kb = {} KiB", limit / 1024);
                     tracing::warn!(listener = %name, %peer, "rejected (AR): {why}; closing the connection");
-                    let _ = wr.write_all(&frame(&reject(b"", 207, why))).await;
+                    let ack = reject(b"", 207, why);
+                    self.sent(&ack);
+                    let _ = wr.write_all(&frame(&ack)).await;
                     return;
                 }
-                Ok(Ok(Some(Frame::Message(bytes)))) => self.handle(bytes, peer).await,
+                Ok(Ok(Some(Frame::Message(bytes)))) => {
+                    self.status.message();
+                    self.handle(bytes, peer).await
+                }
             };
-            if let Some(ack) = reply
-                && let Err(e) = wr.write_all(&frame(&ack)).await
-            {
+            let Some(ack) = reply else { continue };
+            self.sent(&ack);
+            if let Err(e) = wr.write_all(&frame(&ack)).await {
                 tracing::warn!(listener = %name, %peer, "cannot send the ACK: {e}");
                 return;
             }
         }
+    }
+
+    /// Counts an ACK about to be sent, by its code.
+    fn sent(&self, ack: &[u8]) {
+        let code = ack_code(ack).unwrap_or("other");
+        crate::telemetry::ack_sent(&self.cfg.name, code);
+        self.status.ack(code);
     }
 
     /// Journals one message and returns the ACK to send, if any.

@@ -22,6 +22,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
@@ -37,8 +38,10 @@ use crate::journal::Reader;
 use crate::phi;
 use crate::ssh::{Endpoint, SftpSession};
 
-/// Starts polling `cfg` on a thread of its own.
-pub fn start(cfg: SftpConfig, timezone: &str, intake: Intake) -> Result<()> {
+/// Starts polling `cfg` on a thread of its own, until the returned sender
+/// is dropped (the poller then stops at its next wait, after any poll under
+/// way).
+pub fn start(cfg: SftpConfig, timezone: &str, intake: Intake) -> Result<mpsc::Sender<()>> {
     let tz = Tz::from_str(timezone).map_err(|e| anyhow!("cron.timezone: {e}"))?;
     let schedule = Schedule::from_str(&cfg.schedule)?;
     let poller = Poller {
@@ -60,10 +63,11 @@ pub fn start(cfg: SftpConfig, timezone: &str, intake: Intake) -> Result<()> {
         cut: None,
         cfg,
     };
+    let (stop, stopped) = mpsc::channel();
     std::thread::Builder::new()
         .name(format!("sftp-{}", poller.cfg.name))
-        .spawn(move || poller.run(schedule, tz))?;
-    Ok(())
+        .spawn(move || poller.run(schedule, tz, stopped))?;
+    Ok(stop)
 }
 
 /// A file in the listing.
@@ -115,20 +119,28 @@ struct Listing {
 const END_OF_DIRECTORY: ssh2::ErrorCode = ssh2::ErrorCode::Session(-16);
 
 impl Poller {
-    fn run(mut self, schedule: Schedule, tz: Tz) {
+    fn run(mut self, schedule: Schedule, tz: Tz, stopped: mpsc::Receiver<()>) {
         let source = self.cfg.name.clone();
         tracing::info!(%source, "polling sftp://{}{} for {} on {:?}", self.endpoint.address(), self.cfg.dir, self.cfg.pattern, self.cfg.schedule);
         let mut last_error: Option<String> = None;
+        let status = crate::status::registry().sftp(&source);
         loop {
             let now = Utc::now().with_timezone(&tz);
             let Some(next) = schedule.after(&now).next() else {
                 tracing::error!(%source, "schedule {:?} never fires again", self.cfg.schedule);
                 return;
             };
-            std::thread::sleep((next - now).to_std().unwrap_or_default());
+            let wait = (next - now).to_std().unwrap_or_default();
+            if stopped.recv_timeout(wait) != Err(mpsc::RecvTimeoutError::Timeout) {
+                tracing::info!(%source, "stopped polling");
+                return;
+            }
             let started = Instant::now();
             match self.poll() {
                 Ok(stats) => {
+                    crate::telemetry::sftp_poll(&source, true);
+                    status.taken(stats.taken);
+                    status.polled(None);
                     if last_error.take().is_some() {
                         tracing::info!(%source, "{} reachable again", self.endpoint.address());
                     }
@@ -142,6 +154,8 @@ impl Poller {
                 Err(e) => {
                     self.session = None;
                     let text = format!("{e:#}");
+                    crate::telemetry::sftp_poll(&source, false);
+                    status.polled(Some(text.clone()));
                     // Once per distinct failure, not once per poll.
                     if last_error.as_deref() != Some(&text) {
                         tracing::error!(%source, "poll failed, will retry: {text}");

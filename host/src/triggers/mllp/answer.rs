@@ -147,6 +147,20 @@ impl Accepted {
     }
 }
 
+/// MSA-1 of an ACK as sent (AA, AE, AR, CA, CE, CR), read from its bytes
+/// (whatever their charset: the segment and the code are ASCII), for the
+/// counts of ACKs sent.
+pub fn ack_code(ack: &[u8]) -> Option<&str> {
+    let msa = ack
+        .split(|&b| b == b'\r' || b == b'\n')
+        .find(|seg| seg.starts_with(b"MSA") && seg.len() > 3)?;
+    let sep = msa[3];
+    let code = msa[4..].split(|&b| b == sep).next()?;
+    std::str::from_utf8(code)
+        .ok()
+        .filter(|c| matches!(*c, "AA" | "AE" | "AR" | "CA" | "CE" | "CR"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +185,16 @@ mod tests {
         let ack = Message::parse(std::str::from_utf8(&ack).unwrap()).unwrap();
         assert_eq!(ack.get_raw("MSA-1"), Some("AR"));
         assert!(!why.is_empty());
+    }
+
+    #[test]
+    fn reads_the_code_of_an_ack() {
+        let a = accepted("MSH|^~\\&|A|B|C|D|1||ADT^A04|O1|P|2.5.1\r");
+        assert_eq!(ack_code(&a.answer(AckCode::AA, None).unwrap()), Some("AA"));
+        assert_eq!(ack_code(&reject(b"junk", 207, "why".into())), Some("AR"));
+        assert_eq!(ack_code(b"MSH|^~\\&\rMSA#CE#X\r"), Some("CE"));
+        assert_eq!(ack_code(b"MSH|^~\\&\rMSA|ZZ|X\r"), None);
+        assert_eq!(ack_code(b""), None);
     }
 
     #[test]

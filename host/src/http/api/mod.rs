@@ -1,0 +1,34 @@
+//! The admin API, `/api/v1` (JSON): bots, the message search and detail,
+//! replay, the outbox and resend, sources, destinations with pause and
+//! resume, and configuration reload. Each endpoint is a thin handler over a
+//! plain function of [`Shared`](super::Shared) that the dashboard renders as
+//! HTML too.
+
+pub mod bots;
+pub mod config;
+pub mod destinations;
+pub mod events;
+pub mod extract;
+pub mod outbox;
+pub mod sources;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use super::AppState;
+
+/// The routes below `/api/v1`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/bots", get(bots::get_bots))
+        .route("/events", get(events::get_events))
+        .route("/events/{id}", get(events::get_event))
+        .route("/events/{id}/replay", post(events::post_replay))
+        .route("/outbox", get(outbox::get_outbox))
+        .route("/outbox/{id}/resend", post(outbox::post_resend))
+        .route("/config/reload", post(config::reload))
+        .route("/sources", get(sources::get))
+        .route("/destinations", get(destinations::list))
+        .route("/destinations/{name}/pause", post(destinations::pause))
+        .route("/destinations/{name}/resume", post(destinations::resume))
+}

@@ -1,0 +1,250 @@
+//! The running parts a configuration asks for: MLLP listeners, drop
+//! folders, SFTP pollers, the cron scheduler and the destinations' delivery
+//! tasks. [`Services::start`] starts them; [`Services::apply`] brings them in
+//! line with a reloaded configuration, stopping what was removed or
+//! changed, starting what was added or changed, and leaving the rest
+//! running untouched.
+//!
+//! Stopping a source ends its connections or its poll at once; anything it
+//! had journaled stays journaled, and anything it had not acknowledged is
+//! sent again by the peer (or taken again from the folder). Stopping a
+//! destination leaves its queue in the journal; a message being sent is
+//! sent again by the destination's next tasks (at least once).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use crate::config::{
+    Config, CronConfig, DestinationConfig, FolderConfig, ListenerConfig, SftpConfig,
+};
+use crate::delivery::{self, OutboxSignal};
+use crate::intake::Intake;
+use crate::journal::Journal;
+use crate::runtime::replies::Replies;
+use crate::triggers;
+
+/// A running part: stopped by [`Running::stop`], or when dropped.
+enum Running {
+    /// A task on the async runtime.
+    Task(tokio::task::JoinHandle<()>),
+    /// A thread that stops at its next wait once this sender is dropped.
+    Thread { _stop: std::sync::mpsc::Sender<()> },
+}
+
+impl Running {
+    /// Stops it; a task is gone (its sockets closed) when this returns.
+    async fn stop(mut self) {
+        if let Running::Task(task) = &mut self {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Running::Task(task) = self {
+            task.abort();
+        }
+    }
+}
+
+/// A source as configured.
+#[derive(Clone, PartialEq)]
+enum Source {
+    Listener(Box<ListenerConfig>),
+    Folder(Box<FolderConfig>),
+    Sftp(Box<SftpConfig>),
+}
+
+impl Source {
+    fn kind(&self) -> &'static str {
+        match self {
+            Source::Listener(_) => "listener",
+            Source::Folder(_) => "folder",
+            Source::Sftp(_) => "sftp source",
+        }
+    }
+}
+
+/// Every source of `config`, by name (names are unique among sources).
+fn sources(config: &Config) -> HashMap<String, Source> {
+    let listeners = config
+        .listeners
+        .iter()
+        .map(|l| (l.name.clone(), Source::Listener(Box::new(l.clone()))));
+    let folders = config
+        .folders
+        .iter()
+        .map(|f| (f.name.clone(), Source::Folder(Box::new(f.clone()))));
+    let sftp = config
+        .sftp_sources
+        .iter()
+        .map(|s| (s.name.clone(), Source::Sftp(Box::new(s.clone()))));
+    listeners.chain(folders).chain(sftp).collect()
+}
+
+/// The running sources, scheduler and destinations.
+pub struct Services {
+    intake: Intake,
+    journal: Journal,
+    replies: Arc<Replies>,
+    outbox: OutboxSignal,
+    /// The bots' time limit, which application ACKs wait on.
+    bot_timeout_ms: u64,
+    sources: HashMap<String, (Source, Running)>,
+    destinations: HashMap<String, (DestinationConfig, Vec<Running>)>,
+    cron: (CronConfig, Running),
+}
+
+impl Services {
+    /// Starts every source, the scheduler and every destination of `config`.
+    pub async fn start(
+        config: &Config,
+        intake: Intake,
+        replies: Arc<Replies>,
+        outbox: OutboxSignal,
+    ) -> Result<Services> {
+        let cron = (config.cron.clone(), spawn_cron(&config.cron, &intake));
+        let mut services = Services {
+            journal: intake.journal().clone(),
+            intake,
+            replies,
+            outbox,
+            bot_timeout_ms: config.plugins.timeout_ms,
+            sources: HashMap::new(),
+            destinations: HashMap::new(),
+            cron,
+        };
+        for d in &config.destinations {
+            services.start_destination(d)?;
+        }
+        let mut all: Vec<_> = sources(config).into_iter().collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, source) in all {
+            services
+                .start_source(name, source, &config.cron.timezone)
+                .await?;
+        }
+        Ok(services)
+    }
+
+    /// Brings the running parts in line with `config`; what changed is
+    /// described in the returned lines. On an error (a port that cannot be
+    /// bound), the parts before it have been changed and the rest not.
+    pub async fn apply(&mut self, config: &Config) -> Result<Vec<String>> {
+        let mut changes = Vec::new();
+        if self.cron.0 != config.cron {
+            let old = std::mem::replace(
+                &mut self.cron,
+                (config.cron.clone(), spawn_cron(&config.cron, &self.intake)),
+            );
+            old.1.stop().await;
+            changes.push("cron restarted".to_string());
+        }
+        let gone: Vec<String> = self
+            .destinations
+            .iter()
+            .filter(|(name, (cfg, _))| {
+                !config
+                    .destinations
+                    .iter()
+                    .any(|d| d.name == **name && d == cfg)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            if let Some((_, tasks)) = self.destinations.remove(&name) {
+                for task in tasks {
+                    task.stop().await;
+                }
+            }
+            crate::status::registry().forget_destination(&name);
+            changes.push(format!("destination {name:?} stopped"));
+        }
+        for d in &config.destinations {
+            if !self.destinations.contains_key(&d.name) {
+                self.start_destination(d)?;
+                changes.push(format!("destination {:?} started", d.name));
+            }
+        }
+        let mut wanted: Vec<_> = sources(config).into_iter().collect();
+        wanted.sort_by(|a, b| a.0.cmp(&b.0));
+        let gone: Vec<String> = self
+            .sources
+            .iter()
+            .filter(|(name, (source, _))| !wanted.iter().any(|(n, s)| n == *name && s == source))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            if let Some((source, running)) = self.sources.remove(&name) {
+                running.stop().await;
+                crate::status::registry().forget_source(&name);
+                changes.push(format!("{} {name:?} stopped", source.kind()));
+            }
+        }
+        for (name, source) in wanted {
+            if !self.sources.contains_key(&name) {
+                let line = format!("{} {name:?} started", source.kind());
+                self.start_source(name, source, &config.cron.timezone)
+                    .await?;
+                changes.push(line);
+            }
+        }
+        Ok(changes)
+    }
+
+    fn start_destination(&mut self, cfg: &DestinationConfig) -> Result<()> {
+        let tasks = delivery::spawn(cfg, &self.journal, &self.outbox)
+            .with_context(|| format!("destination {:?}", cfg.name))?;
+        let running = tasks.into_iter().map(Running::Task).collect();
+        self.destinations
+            .insert(cfg.name.clone(), (cfg.clone(), running));
+        // Its queue may hold messages from before.
+        self.outbox.ring();
+        Ok(())
+    }
+
+    async fn start_source(&mut self, name: String, source: Source, timezone: &str) -> Result<()> {
+        let running = match &source {
+            Source::Listener(l) => {
+                let serve = triggers::mllp::bind(
+                    (**l).clone(),
+                    self.intake.clone(),
+                    self.replies.clone(),
+                    self.bot_timeout_ms,
+                )
+                .await?;
+                Running::Task(tokio::spawn(serve))
+            }
+            Source::Folder(f) => {
+                let (folder, intake) = ((**f).clone(), self.intake.clone());
+                let task = tokio::spawn(async move {
+                    let name = folder.name.clone();
+                    if let Err(e) = triggers::folder::run(folder, intake).await {
+                        tracing::error!(source = %name, "folder stopped: {e:#}");
+                    }
+                });
+                Running::Task(task)
+            }
+            Source::Sftp(s) => Running::Thread {
+                _stop: triggers::sftp::start((**s).clone(), timezone, self.intake.clone())
+                    .with_context(|| format!("sftp source {name:?}"))?,
+            },
+        };
+        self.sources.insert(name, (source, running));
+        Ok(())
+    }
+}
+
+fn spawn_cron(cfg: &CronConfig, intake: &Intake) -> Running {
+    let (cfg, intake) = (cfg.clone(), intake.clone());
+    let task = tokio::spawn(async move {
+        if let Err(e) = triggers::cron::run(cfg, intake).await {
+            tracing::error!("cron scheduler stopped: {e:#}");
+        }
+    });
+    Running::Task(task)
+}
