@@ -78,6 +78,7 @@ fn write_user_finds_a_message_and_resends_a_dead_letter() {
     b.fill("#control_id", "DASH-2");
     b.click("form.search button");
     b.wait_path("/messages?control_id=DASH-2&patient=&type=&source=&status=&since=&until=");
+    assert_eq!(b.count("#results tbody tr"), 1);
     let id: i64 = host.query("SELECT id FROM events WHERE control_id = 'DASH-2'");
     b.click(&format!("#results a[href='/messages/{id}']"));
     b.wait_path(&format!("/messages/{id}"));
@@ -86,6 +87,7 @@ fn write_user_finds_a_message_and_resends_a_dead_letter() {
     assert!(fields.contains("MSH-10 Message Control ID DASH-2"), "{fields}");
     assert!(fields.contains("PID-5 Patient Name DOE^JANE"), "{fields}");
     assert!(fields.contains("PID-5.2 JANE"), "{fields}");
+    assert!(b.text("#outbound").contains("out dead"), "{}", b.text("#outbound"));
     b.screenshot("dashboard-message");
 
     // Resend DASH-1's dead letter to a peer that now accepts it.
@@ -106,7 +108,23 @@ fn write_user_finds_a_message_and_resends_a_dead_letter() {
     host.wait_query("SELECT COUNT(*) FROM outbox WHERE status = 'sent'", 1, T);
     b.goto("/outbox?state=dead");
     assert_eq!(b.count("#outbox a.resend"), 1);
-    assert!(host.log().contains("audit: ops resend outbox"));
+    let first: i64 = host.query("SELECT id FROM events WHERE control_id = 'DASH-1'");
+    b.goto(&format!("/messages/{first}"));
+    assert!(b.text("#outbound").contains("out sent"), "{}", b.text("#outbound"));
+    assert!(host.log().contains(&format!("audit: ops resend outbox {dead}")));
+
+    // Pause and resume the destination from the overview.
+    b.goto("/");
+    b.click("#destinations a.pause");
+    b.wait_path("/destinations/out/pause");
+    b.click("#confirm");
+    b.wait_path("/");
+    assert!(b.text("#destinations").contains("paused"), "{}", b.text("#destinations"));
+    b.click("#destinations a.resume");
+    b.click("#confirm");
+    b.wait_path("/");
+    assert_eq!(b.count("#destinations a.pause"), 1);
+    assert!(host.log().contains("audit: ops resume destination out"));
 }
 
 #[test]
@@ -134,6 +152,8 @@ fn read_user_sees_no_resend_and_a_wrong_token_is_refused() {
     assert_eq!(b.text("h1"), "Dead letters");
     assert!(b.text("#outbox").contains("peer says AR"));
     assert_eq!(b.count("#outbox a.resend"), 0);
+    b.goto("/");
+    assert_eq!(b.count("#destinations a.pause"), 0);
     // The API refuses the action anyway.
     let dead: i64 = host.query("SELECT MIN(id) FROM outbox WHERE status = 'dead'");
     b.goto(&format!("/outbox/{dead}/resend"));

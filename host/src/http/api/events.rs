@@ -29,7 +29,7 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// The query string of the search, as sent; empty values count as absent
 /// (what an HTML form sends for a field left blank).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
     pub control_id: Option<String>,

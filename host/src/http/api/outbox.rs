@@ -16,7 +16,7 @@ use crate::journal::JournalError;
 use crate::journal::admin::OutboxQuery;
 
 /// The query string of the outbox listing.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxParams {
     pub destination: Option<String>,

@@ -33,6 +33,10 @@ pub fn routes() -> Router<AppState> {
             "/messages/{id}/replay",
             get(actions::confirm_replay).post(actions::replay),
         )
+        .route(
+            "/destinations/{name}/{action}",
+            get(actions::confirm_pause).post(actions::pause),
+        )
         .route("/signin", get(session::form).post(session::sign_in))
         .route("/signout", post(session::sign_out))
         .route("/assets/{name}", get(assets::serve))

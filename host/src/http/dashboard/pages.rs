@@ -1,230 +1,150 @@
 //! The pages that show things: the overview (and its self-refreshing
 //! fragment), the message search, a message, the outbox and dead letters,
-//! and failed runs. Every page needs a session of any role.
+//! and failed runs. Every page needs a session of any role. Each renders
+//! what the admin API's functions return; none has queries of its own.
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Html;
 use interlink_sdk::hl7::Charset;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::session::Viewer;
 use super::templates::render;
-use crate::blocking;
 use crate::hl7view::{self, SegmentView};
 use crate::http::AppState;
+use crate::http::api::bots::{self, BotInfo};
+use crate::http::api::destinations::{self, DestinationView};
+use crate::http::api::events::{self, EventItem, EventView, OutboxView, SearchParams};
+use crate::http::api::extract::{Path, Query};
+use crate::http::api::outbox::{self, OutboxParams};
+use crate::http::api::sources::{self, Sources};
 use crate::http::error::ApiError;
-use crate::journal::{EventFilter, EventSummary, OutboxSummary};
 
 type Page = Result<Html<String>, ApiError>;
 
-/// How many rows a list shows.
-const PAGE_ROWS: usize = 50;
-
-/// A source, in the overview.
-#[derive(Serialize)]
-struct SourceRow {
-    kind: &'static str,
-    name: String,
-}
-
-/// A live bot, in the overview.
-#[derive(Serialize)]
-struct BotRow {
-    name: String,
-    version: String,
-    subscriptions: Vec<String>,
-}
-
-/// A destination, in the overview.
-#[derive(Serialize)]
-struct DestinationRow {
-    name: String,
-}
-
 #[derive(Serialize)]
 struct Overview {
-    sources: Vec<SourceRow>,
-    bots: Vec<BotRow>,
-    destinations: Vec<DestinationRow>,
+    sources: Sources,
+    bots: Vec<BotInfo>,
+    destinations: Vec<DestinationView>,
 }
 
-fn overview_data(state: &AppState) -> Overview {
-    let config = state.runtime.config();
-    let named = |kind, names: Vec<&String>| {
-        names
-            .into_iter()
-            .map(move |n| SourceRow {
-                kind,
-                name: n.clone(),
-            })
-            .collect::<Vec<_>>()
-    };
-    let mut sources = named("MLLP listener", config.listeners.iter().map(|l| &l.name).collect());
-    sources.extend(named("folder", config.folders.iter().map(|f| &f.name).collect()));
-    sources.extend(named("SFTP", config.sftp_sources.iter().map(|s| &s.name).collect()));
-    let bots = state
-        .runtime
-        .bot_names()
-        .into_iter()
-        .filter_map(|name| state.runtime.bot(&name))
-        .map(|bot| {
-            let s = bot.code.summary();
-            BotRow {
-                name: s.name,
-                version: s.version,
-                subscriptions: s.subscriptions,
-            }
-        })
-        .collect();
-    let destinations = config
-        .destinations
-        .iter()
-        .map(|d| DestinationRow {
-            name: d.name.clone(),
-        })
-        .collect();
-    Overview {
-        sources,
-        bots,
-        destinations,
-    }
+async fn overview_data(state: &AppState) -> Result<Overview, ApiError> {
+    Ok(Overview {
+        sources: sources::sources(state),
+        bots: bots::list(state).await?.bots,
+        destinations: destinations::destinations(state).await?.destinations,
+    })
 }
 
-/// `GET /`: sources, bots and destinations.
+/// `GET /`: sources, bots and destinations with their counters and states.
 pub async fn overview(State(state): State<AppState>, viewer: Viewer) -> Page {
-    render("overview.html", Some(&viewer), overview_data(&state))
+    render("overview.html", Some(&viewer), overview_data(&state).await?)
 }
 
 /// `GET /overview/live`: the overview's tables alone, which the page
 /// fetches every 5 seconds.
 pub async fn overview_live(State(state): State<AppState>, viewer: Viewer) -> Page {
-    render("overview_live.html", Some(&viewer), overview_data(&state))
+    render("overview_live.html", Some(&viewer), overview_data(&state).await?)
 }
 
-/// The search form's fields, all optional.
-#[derive(Deserialize, Serialize, Default)]
-pub struct MessageQuery {
-    #[serde(default)]
-    control_id: String,
-    #[serde(default)]
-    patient: String,
-    #[serde(default, rename = "type")]
-    message_type: String,
-    #[serde(default)]
-    source: String,
-    #[serde(default)]
-    status: String,
-    #[serde(default)]
-    since: String,
-    #[serde(default)]
-    until: String,
-}
-
+/// A page of results with the query that found them.
 #[derive(Serialize)]
-struct Messages {
-    query: MessageQuery,
-    events: Vec<EventSummary>,
+struct Results<P, T> {
+    /// The form's fields as sent.
+    params: P,
+    rows: Vec<T>,
+    /// The query string of the next page, when there is one.
+    next: Option<serde_json::Value>,
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
+/// `params` with `before` set to `next_before`: the next page's query.
+fn next_page(params: &impl Serialize, next_before: Option<i64>) -> Option<serde_json::Value> {
+    let before = next_before?;
+    let mut q = serde_json::to_value(params).ok()?;
+    q.as_object_mut()?.insert("before".into(), before.into());
+    Some(q)
 }
 
-fn path_id(p: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
-    p.map(|Path(id)| id)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
-}
-
-/// `GET /messages`: the search form and the newest messages matching it.
+/// `GET /messages`: the search form and a page of the messages it finds.
 pub async fn messages(
     State(state): State<AppState>,
     viewer: Viewer,
-    q: Result<Query<MessageQuery>, QueryRejection>,
+    Query(params): Query<SearchParams>,
 ) -> Page {
-    let query = query(q)?;
-    let journal = state.journal.clone();
-    let events =
-        blocking::run(move || Ok(journal.reader()?.events(EventFilter::All, PAGE_ROWS)?)).await?;
-    render("messages.html", Some(&viewer), Messages { query, events })
+    let found = events::search(&state, &params.query()?).await?;
+    let next = next_page(&params, found.next_before);
+    let page: Results<_, EventItem> = Results {
+        params,
+        rows: found.events,
+        next,
+    };
+    render("messages.html", Some(&viewer), page)
 }
 
 #[derive(Serialize)]
 struct MessagePage {
-    id: i64,
-    kind: String,
-    source: String,
-    received_at_ms: i64,
+    event: EventView,
     /// The message as a table...
     segments: Vec<SegmentView>,
     /// ... or why it cannot be read as HL7.
     unreadable: Option<String>,
 }
 
-/// `GET /messages/{id}`: one message, its fields named.
+/// `GET /messages/{id}`: one message with its fields named, the ACK sent,
+/// each bot's run and log, and the messages it produced.
 pub async fn message(
     State(state): State<AppState>,
     viewer: Viewer,
-    id: Result<Path<i64>, PathRejection>,
+    Path(id): Path<i64>,
 ) -> Page {
-    let id = path_id(id)?;
-    let journal = state.journal.clone();
-    let event = blocking::run(move || Ok(journal.reader()?.event(id)?))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
-    let (segments, unreadable) = match hl7view::messages(&event.body, Charset::Utf8) {
+    let event = events::detail(&state, id).await?;
+    let read = match &event.text {
+        Some(text) => hl7view::messages(text.as_bytes(), Charset::Utf8),
+        None => Err("not UTF-8 text; see raw_base64 in the API".into()),
+    };
+    let (segments, unreadable) = match read {
         Ok(msgs) => (msgs.iter().flat_map(hl7view::message).collect(), None),
         Err(why) => (Vec::new(), Some(why)),
     };
     let page = MessagePage {
-        id,
-        kind: event.kind,
-        source: event.source,
-        received_at_ms: event.received_at_ms,
+        event,
         segments,
         unreadable,
     };
     render("message.html", Some(&viewer), page)
 }
 
-/// `?state=` of the outbox page.
-#[derive(Deserialize, Serialize, Default)]
-pub struct OutboxQuery {
-    #[serde(default)]
-    state: String,
-}
-
-#[derive(Serialize)]
-struct OutboxPage {
-    query: OutboxQuery,
-    rows: Vec<OutboxSummary>,
-}
-
-/// `GET /outbox?state=dead|pending`: undelivered messages, or only the dead
+/// `GET /outbox?state=&destination=`: outbound messages, e.g. the dead
 /// letters.
 pub async fn outbox(
     State(state): State<AppState>,
     viewer: Viewer,
-    q: Result<Query<OutboxQuery>, QueryRejection>,
+    Query(params): Query<OutboxParams>,
 ) -> Page {
-    let query = query(q)?;
-    let dead = query.state == "dead";
-    let journal = state.journal.clone();
-    let rows = blocking::run(move || Ok(journal.reader()?.outbox(dead, PAGE_ROWS)?)).await?;
-    render("outbox.html", Some(&viewer), OutboxPage { query, rows })
+    let found = outbox::list(&state, &params.query()?).await?;
+    let next = next_page(&params, found.next_before);
+    let page: Results<_, OutboxView> = Results {
+        params,
+        rows: found.messages,
+        next,
+    };
+    render("outbox.html", Some(&viewer), page)
 }
 
-#[derive(Serialize)]
-struct FailedPage {
-    events: Vec<EventSummary>,
-}
-
-/// `GET /failed`: events a bot failed on.
-pub async fn failed(State(state): State<AppState>, viewer: Viewer) -> Page {
-    let journal = state.journal.clone();
-    let events =
-        blocking::run(move || Ok(journal.reader()?.events(EventFilter::Failed, PAGE_ROWS)?))
-            .await?;
-    render("failed.html", Some(&viewer), FailedPage { events })
+/// `GET /failed`: events a bot's run failed on.
+pub async fn failed(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(mut params): Query<SearchParams>,
+) -> Page {
+    params.status = Some("failed".into());
+    let found = events::search(&state, &params.query()?).await?;
+    let next = next_page(&params, found.next_before);
+    let page: Results<_, EventItem> = Results {
+        params,
+        rows: found.events,
+        next,
+    };
+    render("failed.html", Some(&viewer), page)
 }

@@ -91,7 +91,7 @@ pub async fn sign_in(
     State(state): State<AppState>,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Result<Response, ApiError> {
-    let Form(form) = form.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let form = form_of(form)?;
     let Some((id, session)) = state.auth.sign_in(form.token.trim()) else {
         tracing::warn!("dashboard sign-in refused: wrong token");
         let page = SignInPage {
@@ -124,13 +124,19 @@ pub async fn sign_out(
     viewer: Viewer,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, ApiError> {
-    let Form(form) = form.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let form = form_of(form)?;
     viewer.check_csrf(&form.csrf)?;
     if let Some(id) = &viewer.caller.session {
         state.auth.sign_out(id);
     }
     let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     Ok(with_cookie(Redirect::to("/signin"), &cookie))
+}
+
+/// A form body, or 400 with axum's words for what is wrong with it.
+pub fn form_of<T>(form: Result<Form<T>, FormRejection>) -> Result<T, ApiError> {
+    form.map(|Form(f)| f)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 fn with_cookie(redirect: Redirect, cookie: &str) -> Response {
