@@ -149,6 +149,16 @@ impl Browser {
         .unwrap_or_else(|e| panic!("text of {css}: {e}"))
     }
 
+    /// Waits until the element `css` shows `want`, e.g. while the page
+    /// updates itself; elements replaced meanwhile are looked up again.
+    pub fn wait_text(&self, css: &str, want: &str) -> bool {
+        wait_until(WAIT, || {
+            self.rt
+                .block_on(async { self.client().find(Locator::Css(css)).await?.text().await })
+                .is_ok_and(|t| t == want)
+        })
+    }
+
     /// How many elements match `css` now.
     pub fn count(&self, css: &str) -> usize {
         self.rt.block_on(self.client().find_all(Locator::Css(css))).unwrap().len()

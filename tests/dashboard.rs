@@ -125,6 +125,15 @@ fn write_user_finds_a_message_and_resends_a_dead_letter() {
     b.wait_path("/");
     assert_eq!(b.count("#destinations a.pause"), 1);
     assert!(host.log().contains("audit: ops resume destination out"));
+
+    // The overview refreshes itself (htmx, every 5 s): a new delivery shows
+    // up without reloading the page.
+    let sent_cell = "#destinations tbody tr td:nth-child(6)";
+    assert_eq!(b.text(sent_cell), "1");
+    host.drop_file("c.hl7", &adt_a04("DASH-3", "MRN-3"));
+    assert!(wait_until(T, || peer.received().len() == 2));
+    assert!(b.wait_text(sent_cell, "2"), "the overview did not refresh");
+    assert_eq!(b.path(), "/");
 }
 
 #[test]
