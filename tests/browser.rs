@@ -36,7 +36,8 @@ impl Driver {
             .expect("chromedriver (scripts/setup installs chromium-driver)");
         let driver = Driver { child, port };
         assert!(
-            wait_until(WAIT, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+            wait_until(WAIT, || std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_ok()),
             "chromedriver did not start"
         );
         driver
@@ -123,30 +124,48 @@ impl Browser {
 
     /// Types `text` into the element `css`.
     pub fn fill(&self, css: &str, text: &str) {
-        self.rt.block_on(async {
-            let e = self.client().wait().at_most(WAIT).for_element(Locator::Css(css)).await?;
-            e.clear().await?;
-            e.send_keys(text).await
-        })
-        .unwrap_or_else(|e| panic!("fill {css}: {e}"));
+        self.rt
+            .block_on(async {
+                let e = self
+                    .client()
+                    .wait()
+                    .at_most(WAIT)
+                    .for_element(Locator::Css(css))
+                    .await?;
+                e.clear().await?;
+                e.send_keys(text).await
+            })
+            .unwrap_or_else(|e| panic!("fill {css}: {e}"));
     }
 
     /// Clicks the element `css`.
     pub fn click(&self, css: &str) {
-        self.rt.block_on(async {
-            let e = self.client().wait().at_most(WAIT).for_element(Locator::Css(css)).await?;
-            e.click().await
-        })
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        self.rt
+            .block_on(async {
+                let e = self
+                    .client()
+                    .wait()
+                    .at_most(WAIT)
+                    .for_element(Locator::Css(css))
+                    .await?;
+                e.click().await
+            })
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
     /// The visible text of the element `css`, once it is there.
     pub fn text(&self, css: &str) -> String {
-        self.rt.block_on(async {
-            let e = self.client().wait().at_most(WAIT).for_element(Locator::Css(css)).await?;
-            e.text().await
-        })
-        .unwrap_or_else(|e| panic!("text of {css}: {e}"))
+        self.rt
+            .block_on(async {
+                let e = self
+                    .client()
+                    .wait()
+                    .at_most(WAIT)
+                    .for_element(Locator::Css(css))
+                    .await?;
+                e.text().await
+            })
+            .unwrap_or_else(|e| panic!("text of {css}: {e}"))
     }
 
     /// Waits until the element `css` shows `want`, e.g. while the page
@@ -161,7 +180,10 @@ impl Browser {
 
     /// How many elements match `css` now.
     pub fn count(&self, css: &str) -> usize {
-        self.rt.block_on(self.client().find_all(Locator::Css(css))).unwrap().len()
+        self.rt
+            .block_on(self.client().find_all(Locator::Css(css)))
+            .unwrap()
+            .len()
     }
 
     /// The page's `<title>`.

@@ -84,10 +84,17 @@ fn write_user_finds_a_message_and_resends_a_dead_letter() {
     b.wait_path(&format!("/messages/{id}"));
     assert_eq!(b.title(), format!("Event {id} · Interlink"));
     let fields = b.text("#fields");
-    assert!(fields.contains("MSH-10 Message Control ID DASH-2"), "{fields}");
+    assert!(
+        fields.contains("MSH-10 Message Control ID DASH-2"),
+        "{fields}"
+    );
     assert!(fields.contains("PID-5 Patient Name DOE^JANE"), "{fields}");
     assert!(fields.contains("PID-5.2 JANE"), "{fields}");
-    assert!(b.text("#outbound").contains("out dead"), "{}", b.text("#outbound"));
+    assert!(
+        b.text("#outbound").contains("out dead"),
+        "{}",
+        b.text("#outbound")
+    );
     b.screenshot("dashboard-message");
 
     // Resend DASH-1's dead letter to a peer that now accepts it.
@@ -110,8 +117,15 @@ fn write_user_finds_a_message_and_resends_a_dead_letter() {
     assert_eq!(b.count("#outbox a.resend"), 1);
     let first: i64 = host.query("SELECT id FROM events WHERE control_id = 'DASH-1'");
     b.goto(&format!("/messages/{first}"));
-    assert!(b.text("#outbound").contains("out sent"), "{}", b.text("#outbound"));
-    assert!(host.log().contains(&format!("audit: ops resend outbox {dead}")));
+    assert!(
+        b.text("#outbound").contains("out sent"),
+        "{}",
+        b.text("#outbound")
+    );
+    assert!(
+        host.log()
+            .contains(&format!("audit: ops resend outbox {dead}"))
+    );
 
     // Pause and resume the destination from the overview.
     b.goto("/");
@@ -119,7 +133,11 @@ fn write_user_finds_a_message_and_resends_a_dead_letter() {
     b.wait_path("/destinations/out/pause");
     b.click("#confirm");
     b.wait_path("/");
-    assert!(b.text("#destinations").contains("paused"), "{}", b.text("#destinations"));
+    assert!(
+        b.text("#destinations").contains("paused"),
+        "{}",
+        b.text("#destinations")
+    );
     b.click("#destinations a.resume");
     b.click("#confirm");
     b.wait_path("/");
@@ -150,7 +168,10 @@ fn read_user_sees_no_resend_and_a_wrong_token_is_refused() {
     b.click("form.signin button");
     assert_eq!(b.text("[role=alert]"), "That token is not valid.");
     assert_eq!(b.path(), "/signin");
-    assert!(host.log().contains("dashboard sign-in refused: wrong token"));
+    assert!(
+        host.log()
+            .contains("dashboard sign-in refused: wrong token")
+    );
     b.goto("/");
     assert_eq!(b.path(), "/signin");
 
@@ -166,7 +187,11 @@ fn read_user_sees_no_resend_and_a_wrong_token_is_refused() {
     // The API refuses the action anyway.
     let dead: i64 = host.query("SELECT MIN(id) FROM outbox WHERE status = 'dead'");
     b.goto(&format!("/outbox/{dead}/resend"));
-    assert!(b.text("body").contains("has the read role"), "{}", b.text("body"));
+    assert!(
+        b.text("body").contains("has the read role"),
+        "{}",
+        b.text("body")
+    );
 }
 
 /// The session's CSRF token, from a page's sign-out form.
@@ -186,7 +211,10 @@ fn session_cookie_csrf_checks_and_assets_over_plain_http() {
     assert_eq!(r.status, 200);
     assert!(r.text().contains("htmx"));
     assert_eq!(r.header("cache-control"), Some("public, max-age=604800"));
-    assert_eq!(http(port, "GET", "/assets/../Cargo.toml", None, &[], b"").status, 404);
+    assert_eq!(
+        http(port, "GET", "/assets/../Cargo.toml", None, &[], b"").status,
+        404
+    );
     let r = http(port, "GET", "/messages", None, &[], b"");
     assert_eq!((r.status, r.header("location")), (303, Some("/signin")));
 
@@ -198,7 +226,10 @@ fn session_cookie_csrf_checks_and_assets_over_plain_http() {
     let r = http(port, "POST", "/signin", None, &[FORM], body.as_bytes());
     assert_eq!((r.status, r.header("location")), (303, Some("/")));
     let set = r.header("set-cookie").unwrap();
-    assert!(set.ends_with("; HttpOnly; SameSite=Strict; Path=/"), "{set}");
+    assert!(
+        set.ends_with("; HttpOnly; SameSite=Strict; Path=/"),
+        "{set}"
+    );
     let cookie = set.split(';').next().unwrap().to_string();
     let with_cookie = [("Cookie", cookie.as_str()), FORM];
     let page = http(port, "GET", "/", None, &with_cookie, b"");
@@ -215,11 +246,21 @@ fn session_cookie_csrf_checks_and_assets_over_plain_http() {
     assert_eq!(r.status, 400);
     assert!(r.json()["error"].is_string());
     let r = http(port, "GET", "/messages/999", None, &with_cookie, b"");
-    assert_eq!((r.status, r.json()["error"].as_str()), (404, Some("no event 999")));
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (404, Some("no event 999"))
+    );
 
     // Signing out ends the session.
     let body = format!("csrf={csrf}");
-    let r = http(port, "POST", "/signout", None, &with_cookie, body.as_bytes());
+    let r = http(
+        port,
+        "POST",
+        "/signout",
+        None,
+        &with_cookie,
+        body.as_bytes(),
+    );
     assert_eq!((r.status, r.header("location")), (303, Some("/signin")));
     assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
     let r = http(port, "GET", "/", None, &with_cookie, b"");

@@ -131,14 +131,22 @@ mod tests {
 
     #[test]
     fn fields_carry_their_names_and_components() {
-        let raw = "MSH|^~\\&|A|B|C|D|20240101||ADT^A04|MSG1|P|2.5\rPID|1||123^^^H~456^^^X||DOE^JANE\r";
+        let raw =
+            "MSH|^~\\&|A|B|C|D|20240101||ADT^A04|MSG1|P|2.5\rPID|1||123^^^H~456^^^X||DOE^JANE\r";
         let msg = &messages(raw.as_bytes(), Charset::Utf8).unwrap()[0];
         let segs = message(msg);
         let pid = &segs[1];
-        assert_eq!((pid.id.as_str(), pid.name), ("PID", Some("Patient Identification")));
+        assert_eq!(
+            (pid.id.as_str(), pid.name),
+            ("PID", Some("Patient Identification"))
+        );
         let name = pid.fields.iter().find(|f| f.label == "PID-5").unwrap();
         assert_eq!(name.name, "Patient Name");
-        let parts: Vec<_> = name.parts.iter().map(|p| (p.path.as_str(), p.value.as_str())).collect();
+        let parts: Vec<_> = name
+            .parts
+            .iter()
+            .map(|p| (p.path.as_str(), p.value.as_str()))
+            .collect();
         assert_eq!(parts, [("PID-5.1", "DOE"), ("PID-5.2", "JANE")]);
         let ids = pid.fields.iter().find(|f| f.label == "PID-3").unwrap();
         assert_eq!(ids.parts[0].path, "PID-3[1].1");

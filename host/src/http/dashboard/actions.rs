@@ -86,7 +86,10 @@ pub async fn confirm_replay(
     Query(q): Query<ReplayForm>,
 ) -> Result<Html<String>, ApiError> {
     let bot = q.bot();
-    let whose = bot.as_deref().map(|b| format!(" of bot {b}")).unwrap_or_default();
+    let whose = bot
+        .as_deref()
+        .map(|b| format!(" of bot {b}"))
+        .unwrap_or_default();
     let page = Confirm {
         question: format!("Run the work{whose} on event {id} again?"),
         action: format!("/messages/{id}/replay"),
@@ -118,7 +121,12 @@ pub async fn confirm_pause(
     Path((name, action)): Path<(String, String)>,
 ) -> Result<Html<String>, ApiError> {
     let (verb, question) = match pausing(&action)? {
-        true => ("Pause", format!("Pause destination {name}? Messages keep queueing and nothing is delivered until it is resumed.")),
+        true => (
+            "Pause",
+            format!(
+                "Pause destination {name}? Messages keep queueing and nothing is delivered until it is resumed."
+            ),
+        ),
         false => ("Resume", format!("Resume delivery to destination {name}?")),
     };
     let page = Confirm {

@@ -45,7 +45,11 @@ pub async fn overview(State(state): State<AppState>, viewer: Viewer) -> Page {
 /// `GET /overview/live`: the overview's tables alone, which the page
 /// fetches every 5 seconds.
 pub async fn overview_live(State(state): State<AppState>, viewer: Viewer) -> Page {
-    render("overview_live.html", Some(&viewer), overview_data(&state).await?)
+    render(
+        "overview_live.html",
+        Some(&viewer),
+        overview_data(&state).await?,
+    )
 }
 
 /// A page of results with the query that found them.
@@ -93,11 +97,7 @@ struct MessagePage {
 
 /// `GET /messages/{id}`: one message with its fields named, the ACK sent,
 /// each bot's run and log, and the messages it produced.
-pub async fn message(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    Path(id): Path<i64>,
-) -> Page {
+pub async fn message(State(state): State<AppState>, viewer: Viewer, Path(id): Path<i64>) -> Page {
     let event = events::detail(&state, id).await?;
     let read = match &event.text {
         Some(text) => hl7view::messages(text.as_bytes(), Charset::Utf8),

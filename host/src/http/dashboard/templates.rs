@@ -15,7 +15,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
     ("signin.html", include_str!("templates/signin.html")),
     ("overview.html", include_str!("templates/overview.html")),
-    ("overview_live.html", include_str!("templates/overview_live.html")),
+    (
+        "overview_live.html",
+        include_str!("templates/overview_live.html"),
+    ),
     ("messages.html", include_str!("templates/messages.html")),
     ("message.html", include_str!("templates/message.html")),
     ("outbox.html", include_str!("templates/outbox.html")),
