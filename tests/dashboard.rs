@@ -266,3 +266,52 @@ fn session_cookie_csrf_checks_and_assets_over_plain_http() {
     let r = http(port, "GET", "/", None, &with_cookie, b"");
     assert_eq!((r.status, r.header("location")), (303, Some("/signin")));
 }
+
+#[test]
+fn write_user_replays_a_failed_run_once_the_bot_is_fixed() {
+    let peer_port = free_port();
+    let (host, port) = host(peer_port);
+    let peer = PeerServer::start(Peer::Python, peer_port, "aa", &host.path("peer.log"));
+    // probe 1.0.0 panics on V1PANIC messages; 2.0.0 forwards them.
+    host.drop_file("p.hl7", &adt_a04("V1PANIC-1", "MRN-9"));
+    host.wait_query("SELECT COUNT(*) FROM runs WHERE status = 'failed'", 1, T);
+    let id: i64 = host.query("SELECT id FROM events WHERE control_id = 'V1PANIC-1'");
+    let driver = Driver::start();
+    let b = driver.browser(port);
+    sign_in(&b, WRITE_TOKEN);
+
+    b.click("nav a[href='/failed']");
+    b.wait_path("/failed");
+    assert!(
+        b.text("#failed").contains("V1PANIC-1 probe"),
+        "{}",
+        b.text("#failed")
+    );
+    b.click(&format!(
+        "#failed a[href='/messages/{id}/replay?bot=probe']"
+    ));
+    assert_eq!(
+        b.text("main p"),
+        format!("Run the work of bot probe on event {id} again?")
+    );
+
+    host.install_bot("probe_v2", "probe.wasm");
+    host.wait_log("upgraded 1.0.0 -> 2.0.0", T);
+    b.click("#confirm");
+    b.wait_path(&format!("/messages/{id}"));
+    assert!(wait_until(T, || peer.received().len() == 1));
+    assert_eq!(peer.received()[0].0, "V1PANIC-1");
+    host.wait_query("SELECT COUNT(*) FROM runs WHERE status = 'done'", 1, T);
+    b.goto(&format!("/messages/{id}"));
+    assert!(
+        b.text("#run-probe h3").ends_with("done"),
+        "{}",
+        b.text("#run-probe")
+    );
+    assert!(
+        host.log()
+            .contains(&format!("audit: ops replay event {id} bot probe"))
+    );
+    b.goto("/failed");
+    assert_eq!(b.text("#failed tbody"), "No failed runs.");
+}
