@@ -216,13 +216,16 @@ fn delete_and_an_sftp_destination() {
     put(&server, "in/a04.hl7", &adt_a04("D1", "P1"));
     host.start();
 
-    assert!(
-        wait_until(WAIT, || names_in(&outbound).len() == 1),
-        "{}",
-        host.log()
-    );
-    let name = &names_in(&outbound)[0];
-    assert!(name.ends_with(".hl7") && !name.starts_with('.'), "{name}");
+    // The file is written under a temporary dot-name, then renamed.
+    let delivered = || -> Vec<String> {
+        names_in(&outbound)
+            .into_iter()
+            .filter(|n| !n.starts_with('.'))
+            .collect()
+    };
+    assert!(wait_until(WAIT, || delivered().len() == 1), "{}", host.log());
+    let name = &delivered()[0];
+    assert!(name.ends_with(".hl7"), "{name}");
     let sent = std::fs::read_to_string(outbound.join(name)).unwrap();
     assert!(
         sent.starts_with("MSH|^~\\&|REG|CLINIC|EHR|HOSPITAL|"),

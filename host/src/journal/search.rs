@@ -4,8 +4,8 @@
 //!
 //! Every query walks one index whose last column is the event id (the
 //! *driver*), picked from the filters given, most selective first:
-//! control id, patient, message type, failed or pending runs, unrouted,
-//! source, else the table itself. The other filters are checked on the rows
+//! control id, patient, failed or pending runs (few, in a journal that
+//! works), message type, unrouted, source, else the table itself. The other filters are checked on the rows
 //! it yields. A time range becomes an id range first (ids are given in
 //! arrival order), so it narrows every driver. Which index serves which
 //! filter is listed in `docs/architecture.md`.
@@ -306,12 +306,12 @@ fn driver(q: &EventQuery, types: Option<&[String]>) -> Driver {
         Driver::ControlId
     } else if q.patient.is_some() {
         Driver::Patient
-    } else if types.is_some_and(|t| t.len() <= MAX_TYPE_WALKS) {
-        Driver::Type
     } else if q.status == Some(EventStatus::Failed) {
         Driver::FailedRuns
     } else if q.status == Some(EventStatus::Received) {
         Driver::PendingRuns
+    } else if types.is_some_and(|t| t.len() <= MAX_TYPE_WALKS) {
+        Driver::Type
     } else if q.status == Some(EventStatus::Unrouted) {
         Driver::Unrouted
     } else if q.source.is_some() {
@@ -343,11 +343,11 @@ fn statement(
         Driver::Source => ("events e INDEXED BY events_by_source", "e.id"),
         Driver::Events => ("events e NOT INDEXED", "e.id"),
         Driver::FailedRuns => (
-            "runs r INDEXED BY runs_failed JOIN events e ON e.id = r.event_id",
+            "runs r INDEXED BY runs_failed CROSS JOIN events e ON e.id = r.event_id",
             "r.event_id",
         ),
         Driver::PendingRuns => (
-            "runs r INDEXED BY runs_pending JOIN events e ON e.id = r.event_id",
+            "runs r INDEXED BY runs_pending CROSS JOIN events e ON e.id = r.event_id",
             "r.event_id",
         ),
     };
@@ -607,7 +607,7 @@ mod tests {
                     ..q()
                 },
                 None,
-                "COVERING INDEX runs_failed (event_id>? AND event_id<?)",
+                "INDEX runs_failed (event_id>? AND event_id<?)",
             ),
             (
                 EventQuery {
@@ -615,7 +615,27 @@ mod tests {
                     ..q()
                 },
                 None,
-                "COVERING INDEX runs_pending",
+                "INDEX runs_pending",
+            ),
+            // Combined: the failed runs drive, the rest are checked per row.
+            (
+                EventQuery {
+                    status: Some(EventStatus::Failed),
+                    source: some("lab"),
+                    message_type: some("ADT^A04"),
+                    ..q()
+                },
+                Some(&types),
+                "INDEX runs_failed (event_id>? AND event_id<?)\nSEARCH e USING INTEGER PRIMARY KEY (rowid=?)",
+            ),
+            (
+                EventQuery {
+                    source: some("lab"),
+                    message_type: some("ADT^A04"),
+                    ..q()
+                },
+                Some(&types),
+                "INDEX events_by_type (message_type=? AND id>? AND id<?)",
             ),
             (
                 EventQuery {
