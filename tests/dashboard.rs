@@ -217,6 +217,9 @@ fn session_cookie_csrf_checks_and_assets_over_plain_http() {
     );
     let r = http(port, "GET", "/messages", None, &[], b"");
     assert_eq!((r.status, r.header("location")), (303, Some("/signin")));
+    let htmx = [("HX-Request", "true")];
+    let r = http(port, "GET", "/overview/live", None, &htmx, b"");
+    assert_eq!((r.status, r.header("hx-redirect")), (401, Some("/signin")));
 
     // A bad sign-in form is a JSON 400; a good one sets the session cookie.
     let r = http(port, "POST", "/signin", None, &[FORM], b"tok=x");

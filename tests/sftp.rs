@@ -223,7 +223,11 @@ fn delete_and_an_sftp_destination() {
             .filter(|n| !n.starts_with('.'))
             .collect()
     };
-    assert!(wait_until(WAIT, || delivered().len() == 1), "{}", host.log());
+    assert!(
+        wait_until(WAIT, || delivered().len() == 1),
+        "{}",
+        host.log()
+    );
     let name = &delivered()[0];
     assert!(name.ends_with(".hl7"), "{name}");
     let sent = std::fs::read_to_string(outbound.join(name)).unwrap();

@@ -44,12 +44,20 @@ impl Viewer {
     }
 }
 
-/// Without a valid session, pages send the browser to the sign-in form.
-pub struct SignInFirst;
+/// Without a valid session, pages send the browser to the sign-in form;
+/// htmx requests (the overview's refresh) get 401 with `HX-Redirect`, so
+/// the whole page goes there rather than the form landing inside it.
+pub struct SignInFirst {
+    htmx: bool,
+}
 
 impl IntoResponse for SignInFirst {
     fn into_response(self) -> Response {
-        Redirect::to("/signin").into_response()
+        if self.htmx {
+            (StatusCode::UNAUTHORIZED, [("hx-redirect", "/signin")]).into_response()
+        } else {
+            Redirect::to("/signin").into_response()
+        }
     }
 }
 
@@ -57,8 +65,11 @@ impl FromRequestParts<AppState> for Viewer {
     type Rejection = SignInFirst;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, SignInFirst> {
-        let id = session_cookie(parts).ok_or(SignInFirst)?;
-        let (caller, session) = state.auth.session(id).ok_or(SignInFirst)?;
+        let first = || SignInFirst {
+            htmx: parts.headers.contains_key("hx-request"),
+        };
+        let id = session_cookie(parts).ok_or_else(first)?;
+        let (caller, session) = state.auth.session(id).ok_or_else(first)?;
         Ok(Viewer {
             name: caller.name.clone(),
             can_write: caller.can_write(),
