@@ -184,6 +184,15 @@ fn read_user_sees_no_resend_and_a_wrong_token_is_refused() {
     assert_eq!(b.count("#outbox a.resend"), 0);
     b.goto("/");
     assert_eq!(b.count("#destinations a.pause"), 0);
+
+    // Search results come a page at a time, newest first.
+    let newest: i64 = host.query("SELECT id FROM events WHERE control_id = 'DASH-2'");
+    b.goto("/messages?limit=1");
+    assert!(b.text("#results tbody").contains("DASH-2"));
+    b.click("a[rel=next]");
+    b.wait_path(&format!("/messages?before={newest}&limit=1"));
+    assert!(b.text("#results tbody").contains("DASH-1"));
+    assert_eq!(b.count("#results tbody tr"), 1);
     // The API refuses the action anyway.
     let dead: i64 = host.query("SELECT MIN(id) FROM outbox WHERE status = 'dead'");
     b.goto(&format!("/outbox/{dead}/resend"));

@@ -117,9 +117,10 @@ pub async fn sign_in(
         .http
         .as_ref()
         .is_some_and(|h| h.tls.is_some());
-    let secure = if tls { "; Secure" } else { "" };
-    let cookie = format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{secure}");
-    Ok(with_cookie(Redirect::to("/"), &cookie))
+    Ok(with_cookie(
+        Redirect::to("/"),
+        &session_set_cookie(&id, tls),
+    ))
 }
 
 /// A form that carries only the CSRF token (missing: refused like a wrong one).
@@ -144,6 +145,12 @@ pub async fn sign_out(
     Ok(with_cookie(Redirect::to("/signin"), &cookie))
 }
 
+/// The `Set-Cookie` value of a new session: `Secure` when served over TLS.
+fn session_set_cookie(id: &str, tls: bool) -> String {
+    let secure = if tls { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{secure}")
+}
+
 /// A form body, or 400 with axum's words for what is wrong with it.
 pub fn form_of<T>(form: Result<Form<T>, FormRejection>) -> Result<T, ApiError> {
     form.map(|Form(f)| f)
@@ -157,4 +164,21 @@ fn with_cookie(redirect: Redirect, cookie: &str) -> Response {
         HeaderValue::from_str(cookie).expect("cookie is ASCII"),
     );
     (headers, redirect).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_cookies_are_http_only_strict_and_secure_behind_tls() {
+        assert_eq!(
+            session_set_cookie("abc", false),
+            "interlink_session=abc; HttpOnly; SameSite=Strict; Path=/"
+        );
+        assert_eq!(
+            session_set_cookie("abc", true),
+            "interlink_session=abc; HttpOnly; SameSite=Strict; Path=/; Secure"
+        );
+    }
 }
