@@ -101,7 +101,10 @@ fn give_up(rt: &Runtime, bot: &str, event: i64, panic: &str) {
         ..StateWrites::default()
     };
     match rt.journal.complete(vec![record], state).blocking_recv() {
-        Ok(Ok(())) => rt.replies.deliver(event, AppReply::Failed(error)),
+        Ok(Ok(())) => {
+            rt.stats.count(bot, 0, 1);
+            rt.replies.deliver(event, AppReply::Failed(error))
+        }
         Ok(Err(e)) => tracing::error!(bot = %bot, event, "cannot record the failed run: {e}"),
         Err(_) => {
             tracing::error!(bot = %bot, event, "cannot record the failed run: journal closed")
