@@ -258,7 +258,10 @@ fn search_detail_bots_and_replay() {
         assert!(body["error"].is_string());
     }
 
-    // Bots: version, file, subscriptions, runs and the last error.
+    // Bots: version, file, subscriptions, runs and the last error. (The
+    // workers count a batch just after its commit.)
+    let ok_runs = || get(port, "/api/v1/bots")["bots"][0]["runs"]["ok"].as_i64();
+    assert!(wait_until(T, || ok_runs() == Some(3)));
     let bots = get(port, "/api/v1/bots");
     let probe = &bots["bots"][0];
     assert_eq!(probe["name"], "probe");

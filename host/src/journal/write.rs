@@ -667,6 +667,24 @@ mod tests {
     }
 
     #[test]
+    fn run_logs_are_capped_with_a_note_of_what_was_left_out() {
+        let line = |n: usize, len: usize| RunLog {
+            level: "info".into(),
+            message: format!("{n:>len$}"),
+        };
+        let many = RunLog::capped((0..60).map(|n| line(n, 10)));
+        assert_eq!(many.len(), RunLog::MAX_LINES + 1);
+        assert_eq!(
+            many[RunLog::MAX_LINES].message,
+            "(10 more lines in the host log)"
+        );
+        let big = RunLog::capped((0..3).map(|n| line(n, 4000)));
+        assert_eq!(big.len(), 3);
+        assert_eq!(big[2].message, "(1 more lines in the host log)");
+        assert_eq!(RunLog::capped([line(1, 5)]), [line(1, 5)]);
+    }
+
+    #[test]
     fn a_resend_after_a_lost_ack_gets_the_committed_outcome() {
         let mut c = Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&mut c).unwrap();

@@ -103,6 +103,7 @@ fn give_up(rt: &Runtime, bot: &str, event: i64, panic: &str) {
     match rt.journal.complete(vec![record], state).blocking_recv() {
         Ok(Ok(())) => {
             crate::telemetry::bot_run(bot, "failed", None);
+            rt.stats.count(bot, 0, 1);
             rt.replies.deliver(event, AppReply::Failed(error))
         }
         Ok(Err(e)) => tracing::error!(bot = %bot, event, "cannot record the failed run: {e}"),
