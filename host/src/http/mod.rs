@@ -4,6 +4,7 @@
 //! JSON ([`error`]).
 
 pub mod auth;
+pub mod bots;
 pub mod error;
 
 use std::future::Future;
@@ -55,6 +56,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .merge(bots::routes())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
         .with_state(state)

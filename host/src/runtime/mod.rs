@@ -10,6 +10,7 @@ pub mod cache;
 pub mod engine;
 pub mod event;
 mod fault;
+pub mod http;
 pub mod process;
 pub mod replies;
 pub mod routing;
@@ -58,6 +59,10 @@ pub struct Runtime {
     replies: Arc<replies::Replies>,
     /// Names of those listeners.
     application_sources: std::collections::HashSet<String>,
+    /// Answers awaited by HTTP commands.
+    http_replies: replies::Replies<http::HttpAnswer>,
+    /// Idle journal readers for HTTP queries.
+    readers: Mutex<Vec<state::SharedReader>>,
 }
 
 /// What the configuration grants the bot `name`.
@@ -123,6 +128,8 @@ impl Runtime {
             outbox,
             replies,
             application_sources,
+            http_replies: replies::Replies::default(),
+            readers: Mutex::default(),
         })
     }
 

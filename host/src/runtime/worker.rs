@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::bot::Failure;
+use super::http::{self, failure_answer};
 use super::process::{Processed, process};
 use super::replies::AppReply;
 use super::state::{Session, SharedReader};
@@ -94,13 +95,24 @@ fn give_up(rt: &Runtime, bot: &str, event: i64, panic: &str) {
         send: Vec::new(),
         // Recorded only where a listener's application ACK waits on it.
         reply: Some(AppReply::Failed(error.clone())),
+        // Recorded only where an HTTP command's caller may ask again.
+        http: Some(failure_answer(&Failure::Host(error.clone()), Some(event))),
     };
     let state = StateWrites {
         bot: bot.to_string(),
         ..StateWrites::default()
     };
-    match rt.journal.complete(vec![record], state).blocking_recv() {
-        Ok(Ok(())) => rt.replies.deliver(event, AppReply::Failed(error)),
+    match rt
+        .journal
+        .complete(vec![record.clone()], state)
+        .blocking_recv()
+    {
+        Ok(Ok(())) => {
+            if let Some(answer) = record.http {
+                rt.http_replies.deliver(event, answer);
+            }
+            rt.replies.deliver(event, AppReply::Failed(error));
+        }
         Ok(Err(e)) => tracing::error!(bot = %bot, event, "cannot record the failed run: {e}"),
         Err(_) => {
             tracing::error!(bot = %bot, event, "cannot record the failed run: journal closed")
@@ -187,6 +199,8 @@ fn run_batch(
     let mut records = Vec::with_capacity(due.len());
     // Outcomes listeners with `ack = "application"` wait for.
     let mut replies = Vec::new();
+    // Answers HTTP commands wait for.
+    let mut answers = Vec::new();
     let mut sends = 0;
     for run in due {
         let stored = match reader.lock().expect("reader lock").event(run.event_id) {
@@ -197,9 +211,11 @@ fn run_batch(
         let awaited = stored
             .as_ref()
             .is_ok_and(|e| rt.application_sources.contains(&e.source));
+        let command = stored.as_ref().is_ok_and(|e| e.kind == http::KIND);
         let Processed {
             result,
             ack,
+            http,
             duration,
         } = match stored {
             Ok(event) => {
@@ -226,10 +242,15 @@ fn run_batch(
             duration_us: micros as i64,
             send: Vec::new(),
             reply: None,
+            http: None,
         };
         let reply = awaited.then(|| match &result {
             Ok(_) => AppReply::Ack(ack),
             Err(f) => AppReply::Failed(f.to_string()),
+        });
+        let answer = command.then(|| match &result {
+            Ok(_) => http.unwrap_or_else(http::no_content),
+            Err(f) => failure_answer(f, Some(run.event_id)),
         });
         match result {
             Ok(send) => {
@@ -261,6 +282,11 @@ fn run_batch(
             record.reply = Some(reply.clone());
             replies.push((run.event_id, reply));
         }
+        // So does an HTTP command's caller.
+        if let Some(answer) = answer.filter(|_| record.status != RunStatus::Pending) {
+            record.http = Some(answer.clone());
+            answers.push((run.event_id, answer));
+        }
         records.push(record);
     }
     let committed = match rt
@@ -281,6 +307,9 @@ fn run_batch(
     if committed {
         for (event_id, reply) in replies {
             rt.replies.deliver(event_id, reply);
+        }
+        for (event_id, answer) in answers {
+            rt.http_replies.deliver(event_id, answer);
         }
     }
     committed
