@@ -62,7 +62,14 @@ fn queries_read_committed_state_and_commands_commit_before_answering() {
     assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM outbox"), 1);
     let out = host.wait_outputs(1, WAIT);
     assert!(out[0].1.contains("|HTTP1|") && out[0].1.contains("ZPR|v1|a"));
-    let r = http(port, "HEAD", "/bots/probe/p/kv/a", Some(READ_TOKEN), &[], b"");
+    let r = http(
+        port,
+        "HEAD",
+        "/bots/probe/p/kv/a",
+        Some(READ_TOKEN),
+        &[],
+        b"",
+    );
     assert_eq!((r.status, r.body.len()), (200, 0));
 
     // A query may read but not write, and may not send.
@@ -104,9 +111,15 @@ fn queries_read_committed_state_and_commands_commit_before_answering() {
     // A cookie beside a bearer token: the token decides.
     assert_eq!(r.status, 200, "{}", r.text());
     let echo = r.text();
-    assert!(echo.starts_with("GET /p/echo?date=2026-11-24 headers="), "{echo}");
+    assert!(
+        echo.starts_with("GET /p/echo?date=2026-11-24 headers="),
+        "{echo}"
+    );
     assert!(echo.contains("x-trace"), "{echo}");
-    assert!(!echo.contains("authorization") && !echo.contains("cookie"), "{echo}");
+    assert!(
+        !echo.contains("authorization") && !echo.contains("cookie"),
+        "{echo}"
+    );
     let journaled: String = host.query("SELECT CAST(body AS TEXT) FROM events");
     assert!(!journaled.contains(WRITE_TOKEN), "{journaled}");
     host.wait_log("audit: ops http-command probe POST /p/kv/a", WAIT);
@@ -128,7 +141,10 @@ fn a_repeated_idempotency_key_gets_the_first_answer_and_is_processed_once() {
     let first = send("order-1");
     assert_eq!((first.status, first.json()["seq"].as_i64()), (201, Some(1)));
     let again = send("order-1");
-    assert_eq!((again.status, again.body.clone()), (201, first.body.clone()));
+    assert_eq!(
+        (again.status, again.body.clone()),
+        (201, first.body.clone())
+    );
     assert_eq!(again.header("x-probe"), Some("v1"));
 
     // Eight copies at once: one event, one message, one answer for all.
@@ -161,7 +177,12 @@ fn a_repeated_idempotency_key_gets_the_first_answer_and_is_processed_once() {
         b"v",
     );
     assert_eq!(r.status, 400);
-    assert!(r.json()["error"].as_str().unwrap().contains("Idempotency-Key"));
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key")
+    );
 }
 
 /// One POST with `Idempotency-Key: key`: its status and body.
@@ -182,7 +203,10 @@ fn the_bots_http_role_decides_who_may_call() {
     // Default: any token for queries, `write` for commands.
     let (host, port) = probe_host("", "");
     assert_eq!(get(port, "/bots/probe/p/kv/a", None).status, 401);
-    assert_eq!(get(port, "/bots/probe/p/kv/a", Some("wrong-token-0123456789")).status, 401);
+    assert_eq!(
+        get(port, "/bots/probe/p/kv/a", Some("wrong-token-0123456789")).status,
+        401
+    );
     let r = post(port, "/bots/probe/p/kv/a", Some(READ_TOKEN), "x");
     assert_eq!(r.status, 403);
     assert!(r.json()["error"].as_str().unwrap().contains("write"));
@@ -194,13 +218,22 @@ fn the_bots_http_role_decides_who_may_call() {
     let (host, port) = probe_host("", "[bots.probe]\nhttp_role = \"public\"\n");
     assert_eq!(post(port, "/bots/probe/p/kv/a", None, "x").status, 201);
     assert_eq!(get(port, "/bots/probe/p/kv/a", None).text(), "x");
-    host.wait_log("HTTP command from a public caller bot=probe method=POST", WAIT);
+    host.wait_log(
+        "HTTP command from a public caller bot=probe method=POST",
+        WAIT,
+    );
     drop(host);
 
     // Write: even queries need a write token.
     let (_host, port) = probe_host("", "[bots.probe]\nhttp_role = \"write\"\n");
-    assert_eq!(get(port, "/bots/probe/p/kv/a", Some(READ_TOKEN)).status, 403);
-    assert_eq!(get(port, "/bots/probe/p/kv/a", Some(WRITE_TOKEN)).status, 404);
+    assert_eq!(
+        get(port, "/bots/probe/p/kv/a", Some(READ_TOKEN)).status,
+        403
+    );
+    assert_eq!(
+        get(port, "/bots/probe/p/kv/a", Some(WRITE_TOKEN)).status,
+        404
+    );
 }
 
 #[test]
@@ -230,7 +263,14 @@ fn bad_requests_get_json_errors() {
         assert!(error.contains("'..'"), "{climb}: {error}");
     }
     let big = vec![b'x'; 4096];
-    let r = http(port, "POST", "/bots/probe/p/kv/a", Some(WRITE_TOKEN), &[], &big);
+    let r = http(
+        port,
+        "POST",
+        "/bots/probe/p/kv/a",
+        Some(WRITE_TOKEN),
+        &[],
+        &big,
+    );
     let (status, error) = status_and_error(r);
     assert_eq!(status, 413);
     assert!(error.contains("max_body_kb"), "{error}");
@@ -239,7 +279,10 @@ fn bad_requests_get_json_errors() {
 
     // A disabled bot has no endpoints.
     let (_host, port) = probe_host("", "[bots.probe]\nenabled = false\n");
-    assert_eq!(get(port, "/bots/probe/p/kv/a", Some(READ_TOKEN)).status, 404);
+    assert_eq!(
+        get(port, "/bots/probe/p/kv/a", Some(READ_TOKEN)).status,
+        404
+    );
 }
 
 #[test]
@@ -251,7 +294,9 @@ fn failed_and_slow_commands() {
     assert_eq!(body["error"], "failed: probe refuses this command");
     let failed = body["event_id"].as_i64().unwrap();
     assert_eq!(
-        host.query::<String>(&format!("SELECT status FROM runs WHERE event_id = {failed}")),
+        host.query::<String>(&format!(
+            "SELECT status FROM runs WHERE event_id = {failed}"
+        )),
         "failed"
     );
 
@@ -273,7 +318,11 @@ fn failed_and_slow_commands() {
         })
         .collect();
     assert!(!accepted.is_empty(), "{answers:?}");
-    assert!(answers.iter().all(|r| r.status == 202 || r.text() == "slow done"));
+    assert!(
+        answers
+            .iter()
+            .all(|r| r.status == 202 || r.text() == "slow done")
+    );
     for id in accepted {
         host.wait_query(
             &format!("SELECT COUNT(*) FROM runs WHERE event_id = {id} AND status = 'done'"),

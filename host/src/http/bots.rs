@@ -74,7 +74,9 @@ async fn handle(state: AppState, request: Request) -> Result<Response, ApiError>
     let key = idempotency_key(&parts.headers)?;
     match &caller {
         Some(caller) => caller.audit("http-command", &format!("{bot} {} {route}", request.method)),
-        None => tracing::info!(bot = %bot, method = %request.method, "HTTP command from a public caller"),
+        None => {
+            tracing::info!(bot = %bot, method = %request.method, "HTTP command from a public caller")
+        }
     }
     let answer = match state.runtime.command(&bot, &request, key).await? {
         Commanded::Answered(answer) => answer,
@@ -219,8 +221,15 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 fn to_response(answer: HttpAnswer) -> Response {
     let mut response = Response::builder().status(answer.status);
     for (name, value) in &answer.headers {
-        let framing = [header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::CONNECTION];
-        if !framing.iter().any(|f| f.as_str().eq_ignore_ascii_case(name)) {
+        let framing = [
+            header::CONTENT_LENGTH,
+            header::TRANSFER_ENCODING,
+            header::CONNECTION,
+        ];
+        if !framing
+            .iter()
+            .any(|f| f.as_str().eq_ignore_ascii_case(name))
+        {
             response = response.header(name, value);
         }
     }

@@ -23,8 +23,8 @@ pub use read::{
     EventFilter, EventSummary, OutboxRow, OutboxSummary, PendingRun, Reader, StoredEvent,
 };
 pub use write::{
-    AppReply, HttpAnswer, HttpIngested, Ingest, LedgerEntry, NewEvent, Queued, Receipt, Received, RunRecord, RunStatus,
-    StateWrites,
+    AppReply, HttpAnswer, HttpIngested, Ingest, LedgerEntry, NewEvent, Queued, Receipt, Received,
+    RunRecord, RunStatus, StateWrites,
 };
 
 /// Why the journal could not do something.

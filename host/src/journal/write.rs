@@ -298,7 +298,11 @@ pub fn ingest_http(
                     headers: headers
                         .and_then(|h| serde_json::from_str(&h).ok())
                         .unwrap_or_default(),
-                    body: r.get::<_, Option<Vec<u8>>>(3).ok().flatten().unwrap_or_default(),
+                    body: r
+                        .get::<_, Option<Vec<u8>>>(3)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
                 });
                 Ok(HttpIngested::Repeat {
                     event_id: r.get(0)?,

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use super::bot::{Failure, LoadedBot};
-use super::{event, http};
 use super::state::{BotPolicy, Session};
+use super::{event, http};
 use crate::journal::{HttpAnswer, Queued, StoredEvent};
 
 /// What one event came to.

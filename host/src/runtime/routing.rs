@@ -170,7 +170,10 @@ mod tests {
         assert!(!serves_http(&subs, "/"));
         let all = vec![Subscription::Http("/".into())];
         assert!(serves_http(&all, "/") && serves_http(&all, "/a/b"));
-        assert!(!serves_http(&[Subscription::Cron("* * * * * *".into())], "/"));
+        assert!(!serves_http(
+            &[Subscription::Cron("* * * * * *".into())],
+            "/"
+        ));
     }
 
     #[test]

@@ -156,7 +156,8 @@ fn http(req: HttpRequest) -> Result<Reply, BotError> {
             let msg = format!(
                 "MSH|^~\\&|PROBE|HTTP|||20260101120000||ADT^A08|HTTP{seq}|P|2.5\rZPR|{BUILD}|{key}\r"
             );
-            let answer = HttpResponse::json(201, format!(r#"{{"seq":{seq}}}"#)).header("x-probe", BUILD);
+            let answer =
+                HttpResponse::json(201, format!(r#"{{"seq":{seq}}}"#)).header("x-probe", BUILD);
             return Ok(Reply::default().send("out", msg).http(answer));
         }
         ("GET", "/p/write") => {
