@@ -96,7 +96,10 @@ fn give_up(rt: &Runtime, bot: &str, event: i64, panic: &str) {
         // Recorded only where a listener's application ACK waits on it.
         reply: Some(AppReply::Failed(error.clone())),
         // Recorded only where an HTTP command's caller may ask again.
-        http: Some(failure_answer(&Failure::Host(error.clone()), Some(event))),
+        http: Some(http::json_answer(
+            500,
+            &serde_json::json!({ "error": error, "event_id": event }),
+        )),
     };
     let state = StateWrites {
         bot: bot.to_string(),
