@@ -60,7 +60,8 @@ macro_rules! export_bot {
 pub mod prelude {
     pub use crate::hl7::{self, Message};
     pub use crate::{
-        Bot, BotError, Event, Hl7Message, Level, Manifest, Reply, Subscription, export_bot, host,
+        Bot, BotError, Event, Hl7Message, HttpRequest, HttpResponse, Level, Manifest, Reply,
+        Subscription, export_bot, host,
     };
 }
 
@@ -170,6 +171,106 @@ impl Subscription {
             message_types: types.into_iter().map(Into::into).collect(),
         })
     }
+
+    /// HTTP requests below `prefix`, a path under the bot's mount point
+    /// `/bots/<bot-name>`: `Subscription::http("/worklist")` gets
+    /// `/bots/<bot-name>/worklist`, `/worklist/7` and `/worklist?date=…`,
+    /// not `/worklists`.
+    ///
+    /// `GET` and `HEAD` are queries: answered at once and not journaled;
+    /// key-value reads work, writes, sequences and outbound messages are
+    /// refused. Other methods are commands: journaled, then handled like
+    /// any event (their writes and messages are committed before the
+    /// caller gets the answer).
+    ///
+    /// ```ignore
+    /// use interlink_sdk::prelude::*;
+    ///
+    /// struct Worklist;
+    ///
+    /// impl Bot for Worklist {
+    ///     fn manifest() -> Manifest {
+    ///         Manifest::new("worklist", "0.1.0").subscribe(Subscription::http("/items"))
+    ///     }
+    ///
+    ///     fn handle(event: Event) -> Result<Reply, BotError> {
+    ///         let Event::Http(req) = event else { return Ok(Reply::default()) };
+    ///         let key = req.route().trim_start_matches("/items/");
+    ///         let answer = match (req.method.as_str(), host::kv::get(key)) {
+    ///             ("GET", Some(value)) => HttpResponse::new(200).body(value),
+    ///             ("GET", None) => HttpResponse::json(404, r#"{"error":"no such item"}"#),
+    ///             (_, _) => {
+    ///                 host::kv::set(key, &req.body);
+    ///                 HttpResponse::new(201)
+    ///             }
+    ///         };
+    ///         Ok(Reply::default().http(answer))
+    ///     }
+    /// }
+    ///
+    /// export_bot!(Worklist);
+    /// ```
+    pub fn http(prefix: &str) -> Self {
+        Subscription::Http(prefix.to_string())
+    }
+}
+
+impl HttpRequest {
+    /// The path without its query string.
+    pub fn route(&self) -> &str {
+        self.path.split('?').next().unwrap_or_default()
+    }
+
+    /// The query string (after `?`), if any.
+    pub fn query(&self) -> Option<&str> {
+        self.path.split_once('?').map(|(_, q)| q)
+    }
+
+    /// The first header called `name` (names are lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl HttpResponse {
+    /// An empty response with `status`.
+    pub fn new(status: u16) -> Self {
+        HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A JSON response: `json` as the body, `Content-Type:
+    /// application/json`.
+    pub fn json(status: u16, json: impl Into<String>) -> Self {
+        Self::new(status)
+            .header("content-type", "application/json")
+            .body(json.into())
+    }
+
+    /// A plain-text response (UTF-8).
+    pub fn text(status: u16, text: impl Into<String>) -> Self {
+        Self::new(status)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(text.into())
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
 }
 
 // The type is generated, so the impl cannot be derived.
@@ -191,6 +292,12 @@ impl Reply {
             destination: destination.to_string(),
             message: message.into(),
         });
+        self
+    }
+
+    /// Sets the answer to an `http` event (without one the caller gets 204).
+    pub fn http(mut self, response: HttpResponse) -> Self {
+        self.http = Some(response);
         self
     }
 

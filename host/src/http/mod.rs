@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bots;
 pub mod dashboard;
 pub mod error;
 pub mod metrics;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(metrics::ready))
         .nest("/api/v1", api::router())
         .merge(dashboard::routes())
+        .merge(bots::routes())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
         .with_state(state)

@@ -25,8 +25,8 @@ pub use read::{
     EventFilter, EventSummary, OutboxRow, OutboxSummary, PendingRun, Reader, StoredEvent,
 };
 pub use write::{
-    AppReply, Ingest, LedgerEntry, NewEvent, Queued, Receipt, Received, RunLog, RunRecord,
-    RunStatus, StateWrites,
+    AppReply, HttpAnswer, HttpIngested, Ingest, LedgerEntry, NewEvent, Queued, Receipt, Received,
+    RunLog, RunRecord, RunStatus, StateWrites,
 };
 
 /// Why the journal could not do something.
@@ -165,6 +165,18 @@ impl Journal {
         receipt: Receipt,
     ) -> oneshot::Receiver<Result<Received>> {
         self.submit(move |c| write::ingest_received(c, &batch, &receipt))
+    }
+
+    /// Journals an HTTP command for its bot, or, when `key` (bot,
+    /// `Idempotency-Key`) names an earlier command, returns that one and
+    /// its answer instead. The writer decides, so concurrent copies are
+    /// journaled once.
+    pub fn ingest_http(
+        &self,
+        batch: Ingest,
+        key: Option<(String, String)>,
+    ) -> oneshot::Receiver<Result<HttpIngested>> {
+        self.submit(move |c| write::ingest_http(c, &batch, key.as_ref()))
     }
 
     /// Records the ACK sent for a received message unless one is recorded

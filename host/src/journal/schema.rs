@@ -178,6 +178,23 @@ CREATE TABLE paused_destinations (
     paused_ms   INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- HTTP commands sent with an `Idempotency-Key`: a repeat (same bot and
+-- key) gets the first answer and is not journaled again. The writer
+-- resolves the key, so copies arriving at once are journaled once. The
+-- answer (status, headers as a JSON list of pairs, body) is committed with
+-- the run; NULL until then.
+CREATE TABLE http_commands (
+    event_id        INTEGER PRIMARY KEY,
+    bot             TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    status          INTEGER,
+    headers         TEXT,
+    body            BLOB,
+    at_ms           INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX http_commands_by_key ON http_commands (bot, idempotency_key);
+"#,
 ];
 
 /// Settings every connection gets.

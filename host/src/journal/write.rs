@@ -63,6 +63,29 @@ impl AppReply {
     }
 }
 
+/// The answer to an HTTP command, as its caller gets it: the bot's
+/// response, or the failure as JSON. Committed with the run when the
+/// command carried an `Idempotency-Key`, so a repeat gets it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What became of an HTTP command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpIngested {
+    /// Journaled as this new event.
+    New(i64),
+    /// A repeat of this earlier command (same bot and `Idempotency-Key`):
+    /// nothing was journaled. Its answer, once committed.
+    Repeat {
+        event_id: i64,
+        answer: Option<HttpAnswer>,
+    },
+}
+
 /// What became of a message a listener received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
@@ -135,6 +158,8 @@ pub struct RunRecord {
     pub reply: Option<AppReply>,
     /// What the bot logged while it ran (capped: [`RunLog::MAX_LINES`]).
     pub logs: Vec<RunLog>,
+    /// For an HTTP command: its final answer, recorded for repeats.
+    pub http: Option<HttpAnswer>,
 }
 
 /// One line a bot logged during a run, journaled with the run.
@@ -292,6 +317,56 @@ pub fn ingest_received(
     Ok(Received::New(id))
 }
 
+/// Journals an HTTP command, unless `key` (bot, `Idempotency-Key`) names an
+/// earlier one: then nothing is written and the earlier event is returned
+/// with its answer, once committed. Run by the single writer, so copies
+/// arriving at once are journaled once.
+pub fn ingest_http(
+    c: &Connection,
+    batch: &Ingest,
+    key: Option<&(String, String)>,
+) -> rusqlite::Result<HttpIngested> {
+    if let Some((bot, key)) = key {
+        let earlier = c
+            .prepare_cached(
+                "SELECT event_id, status, headers, body FROM http_commands
+                 WHERE bot = ?1 AND idempotency_key = ?2",
+            )?
+            .query_row(params![bot, key], |r| {
+                let status: Option<u16> = r.get(1)?;
+                let headers: Option<String> = r.get(2)?;
+                let answer = status.map(|status| HttpAnswer {
+                    status,
+                    headers: headers
+                        .and_then(|h| serde_json::from_str(&h).ok())
+                        .unwrap_or_default(),
+                    body: r
+                        .get::<_, Option<Vec<u8>>>(3)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                });
+                Ok(HttpIngested::Repeat {
+                    event_id: r.get(0)?,
+                    answer,
+                })
+            })
+            .optional()?;
+        if let Some(repeat) = earlier {
+            return Ok(repeat);
+        }
+    }
+    let ids = ingest(c, batch)?;
+    let id = *ids.first().ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    if let Some((bot, key)) = key {
+        c.prepare_cached(
+            "INSERT INTO http_commands (event_id, bot, idempotency_key, at_ms) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![id, bot, key, now_ms()])?;
+    }
+    Ok(HttpIngested::New(id))
+}
+
 /// Records the ACK sent for a received message (application mode), unless
 /// one is already recorded. Returns the recorded ACK, which every later
 /// resend gets byte for byte (`ack` itself if the receipt is gone).
@@ -320,6 +395,10 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
         "UPDATE received SET reply_kind = ?2, reply_text = ?3
          WHERE event_id = ?1 AND reply_kind IS NULL",
     )?;
+    let mut record_answer = c.prepare_cached(
+        "UPDATE http_commands SET status = ?2, headers = ?3, body = ?4
+         WHERE event_id = ?1 AND status IS NULL",
+    )?;
     for r in runs {
         update_run.execute(params![
             r.event_id,
@@ -337,6 +416,10 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
         if let Some(reply) = &r.reply {
             let (kind, text) = reply.to_row();
             record_reply.execute(params![r.event_id, kind, text])?;
+        }
+        if let Some(answer) = &r.http {
+            let headers = serde_json::to_string(&answer.headers).unwrap_or_default();
+            record_answer.execute(params![r.event_id, answer.status, headers, answer.body])?;
         }
         for q in &r.send {
             insert_outbox.execute(params![
@@ -495,6 +578,10 @@ pub fn purge_chunk(
     .execute(range)?;
     c.prepare_cached("DELETE FROM received WHERE event_id > ?1 AND event_id <= ?2 AND at_ms < ?3")?
         .execute(range)?;
+    c.prepare_cached(
+        "DELETE FROM http_commands WHERE event_id > ?1 AND event_id <= ?2 AND at_ms < ?3",
+    )?
+    .execute(range)?;
     let deleted = c
         .prepare_cached(&format!("DELETE FROM events WHERE id IN ({finished})"))?
         .execute(range)?;
@@ -703,6 +790,7 @@ mod tests {
             send: Vec::new(),
             reply: Some(AppReply::Ack(Some(reply.into()))),
             logs: Vec::new(),
+            http: None,
         };
         complete(&c, &[run("first")], &StateWrites::default()).unwrap();
         complete(&c, &[run("second")], &StateWrites::default()).unwrap();
@@ -716,5 +804,58 @@ mod tests {
                 routed: true
             }
         );
+    }
+
+    #[test]
+    fn a_repeated_idempotency_key_gets_the_first_command_and_its_answer() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut c).unwrap();
+        let key = ("bot".to_string(), "K1".to_string());
+        assert_eq!(
+            ingest_http(&c, &one_event(), Some(&key)).unwrap(),
+            HttpIngested::New(1)
+        );
+        let repeat = |c: &Connection| ingest_http(c, &one_event(), Some(&key)).unwrap();
+        assert_eq!(
+            repeat(&c),
+            HttpIngested::Repeat {
+                event_id: 1,
+                answer: None
+            }
+        );
+        let answer = HttpAnswer {
+            status: 201,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: b"{}".to_vec(),
+        };
+        let run = RunRecord {
+            event_id: 1,
+            bot: "bot".into(),
+            bot_version: "1".into(),
+            status: RunStatus::Done,
+            attempts: 1,
+            next_attempt_ms: 0,
+            error: None,
+            duration_us: 1,
+            send: Vec::new(),
+            reply: None,
+            logs: Vec::new(),
+            http: Some(answer.clone()),
+        };
+        complete(&c, &[run], &StateWrites::default()).unwrap();
+        assert_eq!(
+            repeat(&c),
+            HttpIngested::Repeat {
+                event_id: 1,
+                answer: Some(answer)
+            }
+        );
+        // Without a key, every command is new.
+        assert_eq!(
+            ingest_http(&c, &one_event(), None).unwrap(),
+            HttpIngested::New(2)
+        );
+        let count = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM events"), 2);
     }
 }

@@ -24,5 +24,6 @@ impl From<Level> for tracing::Level {
     }
 }
 pub use self::interlink::bot::types::{
-    DestinationInfo, File, Hl7Filter, Hl7Message, Outbound, Subscription, Tick,
+    DestinationInfo, File, Hl7Filter, Hl7Message, HttpRequest, HttpResponse, Outbound,
+    Subscription, Tick,
 };

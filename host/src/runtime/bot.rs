@@ -321,7 +321,9 @@ fn classify(
     }
     match e.downcast_ref::<Trap>() {
         Some(trap) => Failure::Trapped(trap.to_string()),
-        None => Failure::Trapped(format!("{e:#}")),
+        // A host function refused the call: its reason, without the wasm
+        // backtrace wrapped around it.
+        None => Failure::Trapped(e.root_cause().to_string()),
     }
 }
 

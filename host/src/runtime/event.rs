@@ -1,6 +1,7 @@
 //! Journaled events as the WIT `event` a bot receives.
 
 use super::bindings::{Event, File, Hl7Message, Tick};
+use super::http;
 use crate::journal::StoredEvent;
 
 /// The WIT event for a journal row, or why there is none.
@@ -29,6 +30,7 @@ pub fn to_wit(e: StoredEvent) -> Result<Event, String> {
                 .map_err(|_| "bad tick time")?,
             schedule: e.source,
         })),
+        http::KIND => Ok(Event::Http(http::to_wit(id, &e.body)?)),
         other => Err(format!(
             "events of kind {other:?} are not supported by this host"
         )),

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod engine;
 pub mod event;
 mod fault;
+pub mod http;
 pub mod process;
 pub mod replies;
 pub mod routing;
@@ -60,6 +61,10 @@ pub struct Runtime {
     replies: Arc<replies::Replies>,
     /// Runs each bot finished since the host started.
     pub stats: stats::RunStats,
+    /// Answers awaited by HTTP commands.
+    http_replies: replies::Replies<http::HttpAnswer>,
+    /// Idle journal readers for HTTP queries.
+    readers: Mutex<Vec<state::SharedReader>>,
 }
 
 /// What the configuration grants the bot `name`.
@@ -128,6 +133,8 @@ impl Runtime {
             outbox,
             replies,
             stats: stats::RunStats::default(),
+            http_replies: replies::Replies::default(),
+            readers: Mutex::default(),
         })
     }
 

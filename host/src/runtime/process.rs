@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use super::bot::{Failure, LoadedBot};
-use super::event;
 use super::state::{BotPolicy, Session};
-use crate::journal::{Queued, StoredEvent};
+use super::{event, http};
+use crate::journal::{HttpAnswer, Queued, StoredEvent};
 
 /// What one event came to.
 pub struct Processed {
@@ -17,6 +17,9 @@ pub struct Processed {
     pub result: Result<Vec<Queued>, Failure>,
     /// The bot's own ACK, when it gave one and the event succeeded.
     pub ack: Option<String>,
+    /// For an `http` event that succeeded: the bot's answer (204 when it
+    /// gave no `http-response`).
+    pub http: Option<HttpAnswer>,
     pub duration: Duration,
 }
 
@@ -26,6 +29,7 @@ impl Processed {
         Processed {
             result: Err(failure),
             ack: None,
+            http: None,
             duration: Duration::ZERO,
         }
     }
@@ -38,18 +42,25 @@ pub fn process(
     event: StoredEvent,
     session: Session,
 ) -> (Processed, Session) {
+    let is_http = event.kind == http::KIND;
     let wit = match event::to_wit(event) {
         Ok(e) => e,
         Err(why) => return (Processed::failed(Failure::Host(why)), session),
     };
     let run = bot.handle(&wit, session);
     let mut session = run.session;
-    let (result, ack) = match run.result {
-        Ok(reply) => match policy.accept(reply.send) {
-            Ok(send) => (Ok(send), reply.ack),
-            Err(refused) => (Err(refused), None),
-        },
-        Err(failure) => (Err(failure), None),
+    let (result, ack, http) = match run.result {
+        Ok(reply) => {
+            let answer = match is_http {
+                true => http::answer_of(reply.http).map(Some),
+                false => Ok(None),
+            };
+            match (policy.accept(reply.send), answer) {
+                (Ok(send), Ok(answer)) => (Ok(send), reply.ack, answer),
+                (Err(refused), _) | (_, Err(refused)) => (Err(refused), None, None),
+            }
+        }
+        Err(failure) => (Err(failure), None, None),
     };
     match result {
         Ok(_) => session.keep_event(),
@@ -58,6 +69,7 @@ pub fn process(
     let processed = Processed {
         result,
         ack,
+        http,
         duration: run.duration,
     };
     (processed, session)

@@ -1,10 +1,11 @@
-//! Application acknowledgements: a listener with `ack = "application"`
-//! waits here for the outcome of the first bot run of its message. Any
-//! number of waiters can wait on one event (the first copy of a message and
-//! its resends, on other connections); all get the same outcome. A worker
-//! may finish before a listener starts waiting (or while nobody waits, as
-//! after a crash and restart), so an outcome is kept for a minute after it
-//! is delivered.
+//! Outcomes of bot runs that someone waits for, by event id: a listener
+//! with `ack = "application"` waits for the first bot run of its message
+//! ([`AppReply`]), an HTTP command for its bot's answer
+//! ([`crate::journal::HttpAnswer`]). Any number of waiters can wait on one
+//! event (the first copy of a message and its resends, on other
+//! connections); all get the same outcome. A worker may finish before a
+//! waiter starts waiting (or while nobody waits, as after a crash and
+//! restart), so an outcome is kept for a minute after it is delivered.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -17,22 +18,33 @@ const KEEP: Duration = Duration::from_secs(60);
 
 pub use crate::journal::AppReply;
 
-#[derive(Default)]
-pub struct Replies {
-    inner: Mutex<Inner>,
+/// Outcomes of type `T` by event id.
+pub struct Replies<T = AppReply> {
+    inner: Mutex<Inner<T>>,
 }
 
-#[derive(Default)]
-struct Inner {
-    waiting: HashMap<i64, Vec<oneshot::Sender<AppReply>>>,
-    delivered: HashMap<i64, AppReply>,
+impl<T> Default for Replies<T> {
+    fn default() -> Self {
+        Replies {
+            inner: Mutex::new(Inner {
+                waiting: HashMap::new(),
+                delivered: HashMap::new(),
+                expiry: VecDeque::new(),
+            }),
+        }
+    }
+}
+
+struct Inner<T> {
+    waiting: HashMap<i64, Vec<oneshot::Sender<T>>>,
+    delivered: HashMap<i64, T>,
     /// `delivered`'s keys in delivery order, for expiry.
     expiry: VecDeque<(Instant, i64)>,
 }
 
-impl Replies {
+impl<T: Clone> Replies<T> {
     /// The outcome of `event_id`'s first bot run.
-    pub fn wait(&self, event_id: i64) -> oneshot::Receiver<AppReply> {
+    pub fn wait(&self, event_id: i64) -> oneshot::Receiver<T> {
         let (tx, rx) = oneshot::channel();
         let mut inner = self.inner.lock().expect("replies lock");
         inner.expire(Instant::now());
@@ -59,7 +71,7 @@ impl Replies {
 
     /// Hands over an outcome to every waiter; only the first per event
     /// counts.
-    pub fn deliver(&self, event_id: i64, reply: AppReply) {
+    pub fn deliver(&self, event_id: i64, reply: T) {
         let mut inner = self.inner.lock().expect("replies lock");
         let now = Instant::now();
         inner.expire(now);
@@ -74,7 +86,7 @@ impl Replies {
     }
 }
 
-impl Inner {
+impl<T> Inner<T> {
     /// Forgets outcomes delivered more than [`KEEP`] ago.
     fn expire(&mut self, now: Instant) {
         while let Some(&(at, id)) = self.expiry.front() {
@@ -93,7 +105,7 @@ mod tests {
 
     #[test]
     fn delivers_before_or_after_the_wait() {
-        let r = Replies::default();
+        let r = Replies::<AppReply>::default();
         r.deliver(1, AppReply::Ack(None));
         assert_eq!(r.wait(1).try_recv().unwrap(), AppReply::Ack(None));
         let mut rx = r.wait(2);
@@ -104,7 +116,7 @@ mod tests {
 
     #[test]
     fn every_waiter_gets_the_outcome_and_late_ones_too() {
-        let r = Replies::default();
+        let r = Replies::<AppReply>::default();
         let mut first = r.wait(7);
         let gave_up = r.wait(7);
         let mut resend = r.wait(7);
@@ -119,7 +131,7 @@ mod tests {
 
     #[test]
     fn outcomes_expire() {
-        let r = Replies::default();
+        let r = Replies::<AppReply>::default();
         r.deliver(1, AppReply::Ack(None));
         let mut inner = r.inner.lock().unwrap();
         inner.expire(Instant::now() + KEEP);

@@ -102,6 +102,21 @@ pub fn wants(subs: &[Subscription], key: RouteKey<'_>) -> bool {
     })
 }
 
+/// Whether an HTTP subscription of `subs` covers `path` (below the bot's
+/// mount point, without the query string): its prefix is the whole path or
+/// ends at a segment boundary (`/worklist` covers `/worklist` and
+/// `/worklist/7`, not `/worklists`).
+pub fn serves_http(subs: &[Subscription], path: &str) -> bool {
+    subs.iter().any(|s| match s {
+        Subscription::Http(prefix) => {
+            let prefix = prefix.trim_end_matches('/');
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        }
+        _ => false,
+    })
+}
+
 /// Matches an MSH-9 pattern (`ADT`, `ADT^A04`, `ADT^A0*`, `*`) against MSH-9
 /// as written (`ADT^A04^ADT_A01`). A pattern without `^` looks at the
 /// message type alone; one with `^` at type and trigger event.
@@ -152,6 +167,21 @@ mod tests {
         assert!(type_matches("ADT^*", "ADT"));
         assert!(!type_matches("ORU", "ORM^O01"));
         assert!(type_matches("adt^a04", "ADT^A04"));
+    }
+
+    #[test]
+    fn http_prefixes_match_on_segment_boundaries() {
+        let subs = vec![Subscription::Http("/worklist".into())];
+        assert!(serves_http(&subs, "/worklist"));
+        assert!(serves_http(&subs, "/worklist/7"));
+        assert!(!serves_http(&subs, "/worklists"));
+        assert!(!serves_http(&subs, "/"));
+        let all = vec![Subscription::Http("/".into())];
+        assert!(serves_http(&all, "/") && serves_http(&all, "/a/b"));
+        assert!(!serves_http(
+            &[Subscription::Cron("* * * * * *".into())],
+            "/"
+        ));
     }
 
     #[test]

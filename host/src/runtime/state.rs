@@ -135,6 +135,18 @@ impl Overlay {
     }
 }
 
+/// What a session's calls may do with state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Handling journaled events: read and write.
+    Event,
+    /// `manifest` is running: state is out of reach.
+    Loading,
+    /// Answering a query (HTTP `GET`/`HEAD`), which is not journaled:
+    /// committed state can be read, not written.
+    Query,
+}
+
 /// One bot's view of host state across a batch of events. Each event's
 /// writes sit in `pending` until [`Session::keep_event`] moves them to
 /// `batch` (the event succeeded) or [`Session::drop_event`] discards them.
@@ -144,8 +156,7 @@ pub struct Session {
     base: Box<dyn StateSource>,
     batch: Overlay,
     pending: Overlay,
-    /// `manifest` is running: state is out of reach.
-    loading: bool,
+    mode: Mode,
     /// The bot's log lines (and captured output) not yet written out.
     pub logs: Vec<(tracing::Level, String)>,
 }
@@ -158,7 +169,7 @@ impl Session {
             base,
             batch: Overlay::default(),
             pending: Overlay::default(),
-            loading: false,
+            mode: Mode::Event,
             logs: Vec::new(),
         }
     }
@@ -166,7 +177,15 @@ impl Session {
     /// A session for calling `manifest`, where state is unavailable.
     pub fn loading() -> Self {
         let mut s = Session::new("", Arc::default(), Box::new(NoState));
-        s.loading = true;
+        s.mode = Mode::Loading;
+        s
+    }
+
+    /// A session for answering a query: reads see committed state, writes
+    /// (and sequences) trap.
+    pub fn query(bot: &str, policy: Arc<BotPolicy>, base: Box<dyn StateSource>) -> Self {
+        let mut s = Session::new(bot, policy, base);
+        s.mode = Mode::Query;
         s
     }
 
@@ -193,10 +212,13 @@ impl Session {
     }
 
     fn writable(&self, what: &str) -> Result<()> {
-        if self.loading {
-            bail!("{what} is not available while the host loads the bot (in `manifest`)");
+        match self.mode {
+            Mode::Event => Ok(()),
+            Mode::Loading => {
+                bail!("{what} is not available while the host loads the bot (in `manifest`)")
+            }
+            Mode::Query => bail!("{what} is not allowed while answering a query (GET/HEAD)"),
         }
-        Ok(())
     }
 
     fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -205,14 +227,14 @@ impl Session {
                 return Ok(v.clone());
             }
         }
-        if self.loading {
+        if self.mode == Mode::Loading {
             return Ok(None);
         }
         self.base.kv_get(&self.bot, key)
     }
 
     fn kv_list(&self, prefix: &str) -> Result<Vec<String>> {
-        let mut keys: BTreeSet<String> = if self.loading {
+        let mut keys: BTreeSet<String> = if self.mode == Mode::Loading {
             BTreeSet::new()
         } else {
             self.base.kv_list(&self.bot, prefix)?.into_iter().collect()
@@ -427,6 +449,19 @@ mod tests {
                 .contains("manifest")
         );
         assert_eq!(s.kv_get("a").unwrap(), None);
+    }
+
+    #[test]
+    fn queries_read_committed_state_and_cannot_write() {
+        let mut s = Session::query("bot", Arc::default(), Box::new(Base));
+        assert_eq!(s.kv_get("a").unwrap().unwrap(), b"base");
+        assert_eq!(s.kv_list("").unwrap(), vec!["a".to_string()]);
+        let refused = s.next_sequence("x").unwrap_err().to_string();
+        assert_eq!(
+            refused,
+            "next-sequence is not allowed while answering a query (GET/HEAD)"
+        );
+        assert!(s.writable("kv-set").is_err());
     }
 
     #[test]

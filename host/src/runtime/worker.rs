@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::bot::Failure;
+use super::http::{self, failure_answer};
 use super::process::{Processed, process};
 use super::replies::AppReply;
 use super::state::{Session, SharedReader};
@@ -95,16 +96,28 @@ fn give_up(rt: &Runtime, bot: &str, event: i64, panic: &str) {
         // Recorded only where a listener's application ACK waits on it.
         reply: Some(AppReply::Failed(error.clone())),
         logs: Vec::new(),
+        // Recorded only where an HTTP command's caller may ask again.
+        http: Some(http::json_answer(
+            500,
+            &serde_json::json!({ "error": error, "event_id": event }),
+        )),
     };
     let state = StateWrites {
         bot: bot.to_string(),
         ..StateWrites::default()
     };
-    match rt.journal.complete(vec![record], state).blocking_recv() {
+    match rt
+        .journal
+        .complete(vec![record.clone()], state)
+        .blocking_recv()
+    {
         Ok(Ok(())) => {
             crate::telemetry::bot_run(bot, "failed", None);
             rt.stats.count(bot, 0, 1);
-            rt.replies.deliver(event, AppReply::Failed(error))
+            if let Some(answer) = record.http {
+                rt.http_replies.deliver(event, answer);
+            }
+            rt.replies.deliver(event, AppReply::Failed(error));
         }
         Ok(Err(e)) => tracing::error!(bot = %bot, event, "cannot record the failed run: {e}"),
         Err(_) => {
@@ -194,6 +207,8 @@ fn run_batch(
     let mut replies = Vec::new();
     // (outcome, duration) per run, counted once the batch is committed.
     let mut outcomes = Vec::with_capacity(due.len());
+    // Answers HTTP commands wait for.
+    let mut answers = Vec::new();
     let mut sends = 0;
     for run in due {
         let stored = match reader.lock().expect("reader lock").event(run.event_id) {
@@ -202,9 +217,11 @@ fn run_batch(
             Err(e) => Err(format!("cannot read the event: {e}")),
         };
         let awaited = stored.as_ref().is_ok_and(|e| rt.acks_after_bot(&e.source));
+        let command = stored.as_ref().is_ok_and(|e| e.kind == http::KIND);
         let Processed {
             result,
             ack,
+            http,
             duration,
         } = match stored {
             Ok(event) => {
@@ -232,10 +249,15 @@ fn run_batch(
             send: Vec::new(),
             reply: None,
             logs,
+            http: None,
         };
         let reply = awaited.then(|| match &result {
             Ok(_) => AppReply::Ack(ack),
             Err(f) => AppReply::Failed(f.to_string()),
+        });
+        let answer = command.then(|| match &result {
+            Ok(_) => http.unwrap_or_else(http::no_content),
+            Err(f) => failure_answer(f, Some(run.event_id)),
         });
         match result {
             Ok(send) => {
@@ -274,6 +296,11 @@ fn run_batch(
             record.reply = Some(reply.clone());
             replies.push((run.event_id, reply));
         }
+        // So does an HTTP command's caller.
+        if let Some(answer) = answer.filter(|_| record.status != RunStatus::Pending) {
+            record.http = Some(answer.clone());
+            answers.push((run.event_id, answer));
+        }
         records.push(record);
     }
     let finished = |s| records.iter().filter(|r| r.status == s).count() as u64;
@@ -300,6 +327,9 @@ fn run_batch(
         }
         for (event_id, reply) in replies {
             rt.replies.deliver(event_id, reply);
+        }
+        for (event_id, answer) in answers {
+            rt.http_replies.deliver(event_id, answer);
         }
     }
     committed

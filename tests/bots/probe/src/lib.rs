@@ -19,6 +19,22 @@
 //! A cron tick takes `tick_ms` (setting, default 0) of busy work. A file
 //! event is recorded in KV as `file/SOURCE/NAME` = its size.
 //!
+//! Over HTTP (`/bots/probe/p/…`):
+//!
+//! | request          | the bot                                            |
+//! |------------------|----------------------------------------------------|
+//! | `GET /p/kv/KEY`  | 200 with KV `http/KEY`, or 404                     |
+//! | `POST /p/kv/KEY` | sets KV `http/KEY` to the body, sends a message to |
+//! |                  | `out` (MSH-10 `HTTP<n>`), 201 `{"seq": n}` from    |
+//! |                  | sequence `http`                                    |
+//! | `GET /p/write`   | tries `kv-set` (a query may not)                   |
+//! | `GET /p/send`    | tries to send a message (a query may not)          |
+//! | `POST /p/fail`   | fails (fatal)                                      |
+//! | `POST /p/slow`   | busy-waits `slow_ms`, then 200                     |
+//! | `GET /p/echo`    | 200, the request as JSON-ish text (method, path,   |
+//! |                  | header names)                                      |
+//! | anything else    | 404                                                |
+//!
 //! Forwarded messages go to the `out` destination with a `ZPR` segment
 //! naming the build (`v1`/`v2`) and the running count.
 
@@ -38,6 +54,7 @@ impl Bot for Probe {
         Manifest::new("probe", version)
             .description("test bot")
             .subscribe(Subscription::hl7(["*"]))
+            .subscribe(Subscription::http("/p"))
     }
 
     fn handle(event: Event) -> Result<Reply, BotError> {
@@ -57,7 +74,7 @@ impl Bot for Probe {
                 host::kv::set(&key, file.contents.len().to_string());
                 return Ok(Reply::default());
             }
-            _ => return Ok(Reply::default()),
+            Event::Http(request) => return http(request),
         };
         let mut msg = Message::parse(&input.raw)?;
         let id = msg.control_id().into_owned();
@@ -120,6 +137,55 @@ impl Bot for Probe {
         msg.append_segment(&format!("ZPR|{BUILD}|{count}"));
         Ok(Reply::default().send("out", msg.encode()))
     }
+}
+
+/// The HTTP routes in the table above.
+fn http(req: HttpRequest) -> Result<Reply, BotError> {
+    let route = req.route().to_string();
+    let answer = match (req.method.as_str(), route.as_str()) {
+        ("GET" | "HEAD", r) if r.starts_with("/p/kv/") => {
+            match host::kv::get(&format!("http/{}", &r[6..])) {
+                Some(value) => HttpResponse::new(200).body(value),
+                None => HttpResponse::json(404, r#"{"error":"no such key"}"#),
+            }
+        }
+        ("POST", r) if r.starts_with("/p/kv/") => {
+            let key = &r[6..];
+            host::kv::set(&format!("http/{key}"), &req.body);
+            let seq = host::next_sequence("http");
+            let msg = format!(
+                "MSH|^~\\&|PROBE|HTTP|||20260101120000||ADT^A08|HTTP{seq}|P|2.5\rZPR|{BUILD}|{key}\r"
+            );
+            let answer =
+                HttpResponse::json(201, format!(r#"{{"seq":{seq}}}"#)).header("x-probe", BUILD);
+            return Ok(Reply::default().send("out", msg).http(answer));
+        }
+        ("GET", "/p/write") => {
+            host::kv::set("http/written", "yes");
+            HttpResponse::new(200)
+        }
+        ("GET", "/p/send") => {
+            return Ok(Reply::default().send("out", "MSH|^~\\&|PROBE|HTTP\r"));
+        }
+        ("POST", "/p/fail") => return Err(BotError::fatal("probe refuses this command")),
+        ("POST", "/p/slow") => {
+            let ms: u64 = host::config("slow_ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3000);
+            let until = host::now_ms() + ms;
+            while host::now_ms() < until {}
+            HttpResponse::text(200, "slow done")
+        }
+        ("GET", "/p/echo") => {
+            let names: Vec<&str> = req.headers.iter().map(|(k, _)| k.as_str()).collect();
+            HttpResponse::text(
+                200,
+                format!("{} {} headers={}", req.method, req.path, names.join(",")),
+            )
+        }
+        _ => HttpResponse::json(404, r#"{"error":"probe has no such route"}"#),
+    };
+    Ok(Reply::default().http(answer))
 }
 
 export_bot!(Probe);
