@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::listener::ListenerTls;
-use super::values::{check_name, is_host_port};
+use super::values::{check_name, check_server};
 
 /// What a token may do: `read` sees everything, `write` may also act
 /// (replay, resend, pause, reload, commands to bots).
@@ -72,17 +72,9 @@ const MIN_TOKEN_LEN: usize = 16;
 
 impl HttpConfig {
     pub(super) fn check(&self, key: &str) -> Result<()> {
-        if !is_host_port(&self.listen) {
-            bail!(
-                "{key}.listen = {:?}: expected host:port, e.g. \"127.0.0.1:8080\"",
-                self.listen
-            );
-        }
+        check_server(key, &self.listen, "127.0.0.1:8080", self.max_connections)?;
         if self.max_body_kb == 0 {
             bail!("{key}.max_body_kb must be at least 1");
-        }
-        if !(1..=65_536).contains(&self.max_connections) {
-            bail!("{key}.max_connections must be 1 to 65536");
         }
         if self.session_hours == 0 {
             bail!("{key}.session_hours must be at least 1");

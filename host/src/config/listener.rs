@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use interlink_sdk::hl7::Charset;
 use serde::Deserialize;
 
-use super::values::{charset, default_encoding, is_host_port, yes};
+use super::values::{charset, check_server, default_encoding, yes};
 
 /// When a listener acknowledges a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -70,17 +70,9 @@ pub struct ListenerConfig {
 
 impl ListenerConfig {
     pub(super) fn check(&self, key: &str) -> Result<()> {
-        if !is_host_port(&self.listen) {
-            bail!(
-                "{key}.listen = {:?}: expected host:port, e.g. \"127.0.0.1:2575\"",
-                self.listen
-            );
-        }
+        check_server(key, &self.listen, "127.0.0.1:2575", self.max_connections)?;
         if self.max_message_kb == 0 {
             bail!("{key}.max_message_kb must be at least 1");
-        }
-        if !(1..=65_536).contains(&self.max_connections) {
-            bail!("{key}.max_connections must be 1 to 65536");
         }
         Ok(())
     }

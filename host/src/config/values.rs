@@ -73,6 +73,23 @@ pub(super) fn is_host_port(s: &str) -> bool {
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
+/// What a server listens on: `listen` is `host:port` (`example` shows
+/// one) and `max_connections` 1 to 65536.
+pub(super) fn check_server(
+    key: &str,
+    listen: &str,
+    example: &str,
+    max_connections: usize,
+) -> Result<()> {
+    if !is_host_port(listen) {
+        bail!("{key}.listen = {listen:?}: expected host:port, e.g. \"{example}\"");
+    }
+    if !(1..=65_536).contains(&max_connections) {
+        bail!("{key}.max_connections must be 1 to 65536");
+    }
+    Ok(())
+}
+
 /// A source, destination or bot name: 1-64 letters, digits, `-` or `_`.
 pub(super) fn check_name(name: &str, key: &str) -> Result<()> {
     let ok = !name.is_empty()
