@@ -134,3 +134,33 @@ fn reload_reports_keys_that_need_a_restart() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["restart_needed"], serde_json::json!(["plugins"]));
 }
+
+#[test]
+fn a_listener_that_cannot_bind_fails_the_reload_but_the_rest_is_in_force() {
+    let http = free_port();
+    let mut host = Host::new(&host_config(http, "out", ""));
+    host.install_bot("adt_router", "adt_router.wasm");
+    host.start();
+    host.wait_log("loaded from", T);
+    // The HTTP server's own port is taken: the new listener cannot bind.
+    let added = format!(
+        "[[destination]]\nname = \"out2\"\nkind = \"folder\"\ndir = \"out2\"\n\
+         [[listener]]\nname = \"taken\"\nlisten = \"127.0.0.1:{http}\"\n"
+    );
+    std::fs::write(
+        host.path("interlink.toml"),
+        host_config(http, "out2", &added),
+    )
+    .unwrap();
+    let (status, body) = http_post_json(http, "/api/v1/config/reload", WRITE_TOKEN, "");
+    assert_eq!(status, 500, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("could not start") && error.contains("taken"),
+        "{error}"
+    );
+    // The destination and the bot's new setting are in force.
+    host.drop_file("a.hl7", &adt_a04("P1", "MRN1"));
+    assert!(wait_until(T, || files_in(&host, "out2") == 1));
+    assert_eq!(destination_names(http), ["out", "out2"]);
+}

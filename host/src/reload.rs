@@ -54,10 +54,9 @@ impl Reloader {
         }
     }
 
-    /// Re-reads the configuration and puts it in force, or fails leaving
-    /// the running one as it was (unless a new listener cannot bind: then
-    /// the parts before it have changed). The outcome is logged.
-    pub async fn reload(&self) -> Result<Reloaded> {
+    /// Re-reads the configuration and puts it in force; the outcome is
+    /// logged.
+    pub async fn reload(&self) -> Result<Reloaded, ReloadError> {
         let result = self.reload_now().await;
         match &result {
             Ok(r) => {
@@ -66,29 +65,36 @@ impl Reloader {
                     tracing::warn!(keys = ?r.restart_needed, "these changes take effect only after a restart");
                 }
             }
-            Err(e) => {
-                tracing::error!("configuration not reloaded, still running on the old one: {e:#}")
-            }
+            Err(e) => tracing::error!("{e}"),
         }
         result
     }
 
-    async fn reload_now(&self) -> Result<Reloaded> {
+    async fn reload_now(&self) -> Result<Reloaded, ReloadError> {
         let mut services = self.services.lock().await;
         let path = self.path.clone();
-        let new = crate::blocking::run(move || Config::load_or_default(path.as_deref())).await?;
+        let mut new = crate::blocking::run(move || Config::load_or_default(path.as_deref()))
+            .await
+            .map_err(ReloadError::Invalid)?;
         let tokens = match (&self.auth, &new.http) {
-            (Some(_), Some(http)) => Some(Tokens::from_config(http).context("http")?),
+            (Some(_), Some(http)) => Some(
+                Tokens::from_config(http)
+                    .context("http")
+                    .map_err(ReloadError::Invalid)?,
+            ),
             _ => None,
         };
         let old = self.runtime.config();
         let restart_needed = restart_needed(&old, &new);
+        keep_start_only_settings(&old, &mut new);
         let new = Arc::new(new);
+        // From here on the new configuration goes in force, even if a
+        // source cannot start: what runs and what the runtime knows agree.
         self.runtime.reconfigure(new.clone());
-        let mut changes = services.apply(&new).await?;
         if let (Some(auth), Some(tokens)) = (&self.auth, tokens) {
             auth.replace_tokens(tokens);
         }
+        let mut changes = services.apply(&new).await.map_err(ReloadError::Partial)?;
         if old.bots != new.bots {
             changes.push("bots' settings, destinations and subscriptions updated".into());
         }
@@ -100,6 +106,32 @@ impl Reloader {
             restart_needed,
         })
     }
+}
+
+/// Why a reload did not (wholly) happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file is invalid: nothing changed.
+    #[error("configuration not reloaded, still running on the old one: {0:#}")]
+    Invalid(anyhow::Error),
+    /// The new configuration is in force, but a part of it could not start
+    /// (a port in use): it stays stopped until a reload that starts it.
+    #[error("configuration reloaded, but a part of it could not start: {0:#}")]
+    Partial(anyhow::Error),
+}
+
+/// Puts `old`'s values of the keys read only at start into `new`, so that
+/// nothing reads a changed value before a restart applies it everywhere.
+/// `[http]` tokens are the exception: they apply at once.
+fn keep_start_only_settings(old: &Config, new: &mut Config) {
+    new.journal = old.journal.clone();
+    new.plugins = old.plugins.clone();
+    new.log = old.log.clone();
+    let tokens = new.http.take().map(|h| h.tokens).unwrap_or_default();
+    new.http = old.http.clone().map(|mut http| {
+        http.tokens = tokens;
+        http
+    });
 }
 
 /// The keys read only at start that differ between `old` and `new`.
@@ -135,11 +167,14 @@ mod tests {
     use std::path::Path;
 
     #[test]
-    fn names_the_keys_that_need_a_restart() {
+    fn names_the_keys_that_need_a_restart_and_keeps_their_old_values() {
         let parse = |t: &str| Config::parse(t, Path::new("/x")).unwrap();
         let old = parse("[plugins]\ntimeout_ms = 100\n");
-        let new = parse("[plugins]\ntimeout_ms = 200\n[[folder]]\nname='f'\ndir='d'\n");
+        let mut new = parse("[plugins]\ntimeout_ms = 200\n[[folder]]\nname='f'\ndir='d'\n");
         assert_eq!(restart_needed(&old, &new), ["plugins"]);
         assert!(restart_needed(&old, &old).is_empty());
+        keep_start_only_settings(&old, &mut new);
+        assert_eq!(new.plugins.timeout_ms, 100);
+        assert_eq!(new.folders.len(), 1);
     }
 }
