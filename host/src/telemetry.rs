@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
 
 /// Messages journaled, per source (listener, folder or SFTP source).
 pub const MESSAGES_RECEIVED: &str = "interlink_messages_received_total";
@@ -52,6 +53,9 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How long a gauge nobody sets stays in the output.
+const GAUGE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Installs the Prometheus recorder for the process and starts its upkeep
 /// task (call from inside the tokio runtime, once).
 pub fn install() -> anyhow::Result<()> {
@@ -61,6 +65,9 @@ pub fn install() -> anyhow::Result<()> {
             Matcher::Full(JOURNAL_COMMIT_DURATION.into()),
             COMMIT_BUCKETS,
         )?
+        // The gauges are set from the journal at each scrape: one nobody
+        // sets any more (a destination removed by a reload) disappears.
+        .idle_timeout(MetricKindMask::GAUGE, Some(GAUGE_IDLE))
         .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder)?;
