@@ -65,6 +65,8 @@ pub struct Runtime {
     http_replies: replies::Replies<http::HttpAnswer>,
     /// Idle journal readers for HTTP queries.
     readers: Mutex<Vec<state::SharedReader>>,
+    /// Places of the HTTP queries running at once.
+    query_slots: http::QuerySlots,
 }
 
 /// What the configuration grants the bot `name`.
@@ -135,6 +137,7 @@ impl Runtime {
             stats: stats::RunStats::default(),
             http_replies: replies::Replies::default(),
             readers: Mutex::default(),
+            query_slots: http::QuerySlots::new(http::MAX_QUERIES),
         })
     }
 
