@@ -372,6 +372,8 @@ fn outbox_listing_and_resend_to_the_peer() {
     assert_eq!(list("destination=out").len(), 3);
     assert!(list("destination=elsewhere").is_empty());
     assert!(list("state=pending").is_empty());
+    // Empty page parameters count as absent, as for the search.
+    assert_eq!(list("limit=&before=&state=dead").len(), 3);
     let first = &get(port, "/api/v1/outbox?state=dead")["messages"][2];
     assert_eq!(first["last_error"], "AR: peer says AR");
     assert_eq!(first["destination"], "out");

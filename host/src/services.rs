@@ -5,9 +5,11 @@
 //! changed, starting what was added or changed, and leaving the rest
 //! running untouched.
 //!
-//! Stopping a source ends its connections or its poll at once; anything it
-//! had journaled stays journaled, and anything it had not acknowledged is
-//! sent again by the peer (or taken again from the folder). Stopping a
+//! Stopping a listener or a drop folder ends its connections or its poll at
+//! once; an SFTP poller (a thread) finishes the poll under way and stops at
+//! its next wait. Anything a source had journaled stays journaled, and
+//! anything it had not acknowledged is sent again by the peer (or taken
+//! again from the folder or the server). Stopping a
 //! destination leaves its queue in the journal; a message being sent is
 //! sent again by the destination's next tasks (at least once).
 

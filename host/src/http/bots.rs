@@ -67,8 +67,12 @@ async fn handle(state: AppState, request: Request) -> Result<Response, ApiError>
         body,
     };
     if query {
+        let slot = match state.runtime.query_slot() {
+            Ok(slot) => slot,
+            Err(busy) => return Ok(to_response(busy)),
+        };
         let runtime = state.runtime.clone();
-        let answer = crate::blocking::run(move || Ok(runtime.query(&bot, &request))).await?;
+        let answer = crate::blocking::run(move || Ok(runtime.query(slot, &bot, &request))).await?;
         return Ok(to_response(answer));
     }
     let key = idempotency_key(&parts.headers)?;

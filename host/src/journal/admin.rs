@@ -213,27 +213,22 @@ impl Reader {
             .optional()?)
     }
 
-    /// Failed runs in the journal per bot, from the `runs_failed` index
-    /// (it covers the bot, part of the runs' key).
+    /// Failed runs in the journal per bot: one walk of the failed runs'
+    /// `runs_failed_by_bot` index, already in bot order.
     pub fn failed_runs_by_bot(&self) -> Result<Vec<(String, i64)>> {
         Ok(self
             .conn
-            .prepare_cached(
-                "SELECT bot, COUNT(*) FROM runs INDEXED BY runs_failed WHERE status = 'failed'
-                 GROUP BY bot",
-            )?
+            .prepare_cached(FAILED_RUNS_BY_BOT)?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The failed run of `bot` on the newest event, if any.
+    /// The failed run of `bot` on the newest event, if any: one seek in
+    /// `runs_failed_by_bot`.
     pub fn last_failure(&self, bot: &str) -> Result<Option<LastFailure>> {
         Ok(self
             .conn
-            .prepare_cached(
-                "SELECT event_id, error, updated_ms FROM runs INDEXED BY runs_failed
-                 WHERE status = 'failed' AND bot = ?1 ORDER BY event_id DESC LIMIT 1",
-            )?
+            .prepare_cached(LAST_FAILURE)?
             .query_row(params![bot], |r| {
                 Ok(LastFailure {
                     event_id: r.get(0)?,
@@ -245,9 +240,66 @@ impl Reader {
     }
 }
 
+/// Failed runs per bot (see [`Reader::failed_runs_by_bot`]).
+const FAILED_RUNS_BY_BOT: &str = "SELECT bot, COUNT(*) FROM runs INDEXED BY runs_failed_by_bot
+     WHERE status = 'failed' GROUP BY bot";
+
+/// A bot's newest failed run (see [`Reader::last_failure`]).
+const LAST_FAILURE: &str =
+    "SELECT event_id, error, updated_ms FROM runs INDEXED BY runs_failed_by_bot
+     WHERE status = 'failed' AND bot = ?1 ORDER BY event_id DESC LIMIT 1";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bot list's failure queries read the failed runs of the bot
+    /// asked for, in index order: no sort, no walk over other bots' rows.
+    #[test]
+    fn failures_per_bot_are_served_by_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let mut c = rusqlite::Connection::open(&path).unwrap();
+        super::super::schema::migrate(&mut c).unwrap();
+        for (event, bot, status) in [
+            (1, "a", "failed"),
+            (2, "a", "failed"),
+            (2, "b", "failed"),
+            (3, "b", "done"),
+        ] {
+            c.execute(
+                "INSERT INTO runs (event_id, bot, status, error) VALUES (?1, ?2, ?3, 'e' || ?1)",
+                params![event, bot, status],
+            )
+            .unwrap();
+        }
+        let r = Reader::open(&path).unwrap();
+        let plan = |sql: &str, args: &[&str]| {
+            c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(params_from_iter(args), |row| row.get::<_, String>(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let last = plan(LAST_FAILURE, &["a"]);
+        assert!(
+            last.contains("SEARCH runs USING COVERING INDEX runs_failed_by_bot (bot=?)")
+                || last.contains("SEARCH runs USING INDEX runs_failed_by_bot (bot=?)"),
+            "{last}"
+        );
+        assert!(!last.contains("TEMP B-TREE"), "{last}");
+        let counts = plan(FAILED_RUNS_BY_BOT, &[]);
+        assert!(counts.contains("runs_failed_by_bot"), "{counts}");
+        assert!(!counts.contains("TEMP B-TREE"), "{counts}");
+        assert_eq!(
+            r.failed_runs_by_bot().unwrap(),
+            [("a".to_string(), 2), ("b".to_string(), 1)]
+        );
+        assert_eq!(r.last_failure("a").unwrap().unwrap().event_id, 2);
+        assert!(r.last_failure("c").unwrap().is_none());
+    }
 
     /// Every combination of the outbox listing's filters runs (each forces
     /// its index) and pages newest first.

@@ -40,6 +40,10 @@ pub enum JournalError {
     Closed,
     #[error("cannot create journal directory {0}: {1}")]
     Directory(PathBuf, std::io::Error),
+    /// A read the caller asked for that the journal will not answer as
+    /// asked (the message names the parameter to change).
+    #[error("{0}")]
+    Refused(String),
 }
 
 pub type Result<T, E = JournalError> = std::result::Result<T, E>;

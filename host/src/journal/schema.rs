@@ -163,6 +163,8 @@ CREATE INDEX events_by_type ON events (message_type COLLATE NOCASE, id);
 CREATE INDEX events_by_source ON events (source, id);
 CREATE INDEX events_by_time ON events (received_at_ms);
 CREATE INDEX events_unrouted ON events (id) WHERE routed = 0;
+-- The bot list: each bot's failed runs, its newest failure first.
+CREATE INDEX runs_failed_by_bot ON runs (bot, event_id) WHERE status = 'failed';
 -- A run's log lines: JSON array of {"level", "message"}; NULL for none.
 ALTER TABLE runs ADD COLUMN logs TEXT;
 -- The outbox listing: by destination (immutable columns: no index moves

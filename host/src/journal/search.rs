@@ -13,14 +13,14 @@
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 
-use super::{Reader, Result};
+use super::{JournalError, Reader, Result};
 use crate::runtime::routing::type_matches;
 
 /// Where an event is in its processing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventStatus {
-    /// A bot still has to run (or retry) it.
+    /// A bot still has to run (or retry) it, and no bot's run failed.
     Received,
     /// Routed, and every bot's run is done.
     Done,
@@ -118,7 +118,8 @@ pub struct EventPage {
 /// Most distinct MSH-9 values a type pattern drives the search by (one
 /// index walk each); with more, the pattern is checked as a filter.
 const MAX_TYPE_WALKS: usize = 16;
-/// Most distinct MSH-9 values a type pattern is matched against.
+/// Most distinct MSH-9 values a type pattern is matched against; a pattern
+/// whose literal prefix covers more is refused ([`JournalError::Refused`]).
 const MAX_TYPE_VALUES: usize = 4096;
 
 /// The index a query walks.
@@ -144,7 +145,8 @@ struct Statement {
 }
 
 impl Reader {
-    /// One page of events matching `q`, newest first.
+    /// One page of events matching `q`, newest first;
+    /// [`JournalError::Refused`] for a type pattern too broad to search.
     pub fn search(&self, q: &EventQuery) -> Result<EventPage> {
         let Some(window) = self.id_window(q)? else {
             return Ok(EventPage {
@@ -251,7 +253,8 @@ impl Reader {
 
     /// The distinct MSH-9 values in the journal that `pattern` matches,
     /// found by skipping through `events_by_type` within the pattern's
-    /// literal prefix (one index seek per distinct value).
+    /// literal prefix (one index seek per distinct value); refused when
+    /// that prefix covers more than [`MAX_TYPE_VALUES`] values.
     fn matching_types(&self, pattern: &str) -> Result<Vec<String>> {
         let prefix: String = pattern.chars().take_while(|c| !"*?".contains(*c)).collect();
         let upper = format!("{prefix}\u{10FFFF}");
@@ -273,7 +276,10 @@ impl Reader {
         while let Some(value) = at {
             seen += 1;
             if seen > MAX_TYPE_VALUES {
-                break;
+                return Err(JournalError::Refused(format!(
+                    "type: {pattern:?} covers more than {MAX_TYPE_VALUES} message types \
+                     in the journal; give more of it before the first '*' or '?'"
+                )));
             }
             at = next
                 .query_row(params![value, upper], |r| r.get(0))
@@ -389,11 +395,17 @@ fn statement(
     };
     match (q.status, driver) {
         (Some(EventStatus::Failed), Driver::FailedRuns) => conds.push("r.status = 'failed'".into()),
-        (Some(EventStatus::Received), Driver::PendingRuns) => {
-            conds.push("r.status = 'pending'".into())
-        }
+        // Received: a run pending and none failed (see `EventStatus::of_runs`).
+        (Some(EventStatus::Received), Driver::PendingRuns) => conds.push(format!(
+            "r.status = 'pending' AND NOT {}",
+            has_run("failed")
+        )),
         (Some(EventStatus::Failed), _) => conds.push(has_run("failed")),
-        (Some(EventStatus::Received), _) => conds.push(has_run("pending")),
+        (Some(EventStatus::Received), _) => conds.push(format!(
+            "{} AND NOT {}",
+            has_run("pending"),
+            has_run("failed")
+        )),
         (Some(EventStatus::Unrouted), _) => conds.push("e.routed = 0".into()),
         (Some(EventStatus::Done), _) => conds.push(format!(
             "e.routed > 0 AND NOT {} AND NOT {}",
@@ -424,7 +436,7 @@ mod tests {
 
     /// A journal in a temporary file: ids 1..=12 from two sources over
     /// 12 seconds; patients P1/P2; types ADT^A04, ADT^A08, ORU^R01;
-    /// event 5 failed, 7 pending, 9 unrouted.
+    /// event 5 failed (and pending for a second bot), 7 pending, 9 unrouted.
     fn journal() -> (tempfile::TempDir, Reader) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.db");
@@ -454,6 +466,11 @@ mod tests {
                 .unwrap();
             }
         }
+        c.execute(
+            "INSERT INTO runs (event_id, bot, status) VALUES (5, 'c', 'pending')",
+            [],
+        )
+        .unwrap();
         drop(c);
         let reader = Reader::open(&path).unwrap();
         (dir, reader)
@@ -534,6 +551,37 @@ mod tests {
             ..q()
         };
         assert_eq!(ids(&r, none), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn a_type_pattern_covering_too_many_types_is_refused() {
+        let (dir, r) = journal();
+        let c = Connection::open(dir.path().join("j.db")).unwrap();
+        c.execute_batch("BEGIN").unwrap();
+        for n in 0..MAX_TYPE_VALUES {
+            c.execute(
+                "INSERT INTO events (kind, source, message_type, body, received_at_ms, routed)
+                 VALUES ('hl7', 'adt', ?1, 'MSH', 0, 0)",
+                params![format!("Z{n:05}")],
+            )
+            .unwrap();
+        }
+        c.execute_batch("COMMIT").unwrap();
+        let search = |pattern: &str| {
+            r.search(&EventQuery {
+                message_type: Some(pattern.into()),
+                limit: 10,
+                ..EventQuery::default()
+            })
+        };
+        match search("*") {
+            Err(JournalError::Refused(message)) => {
+                assert!(message.starts_with("type: "), "{message}")
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        assert_eq!(search("ORU").unwrap().events.len(), 4);
+        assert_eq!(search("Z0001?").unwrap().events.len(), 10);
     }
 
     #[test]

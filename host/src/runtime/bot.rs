@@ -85,6 +85,9 @@ pub enum Failure {
     Host(String),
     /// The reply broke a host rule (unknown destination, not HL7).
     Refused(String),
+    /// The host gave up on the event without a result (its worker kept
+    /// dying on it); not retried. The text says why.
+    Abandoned(String),
 }
 
 impl Failure {
@@ -123,6 +126,7 @@ impl Failure {
             Failure::Bot { message, .. } => write!(f, "failed: {}", bot_text(message)),
             Failure::Host(msg) => write!(f, "could not run: {msg}"),
             Failure::Refused(msg) => write!(f, "reply refused: {msg}"),
+            Failure::Abandoned(msg) => f.write_str(msg),
         }
     }
 }

@@ -24,9 +24,12 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Native stack of one call's fiber: wasm frames (wasmtime's default
 /// `max_wasm_stack`, 512 KiB) plus the host functions the bot calls.
 const ASYNC_STACK: usize = 2 << 20;
-/// Fiber stacks in the pool: at most one call per worker and loader runs at
-/// a time, and instances are capped at 128 anyway.
-const TOTAL_STACKS: u32 = 128;
+/// Instances the pool holds, and fiber stacks (one per call under way):
+/// each bot's worker runs one instance at a time, the loader one while it
+/// checks a bot, and HTTP queries at most [`super::http::MAX_QUERIES`]
+/// together. Past that an instantiation fails, and a worker's run with it
+/// (retried later).
+pub const POOL_INSTANCES: u32 = 128;
 
 /// Per-instance limits.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +79,7 @@ impl BotEngine {
     /// An engine enforcing `limits`, keeping compiled bots in `cache`.
     pub fn new(limits: Limits, cache: Option<CompileCache>) -> Result<Self> {
         let mut pool = PoolingAllocationConfig::new();
-        pool.total_component_instances(128)
+        pool.total_component_instances(POOL_INSTANCES)
             .total_core_instances(1024)
             .total_memories(256)
             .total_tables(512)
@@ -90,7 +93,7 @@ impl BotEngine {
             // takes a warm invocation from ~30 us to ~18 us.
             .linear_memory_keep_resident(4 << 20)
             .table_keep_resident(1 << 16)
-            .total_stacks(TOTAL_STACKS);
+            .total_stacks(POOL_INSTANCES);
         let mut pooled_config = base_config();
         pooled_config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let (engine, pooled) = match Engine::new(&pooled_config) {

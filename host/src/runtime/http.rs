@@ -3,7 +3,8 @@
 //!
 //! - [`Runtime::http_mount`]: whether a live bot serves a path;
 //! - [`Runtime::query`] (`GET`/`HEAD`): runs at once on a fresh instance
-//!   with read-only state, not journaled;
+//!   with read-only state, not journaled; at most [`MAX_QUERIES`] at a time
+//!   ([`Runtime::query_slot`]; past that, 503 with `Retry-After`);
 //! - [`Runtime::command`] (other methods): journaled for the bot's worker
 //!   (once per `Idempotency-Key`), answered after the run is committed, or
 //!   202 if it takes longer than the bot's time limit.
@@ -36,6 +37,40 @@ const COMMIT_MARGIN: Duration = Duration::from_secs(1);
 
 /// Most idle journal readers kept for queries.
 const SPARE_READERS: usize = 16;
+
+/// HTTP queries that run at once: a quarter of the instance pool
+/// ([`super::engine::POOL_INSTANCES`]), leaving the rest to the bots'
+/// workers (one instance each at a time: room for 95 bots) and the loader,
+/// so a flood of queries cannot make a journaled run fail for want of an
+/// instance.
+pub const MAX_QUERIES: usize = 32;
+
+/// The places of the queries running at once.
+pub(super) struct QuerySlots(Arc<tokio::sync::Semaphore>);
+
+/// A query's place among the [`MAX_QUERIES`] running at once, freed when
+/// dropped.
+pub struct QuerySlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl QuerySlots {
+    pub(super) fn new(places: usize) -> Self {
+        QuerySlots(Arc::new(tokio::sync::Semaphore::new(places)))
+    }
+
+    /// A free place, or the 503 (with `Retry-After`) that says there is none.
+    fn take(&self) -> Result<QuerySlot, HttpAnswer> {
+        match self.0.clone().try_acquire_owned() {
+            Ok(permit) => Ok(QuerySlot { _permit: permit }),
+            Err(_) => {
+                tracing::debug!("query refused: {MAX_QUERIES} queries are running");
+                let busy = format!("{MAX_QUERIES} queries are running; try again");
+                Err(failure_answer(&Failure::Host(busy), None))
+            }
+        }
+    }
+}
 
 /// An HTTP request for a bot, as it gets it (and as a command's event
 /// journals it).
@@ -191,10 +226,16 @@ impl Runtime {
         }
     }
 
-    /// Answers a query: runs `bot` on `request` at once, on a fresh
-    /// instance, with read-only state; nothing is journaled. Blocks (call
-    /// it off the async executor).
-    pub fn query(&self, bot: &str, request: &Request) -> HttpAnswer {
+    /// A place for a query to run in, or the 503 answer when
+    /// [`MAX_QUERIES`] are running.
+    pub fn query_slot(&self) -> Result<QuerySlot, HttpAnswer> {
+        self.query_slots.take()
+    }
+
+    /// Answers a query, in the place `_slot` holds: runs `bot` on
+    /// `request` at once, on a fresh instance, with read-only state;
+    /// nothing is journaled. Blocks (call it off the async executor).
+    pub fn query(&self, _slot: QuerySlot, bot: &str, request: &Request) -> HttpAnswer {
         let Some(live) = self.bot(bot) else {
             return json_answer(404, &serde_json::json!({ "error": "no such bot" }));
         };
@@ -332,5 +373,20 @@ mod tests {
         assert_eq!(failed.status, 503);
         let body: serde_json::Value = serde_json::from_slice(&failed.body).unwrap();
         assert_eq!(body["event_id"], 7);
+        let abandoned = failure_answer(&Failure::Abandoned("gave up".into()), Some(7));
+        assert_eq!(abandoned.status, 500);
+        let body: serde_json::Value = serde_json::from_slice(&abandoned.body).unwrap();
+        assert_eq!(body["error"], "gave up");
+    }
+
+    #[test]
+    fn queries_past_the_limit_are_answered_503() {
+        let slots = QuerySlots::new(MAX_QUERIES);
+        let mut taken: Vec<QuerySlot> = (0..MAX_QUERIES).map(|_| slots.take().unwrap()).collect();
+        let busy = slots.take().err().expect("no place left");
+        assert_eq!(busy.status, 503);
+        assert!(busy.headers.contains(&("retry-after".into(), "1".into())));
+        taken.pop();
+        assert!(slots.take().is_ok(), "a finished query frees its place");
     }
 }

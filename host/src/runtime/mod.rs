@@ -65,6 +65,8 @@ pub struct Runtime {
     http_replies: replies::Replies<http::HttpAnswer>,
     /// Idle journal readers for HTTP queries.
     readers: Mutex<Vec<state::SharedReader>>,
+    /// Places of the HTTP queries running at once.
+    query_slots: http::QuerySlots,
 }
 
 /// What the configuration grants the bot `name`.
@@ -135,6 +137,7 @@ impl Runtime {
             stats: stats::RunStats::default(),
             http_replies: replies::Replies::default(),
             readers: Mutex::default(),
+            query_slots: http::QuerySlots::new(http::MAX_QUERIES),
         })
     }
 
@@ -159,9 +162,12 @@ impl Runtime {
     /// subscriptions are worked out again from it (its code and its worker
     /// stay), and its worker is woken in case it now has work.
     pub fn reconfigure(&self, config: Arc<Config>) {
-        *self.config.write().expect("config lock") = config.clone();
         let names = {
+            // Swapped under the bots lock, which `install` holds while it
+            // reads the configuration: a bot installed meanwhile is either
+            // rebuilt here or built from the new configuration.
             let mut bots = self.bots.write().expect("bots lock");
+            *self.config.write().expect("config lock") = config.clone();
             for (name, live) in bots.iter_mut() {
                 *live = Arc::new(live_bot(&config, live.code.clone()));
                 debug_assert_eq!(live.code.name(), name);
@@ -207,16 +213,16 @@ impl Runtime {
             );
         }
         let previous_name = files.insert(file.to_path_buf(), name.clone());
+        // Built under the bots lock, which `reconfigure` holds while it
+        // swaps the configuration, so a reload cannot slip in between.
+        let mut bots = self.bots.write().expect("bots lock");
         let live = Arc::new(live_bot(&self.config(), Arc::new(code)));
-        let old = self
-            .bots
-            .write()
-            .expect("bots lock")
-            .insert(name.clone(), live.clone());
+        let old = bots.insert(name.clone(), live.clone());
         if let Some(prev) = previous_name.filter(|p| *p != name) {
-            self.bots.write().expect("bots lock").remove(&prev);
+            bots.remove(&prev);
             self.workers.lock().expect("workers lock").remove(&prev);
         }
+        drop(bots);
         drop(files);
         match old {
             Some(old) => tracing::info!(

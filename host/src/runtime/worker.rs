@@ -76,9 +76,10 @@ pub fn supervise(rt: Arc<Runtime>, bot: String, wake: Receiver<()>) {
 
 /// Fails the run of `event`, which the worker died on again and again.
 fn give_up(rt: &Runtime, bot: &str, event: i64, panic: &str) {
-    let error = format!(
+    let failure = Failure::Abandoned(format!(
         "the host's worker died {DEATHS_PER_EVENT} times running this event ({panic}); not retried"
-    );
+    ));
+    let error = failure.to_string();
     tracing::error!(bot = %bot, event, outcome = "failed", "{error}");
     let record = RunRecord {
         event_id: event,
@@ -97,10 +98,7 @@ fn give_up(rt: &Runtime, bot: &str, event: i64, panic: &str) {
         reply: Some(AppReply::Failed(error.clone())),
         logs: Vec::new(),
         // Recorded only where an HTTP command's caller may ask again.
-        http: Some(http::json_answer(
-            500,
-            &serde_json::json!({ "error": error, "event_id": event }),
-        )),
+        http: Some(failure_answer(&failure, Some(event))),
     };
     let state = StateWrites {
         bot: bot.to_string(),

@@ -44,7 +44,8 @@ pub struct SearchParams {
     pub before: Option<String>,
 }
 
-fn given(v: &Option<String>) -> Option<&str> {
+/// A parameter's value, trimmed; `None` when absent or empty.
+pub(super) fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
@@ -74,6 +75,20 @@ fn number_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError>
         .transpose()
 }
 
+/// A listing's `limit` (default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`])
+/// and `before` cursor, parsed alike for every listing: empty values count
+/// as absent; 400 naming a bad one.
+pub(super) fn page_params(
+    limit: &Option<String>,
+    before: &Option<String>,
+) -> Result<(usize, Option<i64>), ApiError> {
+    let limit = number_param("limit", limit)?.map_or(DEFAULT_LIMIT, |n| n as usize);
+    if limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(format!("limit: at most {MAX_LIMIT}")));
+    }
+    Ok((limit, number_param("before", before)?))
+}
+
 impl SearchParams {
     /// The search these parameters ask for; 400 naming the parameter that
     /// does not parse.
@@ -86,10 +101,7 @@ impl SearchParams {
                 })
             })
             .transpose()?;
-        let limit = number_param("limit", &self.limit)?.map_or(DEFAULT_LIMIT, |n| n as usize);
-        if limit > MAX_LIMIT {
-            return Err(ApiError::bad_request(format!("limit: at most {MAX_LIMIT}")));
-        }
+        let (limit, before) = page_params(&self.limit, &self.before)?;
         Ok(EventQuery {
             control_id: text(&self.control_id),
             patient: text(&self.patient),
@@ -98,7 +110,7 @@ impl SearchParams {
             status,
             since_ms: time_param("since", &self.since)?,
             until_ms: time_param("until", &self.until)?,
-            before: number_param("before", &self.before)?,
+            before,
             limit,
         })
     }
@@ -151,10 +163,15 @@ impl From<FoundEvent> for EventItem {
     }
 }
 
-/// The message search.
+/// The message search; 400 for a search the journal refuses.
 pub async fn search(shared: &Shared, q: &EventQuery) -> Result<EventPage, ApiError> {
     let (journal, q) = (shared.journal.clone(), q.clone());
-    let page = crate::blocking::run(move || Ok(journal.reader()?.search(&q)?)).await?;
+    let page = crate::blocking::run(move || Ok(journal.reader()?.search(&q)))
+        .await?
+        .map_err(|e| match e {
+            JournalError::Refused(message) => ApiError::bad_request(message),
+            e => ApiError::internal(e),
+        })?;
     Ok(EventPage {
         events: page.events.into_iter().map(EventItem::from).collect(),
         next_before: page.next_before,

@@ -8,28 +8,29 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::super::{AppState, Shared};
-use super::events::{DEFAULT_LIMIT, MAX_LIMIT, OutboxView};
+use super::events::{OutboxView, given, page_params};
 use super::extract::{Path, Query};
 use crate::http::auth::{Caller, Writer};
 use crate::http::error::ApiError;
 use crate::journal::JournalError;
 use crate::journal::admin::OutboxQuery;
 
-/// The query string of the outbox listing.
+/// The query string of the outbox listing, as sent; empty values count as
+/// absent (as for the search, `events::SearchParams`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxParams {
     pub destination: Option<String>,
     /// `pending`, `sent` or `dead`.
     pub state: Option<String>,
-    pub limit: Option<usize>,
-    pub before: Option<i64>,
+    pub limit: Option<String>,
+    pub before: Option<String>,
 }
 
 impl OutboxParams {
     /// The listing these parameters ask for; 400 naming a bad one.
     pub fn query(&self) -> Result<OutboxQuery, ApiError> {
-        let state = self.state.as_deref().filter(|s| !s.is_empty());
+        let state = given(&self.state);
         if let Some(s) = state
             && !["pending", "sent", "dead"].contains(&s)
         {
@@ -37,16 +38,11 @@ impl OutboxParams {
                 "state: must be pending, sent or dead",
             ));
         }
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if limit == 0 || limit > MAX_LIMIT {
-            return Err(ApiError::bad_request(format!(
-                "limit: from 1 to {MAX_LIMIT}"
-            )));
-        }
+        let (limit, before) = page_params(&self.limit, &self.before)?;
         Ok(OutboxQuery {
-            destination: self.destination.clone().filter(|d| !d.is_empty()),
+            destination: given(&self.destination).map(str::to_string),
             status: state.map(str::to_string),
-            before: self.before,
+            before,
             limit,
         })
     }
@@ -120,4 +116,50 @@ pub async fn post_resend(
     Path(id): Path<i64>,
 ) -> Result<Json<Resent>, ApiError> {
     Ok(Json(resend(&state, &caller, id).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::events::{DEFAULT_LIMIT, SearchParams};
+    use super::*;
+
+    /// The outbox listing and the search read `limit` and `before` alike.
+    #[test]
+    fn listings_parse_their_page_alike() {
+        let page = |limit: &str, before: &str| {
+            let (limit, before) = (Some(limit.to_string()), Some(before.to_string()));
+            let outbox = OutboxParams {
+                limit: limit.clone(),
+                before: before.clone(),
+                ..OutboxParams::default()
+            }
+            .query()
+            .map(|q| (q.limit, q.before))
+            .map_err(|e| e.message);
+            let search = SearchParams {
+                limit,
+                before,
+                ..SearchParams::default()
+            }
+            .query()
+            .map(|q| (q.limit, q.before))
+            .map_err(|e| e.message);
+            assert_eq!(outbox, search);
+            outbox
+        };
+        assert_eq!(page("", ""), Ok((DEFAULT_LIMIT, None)));
+        assert_eq!(page(" 7 ", "12"), Ok((7, Some(12))));
+        for (limit, before, named) in [
+            ("0", "", "limit"),
+            ("501", "", "limit"),
+            ("x", "", "limit"),
+            ("", "-1", "before"),
+        ] {
+            let refused = page(limit, before).unwrap_err();
+            assert!(
+                refused.starts_with(named),
+                "{limit:?} {before:?}: {refused}"
+            );
+        }
+    }
 }
