@@ -299,6 +299,9 @@ fn write_user_replays_a_failed_run_once_the_bot_is_fixed() {
         "{}",
         b.text("#failed")
     );
+    b.goto(&format!("/messages/{id}"));
+    assert_eq!(b.count("#run-probe a.replay"), 1);
+    b.goto("/failed");
     b.click(&format!(
         "#failed a[href='/messages/{id}/replay?bot=probe']"
     ));
@@ -320,6 +323,8 @@ fn write_user_replays_a_failed_run_once_the_bot_is_fixed() {
         "{}",
         b.text("#run-probe")
     );
+    // A done run is not offered again: it would send its messages twice.
+    assert_eq!(b.count("#run-probe a.replay"), 0);
     assert!(
         host.log()
             .contains(&format!("audit: ops replay event {id} bot probe"))

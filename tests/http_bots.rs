@@ -105,11 +105,20 @@ fn queries_read_committed_state_and_commands_commit_before_answering() {
         "GET",
         "/bots/probe/p/echo?date=2026-11-24",
         Some(READ_TOKEN),
-        &[("Cookie", "interlink_session=x"), ("X-Trace", "7")],
+        &[
+            ("Cookie", "interlink_session=x"),
+            ("Proxy-Authorization", "Basic eDp4"),
+            ("X-Trace", "7"),
+        ],
         b"",
     );
     // A cookie beside a bearer token: the token decides.
     assert_eq!(r.status, 200, "{}", r.text());
+    // Bots answer on the dashboard's origin: no cookies, no active content.
+    assert_eq!(r.header("x-probe"), Some("v1"));
+    assert_eq!(r.header("set-cookie"), None);
+    assert_eq!(r.header("content-security-policy"), Some("sandbox"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
     let echo = r.text();
     assert!(
         echo.starts_with("GET /p/echo?date=2026-11-24 headers="),
@@ -122,7 +131,10 @@ fn queries_read_committed_state_and_commands_commit_before_answering() {
     );
     let journaled: String = host.query("SELECT CAST(body AS TEXT) FROM events");
     assert!(!journaled.contains(WRITE_TOKEN), "{journaled}");
-    host.wait_log("audit: ops http-command probe POST /p/kv/a", WAIT);
+    // The audit line names the subscription, not the path (a patient id,
+    // perhaps), unless `[log] phi = true`.
+    host.wait_log("audit: ops http-command probe POST /p", WAIT);
+    assert_eq!(host.log_lines(&|l| l.contains("/p/kv/a")), 0);
 }
 
 #[test]
@@ -218,10 +230,22 @@ fn the_bots_http_role_decides_who_may_call() {
     let (host, port) = probe_host("", "[bots.probe]\nhttp_role = \"public\"\n");
     assert_eq!(post(port, "/bots/probe/p/kv/a", None, "x").status, 201);
     assert_eq!(get(port, "/bots/probe/p/kv/a", None).text(), "x");
-    host.wait_log(
-        "HTTP command from a public caller bot=probe method=POST",
-        WAIT,
+    host.wait_log("HTTP command from a public caller: probe POST /p", WAIT);
+    // Credentials are not even looked at: a browser's session cookie
+    // without the CSRF header (here a stale one) is no reason to refuse.
+    let r = http(
+        port,
+        "POST",
+        "/bots/probe/p/kv/b",
+        None,
+        &[("Cookie", "interlink_session=stale")],
+        b"y",
     );
+    assert_eq!(r.status, 201, "{}", r.text());
+    // Errors carry the same headers as answers.
+    let r = get(port, "/bots/probe/q", None);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-security-policy"), Some("sandbox"));
     drop(host);
 
     // Write: even queries need a write token.

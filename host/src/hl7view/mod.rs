@@ -9,13 +9,20 @@ use serde::Serialize;
 
 pub use field_names::{field_name, segment_name};
 
-/// The messages in `bytes`, or the first problem with its position.
+/// The messages in `bytes`, decoded in the charset MSH-18 declares (or
+/// `fallback`), or the first problem with its position.
 pub fn messages(bytes: &[u8], fallback: Charset) -> Result<Vec<Message>, String> {
     let (_, text) = charset::decode_declared(bytes, fallback).map_err(|e| match e {
         interlink_sdk::hl7::Error::UnsupportedCharset(_) => format!("position 0: {e}"),
         e => e.to_string(),
     })?;
-    let parts = split_messages(&text);
+    messages_in_text(&text)
+}
+
+/// The messages in `text`, already decoded (MSH-18 is not looked at), or
+/// the first problem with its position.
+pub fn messages_in_text(text: &str) -> Result<Vec<Message>, String> {
+    let parts = split_messages(text);
     if parts.is_empty() {
         return Err("position 0: no MSH segment: this is not HL7".into());
     }
@@ -152,5 +159,19 @@ mod tests {
         assert_eq!(ids.parts[0].path, "PID-3[1].1");
         let control = segs[0].fields.iter().find(|f| f.label == "MSH-10").unwrap();
         assert_eq!((control.value.as_str(), control.parts.len()), ("MSG1", 0));
+    }
+
+    #[test]
+    fn decoded_text_is_not_decoded_again() {
+        let text = "MSH|^~\\&|A|B|C|D|20240101||ADT^A04|MSG1|P|2.5||||||8859/1\rPID|1||123||MÜLLER^JÜRGEN\r";
+        let latin1: Vec<u8> = text.chars().map(|c| c as u8).collect();
+        for msgs in [
+            messages_in_text(text).unwrap(),
+            messages(&latin1, Charset::Utf8).unwrap(),
+        ] {
+            let segs = message(&msgs[0]);
+            let name = segs[1].fields.iter().find(|f| f.label == "PID-5").unwrap();
+            assert_eq!(name.value, "MÜLLER^JÜRGEN");
+        }
     }
 }

@@ -59,20 +59,24 @@ impl Tokens {
     }
 
     /// The token `presented` is, compared in constant time.
-    fn find(&self, presented: &str) -> Option<(&str, Role)> {
+    fn find(&self, presented: &str) -> Option<&Token> {
         let presented = digest(presented);
         let mut found = None;
         for t in &self.0 {
             if bool::from(t.digest.ct_eq(&presented)) {
-                found = Some((t.name.as_str(), t.role));
+                found = Some(t);
             }
         }
         found
     }
 
-    /// The role of the token named `name`, if it is still configured.
-    fn role_of(&self, name: &str) -> Option<Role> {
-        self.0.iter().find(|t| t.name == name).map(|t| t.role)
+    /// The role of the token a session was opened with, if it is still
+    /// configured with the same secret (a rotated secret ends its sessions).
+    fn role_of(&self, session: &Session) -> Option<Role> {
+        self.0
+            .iter()
+            .find(|t| t.name == session.token && t.digest == session.digest)
+            .map(|t| t.role)
     }
 }
 
@@ -83,11 +87,27 @@ pub struct Session {
     pub token: String,
     /// Must accompany every request of this session that changes state.
     pub csrf: String,
+    /// The digest of the token's secret at sign-in.
+    digest: [u8; 32],
     expires: Instant,
 }
 
+impl Session {
+    /// Whether `sent` is this session's CSRF token (compared in constant
+    /// time).
+    pub fn csrf_ok(&self, sent: &str) -> bool {
+        bool::from(sent.as_bytes().ct_eq(self.csrf.as_bytes()))
+    }
+}
+
+/// The answer to a request whose CSRF token is missing or wrong.
+pub fn csrf_refused() -> ApiError {
+    ApiError::forbidden("missing or wrong CSRF token")
+}
+
 /// Tokens and sessions; the tokens are replaced when the configuration is
-/// reloaded, and sessions of a token that is gone stop working.
+/// reloaded, and sessions of a token that is gone, or whose secret has
+/// changed, stop working.
 pub struct Auth {
     tokens: RwLock<Arc<Tokens>>,
     sessions: Mutex<HashMap<String, Session>>,
@@ -122,10 +142,10 @@ impl Auth {
     /// Checks a bearer token.
     pub fn bearer(&self, presented: &str) -> Option<Caller> {
         let tokens = self.tokens();
-        let (name, role) = tokens.find(presented)?;
+        let token = tokens.find(presented)?;
         Some(Caller {
-            name: name.to_string(),
-            role,
+            name: token.name.clone(),
+            role: token.role,
             session: None,
         })
     }
@@ -133,10 +153,12 @@ impl Auth {
     /// Signs in with `presented`: the new session's id, or `None` if the
     /// token is wrong.
     pub fn sign_in(&self, presented: &str) -> Option<(String, Session)> {
-        let caller = self.bearer(presented)?;
+        let tokens = self.tokens();
+        let token = tokens.find(presented)?;
         let session = Session {
-            token: caller.name,
+            token: token.name.clone(),
             csrf: random_id(),
+            digest: token.digest,
             expires: Instant::now() + self.session_lifetime,
         };
         let id = random_id();
@@ -163,7 +185,7 @@ impl Auth {
             .get(id)
             .filter(|s| s.expires > Instant::now())
             .cloned()?;
-        let role = self.tokens().role_of(&session.token)?;
+        let role = self.tokens().role_of(&session)?;
         let caller = Caller {
             name: session.token.clone(),
             role,
@@ -193,11 +215,9 @@ impl Auth {
         };
         let (caller, session) = self.session(id).ok_or_else(ApiError::unauthorized)?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if !safe {
-            let sent = parts.headers.get(CSRF_HEADER).map(|v| v.as_bytes());
-            if !sent.is_some_and(|s| bool::from(s.ct_eq(session.csrf.as_bytes()))) {
-                return Err(ApiError::forbidden("missing or wrong CSRF token"));
-            }
+        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if !safe && !sent.is_some_and(|s| session.csrf_ok(s)) {
+            return Err(csrf_refused());
         }
         Ok(Some(caller))
     }
@@ -285,16 +305,19 @@ impl FromRequestParts<AppState> for Writer {
 mod tests {
     use super::*;
 
-    fn auth() -> Auth {
-        let t = |name: &str, role, secret: &str| Token {
+    fn token(name: &str, role: Role, secret: &str) -> Token {
+        Token {
             name: name.into(),
             role,
             digest: digest(secret),
-        };
+        }
+    }
+
+    fn auth() -> Auth {
         Auth::new(
             Tokens(vec![
-                t("ops", Role::Write, "write-token-0123456789"),
-                t("viewer", Role::Read, "read-token-0123456789"),
+                token("ops", Role::Write, "write-token-0123456789"),
+                token("viewer", Role::Read, "read-token-0123456789"),
             ]),
             Duration::from_secs(60),
         )
@@ -346,5 +369,20 @@ mod tests {
         a.replace_tokens(Tokens(Vec::new()));
         assert_eq!(a.identify(&get).unwrap_err().status.as_u16(), 401);
         assert!(a.sign_in("nope").is_none());
+    }
+
+    #[test]
+    fn a_rotated_secret_ends_the_sessions_signed_in_with_the_old_one() {
+        let a = auth();
+        let (old, _) = a.sign_in("write-token-0123456789").unwrap();
+        let (viewer, _) = a.sign_in("read-token-0123456789").unwrap();
+        a.replace_tokens(Tokens(vec![
+            token("ops", Role::Write, "rotated-token-0123456789"),
+            token("viewer", Role::Read, "read-token-0123456789"),
+        ]));
+        assert!(a.session(&old).is_none());
+        assert_eq!(a.session(&viewer).unwrap().0.name, "viewer");
+        let (new, _) = a.sign_in("rotated-token-0123456789").unwrap();
+        assert_eq!(a.session(&new).unwrap().0.role, Role::Write);
     }
 }

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 
@@ -38,10 +38,22 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn serve(State(state): State<AppState>, request: Request) -> Response {
-    match handle(state, request).await {
+    let mut response = match handle(state, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
-    }
+    };
+    // Bots answer on the dashboard's origin: their pages may not run
+    // script there, nor be sniffed into something that does.
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 async fn handle(state: AppState, request: Request) -> Result<Response, ApiError> {
@@ -49,23 +61,23 @@ async fn handle(state: AppState, request: Request) -> Result<Response, ApiError>
     let (bot, path) = bot_and_path(&parts.uri)?;
     let query = matches!(parts.method, Method::GET | Method::HEAD);
     let caller = authorize(&state, &parts, &bot, query)?;
-    let route = path.split('?').next().unwrap_or_default().to_string();
-    match state.runtime.http_mount(&bot, &route) {
-        Mount::Served => {}
-        Mount::NoBot => return Err(ApiError::not_found(format!("no bot named {bot:?}"))),
-        Mount::NotServed => {
-            return Err(ApiError::not_found(format!(
-                "bot {bot:?} has no HTTP endpoint at {route:?}"
-            )));
-        }
-    }
-    let body = read_body(&parts.headers, body, state.max_body).await?;
-    let request = BotRequest {
+    let mut request = BotRequest {
         method: parts.method.to_string(),
         path,
         headers: passed_headers(&parts.headers),
-        body,
+        body: Vec::new(),
     };
+    let prefix = match state.runtime.http_mount(&bot, request.route()) {
+        Mount::Served { prefix } => prefix,
+        Mount::NoBot => return Err(ApiError::not_found(format!("no bot named {bot:?}"))),
+        Mount::NotServed => {
+            return Err(ApiError::not_found(format!(
+                "bot {bot:?} has no HTTP endpoint at {:?}",
+                request.route()
+            )));
+        }
+    };
+    request.body = read_body(&parts.headers, body, state.max_body).await?;
     if query {
         let slot = match state.runtime.query_slot() {
             Ok(slot) => slot,
@@ -76,11 +88,10 @@ async fn handle(state: AppState, request: Request) -> Result<Response, ApiError>
         return Ok(to_response(answer));
     }
     let key = idempotency_key(&parts.headers)?;
+    let target = command_target(&bot, &request.method, &prefix, request.route());
     match &caller {
-        Some(caller) => caller.audit("http-command", &format!("{bot} {} {route}", request.method)),
-        None => {
-            tracing::info!(bot = %bot, method = %request.method, "HTTP command from a public caller")
-        }
+        Some(caller) => caller.audit("http-command", &target),
+        None => tracing::info!("HTTP command from a public caller: {target}"),
     }
     let answer = match state.runtime.command(&bot, &request, key).await? {
         Commanded::Answered(answer) => answer,
@@ -90,6 +101,16 @@ async fn handle(state: AppState, request: Request) -> Result<Response, ApiError>
         ),
     };
     Ok(to_response(answer))
+}
+
+/// What the log says a command was for: the bot, the method and the
+/// subscription's prefix; the path itself only with `[log] phi = true`, as
+/// the part below the prefix may name a patient (`/patients/<MRN>`).
+fn command_target(bot: &str, method: &str, prefix: &str, route: &str) -> String {
+    match crate::phi::shown() {
+        true => format!("{bot} {method} {prefix} path={route}"),
+        false => format!("{bot} {method} {prefix}"),
+    }
 }
 
 /// The bot's name and the path below its mount point (`/` at least), with
@@ -159,13 +180,17 @@ fn authorize(
             true => HttpAccess::Read,
             false => HttpAccess::Write,
         });
-    let caller = state.auth.identify(parts)?;
-    match (access, caller) {
-        (HttpAccess::Public, caller) => Ok(caller),
-        (_, None) => Err(ApiError::unauthorized()),
-        (HttpAccess::Read, Some(caller)) => Ok(Some(caller)),
-        (HttpAccess::Write, Some(caller)) => {
-            caller.require_write()?;
+    if access == HttpAccess::Public {
+        // Nobody's credentials are needed, so none are checked: a signed-in
+        // browser need not send the CSRF header.
+        return Ok(None);
+    }
+    match state.auth.identify(parts)? {
+        None => Err(ApiError::unauthorized()),
+        Some(caller) => {
+            if access == HttpAccess::Write {
+                caller.require_write()?;
+            }
             Ok(Some(caller))
         }
     }
@@ -191,13 +216,20 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8
     Ok(bytes.to_vec())
 }
 
-/// The request's headers as the bot gets them: all but the caller's
-/// credentials (`Authorization`, `Cookie`, the CSRF token).
+/// The request's headers as the bot (and the journal) gets them: all but
+/// the caller's credentials (`Authorization`, `Proxy-Authorization`,
+/// `Cookie`, the CSRF token).
 fn passed_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .filter(|(name, _)| {
-            *name != header::AUTHORIZATION && *name != header::COOKIE && *name != CSRF_HEADER
+            ![
+                header::AUTHORIZATION,
+                header::PROXY_AUTHORIZATION,
+                header::COOKIE,
+            ]
+            .contains(name)
+                && *name != CSRF_HEADER
         })
         .map(|(name, value)| {
             let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -221,18 +253,23 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
-/// An answer as the HTTP response (the framing headers are the server's).
+/// Headers a bot's answer may not set: the framing is the server's, and
+/// cookies would be set on the dashboard's origin.
+const WITHHELD_ANSWER_HEADERS: [&str; 5] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "set-cookie",
+    "set-cookie2",
+];
+
+/// An answer as the HTTP response, without [`WITHHELD_ANSWER_HEADERS`].
 fn to_response(answer: HttpAnswer) -> Response {
     let mut response = Response::builder().status(answer.status);
     for (name, value) in &answer.headers {
-        let framing = [
-            header::CONTENT_LENGTH,
-            header::TRANSFER_ENCODING,
-            header::CONNECTION,
-        ];
-        if !framing
+        if !WITHHELD_ANSWER_HEADERS
             .iter()
-            .any(|f| f.as_str().eq_ignore_ascii_case(name))
+            .any(|w| w.eq_ignore_ascii_case(name))
         {
             response = response.header(name, value);
         }
@@ -278,6 +315,7 @@ mod tests {
     fn credentials_never_reach_the_bot() {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, "Bearer x".parse().unwrap());
+        h.insert(header::PROXY_AUTHORIZATION, "Basic eA==".parse().unwrap());
         h.insert(header::COOKIE, "s=1".parse().unwrap());
         h.insert(CSRF_HEADER, "t".parse().unwrap());
         h.insert(header::ACCEPT, "text/plain".parse().unwrap());

@@ -1,7 +1,9 @@
 //! The HTTP surface, beside the data flow: one server (`[http]`) for bots'
 //! endpoints, the admin API, the dashboard, metrics and health. Every
-//! request is authenticated ([`auth`]) except `GET /health`; every error is
-//! JSON ([`error`]).
+//! request is authenticated ([`auth`]) except `GET /health`, the
+//! dashboard's `/assets/*` and `/signin` (GET and POST), and the endpoints
+//! of bots with `http_role = "public"`; every API error is JSON
+//! ([`error`]).
 
 pub mod api;
 pub mod auth;
@@ -23,7 +25,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 
 use crate::config::HttpConfig;
-use crate::intake::Intake;
 use crate::journal::Journal;
 use crate::runtime::Runtime;
 use crate::server::Server;
@@ -32,7 +33,6 @@ use crate::server::Server;
 pub struct Shared {
     pub journal: Journal,
     pub runtime: Arc<Runtime>,
-    pub intake: Intake,
     pub auth: Arc<auth::Auth>,
     /// Largest request body accepted, in bytes.
     pub max_body: usize,

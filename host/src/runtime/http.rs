@@ -131,13 +131,14 @@ impl Request {
 }
 
 /// Whether a bot serves a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mount {
     /// No live, enabled bot of that name.
     NoBot,
     /// The bot is live but none of its HTTP subscriptions covers the path.
     NotServed,
-    Served,
+    /// Served through the subscription with this prefix (as the bot wrote it).
+    Served { prefix: String },
 }
 
 /// What became of a command.
@@ -218,9 +219,11 @@ impl Runtime {
     pub fn http_mount(&self, bot: &str, route: &str) -> Mount {
         let enabled = self.config().bots.get(bot).is_none_or(|b| b.enabled);
         match self.bot(bot) {
-            Some(live) if enabled => match routing::serves_http(&live.subscriptions, route) {
-                true => Mount::Served,
-                false => Mount::NotServed,
+            Some(live) if enabled => match routing::http_prefix(&live.subscriptions, route) {
+                Some(prefix) => Mount::Served {
+                    prefix: prefix.to_string(),
+                },
+                None => Mount::NotServed,
             },
             _ => Mount::NoBot,
         }

@@ -102,18 +102,18 @@ pub fn wants(subs: &[Subscription], key: RouteKey<'_>) -> bool {
     })
 }
 
-/// Whether an HTTP subscription of `subs` covers `path` (below the bot's
-/// mount point, without the query string): its prefix is the whole path or
-/// ends at a segment boundary (`/worklist` covers `/worklist` and
-/// `/worklist/7`, not `/worklists`).
-pub fn serves_http(subs: &[Subscription], path: &str) -> bool {
-    subs.iter().any(|s| match s {
-        Subscription::Http(prefix) => {
-            let prefix = prefix.trim_end_matches('/');
-            path.strip_prefix(prefix)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        }
-        _ => false,
+/// The prefix of the first HTTP subscription of `subs` that covers `path`
+/// (below the bot's mount point, without the query string), if one does:
+/// a prefix covers the path when it is the whole path or ends at a segment
+/// boundary (`/worklist` covers `/worklist` and `/worklist/7`, not
+/// `/worklists`).
+pub fn http_prefix<'s>(subs: &'s [Subscription], path: &str) -> Option<&'s str> {
+    subs.iter().find_map(|s| match s {
+        Subscription::Http(prefix) => path
+            .strip_prefix(prefix.trim_end_matches('/'))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            .then_some(prefix.as_str()),
+        _ => None,
     })
 }
 
@@ -171,17 +171,17 @@ mod tests {
 
     #[test]
     fn http_prefixes_match_on_segment_boundaries() {
-        let subs = vec![Subscription::Http("/worklist".into())];
-        assert!(serves_http(&subs, "/worklist"));
-        assert!(serves_http(&subs, "/worklist/7"));
-        assert!(!serves_http(&subs, "/worklists"));
-        assert!(!serves_http(&subs, "/"));
+        let subs = vec![
+            Subscription::Cron("* * * * * *".into()),
+            Subscription::Http("/worklist".into()),
+        ];
+        assert_eq!(http_prefix(&subs, "/worklist"), Some("/worklist"));
+        assert_eq!(http_prefix(&subs, "/worklist/7"), Some("/worklist"));
+        assert_eq!(http_prefix(&subs, "/worklists"), None);
+        assert_eq!(http_prefix(&subs, "/"), None);
         let all = vec![Subscription::Http("/".into())];
-        assert!(serves_http(&all, "/") && serves_http(&all, "/a/b"));
-        assert!(!serves_http(
-            &[Subscription::Cron("* * * * * *".into())],
-            "/"
-        ));
+        assert_eq!(http_prefix(&all, "/"), Some("/"));
+        assert_eq!(http_prefix(&all, "/a/b"), Some("/"));
     }
 
     #[test]

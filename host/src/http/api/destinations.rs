@@ -5,10 +5,10 @@
 //! nothing until resumed, also across a restart.
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Serialize;
 
+use super::extract::Path;
 use crate::http::auth::{Caller, Writer};
 use crate::http::error::ApiError;
 use crate::http::{AppState, Shared};
@@ -114,30 +114,20 @@ pub async fn list(
     Ok(Json(destinations(&state).await?))
 }
 
-/// The `{name}` of the route, or a JSON 400.
-fn name_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    path.map(|Path(name)| name)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
-}
-
 /// `POST /api/v1/destinations/{name}/pause` (write role).
 pub async fn pause(
     Writer(caller): Writer,
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    Path(name): Path<String>,
 ) -> Result<Json<DestinationView>, ApiError> {
-    Ok(Json(
-        set_paused(&state, &caller, &name_of(path)?, true).await?,
-    ))
+    Ok(Json(set_paused(&state, &caller, &name, true).await?))
 }
 
 /// `POST /api/v1/destinations/{name}/resume` (write role).
 pub async fn resume(
     Writer(caller): Writer,
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    Path(name): Path<String>,
 ) -> Result<Json<DestinationView>, ApiError> {
-    Ok(Json(
-        set_paused(&state, &caller, &name_of(path)?, false).await?,
-    ))
+    Ok(Json(set_paused(&state, &caller, &name, false).await?))
 }

@@ -193,7 +193,9 @@ pub struct EventView {
     pub id: i64,
     pub kind: String,
     pub source: String,
-    /// The file it came from, if any.
+    /// The event's name (`events.name`): for a `file` event the file it
+    /// came from, for an `http` command the request path below the
+    /// bot's mount point, with its query string; `null` for others.
     pub file: Option<String>,
     #[serde(rename = "type")]
     pub message_type: Option<String>,

@@ -5,7 +5,6 @@
 
 use axum::extract::State;
 use axum::response::Html;
-use interlink_sdk::hl7::Charset;
 use serde::Serialize;
 
 use super::session::Viewer;
@@ -100,7 +99,7 @@ struct MessagePage {
 pub async fn message(State(state): State<AppState>, viewer: Viewer, Path(id): Path<i64>) -> Page {
     let event = events::detail(&state, id).await?;
     let read = match &event.text {
-        Some(text) => hl7view::messages(text.as_bytes(), Charset::Utf8),
+        Some(text) => hl7view::messages_in_text(text),
         None => Err("not UTF-8 text; see raw_base64 in the API".into()),
     };
     let (segments, unreadable) = match read {

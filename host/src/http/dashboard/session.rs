@@ -13,11 +13,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, extract::rejection::FormRejection};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 use super::templates::render;
 use crate::http::AppState;
-use crate::http::auth::{Caller, SESSION_COOKIE, session_cookie};
+use crate::http::auth::{Caller, SESSION_COOKIE, Session, csrf_refused, session_cookie};
 use crate::http::error::ApiError;
 
 /// The signed-in person looking at a page: any role may read; actions check
@@ -31,15 +30,16 @@ pub struct Viewer {
     pub csrf: String,
     #[serde(skip)]
     pub caller: Caller,
+    #[serde(skip)]
+    session: Session,
 }
 
 impl Viewer {
     /// Fails with 403 unless `sent` is this session's CSRF token.
     pub fn check_csrf(&self, sent: &str) -> Result<(), ApiError> {
-        if bool::from(sent.as_bytes().ct_eq(self.csrf.as_bytes())) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden("missing or wrong CSRF token"))
+        match self.session.csrf_ok(sent) {
+            true => Ok(()),
+            false => Err(csrf_refused()),
         }
     }
 }
@@ -73,8 +73,9 @@ impl FromRequestParts<AppState> for Viewer {
         Ok(Viewer {
             name: caller.name.clone(),
             can_write: caller.can_write(),
-            csrf: session.csrf,
+            csrf: session.csrf.clone(),
             caller,
+            session,
         })
     }
 }

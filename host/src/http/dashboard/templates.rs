@@ -31,20 +31,13 @@ fn env() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
-        env.add_filter("time", format_time);
+        env.add_filter("time", crate::http::api::events::rfc3339);
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
                 .unwrap_or_else(|e| panic!("dashboard template {name}: {e:#}"));
         }
         env
     })
-}
-
-/// Milliseconds since the epoch as `2026-11-24 13:25:20 UTC`.
-fn format_time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_default()
 }
 
 /// Renders template `name` with `data` as `page`, and the signed-in

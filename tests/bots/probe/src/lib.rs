@@ -32,7 +32,7 @@
 //! | `POST /p/fail`   | fails (fatal)                                      |
 //! | `POST /p/slow`   | busy-waits `slow_ms`, then 200                     |
 //! | `GET /p/echo`    | 200, the request as JSON-ish text (method, path,   |
-//! |                  | header names)                                      |
+//! |                  | header names); tries to set a cookie               |
 //! | anything else    | 404                                                |
 //!
 //! Forwarded messages go to the `out` destination with a `ZPR` segment
@@ -182,6 +182,8 @@ fn http(req: HttpRequest) -> Result<Reply, BotError> {
                 200,
                 format!("{} {} headers={}", req.method, req.path, names.join(",")),
             )
+            .header("set-cookie", "interlink_session=planted")
+            .header("x-probe", BUILD)
         }
         _ => HttpResponse::json(404, r#"{"error":"probe has no such route"}"#),
     };
