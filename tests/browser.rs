@@ -122,8 +122,13 @@ impl Browser {
         assert!(arrived, "expected page {path}, still on {now}");
     }
 
-    /// Types `text` into the element `css`.
-    pub fn fill(&self, css: &str, text: &str) {
+    /// Waits for the element `css`, then does `act` with it; panics
+    /// naming `what` and the element if either fails.
+    fn with_element<T, F, Fut>(&self, what: &str, css: &str, act: F) -> T
+    where
+        F: FnOnce(fantoccini::elements::Element) -> Fut,
+        Fut: std::future::Future<Output = Result<T, fantoccini::error::CmdError>>,
+    {
         self.rt
             .block_on(async {
                 let e = self
@@ -132,40 +137,27 @@ impl Browser {
                     .at_most(WAIT)
                     .for_element(Locator::Css(css))
                     .await?;
-                e.clear().await?;
-                e.send_keys(text).await
+                act(e).await
             })
-            .unwrap_or_else(|e| panic!("fill {css}: {e}"));
+            .unwrap_or_else(|e| panic!("{what} {css}: {e}"))
+    }
+
+    /// Types `text` into the element `css`.
+    pub fn fill(&self, css: &str, text: &str) {
+        self.with_element("fill", css, |e| async move {
+            e.clear().await?;
+            e.send_keys(text).await
+        })
     }
 
     /// Clicks the element `css`.
     pub fn click(&self, css: &str) {
-        self.rt
-            .block_on(async {
-                let e = self
-                    .client()
-                    .wait()
-                    .at_most(WAIT)
-                    .for_element(Locator::Css(css))
-                    .await?;
-                e.click().await
-            })
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        self.with_element("click", css, |e| async move { e.click().await })
     }
 
     /// The visible text of the element `css`, once it is there.
     pub fn text(&self, css: &str) -> String {
-        self.rt
-            .block_on(async {
-                let e = self
-                    .client()
-                    .wait()
-                    .at_most(WAIT)
-                    .for_element(Locator::Css(css))
-                    .await?;
-                e.text().await
-            })
-            .unwrap_or_else(|e| panic!("text of {css}: {e}"))
+        self.with_element("text of", css, |e| async move { e.text().await })
     }
 
     /// Waits until the element `css` shows `want`, e.g. while the page

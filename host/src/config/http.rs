@@ -100,11 +100,7 @@ impl HttpConfig {
 
     pub(super) fn resolve(&mut self, join: impl Fn(&mut PathBuf)) {
         if let Some(t) = &mut self.tls {
-            join(&mut t.cert);
-            join(&mut t.key);
-            if let Some(ca) = &mut t.client_ca {
-                join(ca);
-            }
+            t.resolve(&join);
         }
         for t in &mut self.tokens {
             if let Some(f) = &mut t.token_file {

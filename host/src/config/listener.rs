@@ -29,6 +29,16 @@ pub struct ListenerTls {
     pub client_ca: Option<PathBuf>,
 }
 
+impl ListenerTls {
+    pub(super) fn resolve(&mut self, join: impl Fn(&mut PathBuf)) {
+        join(&mut self.cert);
+        join(&mut self.key);
+        if let Some(ca) = &mut self.client_ca {
+            join(ca);
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
@@ -79,11 +89,7 @@ impl ListenerConfig {
 
     pub(super) fn resolve(&mut self, join: impl Fn(&mut PathBuf)) {
         if let Some(t) = &mut self.tls {
-            join(&mut t.cert);
-            join(&mut t.key);
-            if let Some(ca) = &mut t.client_ca {
-                join(ca);
-            }
+            t.resolve(join);
         }
     }
 }
