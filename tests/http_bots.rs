@@ -180,6 +180,26 @@ fn a_repeated_idempotency_key_gets_the_first_answer_and_is_processed_once() {
     host.wait_outputs(3, WAIT);
     assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM outbox"), 3);
 
+    // The same key with another body is refused, and nothing is journaled.
+    let reused = http(
+        port,
+        "POST",
+        "/bots/probe/p/kv/k",
+        Some(WRITE_TOKEN),
+        &[("Idempotency-Key", "order-3")],
+        b"another value",
+    );
+    assert_eq!(reused.status, 422);
+    assert!(
+        reused.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("different request"),
+        "{}",
+        reused.text()
+    );
+    assert_eq!(events(&host), 3);
+
     let r = http(
         port,
         "POST",

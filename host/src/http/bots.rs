@@ -99,6 +99,13 @@ async fn handle(state: AppState, request: Request) -> Result<Response, ApiError>
             StatusCode::ACCEPTED.as_u16(),
             &serde_json::json!({ "event_id": event_id, "status": "accepted" }),
         ),
+        Commanded::KeyReused(event_id) => json_answer(
+            StatusCode::UNPROCESSABLE_ENTITY.as_u16(),
+            &serde_json::json!({
+                "error": "this Idempotency-Key was used for a different request",
+                "event_id": event_id,
+            }),
+        ),
     };
     Ok(to_response(answer))
 }

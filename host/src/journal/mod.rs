@@ -25,8 +25,8 @@ pub use read::{
     EventFilter, EventSummary, OutboxRow, OutboxSummary, PendingRun, Reader, StoredEvent,
 };
 pub use write::{
-    AppReply, HttpAnswer, HttpIngested, Ingest, LedgerEntry, NewEvent, Queued, Receipt, Received,
-    RunLog, RunRecord, RunStatus, StateWrites,
+    AppReply, HttpAnswer, HttpIngested, IdempotencyKey, Ingest, LedgerEntry, NewEvent, Queued,
+    Receipt, Received, RunLog, RunRecord, RunStatus, StateWrites,
 };
 
 /// Why the journal could not do something.
@@ -178,7 +178,7 @@ impl Journal {
     pub fn ingest_http(
         &self,
         batch: Ingest,
-        key: Option<(String, String)>,
+        key: Option<IdempotencyKey>,
     ) -> oneshot::Receiver<Result<HttpIngested>> {
         self.submit(move |c| write::ingest_http(c, &batch, key.as_ref()))
     }

@@ -197,6 +197,11 @@ CREATE TABLE http_commands (
 );
 CREATE UNIQUE INDEX http_commands_by_key ON http_commands (bot, idempotency_key);
 "#,
+    r#"
+-- SHA-256 of the command's method, path and body: a key reused for another
+-- request is refused. NULL for commands journaled before this migration.
+ALTER TABLE http_commands ADD COLUMN request_sha256 TEXT;
+"#,
 ];
 
 /// Settings every connection gets.

@@ -84,6 +84,19 @@ pub enum HttpIngested {
         event_id: i64,
         answer: Option<HttpAnswer>,
     },
+    /// The key names this earlier command, which was another request:
+    /// nothing was journaled.
+    KeyReused { event_id: i64 },
+}
+
+/// An HTTP command's `Idempotency-Key`, scoped to its bot, with a digest of
+/// the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub bot: String,
+    pub key: String,
+    /// SHA-256 (hex) of the method, path and body.
+    pub request_sha256: String,
 }
 
 /// What became of a message a listener received.
@@ -324,32 +337,34 @@ pub fn ingest_received(
 pub fn ingest_http(
     c: &Connection,
     batch: &Ingest,
-    key: Option<&(String, String)>,
+    key: Option<&IdempotencyKey>,
 ) -> rusqlite::Result<HttpIngested> {
-    if let Some((bot, key)) = key {
+    if let Some(k) = key {
         let earlier = c
             .prepare_cached(
-                "SELECT event_id, status, headers, body FROM http_commands
+                "SELECT event_id, request_sha256, status, headers, body FROM http_commands
                  WHERE bot = ?1 AND idempotency_key = ?2",
             )?
-            .query_row(params![bot, key], |r| {
-                let status: Option<u16> = r.get(1)?;
-                let headers: Option<String> = r.get(2)?;
+            .query_row(params![k.bot, k.key], |r| {
+                let event_id = r.get(0)?;
+                let digest: Option<String> = r.get(1)?;
+                if digest.is_some_and(|d| d != k.request_sha256) {
+                    return Ok(HttpIngested::KeyReused { event_id });
+                }
+                let status: Option<u16> = r.get(2)?;
+                let headers: Option<String> = r.get(3)?;
                 let answer = status.map(|status| HttpAnswer {
                     status,
                     headers: headers
                         .and_then(|h| serde_json::from_str(&h).ok())
                         .unwrap_or_default(),
                     body: r
-                        .get::<_, Option<Vec<u8>>>(3)
+                        .get::<_, Option<Vec<u8>>>(4)
                         .ok()
                         .flatten()
                         .unwrap_or_default(),
                 });
-                Ok(HttpIngested::Repeat {
-                    event_id: r.get(0)?,
-                    answer,
-                })
+                Ok(HttpIngested::Repeat { event_id, answer })
             })
             .optional()?;
         if let Some(repeat) = earlier {
@@ -358,11 +373,12 @@ pub fn ingest_http(
     }
     let ids = ingest(c, batch)?;
     let id = *ids.first().ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-    if let Some((bot, key)) = key {
+    if let Some(k) = key {
         c.prepare_cached(
-            "INSERT INTO http_commands (event_id, bot, idempotency_key, at_ms) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO http_commands (event_id, bot, idempotency_key, request_sha256, at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![id, bot, key, now_ms()])?;
+        .execute(params![id, k.bot, k.key, k.request_sha256, now_ms()])?;
     }
     Ok(HttpIngested::New(id))
 }
@@ -810,7 +826,11 @@ mod tests {
     fn a_repeated_idempotency_key_gets_the_first_command_and_its_answer() {
         let mut c = Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&mut c).unwrap();
-        let key = ("bot".to_string(), "K1".to_string());
+        let key = IdempotencyKey {
+            bot: "bot".into(),
+            key: "K1".into(),
+            request_sha256: "aa".into(),
+        };
         assert_eq!(
             ingest_http(&c, &one_event(), Some(&key)).unwrap(),
             HttpIngested::New(1)
@@ -849,6 +869,15 @@ mod tests {
                 event_id: 1,
                 answer: Some(answer)
             }
+        );
+        // The same key with another request is refused.
+        let other = IdempotencyKey {
+            request_sha256: "bb".into(),
+            ..key.clone()
+        };
+        assert_eq!(
+            ingest_http(&c, &one_event(), Some(&other)).unwrap(),
+            HttpIngested::KeyReused { event_id: 1 }
         );
         // Without a key, every command is new.
         assert_eq!(

@@ -26,7 +26,7 @@ use super::state::{Session, SharedReader};
 use super::{Runtime, routing};
 use crate::intake::Router as _;
 pub use crate::journal::HttpAnswer;
-use crate::journal::{HttpIngested, Ingest, NewEvent, StoredEvent};
+use crate::journal::{HttpIngested, IdempotencyKey, Ingest, NewEvent, StoredEvent};
 
 /// Journal event kind of an HTTP command.
 pub const KIND: &str = "http";
@@ -112,6 +112,18 @@ impl Request {
         serde_json::from_slice(bytes).map_err(|e| format!("bad HTTP request envelope: {e}"))
     }
 
+    /// SHA-256 (hex) of the method, path and body: what makes a repeat
+    /// under one `Idempotency-Key` the same request.
+    fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [self.method.as_bytes(), self.path.as_bytes(), &self.body] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        hex::encode(h.finalize())
+    }
+
     /// The path without its query string.
     pub fn route(&self) -> &str {
         self.path.split('?').next().unwrap_or_default()
@@ -148,6 +160,9 @@ pub enum Commanded {
     Answered(HttpAnswer),
     /// Journaled as this event, but not answered within the wait.
     Accepted(i64),
+    /// Not journaled: its `Idempotency-Key` belongs to this earlier event,
+    /// a different request.
+    KeyReused(i64),
 }
 
 /// An answer with a JSON body.
@@ -289,7 +304,11 @@ impl Runtime {
             events: vec![event],
             ..Ingest::default()
         };
-        let key = idempotency_key.map(|k| (bot.to_string(), k));
+        let key = idempotency_key.map(|key| IdempotencyKey {
+            bot: bot.to_string(),
+            key,
+            request_sha256: request.fingerprint(),
+        });
         let ingested = self
             .journal
             .ingest_http(ingest, key)
@@ -305,6 +324,7 @@ impl Runtime {
                 ..
             } => return Ok(Commanded::Answered(answer)),
             HttpIngested::Repeat { event_id, .. } => event_id,
+            HttpIngested::KeyReused { event_id } => return Ok(Commanded::KeyReused(event_id)),
         };
         let wait = Duration::from_millis(self.config().plugins.timeout_ms) + COMMIT_MARGIN;
         match tokio::time::timeout(wait, self.http_replies.wait(event_id)).await {
