@@ -90,7 +90,13 @@ impl Reloader {
         let new = Arc::new(new);
         // From here on the new configuration goes in force, even if a
         // source cannot start: what runs and what the runtime knows agree.
-        self.runtime.reconfigure(new.clone());
+        let (runtime, config) = (self.runtime.clone(), new.clone());
+        crate::blocking::run(move || {
+            runtime.reconfigure(config);
+            Ok(())
+        })
+            .await
+            .map_err(ReloadError::Partial)?;
         if let (Some(auth), Some(tokens)) = (&self.auth, tokens) {
             auth.replace_tokens(tokens);
         }

@@ -21,8 +21,8 @@ pub use wit_bindgen as __wit_bindgen;
 
 pub use bindings::interlink::bot::host::Level;
 pub use bindings::interlink::bot::types::{
-    BotError, DestinationInfo, Event, File, Hl7Filter, Hl7Message, HttpRequest, HttpResponse,
-    Manifest, Outbound, Reply, Subscription, Tick,
+    BotError, BytesPayload, DestinationInfo, Event, File, Hl7Filter, Hl7Message, HttpRequest,
+    HttpResponse, Manifest, Outbound, Payload, Reply, Subscription, Tick,
 };
 
 use bindings::interlink::bot::host as raw;
@@ -31,6 +31,13 @@ use bindings::interlink::bot::host as raw;
 pub trait Bot {
     /// Who the bot is and which events it wants; called once at load.
     fn manifest() -> Manifest;
+    /// Checks the bot's settings when the host loads it and whenever its
+    /// configuration changes; an error names the setting (see
+    /// [`host::setting`]). Until a configuration passes, the host holds the
+    /// bot's events. The default accepts any settings.
+    fn check_settings() -> Result<(), String> {
+        Ok(())
+    }
     /// Handles one event on a fresh instance.
     fn handle(event: Event) -> Result<Reply, BotError>;
 }
@@ -47,6 +54,9 @@ macro_rules! export_bot {
             fn manifest() -> $crate::Manifest {
                 <$bot as $crate::Bot>::manifest()
             }
+            fn check_settings() -> ::core::result::Result<(), ::std::string::String> {
+                <$bot as $crate::Bot>::check_settings()
+            }
             fn handle(event: $crate::Event) -> ::core::result::Result<$crate::Reply, $crate::BotError> {
                 <$bot as $crate::Bot>::handle(event)
             }
@@ -60,8 +70,8 @@ macro_rules! export_bot {
 pub mod prelude {
     pub use crate::hl7::{self, Message};
     pub use crate::{
-        Bot, BotError, Event, Hl7Message, HttpRequest, HttpResponse, Level, Manifest, Reply,
-        Subscription, export_bot, host,
+        Bot, BotError, Event, Hl7Message, HttpRequest, HttpResponse, Level, Manifest, Outbound,
+        Reply, Subscription, export_bot, host,
     };
 }
 
@@ -87,6 +97,31 @@ pub mod host {
     /// A setting from the bot's `[bots.NAME] settings` table.
     pub fn config(key: &str) -> Option<String> {
         raw::config(key)
+    }
+
+    /// The setting `key` parsed as a `T`, or `default` when it is not set.
+    /// The error names the setting, for [`crate::Bot::check_settings`]:
+    /// `setting accession_digits: "twelve" is not valid (invalid digit
+    /// found in string)`.
+    pub fn setting<T>(key: &str, default: T) -> Result<T, String>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match raw::config(key) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|e| format!("setting {key}: {v:?} is not valid ({e})")),
+        }
+    }
+
+    /// The setting `key`, which must be set and not blank.
+    pub fn required_setting(key: &str) -> Result<String, String> {
+        raw::config(key)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| format!("setting {key} is required"))
     }
 
     /// A destination this bot may send to.
@@ -285,13 +320,64 @@ impl Default for Reply {
     }
 }
 
-impl Reply {
-    /// Adds a message for the host to deliver to `destination`.
-    pub fn send(mut self, destination: &str, message: impl Into<String>) -> Self {
-        self.send.push(Outbound {
+impl Outbound {
+    /// An HL7 message for `destination`.
+    pub fn hl7(destination: &str, message: impl Into<String>) -> Self {
+        Outbound {
             destination: destination.to_string(),
-            message: message.into(),
-        });
+            payload: Payload::Hl7(message.into()),
+            not_before_ms: None,
+        }
+    }
+
+    /// Bytes for a folder or SFTP `destination` (a CSV, a JSON or a DICOM
+    /// file); name the file with [`Outbound::named`].
+    pub fn bytes(destination: &str, data: impl Into<Vec<u8>>) -> Self {
+        Outbound {
+            destination: destination.to_string(),
+            payload: Payload::Bytes(BytesPayload {
+                data: data.into(),
+                name: None,
+                content_type: None,
+            }),
+            not_before_ms: None,
+        }
+    }
+
+    /// The file name of a bytes payload (ignored for HL7, whose files the
+    /// host names).
+    pub fn named(mut self, name: &str) -> Self {
+        if let Payload::Bytes(b) = &mut self.payload {
+            b.name = Some(name.to_string());
+        }
+        self
+    }
+
+    /// The media type of a bytes payload (ignored for HL7).
+    pub fn content_type(mut self, media_type: &str) -> Self {
+        if let Payload::Bytes(b) = &mut self.payload {
+            b.content_type = Some(media_type.to_string());
+        }
+        self
+    }
+
+    /// Not delivered before `at_ms` (milliseconds since the Unix epoch):
+    /// the message waits in the durable outbox.
+    pub fn not_before_ms(mut self, at_ms: u64) -> Self {
+        self.not_before_ms = Some(at_ms);
+        self
+    }
+}
+
+impl Reply {
+    /// Adds an HL7 message for the host to deliver to `destination`.
+    pub fn send(self, destination: &str, message: impl Into<String>) -> Self {
+        self.push(Outbound::hl7(destination, message))
+    }
+
+    /// Adds a message built with [`Outbound`]: bytes, a delay.
+    pub fn push(mut self, outbound: Outbound) -> Self {
+        self.send.push(outbound);
         self
     }
 

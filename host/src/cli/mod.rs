@@ -6,6 +6,7 @@ mod inspect;
 mod new;
 mod run;
 mod send;
+mod fixtures;
 mod test;
 
 use std::path::PathBuf;
@@ -32,8 +33,14 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Check that a .wasm file is a valid bot and print its manifest.
-    Check { bot: PathBuf },
+    /// Check that a .wasm file is a valid bot, print its manifest and
+    /// contract version, and check its settings.
+    Check {
+        bot: PathBuf,
+        /// Check the settings this configuration's [bots.NAME] gives it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Create a new bot crate.
     New {
         /// Bot (and crate) name.
@@ -50,7 +57,8 @@ enum Command {
     /// Run a bot offline on input files and show what it would do.
     Test {
         bot: PathBuf,
-        /// HL7 files (one or more messages each) or other files.
+        /// Fixtures, in order: HL7 files (one or more messages each),
+        /// `*.http` requests, `*.tick` cron ticks, or other files.
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
         /// Settings and destinations from this configuration's [bots.NAME].
@@ -59,6 +67,10 @@ enum Command {
         /// Source name the events appear to come from.
         #[arg(long, default_value = "test")]
         source: String,
+        /// Where the test clock (`now-ms`) starts, e.g.
+        /// 2026-11-24T09:00:00Z (default: now); tick fixtures move it.
+        #[arg(long)]
+        now: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -157,15 +169,23 @@ pub fn main() -> ExitCode {
             init_logging();
             run::run(config)
         }
-        Command::Check { bot } => check::check(&bot),
+        Command::Check { bot, config } => check::check(&bot, config.as_deref()),
         Command::New { name, dir, sdk } => new::scaffold(&name, &dir, sdk.as_deref()),
         Command::Test {
             bot,
             inputs,
             config,
             source,
+            now,
             json,
-        } => test::test(&bot, &inputs, config.as_deref(), &source, json),
+        } => test::test(test::TestRun {
+            bot: &bot,
+            inputs: &inputs,
+            config: config.as_deref(),
+            source: &source,
+            now: now.as_deref(),
+            json,
+        }),
         Command::Inspect {
             input,
             charset,

@@ -1,5 +1,6 @@
 //! What folder and SFTP destinations share: a message becomes the file
-//! `<outbox id>.<extension>`, written under a dot-prefixed temporary name,
+//! `<outbox id>.<extension>` (or the name a bot gave its bytes), written
+//! under a dot-prefixed temporary name,
 //! synced, and renamed into place. A reader never sees half a message, and
 //! a redelivery after a crash replaces the same file instead of adding a
 //! second one. [`Storage`] is the little the two differ in.
@@ -8,6 +9,8 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+
+use crate::journal::{OutboxRow, Payload};
 
 /// Where files are written: a local directory tree or an SFTP server.
 pub trait Storage {
@@ -23,6 +26,17 @@ pub trait Storage {
 /// The name of the file carrying outbox message `id`.
 pub fn file_name(id: i64, extension: &str) -> String {
     format!("{id:010}.{extension}")
+}
+
+/// The name of the file carrying `row`: the bot's name for its bytes, else
+/// [`file_name`].
+pub fn name_of(row: &OutboxRow, extension: &str) -> String {
+    match &row.payload {
+        Payload::Bytes {
+            name: Some(name), ..
+        } => name.clone(),
+        _ => file_name(row.id, extension),
+    }
 }
 
 /// Writes `bytes` as `dir/name` through a temporary file in `dir`.

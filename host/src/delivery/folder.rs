@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 use super::DeliveryError;
 use super::file_out::{self, Local};
+use crate::journal::OutboxRow;
 use crate::config::FolderDestination;
 
 pub struct FolderSink {
@@ -27,8 +28,8 @@ impl FolderSink {
         })
     }
 
-    pub async fn deliver(&mut self, id: i64, bytes: &[u8]) -> Result<(), DeliveryError> {
-        let name = file_out::file_name(id, &self.extension);
+    pub async fn deliver(&mut self, row: &OutboxRow, bytes: &[u8]) -> Result<(), DeliveryError> {
+        let name = file_out::name_of(row, &self.extension);
         let (dir, bytes) = (self.dir.clone(), bytes.to_vec());
         crate::blocking::run(move || file_out::write(&Local, &dir, &name, &bytes))
             .await

@@ -3,6 +3,8 @@
 //! failed attempt is retried with exponential backoff (and the messages
 //! behind it wait, to keep order); a message that can never be delivered
 //! (it cannot be encoded for the destination) goes to the dead-letter list.
+//! A message a bot deferred (`not-before-ms`) waits without holding up the
+//! messages behind it; the due ones go in queue order.
 //! A paused destination ([`crate::status::DestinationStatus`], kept in the
 //! journal across restarts) keeps queueing and delivers nothing: its lanes
 //! wait until it is resumed.
@@ -18,6 +20,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
 use crate::config::{DestinationConfig, DestinationKind};
 use crate::journal::{self, Journal, OutboxRow, Reader};
@@ -96,9 +99,9 @@ impl Sink {
         control_id: &str,
     ) -> Result<(), DeliveryError> {
         match self {
-            Sink::Folder(f) => f.deliver(row.id, bytes).await,
+            Sink::Folder(f) => f.deliver(row, bytes).await,
             Sink::Mllp(m) => m.deliver(bytes, control_id).await,
-            Sink::Sftp(s) => s.deliver(row.id, bytes).await,
+            Sink::Sftp(s) => s.deliver(row, bytes).await,
         }
     }
 
@@ -173,27 +176,37 @@ async fn run(
     wake: OutboxSignal,
     status: Arc<DestinationStatus>,
 ) {
-    // Every message of this lane up to `cursor` has been handed over in
+    // Every due message of this lane up to `cursor` has been handed over in
     // this process; "sent" marks are committed in the background
-    // (group-committed), so the queue never waits for an fsync between
-    // messages. After a crash the cursor starts again at 0 and a message
-    // whose mark was not committed is sent again: at least once, never lost.
+    // (group-committed, awaited in `marks`), so the queue never waits for an
+    // fsync between messages. After a crash the cursor starts again at 0 and
+    // a message whose mark was not committed is sent again: at least once,
+    // never lost.
     let mut cursor = 0;
+    let mut marks = JoinSet::new();
+    // When the next deferred message falls due: it may sit behind the
+    // cursor, so the queue is read again from the start then.
+    let mut next_due: Option<i64> = None;
     let mut connected = false;
     loop {
         status.unpaused().await;
+        while marks.try_join_next().is_some() {}
+        if next_due.is_some_and(|due| due <= journal::now_ms()) {
+            rewind(&mut cursor, &mut marks).await;
+        }
         let woken = wake.0.notified();
-        let (queue, name) = (reader.clone(), cfg.name.clone());
-        let rows = match crate::blocking::run(move || {
-            let rows = queue
-                .lock()
-                .expect("outbox reader lock")
-                .outbox_pending(&name, lane, cursor, 256)?;
-            Ok(rows)
+        let (queue, name, now) = (reader.clone(), cfg.name.clone(), journal::now_ms());
+        let read = crate::blocking::run(move || {
+            let queue = queue.lock().expect("outbox reader lock");
+            let rows = queue.outbox_pending(&name, lane, cursor, now, 256)?;
+            Ok((rows, queue.outbox_next_due(&name, now)?))
         })
-        .await
-        {
-            Ok(rows) => rows,
+        .await;
+        let rows = match read {
+            Ok((rows, due)) => {
+                next_due = due;
+                rows
+            }
             Err(e) => {
                 tracing::error!(destination = %cfg.name, "cannot read the outbox: {e}");
                 Vec::new()
@@ -210,7 +223,7 @@ async fn run(
                 head_due = Some(row.next_attempt_ms);
                 break;
             }
-            let outcome = attempt(&cfg, &mut sink, &journal, &status, row).await;
+            let outcome = attempt(&cfg, &mut sink, &journal, &status, row, &mut marks).await;
             if sink.connected() != connected {
                 connected = !connected;
                 status.connection(connected);
@@ -229,7 +242,7 @@ async fn run(
         if progressed && head_due.is_none() {
             continue;
         }
-        let wait = match head_due {
+        let wait = match head_due.into_iter().chain(next_due).min() {
             Some(due) => Duration::from_millis(
                 (due - journal::now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64,
             ),
@@ -238,15 +251,21 @@ async fn run(
         tokio::select! {
             _ = woken => {}
             _ = tokio::time::sleep(wait) => {
-                // Idle: long after any "sent" mark has committed, look at the
-                // whole queue again, so a dead letter put back (`interlink
-                // resend`) behind the cursor is found.
+                // Idle: look at the whole queue again, so a dead letter put
+                // back (`interlink resend`) behind the cursor is found.
                 if rows.is_empty() {
-                    cursor = 0;
+                    rewind(&mut cursor, &mut marks).await;
                 }
             }
         }
     }
+}
+
+/// Starts reading the queue from its start again, once every "sent" mark
+/// of this lane has committed (so no delivered message is read as pending).
+async fn rewind(cursor: &mut i64, marks: &mut JoinSet<()>) {
+    while marks.join_next().await.is_some() {}
+    *cursor = 0;
 }
 
 /// What became of the head of the queue.
@@ -264,11 +283,14 @@ async fn attempt(
     journal: &Journal,
     status: &DestinationStatus,
     row: &OutboxRow,
+    marks: &mut JoinSet<()>,
 ) -> Attempt {
+    // A deferred message ages from when it fell due.
+    let queued = row.created_ms.max(row.not_before_ms);
     let expired = cfg
         .retry
         .max_age_s
-        .is_some_and(|age| journal::now_ms() - row.created_ms > age as i64 * 1000);
+        .is_some_and(|age| journal::now_ms() - queued > age as i64 * 1000);
     let result = if expired {
         Err(DeliveryError::Permanent(Reason {
             text: format!(
@@ -282,7 +304,7 @@ async fn attempt(
             ),
         }))
     } else {
-        match prepare::for_destination(cfg, &row.message) {
+        match prepare::for_destination(cfg, &row.payload) {
             Ok((bytes, control_id)) => sink.deliver(row, &bytes, &control_id).await,
             Err(e) => Err(e),
         }
@@ -293,7 +315,7 @@ async fn attempt(
             telemetry::delivery(&cfg.name, "sent");
             status.attempted(None);
             let (marked, name, id) = (journal.outbox_sent(row.id), cfg.name.clone(), row.id);
-            tokio::spawn(async move {
+            marks.spawn(async move {
                 if let Ok(Err(e)) = marked.await {
                     tracing::error!(destination = %name, outbox_id = id, "delivered, but cannot record it (it will be sent again): {e}");
                 }

@@ -1,19 +1,31 @@
-//! Turning a bot's message into the bytes a destination gets: MSH-4/MSH-6
-//! overrides applied, MSH-7 rendered in the destination's time zone,
-//! MSH-18 set to match the encoding when not UTF-8, and the text encoded in
-//! the destination's character set.
+//! Turning a bot's message into the bytes a destination gets. HL7 gets
+//! MSH-4/MSH-6 overrides applied, MSH-7 rendered in the destination's time
+//! zone, MSH-18 set to match the encoding when not UTF-8, and the text
+//! encoded in the destination's character set; bytes go as they are.
 
 use interlink_sdk::hl7::{Message, Timestamp};
 
 use super::DeliveryError;
-use crate::config::DestinationConfig;
+use crate::config::{DestinationConfig, DestinationKind};
+use crate::journal::Payload;
 
-/// The bytes for the wire and the message's MSH-10 (which the ACK must
-/// name).
+/// The bytes for the wire and, for HL7, the message's MSH-10 (which the
+/// ACK must name).
 pub fn for_destination(
     cfg: &DestinationConfig,
-    text: &str,
+    payload: &Payload,
 ) -> Result<(Vec<u8>, String), DeliveryError> {
+    match payload {
+        Payload::Hl7(text) => hl7(cfg, text),
+        // Refused when the bot sent it; the destination changed kind since.
+        Payload::Bytes { .. } if matches!(cfg.kind, DestinationKind::Mllp(_)) => Err(
+            DeliveryError::Permanent(format!("{:?} is MLLP, which takes HL7 text only, not bytes", cfg.name).into()),
+        ),
+        Payload::Bytes { data, .. } => Ok((data.clone(), String::new())),
+    }
+}
+
+fn hl7(cfg: &DestinationConfig, text: &str) -> Result<(Vec<u8>, String), DeliveryError> {
     let permanent = |e: interlink_sdk::hl7::Error| DeliveryError::Permanent(e.to_string().into());
     let mut msg = Message::parse(text).map_err(permanent)?;
     if let Some(f) = &cfg.sending_facility {
@@ -50,7 +62,7 @@ mod tests {
     #[test]
     fn applies_overrides_and_encoding() {
         let cfg = dest("sending_facility='BF'\nreceiving_facility='EPIC'\nencoding='iso-8859-1'");
-        let out = for_destination(
+        let out = hl7(
             &cfg,
             "MSH|^~\\&|A|B|C|D|20260101||ADT^A04|1|P|2.5\rPID|1||1||Müller\r",
         )
@@ -65,7 +77,7 @@ mod tests {
     #[test]
     fn renders_msh7_in_the_destination_time_zone() {
         let cfg = dest("timezone='America/Chicago'");
-        let (out, _) = for_destination(
+        let (out, _) = hl7(
             &cfg,
             "MSH|^~\\&|A|B|C|D|20260701150000+0000||ORU^R01|9|P|2.5\r",
         )
@@ -76,7 +88,7 @@ mod tests {
         );
         // Without an offset the time is taken as UTC.
         let (out, _) =
-            for_destination(&cfg, "MSH|^~\\&|A|B|C|D|202601151200||ORU^R01|9|P|2.5\r").unwrap();
+            hl7(&cfg, "MSH|^~\\&|A|B|C|D|202601151200||ORU^R01|9|P|2.5\r").unwrap();
         assert!(
             String::from_utf8(out)
                 .unwrap()
@@ -87,7 +99,27 @@ mod tests {
     #[test]
     fn unencodable_text_is_permanent() {
         let cfg = dest("encoding='iso-8859-1'");
-        let err = for_destination(&cfg, "MSH|^~\\&|A\rNTE|1||€\r").unwrap_err();
+        let err = hl7(&cfg, "MSH|^~\\&|A\rNTE|1||€\r").unwrap_err();
+        assert!(matches!(err, DeliveryError::Permanent(_)), "{err}");
+    }
+
+    #[test]
+    fn bytes_go_as_they_are_but_not_over_mllp() {
+        let bytes = Payload::Bytes {
+            data: b"a;b\r\n".to_vec(),
+            name: None,
+            content_type: None,
+        };
+        let (out, control_id) = for_destination(&dest("encoding='iso-8859-1'"), &bytes).unwrap();
+        assert_eq!((out.as_slice(), control_id.as_str()), (&b"a;b\r\n"[..], ""));
+        let mllp = Config::parse(
+            "[[destination]]\nname='m'\nkind='mllp'\nhost='127.0.0.1'\nport=9",
+            std::path::Path::new("/"),
+        )
+        .unwrap()
+        .destinations
+        .remove(0);
+        let err = for_destination(&mllp, &bytes).unwrap_err();
         assert!(matches!(err, DeliveryError::Permanent(_)), "{err}");
     }
 }

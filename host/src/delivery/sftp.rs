@@ -10,6 +10,7 @@ use anyhow::Result;
 
 use super::DeliveryError;
 use super::file_out;
+use crate::journal::OutboxRow;
 use crate::config::SftpDestination;
 use crate::ssh::{Endpoint, SftpSession};
 
@@ -36,8 +37,8 @@ impl SftpSink {
         })
     }
 
-    pub async fn deliver(&mut self, id: i64, bytes: &[u8]) -> Result<(), DeliveryError> {
-        let name = file_out::file_name(id, &self.extension);
+    pub async fn deliver(&mut self, row: &OutboxRow, bytes: &[u8]) -> Result<(), DeliveryError> {
+        let name = file_out::name_of(row, &self.extension);
         let kept = self.session.take();
         let (endpoint, dir, bytes) = (self.endpoint.clone(), self.dir.clone(), bytes.to_vec());
         let (session, result) = tokio::task::spawn_blocking(move || {

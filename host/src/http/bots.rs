@@ -15,7 +15,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 
@@ -59,7 +59,7 @@ async fn serve(State(state): State<AppState>, request: Request) -> Response {
 async fn handle(state: AppState, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let (bot, path) = bot_and_path(&parts.uri)?;
-    let query = matches!(parts.method, Method::GET | Method::HEAD);
+    let query = crate::runtime::http::is_query(parts.method.as_str());
     let caller = authorize(&state, &parts, &bot, query)?;
     let mut request = BotRequest {
         method: parts.method.to_string(),

@@ -25,7 +25,7 @@ pub use read::{
     EventFilter, EventSummary, OutboxRow, OutboxSummary, PendingRun, Reader, StoredEvent,
 };
 pub use write::{
-    AppReply, HttpAnswer, HttpIngested, IdempotencyKey, Ingest, LedgerEntry, NewEvent, Queued,
+    AppReply, HttpAnswer, HttpIngested, IdempotencyKey, Ingest, LedgerEntry, NewEvent, Payload, Queued,
     Receipt, Received, RunLog, RunRecord, RunStatus, StateWrites,
 };
 

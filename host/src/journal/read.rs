@@ -33,7 +33,9 @@ pub struct StoredEvent {
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub id: i64,
-    pub message: String,
+    pub payload: super::Payload,
+    /// Not delivered before (ms since the epoch); 0: at once.
+    pub not_before_ms: i64,
     pub attempts: i64,
     pub next_attempt_ms: i64,
     pub created_ms: i64,
@@ -51,6 +53,8 @@ pub struct OutboxSummary {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub created_ms: i64,
+    /// When a deferred message falls due (ms since the epoch).
+    pub not_before_ms: Option<i64>,
 }
 
 /// Which events `interlink events` lists.
@@ -158,17 +162,21 @@ impl Reader {
     }
 
     /// Pending messages for lane `lane` of `lanes` of `destination` with an
-    /// id above `after_id`, in queue order.
+    /// id above `after_id` that are due at `now_ms` (not deferred past it),
+    /// in queue order.
     pub fn outbox_pending(
         &self,
         destination: &str,
         (lane, lanes): (usize, usize),
         after_id: i64,
+        now_ms: i64,
         limit: usize,
     ) -> Result<Vec<OutboxRow>> {
         let mut q = self.conn.prepare_cached(
-            "SELECT id, message, attempts, next_attempt_ms, created_ms, last_error FROM outbox
+            "SELECT id, message, data, file_name, content_type, not_before_ms, attempts,
+                    next_attempt_ms, created_ms, last_error FROM outbox
              WHERE destination = ?1 AND status = 'pending' AND id > ?2 AND order_hash % ?4 = ?5
+               AND not_before_ms <= ?6
              ORDER BY id LIMIT ?3",
         )?;
         let params = params![
@@ -176,19 +184,32 @@ impl Reader {
             after_id,
             limit as i64,
             lanes as i64,
-            lane as i64
+            lane as i64,
+            now_ms
         ];
         let rows = q.query_map(params, |r| {
             Ok(OutboxRow {
                 id: r.get(0)?,
-                message: r.get(1)?,
-                attempts: r.get(2)?,
-                next_attempt_ms: r.get(3)?,
-                created_ms: r.get(4)?,
-                last_error: r.get(5)?,
+                payload: super::Payload::from_columns(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+                not_before_ms: r.get(5)?,
+                attempts: r.get(6)?,
+                next_attempt_ms: r.get(7)?,
+                created_ms: r.get(8)?,
+                last_error: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// When the next message of `destination` deferred past `now_ms` falls
+    /// due, if one is waiting.
+    pub fn outbox_next_due(&self, destination: &str, now_ms: i64) -> Result<Option<i64>> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT MIN(not_before_ms) FROM outbox INDEXED BY outbox_deferred
+             WHERE destination = ?1 AND status = 'pending' AND not_before_ms > 0
+               AND not_before_ms > ?2",
+        )?;
+        Ok(q.query_row(params![destination, now_ms], |r| r.get(0))?)
     }
 
     /// How many messages wait for `destination`, and when the oldest was
@@ -252,7 +273,8 @@ impl Reader {
             "status != 'sent'"
         };
         let mut q = self.conn.prepare(&format!(
-            "SELECT id, event_id, bot, destination, status, attempts, last_error, created_ms
+            "SELECT id, event_id, bot, destination, status, attempts, last_error, created_ms,
+                    NULLIF(not_before_ms, 0)
              FROM outbox WHERE {cond} ORDER BY id DESC LIMIT ?1"
         ))?;
         let rows = q.query_map(params![limit as i64], |r| {
@@ -265,6 +287,7 @@ impl Reader {
                 attempts: r.get(5)?,
                 last_error: r.get(6)?,
                 created_ms: r.get(7)?,
+                not_before_ms: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -202,6 +202,18 @@ CREATE UNIQUE INDEX http_commands_by_key ON http_commands (bot, idempotency_key)
 -- request is refused. NULL for commands journaled before this migration.
 ALTER TABLE http_commands ADD COLUMN request_sha256 TEXT;
 "#,
+    r#"
+-- Contract 0.2.0: a message may be bytes (`data`, with an optional file
+-- name and media type; `message` is then empty) and may wait in the outbox
+-- until `not_before_ms` (0: due at once). The deferred ones are found by
+-- when they fall due.
+ALTER TABLE outbox ADD COLUMN data BLOB;
+ALTER TABLE outbox ADD COLUMN file_name TEXT;
+ALTER TABLE outbox ADD COLUMN content_type TEXT;
+ALTER TABLE outbox ADD COLUMN not_before_ms INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX outbox_deferred ON outbox (destination, not_before_ms)
+    WHERE status = 'pending' AND not_before_ms > 0;
+"#,
 ];
 
 /// Settings every connection gets.

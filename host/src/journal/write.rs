@@ -211,11 +211,58 @@ impl RunLog {
     }
 }
 
+/// What a queued message carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// HL7 text, encoded for the destination on delivery.
+    Hl7(String),
+    /// Bytes delivered as they are, as the file `name` when it is set.
+    Bytes {
+        data: Vec<u8>,
+        name: Option<String>,
+        content_type: Option<String>,
+    },
+}
+
+impl Payload {
+    /// The columns `message`, `data`, `file_name`, `content_type` of its
+    /// outbox row (`message` is empty for bytes).
+    fn to_columns(&self) -> (&str, Option<&[u8]>, Option<&str>, Option<&str>) {
+        match self {
+            Payload::Hl7(text) => (text, None, None, None),
+            Payload::Bytes {
+                data,
+                name,
+                content_type,
+            } => ("", Some(data), name.as_deref(), content_type.as_deref()),
+        }
+    }
+
+    /// The payload of an outbox row's columns (see [`Payload::to_columns`]).
+    pub(super) fn from_columns(
+        message: String,
+        data: Option<Vec<u8>>,
+        name: Option<String>,
+        content_type: Option<String>,
+    ) -> Self {
+        match data {
+            None => Payload::Hl7(message),
+            Some(data) => Payload::Bytes {
+                data,
+                name,
+                content_type,
+            },
+        }
+    }
+}
+
 /// A message a bot queued for a destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
     pub destination: String,
-    pub message: String,
+    pub payload: Payload,
+    /// Not delivered before this time (ms since the epoch); 0: at once.
+    pub not_before_ms: i64,
     /// Hash of the value of the destination's `ordering_key` (0 without
     /// one): with `connections = N`, lane `order_hash % N` carries it.
     pub order_hash: i64,
@@ -404,8 +451,9 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
          WHERE event_id = ?1 AND bot = ?2",
     )?;
     let mut insert_outbox = c.prepare_cached(
-        "INSERT INTO outbox (event_id, bot, destination, message, status, created_ms, order_hash)
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)",
+        "INSERT INTO outbox (event_id, bot, destination, message, data, file_name, content_type,
+                             not_before_ms, status, created_ms, order_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10)",
     )?;
     let mut record_reply = c.prepare_cached(
         "UPDATE received SET reply_kind = ?2, reply_text = ?3
@@ -438,11 +486,16 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
             record_answer.execute(params![r.event_id, answer.status, headers, answer.body])?;
         }
         for q in &r.send {
+            let (message, data, file_name, content_type) = q.payload.to_columns();
             insert_outbox.execute(params![
                 r.event_id,
                 r.bot,
                 q.destination,
-                q.message,
+                message,
+                data,
+                file_name,
+                content_type,
+                q.not_before_ms,
                 now,
                 q.order_hash
             ])?;

@@ -20,9 +20,9 @@ use wasmtime::{Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use super::bindings::{Bot, BotPre, Event, Level, Manifest, Reply};
+use super::bindings::{Contract, Event, Exports, Level, Manifest, Prepared, Reply};
 use super::engine::BotEngine;
-use super::state::{BotState, MemoryLimiter, Session};
+use super::state::{BotPolicy, BotState, MemoryLimiter, Session};
 
 /// Most bytes of stdout (and of stderr) kept per call.
 const MAX_OUTPUT: usize = 1024 * 1024;
@@ -54,7 +54,7 @@ enum Stopped {
 /// A bot ready to run.
 pub struct LoadedBot {
     engine: BotEngine,
-    pre: BotPre<BotState>,
+    pre: Prepared,
     pub(super) manifest: Manifest,
 }
 
@@ -64,6 +64,8 @@ pub struct Summary {
     pub name: String,
     pub version: String,
     pub description: String,
+    /// The contract it was built against (`interlink:bot@0.2.0`).
+    pub contract: &'static str,
     /// Its manifest's subscriptions, in words (`hl7 ADT^A04 from in`).
     pub subscriptions: Vec<String>,
 }
@@ -155,7 +157,7 @@ pub struct Invocation<T> {
 }
 
 impl LoadedBot {
-    pub(super) fn new(engine: BotEngine, pre: BotPre<BotState>) -> anyhow::Result<Self> {
+    pub(super) fn new(engine: BotEngine, pre: Prepared) -> anyhow::Result<Self> {
         let mut bot = LoadedBot {
             engine,
             pre,
@@ -167,8 +169,8 @@ impl LoadedBot {
             },
         };
         let call = bot.call(
-            Session::loading(),
-            async |b: &Bot, s: &mut Store<BotState>| b.call_manifest(s).await,
+            Session::loading(Default::default()),
+            async |b: &Exports, s: &mut Store<BotState>| b.manifest(s).await,
         );
         let manifest = call.result.map_err(|f| anyhow::anyhow!("`manifest` {f}"))?;
         check_manifest(&manifest)?;
@@ -184,12 +186,40 @@ impl LoadedBot {
         &self.manifest.version
     }
 
+    /// The contract version it was built against.
+    pub fn contract(&self) -> Contract {
+        self.pre.contract()
+    }
+
+    /// Runs `check-settings` with the settings of `policy`: `Err` names
+    /// what is wrong (the bot's own words, or how the call failed).
+    pub fn check_settings(&self, policy: std::sync::Arc<BotPolicy>) -> Result<(), String> {
+        let call = self.call(
+            Session::loading(policy),
+            async |b: &Exports, s: &mut Store<BotState>| b.check_settings(s).await,
+        );
+        match call.result {
+            Ok(verdict) => verdict,
+            Err(f) => Err(format!("`check-settings` {f}")),
+        }
+    }
+
+    /// Its cron schedules, with its subscriptions as `config` (its
+    /// `[bots.NAME]`) makes them.
+    pub fn cron_schedules(&self, config: Option<&crate::config::BotConfig>) -> Vec<String> {
+        super::routing::effective(&self.manifest.subscribe, config)
+            .iter()
+            .filter_map(|s| super::routing::cron_schedule(s).map(str::to_string))
+            .collect()
+    }
+
     /// Its manifest, in the host's terms.
     pub fn summary(&self) -> Summary {
         Summary {
             name: self.manifest.name.clone(),
             version: self.manifest.version.clone(),
             description: self.manifest.description.clone(),
+            contract: self.contract().package(),
             subscriptions: self
                 .manifest
                 .subscribe
@@ -205,8 +235,8 @@ impl LoadedBot {
             result,
             session,
             duration,
-        } = self.call(session, async |b: &Bot, s: &mut Store<BotState>| {
-            b.call_handle(s, event).await
+        } = self.call(session, async |b: &Exports, s: &mut Store<BotState>| {
+            b.handle(s, event).await
         });
         let result = match result {
             Ok(Ok(reply)) => Ok(reply),
@@ -226,7 +256,7 @@ impl LoadedBot {
     fn call<R>(
         &self,
         session: Session,
-        f: impl AsyncFnOnce(&Bot, &mut Store<BotState>) -> wasmtime::Result<R>,
+        f: impl AsyncFnOnce(&Exports, &mut Store<BotState>) -> wasmtime::Result<R>,
     ) -> Invocation<R> {
         let limits = self.engine.limits();
         let stdout = MemoryOutputPipe::new(MAX_OUTPUT);
@@ -255,7 +285,7 @@ impl LoadedBot {
         let run = async {
             let bot = self
                 .pre
-                .instantiate_async(&mut store)
+                .instantiate(&mut store)
                 .await
                 .map_err(Stopped::Instantiating)?;
             f(&bot, &mut store).await.map_err(Stopped::Calling)

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::{Bot, BotPre};
+use super::bindings::{self, Contract, Prepared};
 use super::bot::LoadedBot;
 use super::cache::CompileCache;
 use super::state::BotState;
@@ -117,7 +117,7 @@ impl BotEngine {
         // Asynchronous WASI: a bot blocked in `poll` (a sleep) suspends its
         // fiber, so the call's timeout can abandon it (see `bot.rs`).
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        Bot::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::add_to_linker(&mut linker)?;
         Ok(BotEngine {
             engine,
             linker: linker.into(),
@@ -146,12 +146,13 @@ impl BotEngine {
         let hash = hex::encode(Sha256::digest(bytes));
         let component = self.compile(bytes, &hash)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
-            anyhow::anyhow!("is not an Interlink bot: it needs {e:#} (the host offers interlink:bot/host@0.1.0 and WASI without files, sockets or environment)")
+            anyhow::anyhow!(
+                "is not an Interlink bot: it needs {e:#} (the host offers the `host` interface \
+                 of {} and older, and WASI without files, sockets or environment)",
+                Contract::CURRENT.package()
+            )
         })?;
-        let pre = BotPre::new(pre).map_err(|e| {
-            anyhow::anyhow!("does not export the interlink:bot@0.1.0 `bot` world: {e:#}")
-        })?;
-        LoadedBot::new(self.clone(), pre)
+        LoadedBot::new(self.clone(), Prepared::new(pre)?)
     }
 
     fn compile(&self, bytes: &[u8], hash: &str) -> Result<Component> {

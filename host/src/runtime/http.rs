@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bindings::HttpResponse;
 use super::bot::Failure;
-use super::process::process;
+use super::process::{Processed, process};
 use super::state::{Session, SharedReader};
 use super::{Runtime, routing};
 use crate::intake::Router as _;
@@ -142,6 +142,31 @@ impl Request {
     }
 }
 
+/// The answer for a bot whose settings are refused: 503, naming why.
+fn held(live: &super::LiveBot) -> Option<HttpAnswer> {
+    let why = live.settings.as_ref().err()?;
+    let error = format!("the bot is held: its settings are refused: {why}");
+    Some(json_answer(503, &serde_json::json!({ "error": error })))
+}
+
+/// What a query came to: the bot's answer (204 when it gave none), unless
+/// it failed or tried to send messages.
+pub fn query_answer(processed: Processed) -> Result<HttpAnswer, Failure> {
+    match processed.result {
+        Ok(send) if !send.is_empty() => Err(Failure::Refused(
+            "a query (GET/HEAD) cannot send messages; use POST for that".into(),
+        )),
+        Ok(_) => Ok(processed.http.unwrap_or_else(no_content)),
+        Err(failure) => Err(failure),
+    }
+}
+
+/// Whether a request is a query (answered at once, read-only, not
+/// journaled) rather than a command.
+pub fn is_query(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD")
+}
+
 /// Whether a bot serves a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mount {
@@ -257,6 +282,9 @@ impl Runtime {
         let Some(live) = self.bot(bot) else {
             return json_answer(404, &serde_json::json!({ "error": "no such bot" }));
         };
+        if let Some(held) = held(&live) {
+            return held;
+        }
         let reader = match self.spare_reader() {
             Ok(r) => r,
             Err(e) => return failure_answer(&Failure::Host(format!("{e:#}")), None),
@@ -266,14 +294,7 @@ impl Runtime {
             process(&live.code, &live.policy, request.as_query_event(), session);
         self.return_reader(reader);
         super::worker::emit_logs(bot, 0, &mut session);
-        let answer = match processed.result {
-            Ok(send) if !send.is_empty() => Err(Failure::Refused(
-                "a query (GET/HEAD) cannot send messages; use POST for that".into(),
-            )),
-            Ok(_) => Ok(processed.http.unwrap_or_else(no_content)),
-            Err(failure) => Err(failure),
-        };
-        answer.unwrap_or_else(|failure| {
+        query_answer(processed).unwrap_or_else(|failure| {
             tracing::warn!(bot, method = %request.method, outcome = "failed", "query {}", failure.logged());
             failure_answer(&failure, None)
         })
@@ -288,6 +309,10 @@ impl Runtime {
         request: &Request,
         idempotency_key: Option<String>,
     ) -> anyhow::Result<Commanded> {
+        // Not journaled for a bot that would hold it: the caller hears why.
+        if let Some(held) = self.bot(bot).as_deref().and_then(held) {
+            return Ok(Commanded::Answered(held));
+        }
         let event = NewEvent {
             kind: KIND,
             source: bot.to_string(),

@@ -40,6 +40,9 @@ pub struct LiveBot {
     pub code: Arc<LoadedBot>,
     pub subscriptions: Vec<Subscription>,
     pub policy: Arc<BotPolicy>,
+    /// What the bot's `check-settings` said of its settings. While it
+    /// refuses them, its events are routed and journaled but wait.
+    pub settings: Result<(), String>,
 }
 
 /// The live bots and their workers.
@@ -104,11 +107,21 @@ pub fn policy_for(config: &Config, name: &str) -> BotPolicy {
     }
 }
 
-/// `code` as `config` makes it live.
+/// `code` as `config` makes it live: runs its `check-settings`, so call it
+/// off the async executor.
 fn live_bot(config: &Config, code: Arc<LoadedBot>) -> LiveBot {
+    let policy = Arc::new(policy_for(config, code.name()));
+    let settings = code.check_settings(policy.clone());
+    if let Err(why) = &settings {
+        tracing::error!(
+            bot = %code.name(),
+            "settings refused: {why}; its events wait until the configuration is fixed"
+        );
+    }
     LiveBot {
         subscriptions: routing::effective(&code.manifest.subscribe, config.bots.get(code.name())),
-        policy: Arc::new(policy_for(config, code.name())),
+        policy,
+        settings,
         code,
     }
 }
@@ -158,9 +171,11 @@ impl Runtime {
             .any(|l| l.name == source && l.ack == crate::config::AckWhen::Application)
     }
 
-    /// Puts `config` in force: each live bot's settings, destinations and
-    /// subscriptions are worked out again from it (its code and its worker
-    /// stay), and its worker is woken in case it now has work.
+    /// Puts `config` in force: each live bot's settings (checked again),
+    /// destinations and subscriptions are worked out again from it (its
+    /// code and its worker stay), and its worker is woken in case it now
+    /// has work. Runs the bots' `check-settings`: call it off the async
+    /// executor.
     pub fn reconfigure(&self, config: Arc<Config>) {
         let names = {
             // Swapped under the bots lock, which `install` holds while it
@@ -199,7 +214,8 @@ impl Runtime {
 
     /// Makes `code`, loaded from `file`, live: a new bot, an upgrade of the
     /// bot the file provided before, or a refusal if another file already
-    /// provides a bot of that name.
+    /// provides a bot of that name. Runs the bot's `check-settings`: call
+    /// it off the async executor.
     pub fn install(self: &Arc<Self>, file: &Path, code: LoadedBot) -> Result<()> {
         let name = code.name().to_string();
         let mut files = self.files.lock().expect("files lock");
@@ -312,10 +328,7 @@ impl Router for Runtime {
         let bots = self.bots.read().expect("bots lock");
         bots.values()
             .flat_map(|b| b.subscriptions.iter())
-            .filter_map(|s| match s {
-                Subscription::Cron(c) => Some(c.clone()),
-                _ => None,
-            })
+            .filter_map(|s| routing::cron_schedule(s).map(str::to_string))
             .collect()
     }
 

@@ -63,6 +63,14 @@ pub fn http_path(s: &Subscription) -> Option<&str> {
 }
 
 /// A subscription in words, as `interlink check` and the log show it.
+/// The schedule of a cron subscription.
+pub fn cron_schedule(s: &Subscription) -> Option<&str> {
+    match s {
+        Subscription::Cron(c) => Some(c),
+        _ => None,
+    }
+}
+
 pub fn describe(s: &Subscription) -> String {
     match s {
         Subscription::Hl7(f) => {

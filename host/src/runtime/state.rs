@@ -11,9 +11,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Result, bail};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{DestinationInfo, Level, Outbound, interlink};
+use super::bindings::{DestinationInfo, Level, Outbound, Payload, host};
 use super::bot::Failure;
-use crate::journal::{Queued, Reader, StateWrites};
+use crate::journal::{self, Queued, Reader, StateWrites};
 use interlink_sdk::hl7::{Message, Path};
 
 /// Largest key a bot may use.
@@ -48,30 +48,80 @@ impl BotPolicy {
     }
 
     /// A reply's outbound messages, if the host accepts them: each must
-    /// name a destination this bot may use and be HL7.
+    /// name a destination this bot may use, and be HL7, or bytes with a
+    /// usable file name for a destination that takes files.
     pub fn accept(&self, send: Vec<Outbound>) -> Result<Vec<Queued>, Failure> {
-        send.into_iter()
-            .map(|out| {
-                if !self.any_destination && !self.destinations.contains_key(&out.destination) {
-                    return Err(Failure::Refused(format!(
-                        "destination {:?} does not exist or is not allowed for this bot",
-                        out.destination
-                    )));
-                }
-                let msg = Message::parse(&out.message).map_err(|e| {
-                    Failure::Refused(format!("message for {:?} is not HL7: {e}", out.destination))
+        send.into_iter().map(|out| self.accept_one(out)).collect()
+    }
+
+    fn accept_one(&self, out: Outbound) -> Result<Queued, Failure> {
+        let to = &out.destination;
+        let info = self.destinations.get(to);
+        if info.is_none() && !self.any_destination {
+            return Err(Failure::Refused(format!(
+                "destination {to:?} does not exist or is not allowed for this bot"
+            )));
+        }
+        let (payload, order_hash) = match out.payload {
+            Payload::Hl7(text) => {
+                let msg = Message::parse(&text).map_err(|e| {
+                    Failure::Refused(format!("message for {to:?} is not HL7: {e}"))
                 })?;
-                let order_hash = self.ordering_keys.get(&out.destination).map_or(0, |key| {
+                let order_hash = self.ordering_keys.get(to).map_or(0, |key| {
                     order_hash(msg.get_path(key).as_deref().unwrap_or(""))
                 });
-                Ok(Queued {
-                    destination: out.destination,
-                    message: out.message,
-                    order_hash,
-                })
-            })
-            .collect()
+                (journal::Payload::Hl7(text), order_hash)
+            }
+            Payload::Bytes(bytes) => {
+                if let Some(kind) = info.map(|i| i.kind.as_str())
+                    && !TAKES_BYTES.contains(&kind)
+                {
+                    return Err(Failure::Refused(format!(
+                        "destination {to:?} is {kind}, which takes HL7 text only; bytes go to \
+                         a folder or SFTP destination"
+                    )));
+                }
+                if let Some(name) = &bytes.name {
+                    check_file_name(name).map_err(|why| {
+                        Failure::Refused(format!("file name {name:?} for {to:?} {why}"))
+                    })?;
+                }
+                let payload = journal::Payload::Bytes {
+                    data: bytes.data,
+                    name: bytes.name,
+                    content_type: bytes.content_type,
+                };
+                (payload, 0)
+            }
+        };
+        Ok(Queued {
+            destination: out.destination,
+            payload,
+            not_before_ms: out
+                .not_before_ms
+                .map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX)),
+            order_hash,
+        })
     }
+}
+
+/// Destination kinds that take bytes payloads.
+const TAKES_BYTES: [&str; 2] = ["folder", "sftp"];
+
+/// Why `name` cannot be a file name in a destination's directory: it must
+/// be one path segment of at most 255 bytes, not hidden (the host's
+/// temporary files start with a dot), without control characters.
+fn check_file_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 255 {
+        return Err("must be 1-255 bytes long");
+    }
+    if name.starts_with('.') {
+        return Err("must not start with a dot");
+    }
+    if name.contains(['/', '\\']) || name.chars().any(char::is_control) {
+        return Err("must be a single path segment without control characters");
+    }
+    Ok(())
 }
 
 /// FNV-1a of an ordering-key value: stable across builds, since it is
@@ -159,6 +209,8 @@ pub struct Session {
     mode: Mode,
     /// The bot's log lines (and captured output) not yet written out.
     pub logs: Vec<(tracing::Level, String)>,
+    /// What `now-ms` answers instead of the wall clock (`interlink test`).
+    pub clock: Option<i64>,
 }
 
 impl Session {
@@ -171,12 +223,14 @@ impl Session {
             pending: Overlay::default(),
             mode: Mode::Event,
             logs: Vec::new(),
+            clock: None,
         }
     }
 
-    /// A session for calling `manifest`, where state is unavailable.
-    pub fn loading() -> Self {
-        let mut s = Session::new("", Arc::default(), Box::new(NoState));
+    /// A session for calling `manifest` or `check-settings` (with the
+    /// settings of `policy`), where state is unavailable.
+    pub fn loading(policy: Arc<BotPolicy>) -> Self {
+        let mut s = Session::new("", policy, Box::new(NoState));
         s.mode = Mode::Loading;
         s
     }
@@ -187,6 +241,11 @@ impl Session {
         let mut s = Session::new(bot, policy, base);
         s.mode = Mode::Query;
         s
+    }
+
+    /// Whether the next calls answer a query (read-only) or handle events.
+    pub fn set_query(&mut self, query: bool) {
+        self.mode = if query { Mode::Query } else { Mode::Event };
     }
 
     /// The event succeeded: its writes join the batch.
@@ -215,7 +274,10 @@ impl Session {
         match self.mode {
             Mode::Event => Ok(()),
             Mode::Loading => {
-                bail!("{what} is not available while the host loads the bot (in `manifest`)")
+                bail!(
+                    "{what} is not available while the host loads the bot or checks its settings \
+                     (in `manifest` or `check-settings`)"
+                )
             }
             Mode::Query => bail!("{what} is not allowed while answering a query (GET/HEAD)"),
         }
@@ -347,9 +409,9 @@ fn check_key(key: &str) -> Result<()> {
     Ok(())
 }
 
-impl interlink::bot::types::Host for BotState {}
+impl super::bindings::types::Host for BotState {}
 
-impl interlink::bot::host::Host for BotState {
+impl host::Host for BotState {
     fn log(&mut self, level: Level, message: String) -> Result<()> {
         self.push_log(level, message);
         Ok(())
@@ -398,7 +460,7 @@ impl interlink::bot::host::Host for BotState {
     }
 
     fn now_ms(&mut self) -> Result<u64> {
-        Ok(crate::journal::now_ms() as u64)
+        Ok(self.session.clock.unwrap_or_else(crate::journal::now_ms) as u64)
     }
 }
 
@@ -441,7 +503,7 @@ mod tests {
 
     #[test]
     fn state_is_out_of_reach_while_loading() {
-        let mut s = Session::loading();
+        let mut s = Session::loading(Arc::default());
         assert!(
             s.next_sequence("x")
                 .unwrap_err()
@@ -466,16 +528,21 @@ mod tests {
 
     #[test]
     fn accepted_messages_carry_the_hash_of_their_ordering_key() {
-        let info = |name: &str| DestinationInfo {
+        let info = |name: &str, kind: &str| DestinationInfo {
             name: name.into(),
-            kind: "mllp".into(),
+            kind: kind.into(),
             encoding: "UNICODE UTF-8".into(),
             timezone: None,
             sending_facility: None,
             receiving_facility: None,
         };
         let policy = BotPolicy {
-            destinations: [("lanes".into(), info("lanes")), ("one".into(), info("one"))].into(),
+            destinations: [
+                ("lanes".into(), info("lanes", "mllp")),
+                ("one".into(), info("one", "mllp")),
+                ("dir".into(), info("dir", "folder")),
+            ]
+            .into(),
             ordering_keys: [("lanes".into(), "PID-3.1".parse().unwrap())].into(),
             ..BotPolicy::default()
         };
@@ -483,7 +550,8 @@ mod tests {
             |mrn: &str| format!("MSH|^~\\&|A|B|C|D|2026||ADT^A08|1|P|2.5\rPID|1||{mrn}^^^H\r");
         let send = |to: &str, mrn: &str| Outbound {
             destination: to.into(),
-            message: msg(mrn),
+            payload: Payload::Hl7(msg(mrn)),
+            not_before_ms: Some(7),
         };
         let queued = policy
             .accept(vec![
@@ -498,6 +566,29 @@ mod tests {
         assert_ne!(hashes[0], hashes[2]);
         assert!(hashes.iter().all(|h| *h >= 0));
         assert_eq!(hashes[3], 0, "no ordering_key, one lane");
-        assert_eq!(queued[0].message, msg("M1"));
+        assert_eq!(queued[0].payload, journal::Payload::Hl7(msg("M1")));
+        assert_eq!(queued[0].not_before_ms, 7);
+
+        // Bytes go to destinations that take files, under a plain name.
+        let bytes = |to: &str, name: &str| Outbound {
+            destination: to.into(),
+            payload: Payload::Bytes(super::super::bindings::types::BytesPayload {
+                data: b"a,b\n".to_vec(),
+                name: Some(name.into()),
+                content_type: Some("text/csv".into()),
+            }),
+            not_before_ms: None,
+        };
+        let queued = policy.accept(vec![bytes("dir", "list.csv")]).unwrap();
+        assert_eq!(queued[0].not_before_ms, 0);
+        let refused = |out| policy.accept(vec![out]).unwrap_err().to_string();
+        assert_eq!(
+            refused(bytes("one", "list.csv")),
+            "reply refused: destination \"one\" is mllp, which takes HL7 text only; bytes go \
+             to a folder or SFTP destination"
+        );
+        for name in ["../x.csv", "a/b", ".hidden", "", "a\nb"] {
+            assert!(refused(bytes("dir", name)).contains("file name"), "{name:?}");
+        }
     }
 }

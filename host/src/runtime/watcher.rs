@@ -136,15 +136,13 @@ impl Loader {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let engine = self.rt.engine().clone();
-        let path = file.to_path_buf();
-        let loaded = tokio::task::spawn_blocking(move || {
+        let (rt, path) = (self.rt.clone(), file.to_path_buf());
+        let result = tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&path).with_context(|| "cannot read the file".to_string())?;
-            engine.load(&bytes)
+            rt.install(&path, rt.engine().load(&bytes)?)
         })
         .await
         .unwrap_or_else(|e| Err(anyhow::anyhow!("loader crashed: {e}")));
-        let result = loaded.and_then(|bot| self.rt.install(file, bot));
         let Err(e) = result else {
             self.suspect.remove(file);
             self.reported.remove(file);

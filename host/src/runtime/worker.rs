@@ -151,6 +151,12 @@ fn run(rt: &Arc<Runtime>, bot: &str, wake: &Receiver<()>, in_flight: &AtomicI64)
             Err(RecvTimeoutError::Disconnected) => return,
         }
         let Some(live) = rt.bot(bot) else { return };
+        // Refused settings: the runs wait for a configuration that passes
+        // (a reload wakes the worker).
+        if live.settings.is_err() {
+            wait = IDLE_POLL;
+            continue;
+        }
         // A worker that died holding the lock poisoned it; what it guards
         // is only the turn to run, so the restarted worker takes it anyway.
         let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);

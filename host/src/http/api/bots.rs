@@ -29,6 +29,11 @@ pub struct BotList {
 pub struct BotInfo {
     pub name: String,
     pub version: String,
+    /// The contract it was built against (`interlink:bot@0.2.0`).
+    pub contract: &'static str,
+    /// Why its `check-settings` refuses its settings; its events wait
+    /// until a configuration passes.
+    pub settings_error: Option<String>,
     /// The plugin file it was loaded from.
     pub file: Option<String>,
     /// `false` when `[bots.NAME] enabled = false` mutes it.
@@ -93,6 +98,8 @@ pub async fn list(shared: &Shared) -> Result<BotList, ApiError> {
             let live = rt.bot(&name)?;
             Some(BotInfo {
                 version: live.code.version().to_string(),
+                contract: live.code.contract().package(),
+                settings_error: live.settings.clone().err(),
                 file: rt.file_of(&name).map(|f| f.display().to_string()),
                 enabled: rt.config().bots.get(&name).is_none_or(|b| b.enabled),
                 subscriptions: live.subscriptions.iter().map(routing::describe).collect(),
