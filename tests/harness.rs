@@ -457,6 +457,9 @@ impl Host {
             .args(args)
             .args(["--config", "interlink.toml"])
             .current_dir(self.dir.path())
+            .env("INTERLINK_TEST_WRITE_TOKEN", WRITE_TOKEN)
+            .env("INTERLINK_TEST_READ_TOKEN", READ_TOKEN)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run interlink")
     }

@@ -14,6 +14,10 @@
 //! | `FAILPHI`          | fails, quoting the patient's id and name         |
 //! | `SLEEP`            | sleeps 30 s (`std::thread::sleep`, a WASI poll)  |
 //! | `RETRY`            | fails with a retryable error                     |
+//! | `DELAY<ms>`        | forwards it, not to be delivered before `<ms>`   |
+//! |                    | from now                                         |
+//! | `BYTES`            | sends `<MSH-10>,<PID-3.1>\n` as bytes named     |
+//! |                    | `<MSH-10>.csv` to the `files` destination        |
 //! | anything else      | counts the message in KV and forwards it         |
 //!
 //! A cron tick takes `tick_ms` (setting, default 0) of busy work. A file
@@ -37,6 +41,8 @@
 //!
 //! Forwarded messages go to the `out` destination with a `ZPR` segment
 //! naming the build (`v1`/`v2`) and the running count.
+//!
+//! `check-settings` refuses the setting `refuse = "yes"`.
 
 use interlink_sdk::prelude::*;
 
@@ -55,6 +61,13 @@ impl Bot for Probe {
             .description("test bot")
             .subscribe(Subscription::hl7(["*"]))
             .subscribe(Subscription::http("/p"))
+    }
+
+    fn check_settings() -> Result<(), String> {
+        match host::setting("refuse", false)? {
+            true => Err("setting refuse: the probe refuses to start while it is true".into()),
+            false => Ok(()),
+        }
     }
 
     fn handle(event: Event) -> Result<Reply, BotError> {
@@ -127,6 +140,12 @@ impl Bot for Probe {
             std::thread::sleep(std::time::Duration::from_secs(30));
         } else if id.starts_with("RETRY") {
             return Err(BotError::retry("dependency unavailable"));
+        } else if id.starts_with("BYTES") {
+            let line = format!("{id},{}\n", msg.get("PID-3.1").unwrap_or_default());
+            let file = Outbound::bytes("files", line)
+                .named(&format!("{id}.csv"))
+                .content_type("text/csv");
+            return Ok(Reply::default().push(file));
         }
         let count = host::kv::get_string("count")
             .and_then(|v| v.parse::<u64>().ok())
@@ -135,7 +154,14 @@ impl Bot for Probe {
         host::kv::set("count", count.to_string());
         println!("probe {BUILD} handled {id}");
         msg.append_segment(&format!("ZPR|{BUILD}|{count}"));
-        Ok(Reply::default().send("out", msg.encode()))
+        let mut out = Outbound::hl7("out", msg.encode());
+        if let Some(ms) = id
+            .strip_prefix("DELAY")
+            .and_then(|ms| ms.parse::<u64>().ok())
+        {
+            out = out.not_before_ms(host::now_ms() + ms);
+        }
+        Ok(Reply::default().push(out))
     }
 }
 
