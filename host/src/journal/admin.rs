@@ -59,6 +59,10 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
     pub created_ms: i64,
     pub sent_ms: Option<i64>,
+    /// When a delayed message falls due.
+    pub not_before_ms: Option<i64>,
+    /// The file name a bot gave its bytes.
+    pub file_name: Option<String>,
 }
 
 /// Which outbox messages to list.
@@ -81,7 +85,8 @@ pub struct LastFailure {
 }
 
 const OUTBOX_COLUMNS: &str =
-    "id, event_id, bot, destination, status, attempts, last_error, created_ms, sent_ms";
+    "id, event_id, bot, destination, status, attempts, last_error, created_ms, sent_ms,
+     NULLIF(not_before_ms, 0), file_name";
 
 fn outbox_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
     Ok(OutboxItem {
@@ -94,6 +99,8 @@ fn outbox_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
         last_error: r.get(6)?,
         created_ms: r.get(7)?,
         sent_ms: r.get(8)?,
+        not_before_ms: r.get(9)?,
+        file_name: r.get(10)?,
     })
 }
 

@@ -262,6 +262,10 @@ pub struct OutboxView {
     /// RFC 3339.
     pub created_at: String,
     pub sent_at: Option<String>,
+    /// RFC 3339: not delivered before then (a delayed message).
+    pub not_before: Option<String>,
+    /// The file name a bot gave its bytes.
+    pub file_name: Option<String>,
 }
 
 impl From<OutboxItem> for OutboxView {
@@ -276,6 +280,8 @@ impl From<OutboxItem> for OutboxView {
             last_error: m.last_error,
             created_at: rfc3339(m.created_ms),
             sent_at: m.sent_ms.map(rfc3339),
+            not_before: m.not_before_ms.map(rfc3339),
+            file_name: m.file_name,
         }
     }
 }
