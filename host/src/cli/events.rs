@@ -115,7 +115,16 @@ pub fn outbox(config: Option<&Path>, dead: bool, limit: usize, json: bool) -> Re
             r.destination,
             r.status,
             r.attempts,
-            r.last_error.as_deref().unwrap_or("")
+            match (r.not_before_ms, &r.last_error) {
+                (_, Some(error)) => error.clone(),
+                (Some(t), None) if r.status == "pending" => {
+                    format!(
+                        "(not before {})",
+                        interlink_sdk::hl7::format_timestamp(t as u64)
+                    )
+                }
+                _ => String::new(),
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
