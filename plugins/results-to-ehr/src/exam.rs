@@ -112,7 +112,9 @@ pub fn parse(body: &[u8], now_ms: u64) -> Result<Posted, String> {
     };
     let accession = text("accession")?;
     if !is_accession(&accession) {
-        return Err("accession: 1 to 64 letters, digits, `-`, `_` or `.`, not starting with `.`".into());
+        return Err(
+            "accession: 1 to 64 letters, digits, `-`, `_` or `.`, not starting with `.`".into(),
+        );
     }
     let patient_id = text("patient_id")?;
     if patient_id.trim().is_empty() {

@@ -32,7 +32,9 @@ struct ResultsToEhr;
 impl Bot for ResultsToEhr {
     fn manifest() -> Manifest {
         Manifest::new("results-to-ehr", env!("CARGO_PKG_VERSION"))
-            .description("Sends finalized exams to up to three EHRs as ORU^R01, and their files to the PACS")
+            .description(
+                "Sends finalized exams to up to three EHRs as ORU^R01, and their files to the PACS",
+            )
             .subscribe(Subscription::http("/exams"))
     }
 
@@ -54,10 +56,7 @@ impl Bot for ResultsToEhr {
                 let destination = query_param(request.query(), "destination");
                 resend(&settings, accession, destination.as_deref())
             }
-            (_, ["exams"] | ["exams", _, "send"]) => Ok(answer(
-                405,
-                json!({"error": "use POST"}),
-            )),
+            (_, ["exams"] | ["exams", _, "send"]) => Ok(answer(405, json!({"error": "use POST"}))),
             _ => Ok(answer(404, json!({"error": "no such endpoint"}))),
         }
     }
@@ -89,16 +88,20 @@ fn post_exam(settings: &Settings, body: &[u8]) -> Result<Reply, BotError> {
     let (mut queued, mut skipped) = (Vec::new(), Vec::new());
     for ehr in &settings.ehrs {
         let Some(status) = exam.status.result_status(ehr.preliminary) else {
-            skipped.push(json!({"destination": ehr.name, "reason": "takes no preliminary results"}));
+            skipped
+                .push(json!({"destination": ehr.name, "reason": "takes no preliminary results"}));
             continue;
         };
         if exam.exam_time_ms <= added[&ehr.name] {
-            skipped.push(json!({"destination": ehr.name, "reason": "added after the exam was done"}));
+            skipped
+                .push(json!({"destination": ehr.name, "reason": "added after the exam was done"}));
             continue;
         }
         let (oru, control_id) = oru_for(&exam, settings, ehr, status, now)?;
         reply = reply.send(&ehr.name, oru);
-        queued.push(json!({"destination": ehr.name, "result_status": status, "control_id": control_id}));
+        queued.push(
+            json!({"destination": ehr.name, "result_status": status, "control_id": control_id}),
+        );
     }
 
     let mut pacs = Value::Null;
@@ -111,7 +114,8 @@ fn post_exam(settings: &Settings, body: &[u8]) -> Result<Reply, BotError> {
                 .content_type("application/dicom")
                 .not_before_ms(not_before_ms),
         );
-        pacs = json!({"destination": push.destination, "name": name, "not_before_ms": not_before_ms});
+        pacs =
+            json!({"destination": push.destination, "name": name, "not_before_ms": not_before_ms});
     }
 
     host::info(&format!(
@@ -120,7 +124,11 @@ fn post_exam(settings: &Settings, body: &[u8]) -> Result<Reply, BotError> {
         exam.status.as_str(),
         queued.len(),
         skipped.len(),
-        if pacs.is_null() { "" } else { ", file for the PACS" },
+        if pacs.is_null() {
+            ""
+        } else {
+            ", file for the PACS"
+        },
     ));
     let body = json!({
         "accession": exam.accession,
@@ -141,12 +149,20 @@ fn resend(
 ) -> Result<Reply, BotError> {
     let now = host::now_ms();
     added::update(settings, now);
-    let Some(exam) = exam::is_accession(accession).then(|| exam::load(accession)).flatten()
+    let Some(exam) = exam::is_accession(accession)
+        .then(|| exam::load(accession))
+        .flatten()
     else {
-        return Ok(answer(404, json!({"error": format!("no exam with accession {accession}")})));
+        return Ok(answer(
+            404,
+            json!({"error": format!("no exam with accession {accession}")}),
+        ));
     };
     let Some(name) = destination else {
-        return Ok(answer(400, json!({"error": "destination: add ?destination=NAME"})));
+        return Ok(answer(
+            400,
+            json!({"error": "destination: add ?destination=NAME"}),
+        ));
     };
     let Some(ehr) = settings.ehr(name) else {
         return Ok(answer(
@@ -163,14 +179,18 @@ fn resend(
         ));
     };
     let (oru, control_id) = oru_for(&exam, settings, ehr, status, now)?;
-    host::info(&format!("exam {accession}: ORU {control_id} sent again to {name}"));
+    host::info(&format!(
+        "exam {accession}: ORU {control_id} sent again to {name}"
+    ));
     let body = json!({
         "accession": accession,
         "destination": name,
         "result_status": status,
         "control_id": control_id,
     });
-    Ok(Reply::default().send(name, oru).http(HttpResponse::json(200, body.to_string())))
+    Ok(Reply::default()
+        .send(name, oru)
+        .http(HttpResponse::json(200, body.to_string())))
 }
 
 /// The ORU for one EHR with a fresh MSH-10 from a durable sequence (unique
@@ -212,7 +232,9 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(b)) => {
                 out.push(b);
