@@ -7,10 +7,10 @@
 //!
 //! - `POST /bots/results-to-ehr/exams` with the exam as JSON (see
 //!   [`exam::parse`]): stores it and queues one ORU per EHR that should
-//!   have it ([`post_exam`]);
+//!   have it (`post_exam`);
 //! - `POST /bots/results-to-ehr/exams/{accession}/send?destination=NAME`:
 //!   sends the stored exam's latest ORU to that one EHR again
-//!   ([`resend`]).
+//!   (`resend`).
 //!
 //! Modules: [`settings`] (checked at load and reload), [`exam`] (the input
 //! and what is kept of it), [`oru`] (the message), [`added`] (when each EHR
