@@ -352,6 +352,23 @@ fn bad_settings_are_refused_naming_the_setting() {
             "{to:?}: {stderr}"
         );
     }
+    // `interlink check` shows the operator the same message.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("interlink.toml");
+    std::fs::write(&cfg, fixture_config(&[("procedure_id = \"US-LUNG\"", "")])).unwrap();
+    let out = Command::new(interlink_bin())
+        .arg("check")
+        .arg(bot_wasm("results_to_ehr"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("settings: refused: setting procedure_id is required"),
+        "{stdout}"
+    );
 }
 
 // ---- end to end ----------------------------------------------------------
