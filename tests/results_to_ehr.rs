@@ -289,6 +289,23 @@ fn bad_requests_get_an_answer_naming_the_field() {
             "event {i}"
         );
     }
+
+    // A report too big to keep is refused too, not failed.
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.http");
+    let body = exam(
+        "BF2",
+        "final",
+        "2026-11-24T09:15:00Z",
+        &"x".repeat(600 * 1024),
+    );
+    std::fs::write(&huge, format!("POST /exams\n\n{body}\n")).unwrap();
+    let (ok, out, stderr) = run_test(&fixture_config(&[]), &[huge]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        http_json(&out[0]),
+        (400, json!({"error": "report: at most 524288 bytes"}))
+    );
 }
 
 #[test]

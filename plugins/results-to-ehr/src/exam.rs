@@ -91,6 +91,8 @@ const REQUIRED: [&str; 10] = [
 ];
 const OPTIONAL: [&str; 1] = ["payload_base64"];
 const SEXES: [&str; 6] = ["F", "M", "O", "U", "A", "N"];
+/// The stored exam must fit in one KV value (1 MiB), with room to spare.
+const MAX_REPORT_BYTES: usize = 512 * 1024;
 
 /// Reads a posted exam; `now_ms` becomes its `reported_at_ms`. The error
 /// is for the caller (a 400), naming the field.
@@ -135,6 +137,10 @@ pub fn parse(body: &[u8], now_ms: u64) -> Result<Posted, String> {
         .ok_or("exam_time: must be an RFC 3339 time, e.g. 2026-11-24T09:15:00Z")?;
     let status = Status::parse(&text("status")?)
         .ok_or("status: must be final, attestation-requested or corrected")?;
+    let report = text("report")?;
+    if report.len() > MAX_REPORT_BYTES {
+        return Err(format!("report: at most {MAX_REPORT_BYTES} bytes"));
+    }
     let payload = match fields.get("payload_base64") {
         None | Some(Value::Null) => None,
         Some(Value::String(b64)) => Some(
@@ -155,7 +161,7 @@ pub fn parse(body: &[u8], now_ms: u64) -> Result<Posted, String> {
             exam_time_ms,
             status,
             performer: text("performer")?,
-            report: text("report")?,
+            report,
             reported_at_ms: now_ms,
         },
         payload,
