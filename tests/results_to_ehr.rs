@@ -1,0 +1,715 @@
+//! The results-to-ehr bot (`plugins/results-to-ehr`): first through
+//! `interlink test --json` on its fixtures (the ORU field by field, time
+//! zones, P/F/C, escaping, bad requests and bad settings), then against the
+//! real host with three python-hl7 MLLP servers as EHRs (one taking
+//! preliminary results, one added by a config reload after the exam, which
+//! gets it only by a one-off resend) and a folder as the PACS (the file
+//! arrives no earlier than its delay, also across a SIGKILL).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use interlink_tests::*;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("plugins/results-to-ehr/fixtures").join(name)
+}
+
+/// `interlink test --json` of the bot on `inputs` with `config` written to
+/// a file, at 2026-11-24T10:00:00Z: (exit success, the outcomes, stderr).
+fn run_test(config: &str, inputs: &[PathBuf]) -> (bool, Vec<Value>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("interlink.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let out = Command::new(interlink_bin())
+        .arg("test")
+        .arg(bot_wasm("results_to_ehr"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--now", "2026-11-24T10:00:00Z", "--json"])
+        .args(inputs)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let outcomes = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    (out.status.success(), outcomes, stderr)
+}
+
+/// The fixtures' own configuration, with `replace` applied to its text.
+fn fixture_config(replace: &[(&str, &str)]) -> String {
+    let mut text = std::fs::read_to_string(fixture("results.toml")).unwrap();
+    for (from, to) in replace {
+        assert!(text.contains(from), "{from:?} is not in results.toml");
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// The fields of the first `name` segment of an HL7 message (`[0]` is the
+/// segment name, so `[n]` is field n; for MSH, `[n]` is MSH-(n+1)).
+fn segment<'a>(message: &'a str, name: &str) -> Vec<&'a str> {
+    segments(message, name)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no {name} in {message:?}"))
+}
+
+fn segments<'a>(message: &'a str, name: &str) -> Vec<Vec<&'a str>> {
+    message
+        .split(['\r', '\n'])
+        .filter(|s| s.starts_with(name) && s.as_bytes().get(3) == Some(&b'|'))
+        .map(|s| s.split('|').collect())
+        .collect()
+}
+
+/// The HL7 messages an outcome sent, as (destination, text).
+fn sent(outcome: &Value) -> Vec<(String, String)> {
+    outcome["send"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s["destination"].as_str()?.to_string(),
+                s["message"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+fn http_json(outcome: &Value) -> (u64, Value) {
+    let http = &outcome["http"];
+    let body = serde_json::from_str(http["text"].as_str().unwrap()).unwrap();
+    (http["status"].as_u64().unwrap(), body)
+}
+
+#[test]
+fn oru_field_by_field_with_local_times_and_p_f_c() {
+    let (ok, out, stderr) = run_test(&fixture_config(&[]), &[fixture("exam_lifecycle.http")]);
+    assert!(ok, "{stderr}");
+    assert_eq!(out.len(), 4);
+
+    // Attestation requested: a preliminary ORU to the one EHR that wants it.
+    let (status, body) = http_json(&out[0]);
+    assert_eq!(status, 201);
+    assert_eq!(
+        body["queued"],
+        json!([{"destination": "ehr_chicago", "result_status": "P", "control_id": "RTE000000001"}])
+    );
+    assert_eq!(body["skipped"][0]["reason"], "takes no preliminary results");
+    let first = sent(&out[0]);
+    assert_eq!(first.len(), 1);
+    let (dest, oru) = &first[0];
+    assert_eq!(dest, "ehr_chicago");
+    let msh = segment(oru, "MSH");
+    assert_eq!(msh[2], "BUTTERFLY", "MSH-3 sending application");
+    assert_eq!((msh[3], msh[5]), ("", ""), "MSH-4/MSH-6 are the host's");
+    assert_eq!(msh[6], "20261124040000-0600", "MSH-7 in Chicago time");
+    assert_eq!(msh[8], "ORU^R01^ORU_R01");
+    assert_eq!(msh[9], "RTE000000001");
+    assert_eq!(msh[11], "2.5.1");
+    let pid = segment(oru, "PID");
+    assert_eq!(
+        (pid[3], pid[5], pid[7], pid[8]),
+        ("MRN777", "LOVELACE^ADA^K", "19701210", "F")
+    );
+    assert_eq!(segment(oru, "PV1")[19], "V123");
+    let obr = segment(oru, "OBR");
+    assert_eq!((obr[2], obr[3]), ("BF000000000042", "BF000000000042"));
+    assert_eq!(obr[4], "US-LUNG^Lung ultrasound");
+    assert_eq!(obr[7], "20261124031500-0600", "OBR-7: exam time in Chicago");
+    assert_eq!(
+        obr[22], "20261124040000-0600",
+        "OBR-22: reported, in Chicago"
+    );
+    assert_eq!(obr[25], "P");
+    assert_eq!(obr[32], "&SMITH&JOHN");
+    let obx = segments(oru, "OBX");
+    assert_eq!(obx.len(), 2, "one TX OBX per report line");
+    assert_eq!(
+        obx[0][5], r"Findings: B-lines \F\ 3 \S\ left \T\ right \R\ \E\ basal",
+        "|^&~\\ escaped"
+    );
+    assert_eq!(obx[1][5], "Impression: interstitial syndrome");
+    for (i, o) in obx.iter().enumerate() {
+        assert_eq!(o[1], (i + 1).to_string());
+        assert_eq!(
+            (o[2], o[3], o[4], o[11]),
+            ("TX", "US-LUNG^Lung ultrasound", "1", "P")
+        );
+    }
+
+    // Final: every EHR, each in its own time zone, and the file for the
+    // PACS 30 s later.
+    let (status, body) = http_json(&out[1]);
+    assert_eq!(status, 200, "an update of a known exam");
+    let finals = sent(&out[1]);
+    let zones: Vec<(&str, &str, &str, &str)> = finals
+        .iter()
+        .map(|(d, m)| {
+            let obr = segment(m, "OBR");
+            (d.as_str(), segment(m, "MSH")[6], obr[7], obr[25])
+        })
+        .collect();
+    assert_eq!(
+        zones,
+        [
+            (
+                "ehr_chicago",
+                "20261124040000-0600",
+                "20261124031500-0600",
+                "F"
+            ),
+            (
+                "ehr_kolkata",
+                "20261124153000+0530",
+                "20261124144500+0530",
+                "F"
+            ),
+            ("ehr_utc", "20261124100000+0000", "20261124091500+0000", "F"),
+        ]
+    );
+    let controls: Vec<&str> = finals.iter().map(|(_, m)| segment(m, "MSH")[9]).collect();
+    assert_eq!(controls, ["RTE000000002", "RTE000000003", "RTE000000004"]);
+    let push = &out[1]["send"][3];
+    assert_eq!(push["destination"], "pacs");
+    assert_eq!(push["name"], "BF000000000042.dcm");
+    assert_eq!(push["content_type"], "application/dicom");
+    assert_eq!(push["base64"], "RElDTQABAv/+");
+    let due = 1_795_514_400_000u64 + 30_000; // 2026-11-24T10:00:30Z
+    assert_eq!(push["not_before_ms"], due);
+    assert_eq!(
+        body["pacs"],
+        json!({"destination": "pacs", "name": "BF000000000042.dcm", "not_before_ms": due})
+    );
+
+    // Corrected: C everywhere, with the new report.
+    let corrected = sent(&out[2]);
+    assert_eq!(corrected.len(), 3);
+    for (_, m) in &corrected {
+        assert_eq!(segment(m, "OBR")[25], "C");
+        let obx = segments(m, "OBX");
+        assert_eq!(obx.len(), 1);
+        assert_eq!(
+            (obx[0][5], obx[0][11]),
+            ("Impression: no interstitial syndrome", "C")
+        );
+    }
+
+    // A resend: the latest ORU (C) to one EHR, with a fresh control id.
+    let (status, body) = http_json(&out[3]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"accession": "BF000000000042", "destination": "ehr_utc",
+               "result_status": "C", "control_id": "RTE000000008"})
+    );
+    let again = sent(&out[3]);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].0, "ehr_utc");
+    assert_eq!(segment(&again[0].1, "MSH")[9], "RTE000000008");
+    assert_eq!(segment(&again[0].1, "OBR")[25], "C");
+    // Ids only in the log, never the patient.
+    let logs = out
+        .iter()
+        .flat_map(|o| o["logs"].as_array().unwrap().iter());
+    for line in logs {
+        let text = line["message"].as_str().unwrap();
+        assert!(
+            !text.contains("MRN777") && !text.contains("LOVELACE"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn ft_report_is_one_obx_with_line_breaks() {
+    let config = fixture_config(&[("pacs_push_delay_s = \"30\"", "report_format = \"ft\"")]);
+    let (ok, out, stderr) = run_test(&config, &[fixture("exam_lifecycle.http")]);
+    assert!(ok, "{stderr}");
+    let (_, oru) = &sent(&out[1])[0];
+    let obx = segments(oru, "OBX");
+    assert_eq!(obx.len(), 1);
+    assert_eq!(obx[0][2], "FT");
+    assert_eq!(
+        obx[0][5],
+        r"Findings: B-lines \F\ 3 \S\ left \T\ right \R\ \E\ basal\.br\Impression: interstitial syndrome"
+    );
+    assert_eq!(obx[0][11], "F");
+    // Without a delay the file is due at once.
+    assert_eq!(out[1]["send"][3]["not_before_ms"], 1_795_514_400_000u64);
+}
+
+#[test]
+fn bad_requests_get_an_answer_naming_the_field() {
+    let (ok, out, stderr) = run_test(&fixture_config(&[]), &[fixture("bad_requests.http")]);
+    assert!(ok, "every request is answered: {stderr}");
+    let answers: Vec<(u64, String)> = out
+        .iter()
+        .map(|o| {
+            let (status, body) = http_json(o);
+            (status, body["error"].as_str().unwrap_or("").to_string())
+        })
+        .collect();
+    let want = [
+        (400, "unknown field ward"),
+        (400, "missing field patient_id"),
+        (
+            400,
+            "status: must be final, attestation-requested or corrected",
+        ),
+        (
+            400,
+            "exam_time: must be an RFC 3339 time, e.g. 2026-11-24T09:15:00Z",
+        ),
+        (
+            400,
+            "accession: 1 to 64 letters, digits, `-`, `_` or `.`, not starting with `.`",
+        ),
+        (
+            400,
+            "the body must be a JSON object with the exam's fields (invalid type: sequence, expected a map at line 1 column 0)",
+        ),
+        (404, "no exam with accession BF404"),
+        (201, ""),
+        (400, "destination: pacs is not one of ehr_destinations"),
+        (400, "destination: add ?destination=NAME"),
+    ];
+    let want: Vec<(u64, String)> = want.iter().map(|(s, e)| (*s, e.to_string())).collect();
+    assert_eq!(answers, want);
+    // Nothing is sent for a refused request.
+    for (i, o) in out.iter().enumerate() {
+        assert_eq!(
+            o["send"].as_array().unwrap().is_empty(),
+            i != 7,
+            "event {i}"
+        );
+    }
+
+    // A report too big to keep is refused too, not failed.
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.http");
+    let body = exam(
+        "BF2",
+        "final",
+        "2026-11-24T09:15:00Z",
+        &"x".repeat(600 * 1024),
+    );
+    std::fs::write(&huge, format!("POST /exams\n\n{body}\n")).unwrap();
+    let (ok, out, stderr) = run_test(&fixture_config(&[]), &[huge]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        http_json(&out[0]),
+        (400, json!({"error": "report: at most 524288 bytes"}))
+    );
+}
+
+#[test]
+fn bad_settings_are_refused_naming_the_setting() {
+    let ehrs = "ehr_destinations = \"ehr_chicago, ehr_kolkata, ehr_utc\"";
+    // (setting as in results.toml, replaced by, the error)
+    let cases = [
+        (
+            ehrs,
+            "ehr_destinations = \"ehr_chicago, ehr_kolkata, ehr_utc, pacs\"",
+            "setting ehr_destinations: at most 3 destinations, got 4",
+        ),
+        (
+            ehrs,
+            "ehr_destinations = \"ehr_chicago, ehr_nowhere\"",
+            "setting ehr_destinations: no destination named ehr_nowhere that this bot may use",
+        ),
+        (
+            ehrs,
+            "ehr_destinations = \"ehr_chicago, ehr_chicago\"",
+            "setting ehr_destinations: ehr_chicago is listed twice",
+        ),
+        (ehrs, "", "setting ehr_destinations is required"),
+        (
+            "\"preliminary.ehr_chicago\" = \"true\"",
+            "\"preliminary.ehr_chicago\" = \"yes\"",
+            "setting preliminary.ehr_chicago: \"yes\" is not valid",
+        ),
+        (
+            "procedure_id = \"US-LUNG\"",
+            "",
+            "setting procedure_id is required",
+        ),
+        (
+            "pacs_destination = \"pacs\"",
+            "pacs_destination = \"ehr_utc\"",
+            "setting pacs_destination: ehr_utc is an MLLP destination",
+        ),
+        (
+            "pacs_destination = \"pacs\"",
+            "",
+            "setting pacs_push_delay_s: set pacs_destination too",
+        ),
+        (
+            "pacs_push_delay_s = \"30\"",
+            "pacs_push_delay_s = \"soon\"",
+            "setting pacs_push_delay_s: \"soon\" is not valid",
+        ),
+        (
+            "pacs_push_delay_s = \"30\"",
+            "report_format = \"pdf\"",
+            "setting report_format: \"pdf\" is not valid (tx or ft)",
+        ),
+    ];
+    for (from, to, want) in cases {
+        let config = fixture_config(&[(from, to)]);
+        let (ok, out, stderr) = run_test(&config, &[fixture("exam_lifecycle.http")]);
+        assert!(!ok && out.is_empty(), "{to:?} was accepted");
+        assert!(
+            stderr.contains(&format!("results-to-ehr: settings refused: {want}")),
+            "{to:?}: {stderr}"
+        );
+    }
+    // `interlink check` shows the operator the same message.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("interlink.toml");
+    std::fs::write(&cfg, fixture_config(&[("procedure_id = \"US-LUNG\"", "")])).unwrap();
+    let out = Command::new(interlink_bin())
+        .arg("check")
+        .arg(bot_wasm("results_to_ehr"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("settings: refused: setting procedure_id is required"),
+        "{stdout}"
+    );
+}
+
+// ---- end to end ----------------------------------------------------------
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// `unix_ms` as RFC 3339 in UTC with milliseconds.
+fn rfc3339(unix_ms: u64) -> String {
+    let (secs, ms) = (unix_ms / 1000, unix_ms % 1000);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (h, min, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z")
+}
+
+/// An exam for `accession` as a modality posts it.
+fn exam(accession: &str, status: &str, exam_time: &str, report: &str) -> Value {
+    json!({
+        "accession": accession, "patient_id": "MRN777", "patient_name": "LOVELACE^ADA^K",
+        "birth_date": "19701210", "sex": "F", "visit_number": "V123",
+        "exam_time": exam_time, "status": status, "performer": "SMITH^JOHN",
+        "report": report,
+    })
+}
+
+/// POSTs `exam` to the bot on the host's HTTP `port`: status and answer.
+fn post_exam(port: u16, exam: &Value) -> (u16, Value) {
+    http_post_json(
+        port,
+        "/bots/results-to-ehr/exams",
+        WRITE_TOKEN,
+        &exam.to_string(),
+    )
+}
+
+/// An MLLP `[[destination]]` to 127.0.0.1:`port`; `extra` adds keys.
+fn ehr_destination(name: &str, port: u16, extra: &str) -> String {
+    format!(
+        "[[destination]]\nname = \"{name}\"\nkind = \"mllp\"\nhost = \"127.0.0.1\"\nport = {port}\n{extra}\n"
+    )
+}
+
+/// A host config: `[http]` on `http`, the EHR destinations and settings
+/// for `ehrs` (a comma-separated list), a `pacs` folder with `delay_s`.
+fn results_config(http: u16, destinations: &str, ehrs: &str, delay_s: u64) -> String {
+    base_config(&format!(
+        r#"{}
+{destinations}
+[[destination]]
+name = "pacs"
+kind = "folder"
+dir = "pacs"
+
+[bots.results-to-ehr.settings]
+ehr_destinations = "{ehrs}"
+"preliminary.ehr_a" = "true"
+procedure_id = "US-LUNG"
+procedure_description = "Lung ultrasound"
+sending_application = "BUTTERFLY"
+pacs_destination = "pacs"
+pacs_push_delay_s = "{delay_s}"
+"#,
+        http_config(http)
+    ))
+}
+
+/// Three python-hl7 EHRs, started in `dir`.
+fn ehrs(dir: &Path) -> [PeerServer; 3] {
+    ["a", "b", "c"].map(|n| PeerServer::start(Peer::Python, free_port(), "aa", &dir.join(n)))
+}
+
+/// Waits until `peer` has received `n` messages; returns them (texts).
+fn wait_received(peer: &PeerServer, n: usize, host: &Host) -> Vec<String> {
+    if !wait_until(WAIT, || peer.received().len() >= n) {
+        panic!(
+            "peer on {} got {:?}, not {n}; log:\n{}",
+            peer.port,
+            peer.received(),
+            host.log()
+        );
+    }
+    peer.received().into_iter().map(|(_, text)| text).collect()
+}
+
+fn outbox_count(host: &Host, destination: &str) -> i64 {
+    host.query(&format!(
+        "SELECT COUNT(*) FROM outbox WHERE destination = '{destination}'"
+    ))
+}
+
+#[test]
+fn three_ehrs_and_one_added_later_that_gets_the_exam_only_by_resend() {
+    let peers_dir = tempfile::tempdir().unwrap();
+    let [a, b, c] = ehrs(peers_dir.path());
+    let http = free_port();
+    let ab = ehr_destination(
+        "ehr_a",
+        a.port,
+        "timezone = \"Asia/Kolkata\"\nsending_facility = \"BF\"\nreceiving_facility = \"HOSP_A\"",
+    ) + &ehr_destination("ehr_b", b.port, "timezone = \"America/Phoenix\"");
+    let mut host = Host::new(&results_config(http, &ab, "ehr_a, ehr_b", 60));
+    host.install_bot("results_to_ehr", "results_to_ehr.wasm");
+    host.start();
+
+    // Written, waiting for attestation: only ehr_a (preliminary) hears.
+    let report =
+        "Findings: B-lines | 3 ^ left & right ~ \\ basal\nImpression: interstitial syndrome";
+    let done = "2026-11-24T09:15:00Z";
+    let (status, body) = post_exam(
+        http,
+        &exam("BF000000000042", "attestation-requested", done, report),
+    );
+    assert_eq!(status, 201, "{body}");
+    let got = wait_received(&a, 1, &host);
+    let msh = segment(&got[0], "MSH");
+    assert_eq!(
+        (msh[2], msh[3], msh[5]),
+        ("BUTTERFLY", "BF", "HOSP_A"),
+        "MSH-3/4/6"
+    );
+    assert!(
+        msh[6].ends_with("+0530"),
+        "MSH-7 in Kolkata time: {}",
+        msh[6]
+    );
+    assert_eq!(msh[9], body["queued"][0]["control_id"].as_str().unwrap());
+    let obr = segment(&got[0], "OBR");
+    assert_eq!(
+        (obr[2], obr[3], obr[7], obr[25]),
+        (
+            "BF000000000042",
+            "BF000000000042",
+            "20261124144500+0530",
+            "P"
+        )
+    );
+    let pid = segment(&got[0], "PID");
+    assert_eq!(
+        (pid[3], pid[5], pid[7], pid[8]),
+        ("MRN777", "LOVELACE^ADA^K", "19701210", "F")
+    );
+    assert_eq!(segment(&got[0], "PV1")[19], "V123");
+    let obx = segments(&got[0], "OBX");
+    assert_eq!(
+        obx[0][5],
+        r"Findings: B-lines \F\ 3 \S\ left \T\ right \R\ \E\ basal"
+    );
+    assert_eq!(
+        (obx[1][5], obx[1][11]),
+        ("Impression: interstitial syndrome", "P")
+    );
+    assert_eq!(
+        outbox_count(&host, "ehr_b"),
+        0,
+        "ehr_b takes no preliminary results"
+    );
+
+    // Signed: F at both, ehr_b in Phoenix time.
+    let (status, _) = post_exam(http, &exam("BF000000000042", "final", done, report));
+    assert_eq!(status, 200);
+    let got_a = wait_received(&a, 2, &host);
+    assert_eq!(segment(&got_a[1], "OBR")[25], "F");
+    let got_b = wait_received(&b, 1, &host);
+    let obr = segment(&got_b[0], "OBR");
+    assert_eq!((obr[7], obr[25]), ("20261124021500-0700", "F"));
+    assert!(segment(&got_b[0], "MSH")[6].ends_with("-0700"));
+
+    // ehr_c joins by a config reload, after the exam was done.
+    let abc = ab + &ehr_destination("ehr_c", c.port, "");
+    std::fs::write(
+        host.path("interlink.toml"),
+        results_config(http, &abc, "ehr_a, ehr_b, ehr_c", 60),
+    )
+    .unwrap();
+    let (status, body) = http_post_json(http, "/api/v1/config/reload", WRITE_TOKEN, "");
+    assert_eq!(status, 200, "{body}");
+
+    // A correction of that exam goes to ehr_a and ehr_b, not to ehr_c.
+    let (status, body) = post_exam(
+        http,
+        &exam(
+            "BF000000000042",
+            "corrected",
+            done,
+            "Impression: no interstitial syndrome",
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["skipped"],
+        json!([{"destination": "ehr_c", "reason": "added after the exam was done"}])
+    );
+    assert_eq!(segment(&wait_received(&a, 3, &host)[2], "OBR")[25], "C");
+    assert_eq!(segment(&wait_received(&b, 2, &host)[1], "OBR")[25], "C");
+    // Answered after the commit: nothing is queued for ehr_c.
+    assert_eq!(outbox_count(&host, "ehr_c"), 0);
+    assert!(c.received().is_empty());
+
+    // Until an operator sends it once.
+    let (status, body) = http_post_json(
+        http,
+        "/bots/results-to-ehr/exams/BF000000000042/send?destination=ehr_c",
+        WRITE_TOKEN,
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let got_c = wait_received(&c, 1, &host);
+    let obr = segment(&got_c[0], "OBR");
+    assert_eq!(
+        (obr[2], obr[7], obr[25]),
+        ("BF000000000042", "20261124091500+0000", "C")
+    );
+    assert_eq!(
+        segment(&got_c[0], "OBX")[5],
+        "Impression: no interstitial syndrome"
+    );
+    assert_eq!(
+        segment(&got_c[0], "MSH")[9],
+        body["control_id"].as_str().unwrap()
+    );
+
+    // An exam done after ehr_c joined goes to all three.
+    let later = rfc3339(now_ms() + 1);
+    let (status, body) = post_exam(http, &exam("BF000000000043", "final", &later, "Normal."));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["skipped"], json!([]));
+    for (peer, n) in [(&a, 4), (&b, 3), (&c, 2)] {
+        let last = wait_received(peer, n, &host).pop().unwrap();
+        assert_eq!(segment(&last, "OBR")[2], "BF000000000043");
+    }
+    // Every control id is different.
+    let mut ids: Vec<String> = [&a, &b, &c]
+        .iter()
+        .flat_map(|p| p.received().into_iter().map(|(id, _)| id))
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n);
+
+    // Unknown accession and destination get JSON errors.
+    let r = http_post_json(
+        http,
+        "/bots/results-to-ehr/exams/BF404/send?destination=ehr_c",
+        WRITE_TOKEN,
+        "",
+    );
+    assert_eq!(r.0, 404);
+    let r = http_post_json(
+        http,
+        "/bots/results-to-ehr/exams/BF000000000042/send?destination=nope",
+        WRITE_TOKEN,
+        "",
+    );
+    assert_eq!(
+        (r.0, r.1["error"].as_str().unwrap()),
+        (400, "destination: nope is not one of ehr_destinations")
+    );
+}
+
+/// The file a modality sent along, with bytes that are not UTF-8.
+const DICOM: &[u8] = b"DICM\x00\x01\x02\xff\xfe";
+const DICOM_B64: &str = "RElDTQABAv/+";
+
+#[test]
+fn pacs_file_waits_for_its_delay_and_survives_a_sigkill() {
+    let peers_dir = tempfile::tempdir().unwrap();
+    let ehr = PeerServer::start(Peer::Python, free_port(), "aa", &peers_dir.path().join("a"));
+    let http = free_port();
+    let dest = ehr_destination("ehr_a", ehr.port, "");
+    let mut host = Host::new(&results_config(http, &dest, "ehr_a", 3));
+    host.install_bot("results_to_ehr", "results_to_ehr.wasm");
+    host.start();
+    let pacs = host.path("pacs");
+    let file = |accession: &str| pacs.join(format!("{accession}.dcm"));
+
+    // Without a crash: the ORU at once, the file no earlier than the delay.
+    let mut first = exam("BF1", "final", "2026-11-24T09:15:00Z", "Normal.");
+    first["payload_base64"] = json!(DICOM_B64);
+    let (status, body) = post_exam(http, &first);
+    assert_eq!(status, 201, "{body}");
+    let due = body["pacs"]["not_before_ms"].as_u64().unwrap();
+    assert_eq!(body["pacs"]["name"], "BF1.dcm");
+    wait_received(&ehr, 1, &host);
+    assert!(wait_until(WAIT, || file("BF1").exists()), "{}", host.log());
+    let seen = now_ms();
+    assert!(seen >= due, "arrived {} ms before its time", due - seen);
+    assert_eq!(std::fs::read(file("BF1")).unwrap(), DICOM);
+
+    // Killed while the file waits: it is still delivered, still not early.
+    let mut second = exam("BF2", "final", "2026-11-24T09:20:00Z", "Normal.");
+    second["payload_base64"] = json!(DICOM_B64);
+    let (status, body) = post_exam(http, &second);
+    assert_eq!(status, 201, "{body}");
+    let due = body["pacs"]["not_before_ms"].as_u64().unwrap();
+    host.kill();
+    assert!(
+        now_ms() < due,
+        "the host was killed before the file was due"
+    );
+    assert!(!file("BF2").exists());
+    host.start();
+    assert!(wait_until(WAIT, || file("BF2").exists()), "{}", host.log());
+    let seen = now_ms();
+    assert!(seen >= due, "arrived {} ms before its time", due - seen);
+    assert_eq!(std::fs::read(file("BF2")).unwrap(), DICOM);
+    assert_eq!(
+        host.query::<i64>(
+            "SELECT COUNT(*) FROM outbox WHERE destination = 'pacs' AND status = 'sent'"
+        ),
+        2
+    );
+}
