@@ -4,9 +4,11 @@
 //! when it is not HL7, one file event.
 //!
 //! An `.http` file holds one or more requests separated by lines of `###`,
-//! each written as on the wire, with the path below the bot's mount point:
+//! each written as on the wire, with the path below the bot's mount point;
+//! lines starting with `#` before a request line are comments:
 //!
 //! ```text
+//! # a finalized exam
 //! POST /exams
 //! content-type: application/json
 //!
@@ -119,14 +121,23 @@ fn http_requests(text: &str) -> Result<Vec<Fixture>> {
     requests.push(chunk);
     requests
         .iter()
-        .filter(|r| !r.trim().is_empty())
+        .filter(|r| {
+            r.lines()
+                .any(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        })
         .enumerate()
         .map(|(i, r)| http_request(r).with_context(|| format!("request {}", i + 1)))
         .collect()
 }
 
 fn http_request(text: &str) -> Result<Fixture> {
-    let text = text.trim_start_matches(['\r', '\n']);
+    let mut text = text.trim_start_matches(['\r', '\n']);
+    while text.starts_with('#') {
+        text = text
+            .split_once('\n')
+            .map_or("", |(_, rest)| rest)
+            .trim_start_matches(['\r', '\n']);
+    }
     let (head, body) = match text.find("\n\n").or_else(|| text.find("\r\n\r\n")) {
         Some(at) => {
             let sep = if text[at..].starts_with("\n\n") { 2 } else { 4 };
@@ -185,8 +196,7 @@ mod tests {
 
     #[test]
     fn reads_http_requests() {
-        let text =
-            "POST /exams\nContent-Type: application/json\n\n{\"a\": 1}\n###\n\nGET /worklist?x=1\n";
+        let text = "# an exam\nPOST /exams\nContent-Type: application/json\n\n{\"a\": 1}\n###\n\nGET /worklist?x=1\n";
         let got = http_requests(text).unwrap();
         let [Fixture::Http(post), Fixture::Http(get)] = &got[..] else {
             panic!("two requests")
