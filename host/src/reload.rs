@@ -95,8 +95,8 @@ impl Reloader {
             runtime.reconfigure(config);
             Ok(())
         })
-            .await
-            .map_err(ReloadError::Partial)?;
+        .await
+        .map_err(ReloadError::Partial)?;
         if let (Some(auth), Some(tokens)) = (&self.auth, tokens) {
             auth.replace_tokens(tokens);
         }

@@ -10,8 +10,8 @@ use anyhow::Result;
 
 use crate::config::Config;
 use crate::runtime::bot::{LoadedBot, Summary};
-use crate::runtime::policy_for;
 use crate::runtime::engine::{BotEngine, Limits};
+use crate::runtime::policy_for;
 
 /// Loads `path` as a bot with default limits and no cache.
 pub fn load(path: &Path, limits: Limits) -> Result<LoadedBot> {
@@ -41,7 +41,11 @@ pub fn check(path: &Path, config: Option<&Path>) -> Result<ExitCode> {
                 .as_ref()
                 .map(|c| policy_for(c, bot.name()))
                 .unwrap_or_default();
-            let given = if config.is_some() { "" } else { " (none given)" };
+            let given = if config.is_some() {
+                ""
+            } else {
+                " (none given)"
+            };
             match bot.check_settings(Arc::new(policy)) {
                 Ok(()) => println!("settings{given}: ok"),
                 Err(why) => {

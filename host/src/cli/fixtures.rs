@@ -31,7 +31,10 @@ use crate::runtime::http::Request;
 pub enum Fixture {
     Hl7(String),
     File(Vec<u8>),
-    Tick { at_ms: i64, schedule: Option<String> },
+    Tick {
+        at_ms: i64,
+        schedule: Option<String>,
+    },
     Http(Request),
 }
 
@@ -182,23 +185,34 @@ mod tests {
 
     #[test]
     fn reads_http_requests() {
-        let text = "POST /exams\nContent-Type: application/json\n\n{\"a\": 1}\n###\n\nGET /worklist?x=1\n";
+        let text =
+            "POST /exams\nContent-Type: application/json\n\n{\"a\": 1}\n###\n\nGET /worklist?x=1\n";
         let got = http_requests(text).unwrap();
         let [Fixture::Http(post), Fixture::Http(get)] = &got[..] else {
             panic!("two requests")
         };
-        assert_eq!((post.method.as_str(), post.path.as_str()), ("POST", "/exams"));
-        assert_eq!(post.headers, [("content-type".into(), "application/json".into())]);
+        assert_eq!(
+            (post.method.as_str(), post.path.as_str()),
+            ("POST", "/exams")
+        );
+        assert_eq!(
+            post.headers,
+            [("content-type".into(), "application/json".into())]
+        );
         assert_eq!(post.body, b"{\"a\": 1}");
-        assert_eq!((get.method.as_str(), get.path.as_str()), ("GET", "/worklist?x=1"));
+        assert_eq!(
+            (get.method.as_str(), get.path.as_str()),
+            ("GET", "/worklist?x=1")
+        );
         assert!(get.body.is_empty());
         assert!(http_requests("GET worklist").is_err());
     }
 
     #[test]
     fn reads_ticks() {
-        let got = ticks("# rotation\n2026-11-24T09:05:00Z\n2026-11-24T10:00:00+01:00 0 0 * * * *\n")
-            .unwrap();
+        let got =
+            ticks("# rotation\n2026-11-24T09:05:00Z\n2026-11-24T10:00:00+01:00 0 0 * * * *\n")
+                .unwrap();
         let at: Vec<_> = got
             .iter()
             .map(|f| match f {

@@ -2,11 +2,11 @@
 
 mod check;
 mod events;
+mod fixtures;
 mod inspect;
 mod new;
 mod run;
 mod send;
-mod fixtures;
 mod test;
 
 use std::path::PathBuf;

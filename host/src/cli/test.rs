@@ -18,10 +18,10 @@ use super::fixtures::{self, Fixture};
 use crate::config::Config;
 use crate::journal::{HttpAnswer, Payload, Queued};
 use crate::runtime::engine::Limits;
+use crate::runtime::http;
 use crate::runtime::policy_for;
 use crate::runtime::process::process;
 use crate::runtime::state::{BotPolicy, NoState, Session};
-use crate::runtime::http;
 
 /// What `interlink test` is asked to do.
 pub struct TestRun<'a> {

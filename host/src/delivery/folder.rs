@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 
 use super::DeliveryError;
 use super::file_out::{self, Local};
-use crate::journal::OutboxRow;
 use crate::config::FolderDestination;
+use crate::journal::OutboxRow;
 
 pub struct FolderSink {
     dir: Arc<PathBuf>,

@@ -18,9 +18,15 @@ pub fn for_destination(
     match payload {
         Payload::Hl7(text) => hl7(cfg, text),
         // Refused when the bot sent it; the destination changed kind since.
-        Payload::Bytes { .. } if matches!(cfg.kind, DestinationKind::Mllp(_)) => Err(
-            DeliveryError::Permanent(format!("{:?} is MLLP, which takes HL7 text only, not bytes", cfg.name).into()),
-        ),
+        Payload::Bytes { .. } if matches!(cfg.kind, DestinationKind::Mllp(_)) => {
+            Err(DeliveryError::Permanent(
+                format!(
+                    "{:?} is MLLP, which takes HL7 text only, not bytes",
+                    cfg.name
+                )
+                .into(),
+            ))
+        }
         Payload::Bytes { data, .. } => Ok((data.clone(), String::new())),
     }
 }
@@ -87,8 +93,7 @@ mod tests {
             b"MSH|^~\\&|A|B|C|D|20260701100000-0500||ORU^R01|9|P|2.5\r"
         );
         // Without an offset the time is taken as UTC.
-        let (out, _) =
-            hl7(&cfg, "MSH|^~\\&|A|B|C|D|202601151200||ORU^R01|9|P|2.5\r").unwrap();
+        let (out, _) = hl7(&cfg, "MSH|^~\\&|A|B|C|D|202601151200||ORU^R01|9|P|2.5\r").unwrap();
         assert!(
             String::from_utf8(out)
                 .unwrap()

@@ -10,8 +10,8 @@ use anyhow::Result;
 
 use super::DeliveryError;
 use super::file_out;
-use crate::journal::OutboxRow;
 use crate::config::SftpDestination;
+use crate::journal::OutboxRow;
 use crate::ssh::{Endpoint, SftpSession};
 
 pub struct SftpSink {

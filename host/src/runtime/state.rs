@@ -64,9 +64,8 @@ impl BotPolicy {
         }
         let (payload, order_hash) = match out.payload {
             Payload::Hl7(text) => {
-                let msg = Message::parse(&text).map_err(|e| {
-                    Failure::Refused(format!("message for {to:?} is not HL7: {e}"))
-                })?;
+                let msg = Message::parse(&text)
+                    .map_err(|e| Failure::Refused(format!("message for {to:?} is not HL7: {e}")))?;
                 let order_hash = self.ordering_keys.get(to).map_or(0, |key| {
                     order_hash(msg.get_path(key).as_deref().unwrap_or(""))
                 });
@@ -588,7 +587,10 @@ mod tests {
              to a folder or SFTP destination"
         );
         for name in ["../x.csv", "a/b", ".hidden", "", "a\nb"] {
-            assert!(refused(bytes("dir", name)).contains("file name"), "{name:?}");
+            assert!(
+                refused(bytes("dir", name)).contains("file name"),
+                "{name:?}"
+            );
         }
     }
 }

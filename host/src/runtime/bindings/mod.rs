@@ -27,8 +27,8 @@ mod current {
 
 pub use current::interlink::bot::host::Level;
 pub use current::interlink::bot::types::{
-    BotError, DestinationInfo, Event, File, Hl7Filter, Hl7Message, HttpRequest,
-    HttpResponse, Manifest, Outbound, Payload, Reply, Subscription, Tick,
+    BotError, DestinationInfo, Event, File, Hl7Filter, Hl7Message, HttpRequest, HttpResponse,
+    Manifest, Outbound, Payload, Reply, Subscription, Tick,
 };
 pub use current::interlink::bot::{host, types};
 

@@ -125,14 +125,16 @@ impl old::Host for BotState {
     }
 
     fn destination(&mut self, name: String) -> Result<Option<o::DestinationInfo>> {
-        Ok(now::Host::destination(self, name)?.map(|d| o::DestinationInfo {
-            name: d.name,
-            kind: d.kind,
-            encoding: d.encoding,
-            timezone: d.timezone,
-            sending_facility: d.sending_facility,
-            receiving_facility: d.receiving_facility,
-        }))
+        Ok(
+            now::Host::destination(self, name)?.map(|d| o::DestinationInfo {
+                name: d.name,
+                kind: d.kind,
+                encoding: d.encoding,
+                timezone: d.timezone,
+                sending_facility: d.sending_facility,
+                receiving_facility: d.receiving_facility,
+            }),
+        )
     }
 
     fn kv_get(&mut self, key: String) -> Result<Option<Vec<u8>>> {
