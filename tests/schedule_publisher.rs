@@ -271,6 +271,32 @@ fn tomorrows_reminders_are_one_csv_a_day_without_closed_or_listed_appointments()
     );
 }
 
+#[test]
+fn appointments_are_forgotten_a_month_after_their_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let month_later = dir.path().join("month-later.tick");
+    std::fs::write(&month_later, "2026-12-26T23:00:00Z\n").unwrap();
+    let mut inputs: Vec<PathBuf> = STORY.iter().map(|n| fixture(n)).collect();
+    // Known: the old S14 is older than the appointment's last change.
+    inputs.push(fixture("s14-modify.hl7"));
+    inputs.extend([month_later, fixture("s14-modify.hl7")]);
+    let out = interlink_test(dir.path(), &fixture("settings.toml"), &inputs);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = json.as_array().unwrap();
+    assert_eq!(events.len(), 24);
+    assert!(sends(&events[21]).is_empty(), "{:#}", events[21]);
+    // The run for 2026-12-27 lists nothing and forgets every appointment
+    // (all started in November): the same S14 is news again.
+    assert_eq!(
+        sends(&events[22])[0]["text"],
+        "appointment_id,start,duration_min,patient_id,patient_name,resource,phone\r\n"
+    );
+    assert_eq!(
+        log_messages(&events[23]),
+        ["SIU^S14^SIU_S12 S14-1001: appointment modified, republished to partner"]
+    );
+}
+
 /// A config with folder destinations `partner` and `reminders` (the
 /// latter's table continued by `reminders_extra`), MLLP destination `ehr`,
 /// and the bot's `settings`.

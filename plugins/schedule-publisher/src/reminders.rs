@@ -7,7 +7,8 @@
 //! deleted and no-show ones never.
 //!
 //! The same daily run forgets appointments that started more than
-//! [`KEEP_DAYS`] days ago.
+//! [`KEEP_DAYS`] days ago (after that, a message about one is taken as
+//! news).
 
 use chrono::{Days, NaiveDate};
 use interlink_sdk::prelude::*;
@@ -38,9 +39,10 @@ pub fn on_tick(settings: &Settings, at_ms: i64) -> Result<Reply, BotError> {
     let tomorrow = today + Days::new(1);
     let mut due = Vec::new();
     for mut a in store::all()? {
-        if a.start_ms
-            .is_some_and(|s| s < at_ms - KEEP_DAYS * 24 * 3_600_000)
-        {
+        // A cancellation of an appointment never booked here has no start:
+        // its last change dates it.
+        let dated = a.start_ms.or(a.changed_at_ms);
+        if dated.is_some_and(|t| t < at_ms - KEEP_DAYS * 24 * 3_600_000) {
             store::remove(&a);
         } else if a.status == Status::Booked && !a.reminded && starts_on(&a, tomorrow, settings) {
             a.reminded = true;
