@@ -1,0 +1,98 @@
+//! Encounters in the bot's key-value store, with two indexes kept in step:
+//!
+//! | key | value |
+//! |---|---|
+//! | `enc/<key>` | the encounter, JSON ([`Encounter`]) |
+//! | `pat/<patient id>/<key>` | empty: the patient's encounters (A40 merges, the `patient_id` filter) |
+//! | `acc/<accession number>` | the encounter key, while it is on the worklist |
+//!
+//! Parts of keys are escaped (`%` and `/`), so a visit number holding a
+//! `/` cannot reach into another key. Writes are committed with the event
+//! (or not at all), so the indexes never disagree with the records.
+
+use interlink_sdk::host::kv;
+
+use crate::encounter::{Encounter, Status};
+
+const ENCOUNTERS: &str = "enc/";
+
+fn escape(part: &str) -> String {
+    part.replace('%', "%25").replace('/', "%2F")
+}
+
+fn record_key(key: &str) -> String {
+    format!("{ENCOUNTERS}{}", escape(key))
+}
+
+fn patient_prefix(patient_id: &str) -> String {
+    format!("pat/{}/", escape(patient_id))
+}
+
+fn accession_key(number: &str) -> String {
+    format!("acc/{}", escape(number))
+}
+
+/// The encounter stored under `key`.
+pub fn load(key: &str) -> Option<Encounter> {
+    load_record(&record_key(key))
+}
+
+fn load_record(record: &str) -> Option<Encounter> {
+    serde_json::from_slice(&kv::get(record)?).ok()
+}
+
+/// Every stored encounter, in key order.
+pub fn all() -> impl Iterator<Item = Encounter> {
+    kv::list(ENCOUNTERS)
+        .into_iter()
+        .filter_map(|record| load_record(&record))
+}
+
+/// The keys of `patient_id`'s encounters.
+pub fn keys_of_patient(patient_id: &str) -> Vec<String> {
+    let prefix = patient_prefix(patient_id);
+    kv::list(&prefix)
+        .iter()
+        .filter_map(|k| load_record(&format!("{ENCOUNTERS}{}", &k[prefix.len()..])))
+        .map(|e| e.key)
+        .collect()
+}
+
+/// The encounter whose current accession number is `number`, while it is
+/// open.
+pub fn by_accession(number: &str) -> Option<Encounter> {
+    load(&kv::get_string(&accession_key(number))?)
+}
+
+/// Stores `encounter`, moving its index entries from what was stored.
+pub fn save(encounter: &Encounter) {
+    if let Some(before) = load(&encounter.key) {
+        unindex(&before);
+    }
+    let record = serde_json::to_vec(encounter).expect("an encounter serialises");
+    kv::set(&record_key(&encounter.key), record);
+    kv::set(
+        &format!("{}{}", patient_prefix(&encounter.patient_id), escape(&encounter.key)),
+        "",
+    );
+    if let (Status::Open, Some(a)) = (encounter.status, &encounter.accession) {
+        kv::set(&accession_key(&a.number), &encounter.key);
+    }
+}
+
+/// Forgets `encounter` and its index entries.
+pub fn remove(encounter: &Encounter) {
+    unindex(encounter);
+    kv::delete(&record_key(&encounter.key));
+}
+
+fn unindex(encounter: &Encounter) {
+    kv::delete(&format!(
+        "{}{}",
+        patient_prefix(&encounter.patient_id),
+        escape(&encounter.key)
+    ));
+    if let Some(a) = &encounter.accession {
+        kv::delete(&accession_key(&a.number));
+    }
+}
