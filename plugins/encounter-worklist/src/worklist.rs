@@ -108,7 +108,11 @@ pub fn item(e: &Encounter, settings: &Settings) -> Item {
         visit_number: e.visit_number.clone(),
         location: e.location.clone(),
         attending_doctor: e.attending_doctor.clone(),
-        accession_number: e.accession.as_ref().map(|a| a.number.clone()).unwrap_or_default(),
+        accession_number: e
+            .accession
+            .as_ref()
+            .map(|a| a.number.clone())
+            .unwrap_or_default(),
         procedure_id: settings.procedure_id.clone(),
         procedure_description: settings.procedure_description.clone(),
         scheduled_time: scheduled,
@@ -154,7 +158,9 @@ impl Filters {
                     .strip_prefix(want.as_str())
                     .is_some_and(|rest| rest.starts_with('^'))
         };
-        self.patient_id.as_ref().is_none_or(|id| item.patient_id == *id)
+        self.patient_id
+            .as_ref()
+            .is_none_or(|id| item.patient_id == *id)
             && self
                 .name
                 .as_ref()
