@@ -8,7 +8,9 @@ use interlink_sdk::prelude::BotError;
 use crate::time::instant_ms;
 
 /// What an ADT trigger event does to an encounter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Change {
     /// A01 admit, A04 register, A05 pre-admit: the encounter is open.
     Open,
@@ -127,7 +129,9 @@ fn merges(msg: &Message, zone: &str, at_ms: i64) -> Result<Vec<Merge>, BotError>
             ..details(msg, n, zone)?
         };
         if details.patient_id.as_deref().is_none_or(str::is_empty) {
-            return Err(BotError::fatal(format!("A40: PID[{n}]-3.1 (surviving id) is empty")));
+            return Err(BotError::fatal(format!(
+                "A40: PID[{n}]-3.1 (surviving id) is empty"
+            )));
         }
         merges.push(Merge {
             prior_id,
@@ -151,7 +155,12 @@ fn details(msg: &Message, n: usize, zone: &str) -> Result<Details, BotError> {
         birth_date: pid("7.1"),
         sex: pid("8"),
         visit_number: given(msg, "PV1-19.1"),
-        location: joined(msg, ["PV1-3.1", "PV1-3.2", "PV1-3.3"].map(String::from).into_iter()),
+        location: joined(
+            msg,
+            ["PV1-3.1", "PV1-3.2", "PV1-3.3"]
+                .map(String::from)
+                .into_iter(),
+        ),
         attending_doctor: joined(msg, ["PV1-7.2.1", "PV1-7.3"].map(String::from).into_iter()),
         admit_ms: time(msg, "PV1-44.1", zone)?,
     })
@@ -159,7 +168,9 @@ fn details(msg: &Message, n: usize, zone: &str) -> Result<Details, BotError> {
 
 /// A non-empty value, unescaped.
 fn value(msg: &Message, path: &str) -> Option<String> {
-    msg.get(path).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    msg.get(path)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// What the message says about `path`: `None` (empty: keep), `""` (null:

@@ -196,12 +196,18 @@ mod tests {
             event(Change::Discharge, 3, "WARD"),
             event(Change::Update, 2, "ICU"),
         ]);
-        assert_eq!((e.status, e.location.as_str()), (Status::Discharged, "WARD"));
+        assert_eq!(
+            (e.status, e.location.as_str()),
+            (Status::Discharged, "WARD")
+        );
     }
 
     #[test]
     fn an_update_before_its_admit_keeps_the_newer_details() {
-        let e = replay(&[event(Change::Update, 2, "ICU"), event(Change::Open, 1, "ER")]);
+        let e = replay(&[
+            event(Change::Update, 2, "ICU"),
+            event(Change::Open, 1, "ER"),
+        ]);
         assert_eq!((e.status, e.location.as_str()), (Status::Open, "ICU"));
     }
 
@@ -216,16 +222,25 @@ mod tests {
             let e = replay(&order.map(|i| event(in_order[i].change, in_order[i].at_ms, "ER")));
             assert_eq!(e.status, Status::Open, "{order:?}");
         }
-        let cancelled = replay(&[event(Change::CancelAdmit, 2, "ER"), event(Change::Open, 1, "ER")]);
+        let cancelled = replay(&[
+            event(Change::CancelAdmit, 2, "ER"),
+            event(Change::Open, 1, "ER"),
+        ]);
         assert_eq!(cancelled.status, Status::Cancelled);
         // Same time: the later workflow step wins, whatever arrives last.
-        let tie = replay(&[event(Change::Discharge, 5, "ER"), event(Change::Open, 5, "ER")]);
+        let tie = replay(&[
+            event(Change::Discharge, 5, "ER"),
+            event(Change::Open, 5, "ER"),
+        ]);
         assert_eq!(tie.status, Status::Discharged);
     }
 
     #[test]
     fn repeats_change_nothing() {
-        let once = replay(&[event(Change::Open, 1, "ER"), event(Change::Discharge, 2, "ER")]);
+        let once = replay(&[
+            event(Change::Open, 1, "ER"),
+            event(Change::Discharge, 2, "ER"),
+        ]);
         let twice = replay(&[
             event(Change::Open, 1, "ER"),
             event(Change::Discharge, 2, "ER"),

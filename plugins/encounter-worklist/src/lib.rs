@@ -86,7 +86,11 @@ fn adt_message(input: &Hl7Message, settings: &Settings) -> Result<Reply, BotErro
             format!("{moved} encounter(s) moved to the surviving patient")
         }
     };
-    host::info(&format!("{} {}: {outcome}", msg.message_type(), msg.control_id()));
+    host::info(&format!(
+        "{} {}: {outcome}",
+        msg.message_type(),
+        msg.control_id()
+    ));
     Ok(Reply::default())
 }
 
@@ -99,7 +103,9 @@ fn merge(merge: &adt::Merge) -> usize {
     let survivor = merge.details.patient_id.clone().unwrap_or_default();
     let keys = store::keys_of_patient(&merge.prior_id);
     for key in &keys {
-        let Some(mut e) = store::load(key) else { continue };
+        let Some(mut e) = store::load(key) else {
+            continue;
+        };
         e.apply_details(&merge.details, merge.at_ms);
         e.patient_id.clone_from(&survivor);
         let fallback = format!("patient:{}@", merge.prior_id);

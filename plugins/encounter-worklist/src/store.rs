@@ -72,7 +72,11 @@ pub fn save(encounter: &Encounter) {
     let record = serde_json::to_vec(encounter).expect("an encounter serialises");
     kv::set(&record_key(&encounter.key), record);
     kv::set(
-        &format!("{}{}", patient_prefix(&encounter.patient_id), escape(&encounter.key)),
+        &format!(
+            "{}{}",
+            patient_prefix(&encounter.patient_id),
+            escape(&encounter.key)
+        ),
         "",
     );
     if let (Status::Open, Some(a)) = (encounter.status, &encounter.accession) {

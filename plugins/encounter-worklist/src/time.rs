@@ -57,9 +57,7 @@ fn wall_ms(t: &Timestamp) -> i64 {
     let days = days_from_civil(i64::from(t.year), t.month, t.day);
     let seconds = i64::from(t.hour * 3600 + t.minute * 60 + t.second);
     let fraction_ms = match t.precision {
-        Precision::Fraction(digits) => {
-            i64::from(t.fraction) * 1000 / 10i64.pow(u32::from(digits))
-        }
+        Precision::Fraction(digits) => i64::from(t.fraction) * 1000 / 10i64.pow(u32::from(digits)),
         _ => 0,
     };
     days * DAY_MS + seconds * 1000 + fraction_ms
@@ -90,22 +88,37 @@ mod tests {
         let at = 1_795_510_800_000;
         assert_eq!(instant_ms(&ts("20261124090000+0000"), "UTC").unwrap(), at);
         assert_eq!(instant_ms(&ts("20261124030000-0600"), "UTC").unwrap(), at);
-        assert_eq!(instant_ms(&ts("20261124090000.25+0000"), "UTC").unwrap(), at + 250);
+        assert_eq!(
+            instant_ms(&ts("20261124090000.25+0000"), "UTC").unwrap(),
+            at + 250
+        );
     }
 
     #[test]
     fn times_without_offsets_are_local_to_the_zone() {
         let at = 1_795_510_800_000;
-        assert_eq!(instant_ms(&ts("20261124030000"), "America/Chicago").unwrap(), at);
+        assert_eq!(
+            instant_ms(&ts("20261124030000"), "America/Chicago").unwrap(),
+            at
+        );
         // Summer time: Chicago is UTC-5.
         let summer = instant_ms(&ts("20260701070000"), "America/Chicago").unwrap();
-        assert_eq!(iso(&local(summer, "UTC").unwrap()), "2026-07-01T12:00:00+00:00");
+        assert_eq!(
+            iso(&local(summer, "UTC").unwrap()),
+            "2026-07-01T12:00:00+00:00"
+        );
     }
 
     #[test]
     fn renders_local_iso_times() {
         let at = 1_795_510_800_000;
-        assert_eq!(iso(&local(at, "America/Chicago").unwrap()), "2026-11-24T03:00:00-06:00");
-        assert_eq!(iso(&local(at, "Asia/Kolkata").unwrap()), "2026-11-24T14:30:00+05:30");
+        assert_eq!(
+            iso(&local(at, "America/Chicago").unwrap()),
+            "2026-11-24T03:00:00-06:00"
+        );
+        assert_eq!(
+            iso(&local(at, "Asia/Kolkata").unwrap()),
+            "2026-11-24T14:30:00+05:30"
+        );
     }
 }

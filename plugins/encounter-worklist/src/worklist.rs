@@ -39,6 +39,12 @@ pub struct Item {
     pub scheduled_time: String,
 }
 
+/// The answer to a list query, in scheduled time order.
+#[derive(Serialize)]
+struct Items {
+    items: Vec<Item>,
+}
+
 /// The filters of a list query; all must match.
 #[derive(Default)]
 struct Filters {
@@ -91,8 +97,8 @@ fn list(filters: &Filters, settings: &Settings, now: i64) -> HttpResponse {
         .filter(|(_, item)| filters.matches(item))
         .collect();
     open.sort_by(|a, b| (a.0, &a.1.visit_number).cmp(&(b.0, &b.1.visit_number)));
-    let items: Vec<Item> = open.into_iter().map(|(_, item)| item).collect();
-    json(200, &serde_json::json!({ "items": items }))
+    let items = open.into_iter().map(|(_, item)| item).collect();
+    json(200, &Items { items })
 }
 
 /// The worklist entry for an open encounter.
@@ -108,7 +114,11 @@ pub fn item(e: &Encounter, settings: &Settings) -> Item {
         visit_number: e.visit_number.clone(),
         location: e.location.clone(),
         attending_doctor: e.attending_doctor.clone(),
-        accession_number: e.accession.as_ref().map(|a| a.number.clone()).unwrap_or_default(),
+        accession_number: e
+            .accession
+            .as_ref()
+            .map(|a| a.number.clone())
+            .unwrap_or_default(),
         procedure_id: settings.procedure_id.clone(),
         procedure_description: settings.procedure_description.clone(),
         scheduled_time: scheduled,
@@ -154,7 +164,9 @@ impl Filters {
                     .strip_prefix(want.as_str())
                     .is_some_and(|rest| rest.starts_with('^'))
         };
-        self.patient_id.as_ref().is_none_or(|id| item.patient_id == *id)
+        self.patient_id
+            .as_ref()
+            .is_none_or(|id| item.patient_id == *id)
             && self
                 .name
                 .as_ref()
