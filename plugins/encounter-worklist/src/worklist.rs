@@ -39,6 +39,12 @@ pub struct Item {
     pub scheduled_time: String,
 }
 
+/// The answer to a list query, in scheduled time order.
+#[derive(Serialize)]
+struct Items {
+    items: Vec<Item>,
+}
+
 /// The filters of a list query; all must match.
 #[derive(Default)]
 struct Filters {
@@ -91,8 +97,8 @@ fn list(filters: &Filters, settings: &Settings, now: i64) -> HttpResponse {
         .filter(|(_, item)| filters.matches(item))
         .collect();
     open.sort_by(|a, b| (a.0, &a.1.visit_number).cmp(&(b.0, &b.1.visit_number)));
-    let items: Vec<Item> = open.into_iter().map(|(_, item)| item).collect();
-    json(200, &serde_json::json!({ "items": items }))
+    let items = open.into_iter().map(|(_, item)| item).collect();
+    json(200, &Items { items })
 }
 
 /// The worklist entry for an open encounter.
