@@ -199,7 +199,7 @@ async fn run(
         let read = crate::blocking::run(move || {
             let queue = queue.lock().expect("outbox reader lock");
             let rows = queue.outbox_pending(&name, lane, cursor, now, 256)?;
-            Ok((rows, queue.outbox_next_due(&name, now)?))
+            Ok((rows, queue.outbox_next_due(&name, lane, now)?))
         })
         .await;
         let rows = match read {

@@ -6,6 +6,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::Result;
 
+/// How many payload bytes one [`Reader::outbox_pending`] read holds at
+/// most (beyond its first message), so that a queue of large files is not
+/// read into memory at once.
+pub const MAX_PENDING_BYTES: usize = 16 << 20;
+
 /// A read connection. Not shared between threads: open one per thread.
 pub struct Reader {
     pub(super) conn: Connection,
@@ -163,7 +168,8 @@ impl Reader {
 
     /// Pending messages for lane `lane` of `lanes` of `destination` with an
     /// id above `after_id` that are due at `now_ms` (not deferred past it),
-    /// in queue order.
+    /// in queue order: at most `limit`, and fewer once their payloads pass
+    /// [`MAX_PENDING_BYTES`] (files can be large; at least one is read).
     pub fn outbox_pending(
         &self,
         destination: &str,
@@ -187,7 +193,7 @@ impl Reader {
             lane as i64,
             now_ms
         ];
-        let rows = q.query_map(params, |r| {
+        let mut rows = q.query_map(params, |r| {
             Ok(OutboxRow {
                 id: r.get(0)?,
                 payload: super::Payload::from_columns(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
@@ -198,35 +204,49 @@ impl Reader {
                 last_error: r.get(9)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let (mut read, mut bytes) = (Vec::new(), 0);
+        while bytes < MAX_PENDING_BYTES {
+            let Some(row) = rows.next().transpose()? else {
+                break;
+            };
+            bytes += row.payload.byte_len();
+            read.push(row);
+        }
+        Ok(read)
     }
 
-    /// When the next message of `destination` deferred past `now_ms` falls
-    /// due, if one is waiting.
-    pub fn outbox_next_due(&self, destination: &str, now_ms: i64) -> Result<Option<i64>> {
+    /// When the next message of lane `lane` of `lanes` of `destination`
+    /// deferred past `now_ms` falls due, if one is waiting.
+    pub fn outbox_next_due(
+        &self,
+        destination: &str,
+        (lane, lanes): (usize, usize),
+        now_ms: i64,
+    ) -> Result<Option<i64>> {
         let mut q = self.conn.prepare_cached(
             "SELECT MIN(not_before_ms) FROM outbox INDEXED BY outbox_deferred
              WHERE destination = ?1 AND status = 'pending' AND not_before_ms > 0
-               AND not_before_ms > ?2",
+               AND not_before_ms > ?2 AND order_hash % ?3 = ?4",
         )?;
-        Ok(q.query_row(params![destination, now_ms], |r| r.get(0))?)
+        let params = params![destination, now_ms, lanes as i64, lane as i64];
+        Ok(q.query_row(params, |r| r.get(0))?)
     }
 
-    /// How many messages wait for `destination`, and when the oldest was
-    /// queued (ms since the epoch). Both come from the `outbox_pending`
-    /// index: a count over the destination's range and its first entry.
+    /// How many messages wait for `destination`, and since when the one
+    /// waiting longest has been due (ms since the epoch: when it was queued,
+    /// or its `not_before_ms` if later, so a delayed message does not look
+    /// stuck). Both come from the `outbox_pending` index range of the
+    /// destination.
     pub fn outbox_queue(&self, destination: &str) -> Result<(u64, Option<i64>)> {
         let mut count = self.conn.prepare_cached(
             "SELECT COUNT(*) FROM outbox WHERE destination = ?1 AND status = 'pending'",
         )?;
         let depth: i64 = count.query_row(params![destination], |r| r.get(0))?;
         let mut oldest = self.conn.prepare_cached(
-            "SELECT created_ms FROM outbox WHERE destination = ?1 AND status = 'pending'
-             ORDER BY id LIMIT 1",
+            "SELECT MIN(MAX(created_ms, not_before_ms)) FROM outbox
+             WHERE destination = ?1 AND status = 'pending'",
         )?;
-        let oldest = oldest
-            .query_row(params![destination], |r| r.get(0))
-            .optional()?;
+        let oldest = oldest.query_row(params![destination], |r| r.get(0))?;
         Ok((depth as u64, oldest))
     }
 

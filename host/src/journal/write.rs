@@ -225,6 +225,14 @@ pub enum Payload {
 }
 
 impl Payload {
+    /// Its size in bytes.
+    pub fn byte_len(&self) -> usize {
+        match self {
+            Payload::Hl7(text) => text.len(),
+            Payload::Bytes { data, .. } => data.len(),
+        }
+    }
+
     /// The columns `message`, `data`, `file_name`, `content_type` of its
     /// outbox row (`message` is empty for bytes).
     fn to_columns(&self) -> (&str, Option<&[u8]>, Option<&str>, Option<&str>) {

@@ -107,8 +107,9 @@ impl Failure {
 
 impl Failure {
     /// The failure as the host log shows it: the bot's own text (its panic
-    /// message or error) only with `[log] phi = true`, as it is often built
-    /// from the message it was handling.
+    /// message or error, or why its reply was refused, which quotes what
+    /// it sent) only with `[log] phi = true`, as it is often built from the
+    /// message it was handling.
     pub fn logged(&self) -> Logged<'_> {
         Logged(self)
     }
@@ -127,7 +128,7 @@ impl Failure {
             Failure::Trapped(msg) => write!(f, "trapped: {msg}"),
             Failure::Bot { message, .. } => write!(f, "failed: {}", bot_text(message)),
             Failure::Host(msg) => write!(f, "could not run: {msg}"),
-            Failure::Refused(msg) => write!(f, "reply refused: {msg}"),
+            Failure::Refused(msg) => write!(f, "reply refused: {}", bot_text(msg)),
             Failure::Abandoned(msg) => f.write_str(msg),
         }
     }

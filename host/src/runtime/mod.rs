@@ -52,6 +52,11 @@ pub struct Runtime {
     /// Replaced when the configuration is reloaded.
     config: RwLock<Arc<Config>>,
     bots: RwLock<HashMap<String, Arc<LiveBot>>>,
+    /// Held by `reconfigure` and `install` while they build live bots
+    /// (which runs their `check-settings`), so the two never interleave,
+    /// while `bots` is only write-locked for the swap: intake, which reads
+    /// `bots` for every event, never waits on a bot's settings check.
+    rebuilding: Mutex<()>,
     /// Which bot each plugin file provides.
     files: Mutex<HashMap<PathBuf, String>>,
     workers: Mutex<HashMap<String, SyncSender<()>>>,
@@ -142,6 +147,7 @@ impl Runtime {
             journal,
             config: RwLock::new(config),
             bots: RwLock::default(),
+            rebuilding: Mutex::default(),
             files: Mutex::default(),
             workers: Mutex::default(),
             batch_locks: Mutex::default(),
@@ -177,18 +183,28 @@ impl Runtime {
     /// has work. Runs the bots' `check-settings`: call it off the async
     /// executor.
     pub fn reconfigure(&self, config: Arc<Config>) {
-        let names = {
-            // Swapped under the bots lock, which `install` holds while it
-            // reads the configuration: a bot installed meanwhile is either
-            // rebuilt here or built from the new configuration.
-            let mut bots = self.bots.write().expect("bots lock");
-            *self.config.write().expect("config lock") = config.clone();
-            for (name, live) in bots.iter_mut() {
-                *live = Arc::new(live_bot(&config, live.code.clone()));
-                debug_assert_eq!(live.code.name(), name);
+        let _rebuilding = self.rebuilding.lock().expect("rebuilding lock");
+        let current: Vec<Arc<LiveBot>> = self
+            .bots
+            .read()
+            .expect("bots lock")
+            .values()
+            .cloned()
+            .collect();
+        let rebuilt: Vec<LiveBot> = current
+            .iter()
+            .map(|live| live_bot(&config, live.code.clone()))
+            .collect();
+        *self.config.write().expect("config lock") = config;
+        let mut bots = self.bots.write().expect("bots lock");
+        for live in rebuilt {
+            // Unless it was unloaded meanwhile.
+            if let Some(slot) = bots.get_mut(live.code.name()) {
+                *slot = Arc::new(live);
             }
-            bots.keys().cloned().collect::<Vec<_>>()
-        };
+        }
+        let names: Vec<String> = bots.keys().cloned().collect();
+        drop(bots);
         for name in names {
             self.wake(&name);
         }
@@ -229,10 +245,11 @@ impl Runtime {
             );
         }
         let previous_name = files.insert(file.to_path_buf(), name.clone());
-        // Built under the bots lock, which `reconfigure` holds while it
-        // swaps the configuration, so a reload cannot slip in between.
-        let mut bots = self.bots.write().expect("bots lock");
+        // Built under the rebuilding lock, so a reload cannot swap the
+        // configuration between the build and the insert.
+        let _rebuilding = self.rebuilding.lock().expect("rebuilding lock");
         let live = Arc::new(live_bot(&self.config(), Arc::new(code)));
+        let mut bots = self.bots.write().expect("bots lock");
         let old = bots.insert(name.clone(), live.clone());
         if let Some(prev) = previous_name.filter(|p| *p != name) {
             bots.remove(&prev);

@@ -55,7 +55,7 @@ pub fn process(
                 true => http::answer_of(reply.http).map(Some),
                 false => Ok(None),
             };
-            match (policy.accept(reply.send), answer) {
+            match (policy.accept(reply.send, session.now_ms()), answer) {
                 (Ok(send), Ok(answer)) => (Ok(send), reply.ack, answer),
                 (Err(refused), _) | (_, Err(refused)) => (Err(refused), None, None),
             }

@@ -62,7 +62,6 @@ pub fn http_path(s: &Subscription) -> Option<&str> {
     }
 }
 
-/// A subscription in words, as `interlink check` and the log show it.
 /// The schedule of a cron subscription.
 pub fn cron_schedule(s: &Subscription) -> Option<&str> {
     match s {
@@ -71,6 +70,7 @@ pub fn cron_schedule(s: &Subscription) -> Option<&str> {
     }
 }
 
+/// A subscription in words, as `interlink check` and the log show it.
 pub fn describe(s: &Subscription) -> String {
     match s {
         Subscription::Hl7(f) => {

@@ -49,12 +49,15 @@ impl BotPolicy {
 
     /// A reply's outbound messages, if the host accepts them: each must
     /// name a destination this bot may use, and be HL7, or bytes with a
-    /// usable file name for a destination that takes files.
-    pub fn accept(&self, send: Vec<Outbound>) -> Result<Vec<Queued>, Failure> {
-        send.into_iter().map(|out| self.accept_one(out)).collect()
+    /// usable file name for a destination that takes files, and delayed to
+    /// at most [`MAX_DELAY_MS`] after `now_ms`.
+    pub fn accept(&self, send: Vec<Outbound>, now_ms: i64) -> Result<Vec<Queued>, Failure> {
+        send.into_iter()
+            .map(|out| self.accept_one(out, now_ms))
+            .collect()
     }
 
-    fn accept_one(&self, out: Outbound) -> Result<Queued, Failure> {
+    fn accept_one(&self, out: Outbound, now_ms: i64) -> Result<Queued, Failure> {
         let to = &out.destination;
         let info = self.destinations.get(to);
         if info.is_none() && !self.any_destination {
@@ -93,16 +96,29 @@ impl BotPolicy {
                 (payload, 0)
             }
         };
+        let not_before_ms = match out.not_before_ms {
+            None => 0,
+            Some(t) if t > now_ms.saturating_add(MAX_DELAY_MS) as u64 => {
+                return Err(Failure::Refused(format!(
+                    "not-before-ms for {to:?} is more than {} days ahead",
+                    MAX_DELAY_MS / DAY_MS
+                )));
+            }
+            Some(t) => t as i64,
+        };
         Ok(Queued {
             destination: out.destination,
             payload,
-            not_before_ms: out
-                .not_before_ms
-                .map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX)),
+            not_before_ms,
             order_hash,
         })
     }
 }
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+/// How far ahead a message may be delayed: a message waiting in the outbox
+/// keeps its event from being purged, and one years ahead is a mistake.
+const MAX_DELAY_MS: i64 = 30 * DAY_MS;
 
 /// Destination kinds that take bytes payloads.
 const TAKES_BYTES: [&str; 2] = ["folder", "sftp"];
@@ -224,6 +240,11 @@ impl Session {
             logs: Vec::new(),
             clock: None,
         }
+    }
+
+    /// The time as the bot sees it: the test clock, else the wall clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.unwrap_or_else(crate::journal::now_ms)
     }
 
     /// A session for calling `manifest` or `check-settings` (with the
@@ -459,7 +480,7 @@ impl host::Host for BotState {
     }
 
     fn now_ms(&mut self) -> Result<u64> {
-        Ok(self.session.clock.unwrap_or_else(crate::journal::now_ms) as u64)
+        Ok(self.session.now_ms() as u64)
     }
 }
 
@@ -553,12 +574,15 @@ mod tests {
             not_before_ms: Some(7),
         };
         let queued = policy
-            .accept(vec![
-                send("lanes", "M1"),
-                send("lanes", "M1"),
-                send("lanes", "M2"),
-                send("one", "M1"),
-            ])
+            .accept(
+                vec![
+                    send("lanes", "M1"),
+                    send("lanes", "M1"),
+                    send("lanes", "M2"),
+                    send("one", "M1"),
+                ],
+                0,
+            )
             .unwrap();
         let hashes: Vec<i64> = queued.iter().map(|q| q.order_hash).collect();
         assert_eq!(hashes[0], hashes[1]);
@@ -578,9 +602,9 @@ mod tests {
             }),
             not_before_ms: None,
         };
-        let queued = policy.accept(vec![bytes("dir", "list.csv")]).unwrap();
+        let queued = policy.accept(vec![bytes("dir", "list.csv")], 0).unwrap();
         assert_eq!(queued[0].not_before_ms, 0);
-        let refused = |out| policy.accept(vec![out]).unwrap_err().to_string();
+        let refused = |out| policy.accept(vec![out], 0).unwrap_err().to_string();
         assert_eq!(
             refused(bytes("one", "list.csv")),
             "reply refused: destination \"one\" is mllp, which takes HL7 text only; bytes go \
@@ -592,5 +616,10 @@ mod tests {
                 "{name:?}"
             );
         }
+
+        // A delay of more than 30 days is a mistake.
+        let mut late = send("one", "M1");
+        late.not_before_ms = Some(MAX_DELAY_MS as u64 + 1);
+        assert!(refused(late).contains("more than 30 days ahead"));
     }
 }
