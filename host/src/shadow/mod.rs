@@ -131,9 +131,23 @@ fn clock_of(e: &StoredEvent) -> i64 {
     }
 }
 
+/// Why `candidate` cannot stand in for `bot`: it refuses the settings the
+/// configuration gives `bot` (`policy`).
+pub fn refused_settings(
+    candidate: &LoadedBot,
+    bot: &str,
+    policy: &Arc<BotPolicy>,
+) -> Option<String> {
+    let why = candidate.check_settings(policy.clone()).err()?;
+    Some(format!(
+        "the candidate refuses the settings of [bots.{bot}]: {why}"
+    ))
+}
+
 /// Replays `plan`'s events of the live bot `bot` from the journal at
 /// `journal` through `candidate` (granted `policy`: the live bot's
-/// settings and destinations) and reports how they compare.
+/// settings and destinations; see [`refused_settings`]) and reports how
+/// they compare.
 pub fn run(
     journal: &Path,
     bot: &str,
@@ -142,9 +156,6 @@ pub fn run(
     plan: Plan,
 ) -> Result<Report> {
     let started = Instant::now();
-    if let Err(why) = candidate.check_settings(policy.clone()) {
-        bail!("the candidate refuses the settings of [bots.{bot}]: {why}");
-    }
     let reader = Reader::open(journal)
         .with_context(|| format!("cannot open journal {}", journal.display()))?;
     reader.begin_snapshot()?;
