@@ -188,6 +188,9 @@ pub fn run(
         let (processed, continued) = process(candidate, &policy, h.event, session);
         session = continued;
         session.logs.clear();
+        if !recorded.compared {
+            continue;
+        }
         let (verdict, candidate_error, live_error, messages) = match (h.outcome, processed.result) {
             (Ok(()), Ok(sent)) => {
                 let changes = compare::messages(&recorded.live, &sent, &plan.ignore);

@@ -1,8 +1,10 @@
 //! Which journaled events a shadow run replays: those the live bot handled
-//! (its run is done or failed) that were received in the window, from the
-//! source and of the message type asked for, oldest first, up to a limit;
-//! each with the messages the live bot queued for it. Read a page at a time
-//! from the run's journal snapshot.
+//! (its run is done or failed) that were received in the window, oldest
+//! first, each with the messages the live bot queued for it. Of those, the
+//! ones from the source and of the message type asked for are compared, up
+//! to a limit; the others are replayed all the same, so that the
+//! candidate's state keeps in step with the live bot's. Read a page at a
+//! time from the run's journal snapshot.
 
 use std::collections::VecDeque;
 
@@ -22,25 +24,29 @@ pub struct Selection {
     pub from_ms: i64,
     /// Received before (ms since the epoch).
     pub to_ms: i64,
-    /// Only events from this source (listener, folder, SFTP source,
+    /// Only compare events from this source (listener, folder, SFTP source,
     /// schedule; the bot for HTTP commands).
     pub source: Option<String>,
-    /// Only HL7 messages whose MSH-9 matches this pattern (`ADT^A0*`).
+    /// Only compare HL7 messages whose MSH-9 matches this pattern (`ADT^A0*`).
     pub message_type: Option<String>,
-    /// At most this many events.
+    /// At most this many compared events.
     pub limit: Option<usize>,
 }
 
 impl Selection {
-    fn wants(&self, e: &HandledEvent) -> bool {
-        let in_window = (self.from_ms..self.to_ms).contains(&e.event.received_at_ms);
+    fn in_window(&self, e: &HandledEvent) -> bool {
+        (self.from_ms..self.to_ms).contains(&e.event.received_at_ms)
+    }
+
+    /// Whether `e` is to be compared (not only replayed).
+    fn compares(&self, e: &HandledEvent) -> bool {
         let source = self.source.as_ref().is_none_or(|s| *s == e.event.source);
         let message_type = self.message_type.as_ref().is_none_or(|p| {
             e.message_type
                 .as_deref()
                 .is_some_and(|t| type_matches(p, t))
         });
-        in_window && source && message_type
+        source && message_type
     }
 }
 
@@ -68,9 +74,12 @@ pub fn parse_duration(text: &str) -> Result<i64> {
 pub struct Recorded {
     pub handled: HandledEvent,
     pub live: Vec<LiveMessage>,
+    /// Whether to compare it, or only replay it for the state.
+    pub compared: bool,
 }
 
-/// The selected events of one bot, in event order, read a page at a time.
+/// The events of one bot in the window, in event order, read a page at a
+/// time; up to the last compared one when there is a limit.
 pub struct Events {
     reader: SharedReader,
     bot: String,
@@ -83,7 +92,7 @@ pub struct Events {
 }
 
 impl Events {
-    /// The events of `bot` that `selection` picks, read through `reader`
+    /// The events of `bot` in `selection`'s window, read through `reader`
     /// (whose snapshot must already be open).
     pub fn new(reader: SharedReader, bot: &str, selection: Selection) -> Result<Events> {
         let window = reader
@@ -127,10 +136,12 @@ impl Events {
                         mine.push(m);
                     }
                 }
-                if self.selection.wants(&h) {
+                if self.selection.in_window(&h) {
+                    let compared = self.selection.compares(&h);
                     self.page.push_back(Recorded {
                         handled: h,
                         live: mine,
+                        compared,
                     });
                 }
             }
@@ -153,7 +164,7 @@ impl Iterator for Events {
             return Some(Err(e));
         }
         let next = self.page.pop_front()?;
-        self.taken += 1;
+        self.taken += usize::from(next.compared);
         Some(Ok(next))
     }
 }
