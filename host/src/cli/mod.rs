@@ -93,13 +93,13 @@ enum Command {
         /// Events received before this time (RFC 3339; default now).
         #[arg(long)]
         to: Option<String>,
-        /// Only events from this source.
+        /// Only compare events from this source (the others still run, for the state).
         #[arg(long)]
         source: Option<String>,
-        /// Only HL7 messages of this type (MSH-9 pattern, e.g. ADT^A0*).
+        /// Only compare HL7 messages of this type (MSH-9 pattern, e.g. ADT^A0*).
         #[arg(long = "type")]
         message_type: Option<String>,
-        /// At most this many events.
+        /// Compare at most this many events.
         #[arg(long)]
         limit: Option<usize>,
         /// Also ignore this HL7 path (MSH-7 and MSH-10 always are); repeatable.
