@@ -11,7 +11,7 @@
 //! patients' visit counts in `kv` and one `state_undo` row per event. Then
 //! runs the release `interlink shadow --json` over all of it, each candidate
 //! in a process of its own: v1 (every event the same) and v2 (a third of
-//! them differ in PID-5.2). Prints the events compared per second of the
+//! them differ in PID-5.2, `Jane` -> `JANE`). Prints the events compared per second of the
 //! run (the report's `duration_ms`: journal reads, the runs, the diffs),
 //! the whole command's wall time (with loading and compiling the
 //! candidate) and the process's peak RSS.
@@ -31,7 +31,7 @@ fn message(id: i64) -> String {
     format!(
         "MSH|^~\\&|REG|CLINIC|INTERLINK|BF|20260101120000||{kind}|B{id}|P|2.5.1\r\
          EVN|A04|20260101120000\r\
-         PID|1||P{}^^^CLINIC^MR||DOE^JANE^Q||19800101|F|||1 MAIN ST^^SPRINGFIELD^IL^62701\r\
+         PID|1||P{}^^^CLINIC^MR||DOE^Jane^Q||19800101|F|||1 MAIN ST^^SPRINGFIELD^IL^62701\r\
          PV1|1|O|CLINIC^^^BF||||1234^WELBY^MARCUS\r",
         id % PATIENTS
     )
@@ -82,7 +82,7 @@ fn build_journal(path: &Path, n: i64, start_ms: i64) {
             let kind = &body[body.find("||").unwrap() + 2..];
             let kind = &kind[..kind.find('|').unwrap()];
             event
-                .execute(params![id, kind, format!("B{id}"), body, at])
+                .execute(params![id, kind, format!("B{id}"), body.as_bytes(), at])
                 .unwrap();
             run.execute(params![id, BOT, at]).unwrap();
             let sent = format!("{body}ZVS|{visits}|{at}\r");
@@ -149,7 +149,8 @@ fn main() {
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
     std::fs::write(
         dir.path().join("interlink.toml"),
-        "[journal]\npath = \"data/j.db\"\n",
+        "[journal]\npath = \"data/j.db\"\n\n\
+         [[destination]]\nname = \"out\"\nkind = \"folder\"\ndir = \"out\"\n",
     )
     .unwrap();
     let t = Instant::now();
@@ -172,8 +173,8 @@ fn main() {
             "{:<10} {:>9} {:>9} {:>9} {:>10.0} {:>8.2} {:>5.0} MiB",
             &candidate["visit_stamp_".len()..],
             compared,
-            s["same"],
-            s["differing"],
+            s["same"].as_u64().unwrap(),
+            s["differing"].as_u64().unwrap(),
             compared as f64 / run_s,
             m.wall_s,
             m.peak_rss_mib,

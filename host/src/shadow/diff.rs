@@ -5,7 +5,7 @@
 //! Paths matching an [`IgnorePath`] (by default MSH-7 and MSH-10, which
 //! differ on every run) are left out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
@@ -142,8 +142,28 @@ struct Leaves {
     subcomponents: BTreeMap<(String, usize, usize, usize, usize), usize>,
 }
 
+/// A message's segments' texts by (segment, occurrence).
+fn segment_texts(msg: &Message) -> HashMap<(&str, usize), &str> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    msg.segments()
+        .map(|seg| {
+            let n = seen.entry(seg.id).or_default();
+            *n += 1;
+            ((seg.id, *n), seg.text)
+        })
+        .collect()
+}
+
+/// The delimiters a message declares (MSH-1 and MSH-2, as written).
+fn delimiters(msg: &Message) -> Option<&str> {
+    let msh = msg.segments().next()?.text;
+    msh.get(..8.min(msh.len()))
+}
+
 impl Leaves {
-    fn of(msg: &Message) -> Leaves {
+    /// The leaves of `msg`, leaving out the segments `same` says are
+    /// written the same on the other side (nothing differs in them).
+    fn of(msg: &Message, same: &dyn Fn(&str, usize, &str) -> bool) -> Leaves {
         let mut leaves = Leaves::default();
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for (index, seg) in msg.segments().enumerate() {
@@ -154,6 +174,9 @@ impl Leaves {
             };
             let id = seg.id.to_string();
             leaves.order.insert((id.clone(), occurrence), index);
+            if same(seg.id, occurrence, seg.text) {
+                continue;
+            }
             // The segment itself, so one missing on a side is one change.
             leaves.values.insert(
                 Leaf {
@@ -200,7 +223,15 @@ impl Leaves {
 /// The differences between `old` and `new`, in message order, without the
 /// paths `ignore` covers.
 pub fn diff(old: &Message, new: &Message, ignore: &[IgnorePath]) -> Vec<FieldChange> {
-    let (a, b) = (Leaves::of(old), Leaves::of(new));
+    // Segments written alike (with the same delimiters) hold no difference:
+    // only the others are taken apart.
+    let (old_texts, new_texts) = (segment_texts(old), segment_texts(new));
+    let comparable = delimiters(old) == delimiters(new);
+    let alike = |other: &HashMap<(&str, usize), &str>, id: &str, n: usize, text: &str| {
+        comparable && other.get(&(id, n)) == Some(&text)
+    };
+    let a = Leaves::of(old, &|id, n, text| alike(&new_texts, id, n, text));
+    let b = Leaves::of(new, &|id, n, text| alike(&old_texts, id, n, text));
     let mut places: Vec<&Leaf> = a.values.keys().chain(b.values.keys()).collect();
     // Message order: by where the segment stands in the old message (in
     // the new one for a segment the old one lacks).
@@ -314,6 +345,18 @@ mod tests {
     #[test]
     fn the_same_message_has_no_differences() {
         assert!(changes(BASE, BASE).is_empty());
+    }
+
+    #[test]
+    fn a_segment_written_alike_under_other_delimiters_is_still_compared() {
+        // `#` separates components in the new message: its PID-5 is one
+        // component, "DOE^JOHN".
+        let new = BASE.replacen("MSH|^~", "MSH|#~", 1);
+        let changes = changes(BASE, &new);
+        let paths: Vec<&str> = changes.iter().map(|c| c.0.as_str()).collect();
+        assert!(paths.contains(&"MSH-2"), "{changes:?}");
+        assert!(paths.contains(&"PID-5.1"), "{changes:?}");
+        assert!(paths.contains(&"PID-5.2"), "{changes:?}");
     }
 
     #[test]
