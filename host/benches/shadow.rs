@@ -108,10 +108,19 @@ struct Measured {
 fn shadow(dir: &Path, candidate: &Path) -> Measured {
     let out = std::fs::File::create(dir.join("report.json")).unwrap();
     let started = Instant::now();
+    #[allow(clippy::zombie_processes, reason = "reaped by wait4 below")]
     let child = Command::new(env!("CARGO_BIN_EXE_interlink"))
         .arg("shadow")
         .arg(candidate)
-        .args(["--bot", BOT, "--from", "0", "--json", "--config", "interlink.toml"])
+        .args([
+            "--bot",
+            BOT,
+            "--from",
+            "0",
+            "--json",
+            "--config",
+            "interlink.toml",
+        ])
         .current_dir(dir)
         .stdout(out)
         .stderr(Stdio::inherit())
@@ -155,7 +164,10 @@ fn main() {
     .unwrap();
     let t = Instant::now();
     build_journal(&dir.path().join("data/j.db"), n, 1_700_000_000_000);
-    let mb = std::fs::metadata(dir.path().join("data/j.db")).unwrap().len() >> 20;
+    let mb = std::fs::metadata(dir.path().join("data/j.db"))
+        .unwrap()
+        .len()
+        >> 20;
     println!(
         "journal: {n} handled events, {mb} MiB, built in {:.1} s",
         t.elapsed().as_secs_f64()

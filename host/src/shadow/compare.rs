@@ -251,7 +251,7 @@ mod tests {
             not_before_ms: 5,
             ..queued("files", "")
         };
-        let got = messages(&[old.clone()], &[new], &[]);
+        let got = messages(std::slice::from_ref(&old), &[new], &[]);
         let paths: Vec<&str> = got[0].fields.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["data", "not_before_ms"]);
         let same = Queued {
