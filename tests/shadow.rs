@@ -376,3 +376,25 @@ fn the_api_runs_it_for_writers_and_answers_json_errors() {
         assert!(error.contains(why), "{path}: {error}");
     }
 }
+
+#[test]
+fn a_failure_the_candidate_no_longer_has_is_a_fixed_failure() {
+    let mut host = Host::new(&config(""));
+    host.install_bot("visit_stamp_panic", "visit_stamp.wasm");
+    host.start();
+    // MSG00077 fails live (after its retries); no other message of P17.
+    send(&host, "batch.hl7", 70..80, 10);
+    let failed = host.query::<i64>("SELECT COUNT(*) FROM runs WHERE status = 'failed'");
+    assert_eq!(failed, 1);
+    let (code, report) = shadow(&host, "visit_stamp_v1", &["--ignore", STAMP]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(summary(&report), [10, 9, 0, 0, 1]);
+    let fixed = &report["differences"][0];
+    assert_eq!(fixed["control_id"], "MSG00077");
+    assert_eq!(fixed["verdict"], "fixed_failure");
+    let why = fixed["live_error"].as_str().unwrap();
+    assert!(why.contains("panicked on purpose on MSG00077"), "{why}");
+    // The panicking build against itself: failed both times is the same.
+    let (code, report) = shadow(&host, "visit_stamp_panic", &["--ignore", STAMP]);
+    assert_eq!((code, summary(&report)), (0, [10, 10, 0, 0, 0]), "{report}");
+}
