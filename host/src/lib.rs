@@ -25,6 +25,7 @@ pub mod runtime;
 pub mod secret;
 pub mod server;
 pub mod services;
+pub mod shadow;
 pub mod ssh;
 pub mod status;
 pub mod telemetry;

@@ -7,6 +7,7 @@ mod inspect;
 mod new;
 mod run;
 mod send;
+mod shadow;
 mod test;
 
 use std::path::PathBuf;
@@ -71,6 +72,44 @@ enum Command {
         /// 2026-11-24T09:00:00Z (default: now); tick fixtures move it.
         #[arg(long)]
         now: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay the events a live bot handled through a candidate version and
+    /// show what it would have done differently (exit 0: nothing, 1: some
+    /// differences, 2: error). Reads the journal only; sends nothing.
+    Shadow {
+        candidate: PathBuf,
+        /// The live bot it would replace (default: the candidate's name).
+        #[arg(long)]
+        bot: Option<String>,
+        /// Events received this long ago or later: 30m, 24h, 7d (default 24h).
+        #[arg(long, conflicts_with = "from")]
+        since: Option<String>,
+        /// Events received at or after this time (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Events received before this time (RFC 3339; default now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Only compare events from this source (the others still run, for the state).
+        #[arg(long)]
+        source: Option<String>,
+        /// Only compare HL7 messages of this type (MSH-9 pattern, e.g. ADT^A0*).
+        #[arg(long = "type")]
+        message_type: Option<String>,
+        /// Compare at most this many events.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Also ignore this HL7 path (MSH-7 and MSH-10 always are); repeatable.
+        #[arg(long)]
+        ignore: Vec<String>,
+        /// Differing events shown in full.
+        #[arg(long, default_value_t = crate::shadow::DEFAULT_DETAILS)]
+        details: usize,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -186,6 +225,35 @@ pub fn main() -> ExitCode {
             now: now.as_deref(),
             json,
         }),
+        Command::Shadow {
+            candidate,
+            bot,
+            since,
+            from,
+            to,
+            source,
+            message_type,
+            limit,
+            ignore,
+            details,
+            config,
+            json,
+        } => Ok(shadow::shadow(shadow::ShadowArgs {
+            candidate: &candidate,
+            config: config.as_deref(),
+            bot,
+            options: crate::shadow::Options {
+                since,
+                from,
+                to,
+                source,
+                message_type,
+                limit,
+                ignore,
+                details: Some(details),
+            },
+            json,
+        })),
         Command::Inspect {
             input,
             charset,

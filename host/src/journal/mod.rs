@@ -13,6 +13,7 @@ pub mod admin;
 mod read;
 mod schema;
 pub mod search;
+pub mod shadow;
 mod write;
 
 use std::path::{Path, PathBuf};

@@ -214,6 +214,24 @@ ALTER TABLE outbox ADD COLUMN not_before_ms INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX outbox_deferred ON outbox (destination, not_before_ms)
     WHERE status = 'pending' AND not_before_ms > 0;
 "#,
+    r#"
+-- Shadow runs: what each committed batch of a bot's runs overwrote in its
+-- state, so the state as it was before any event can be rebuilt. One row
+-- per key (kind 'kv': value = the previous BLOB) or sequence (kind 'seq':
+-- value = the previous INTEGER) the batch wrote; NULL: there was none.
+-- Rows are appended in commit order (id) and tagged with the batch's
+-- newest event, with which they are purged.
+CREATE TABLE state_undo (
+    id          INTEGER PRIMARY KEY,
+    bot         TEXT NOT NULL,
+    last_event  INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value               -- no type: a BLOB or an INTEGER, as kind says
+);
+CREATE INDEX state_undo_by_bot ON state_undo (bot);
+CREATE INDEX state_undo_by_event ON state_undo (last_event);
+"#,
 ];
 
 /// Settings every connection gets.

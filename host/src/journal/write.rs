@@ -509,6 +509,9 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
             ])?;
         }
     }
+    if let Some(last_event) = runs.iter().map(|r| r.event_id).max() {
+        record_undo(c, state, last_event)?;
+    }
     let mut set =
         c.prepare_cached("INSERT OR REPLACE INTO kv (bot, key, value) VALUES (?1, ?2, ?3)")?;
     let mut delete = c.prepare_cached("DELETE FROM kv WHERE bot = ?1 AND key = ?2")?;
@@ -523,6 +526,30 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
     )?;
     for (name, value) in &state.sequences {
         seq.execute(params![state.bot, name, *value as i64])?;
+    }
+    Ok(())
+}
+
+/// Keeps what `state` is about to overwrite (each key's and sequence's
+/// value before the batch, or NULL) in `state_undo`, tagged with the
+/// batch's newest event, so a shadow run can rebuild the state as it was.
+fn record_undo(c: &Connection, state: &StateWrites, last_event: i64) -> rusqlite::Result<()> {
+    let mut undo = c.prepare_cached(
+        "INSERT INTO state_undo (bot, last_event, kind, key, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut kv = c.prepare_cached("SELECT value FROM kv WHERE bot = ?1 AND key = ?2")?;
+    for (key, _) in &state.kv {
+        let before: Option<Vec<u8>> = kv
+            .query_row(params![state.bot, key], |r| r.get(0))
+            .optional()?;
+        undo.execute(params![state.bot, last_event, "kv", key, before])?;
+    }
+    let mut seq = c.prepare_cached("SELECT value FROM sequences WHERE bot = ?1 AND name = ?2")?;
+    for (name, _) in &state.sequences {
+        let before: Option<i64> = seq
+            .query_row(params![state.bot, name], |r| r.get(0))
+            .optional()?;
+        undo.execute(params![state.bot, last_event, "seq", name, before])?;
     }
     Ok(())
 }
@@ -651,6 +678,10 @@ pub fn purge_chunk(
         .execute(range)?;
     c.prepare_cached(&format!(
         "DELETE FROM outbox WHERE event_id IN ({finished})"
+    ))?
+    .execute(range)?;
+    c.prepare_cached(&format!(
+        "DELETE FROM state_undo WHERE last_event > ?1 AND last_event <= ?2 AND last_event IN ({finished})"
     ))?
     .execute(range)?;
     c.prepare_cached("DELETE FROM received WHERE event_id > ?1 AND event_id <= ?2 AND at_ms < ?3")?

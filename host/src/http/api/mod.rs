@@ -10,6 +10,7 @@ pub mod destinations;
 pub mod events;
 pub mod extract;
 pub mod outbox;
+pub mod shadow;
 pub mod sources;
 
 use axum::Router;
@@ -21,6 +22,7 @@ use super::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/bots", get(bots::get_bots))
+        .route("/bots/{name}/shadow", post(shadow::post_shadow))
         .route("/events", get(events::get_events))
         .route("/events/{id}", get(events::get_event))
         .route("/events/{id}/replay", post(events::post_replay))
