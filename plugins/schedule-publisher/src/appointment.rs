@@ -2,6 +2,7 @@
 //! and how a change is applied to what the bot already knows, including
 //! messages that arrive late or twice.
 
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 use interlink_sdk::BotError;
 use interlink_sdk::hl7::Message;
@@ -206,8 +207,14 @@ pub struct Appointment {
     pub changed_at_ms: Option<i64>,
     /// MSH-10 of the last message applied.
     pub last_control_id: String,
-    /// Listed in a reminder CSV already (never listed twice).
-    pub reminded: bool,
+    /// When the host received the last message applied: what dates the
+    /// appointment for forgetting it when it has neither start nor MSH-7.
+    #[serde(default)]
+    pub received_at_ms: i64,
+    /// The day whose reminder CSV listed it (never twice for one day; a
+    /// move to another day lists it again).
+    #[serde(default)]
+    pub listed_for: Option<NaiveDate>,
 }
 
 /// What applying a message did.
@@ -230,6 +237,8 @@ pub struct Update<'a> {
     pub details: Details,
     /// MSH-7 as an instant.
     pub sent_at_ms: Option<i64>,
+    /// When the host received the message.
+    pub received_at_ms: i64,
     pub control_id: &'a str,
 }
 
@@ -271,7 +280,8 @@ impl Update<'_> {
             status: Status::Booked,
             changed_at_ms: None,
             last_control_id: String::new(),
-            reminded: false,
+            received_at_ms: self.received_at_ms,
+            listed_for: None,
         });
         // What the message says replaces what was known; what it leaves
         // out stays.
@@ -285,6 +295,7 @@ impl Update<'_> {
         a.resource = d.resource.or(a.resource);
         a.status = self.change.status();
         a.changed_at_ms = self.sent_at_ms.or(a.changed_at_ms);
+        a.received_at_ms = self.received_at_ms;
         a.last_control_id = self.control_id.to_string();
         if a.status == Status::Booked && a.start_ms.is_none() {
             return Err(BotError::fatal(
