@@ -324,7 +324,7 @@ fn bad_requests_get_an_answer_naming_the_field() {
         &"x".repeat(600 * 1024),
     );
     std::fs::write(&huge, format!("POST /exams\n\n{body}\n")).unwrap();
-    let (ok, out, stderr) = run_test(&fixture_config(&[]), &[huge.clone()]);
+    let (ok, out, stderr) = run_test(&fixture_config(&[]), std::slice::from_ref(&huge));
     assert!(ok, "{stderr}");
     assert_eq!(
         http_json(&out[0]),

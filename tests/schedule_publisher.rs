@@ -277,8 +277,7 @@ fn tomorrows_reminders_are_one_csv_a_day_without_closed_or_listed_appointments()
 fn an_appointment_is_listed_once_for_a_day_and_again_after_a_move() {
     // The story, then Thursday evening's run (the list for Friday).
     let dir = tempfile::tempdir().unwrap();
-    let thursday = dir.path().join("thursday-evening.tick");
-    std::fs::write(&thursday, "2026-11-26T23:00:00Z\n").unwrap();
+    let thursday = tick_file(dir.path(), "2026-11-26T23:00:00Z");
     let mut inputs: Vec<PathBuf> = STORY.iter().map(|n| fixture(n)).collect();
     inputs.push(thursday);
     let out = interlink_test(dir.path(), &fixture("settings.toml"), &inputs);
@@ -306,8 +305,7 @@ fn an_appointment_is_listed_once_for_a_day_and_again_after_a_move() {
 #[test]
 fn appointments_are_forgotten_a_month_after_their_start() {
     let dir = tempfile::tempdir().unwrap();
-    let month_later = dir.path().join("month-later.tick");
-    std::fs::write(&month_later, "2026-12-26T23:00:00Z\n").unwrap();
+    let month_later = tick_file(dir.path(), "2026-12-26T23:00:00Z");
     let mut inputs: Vec<PathBuf> = STORY.iter().map(|n| fixture(n)).collect();
     // Known: the old S14 is older than the appointment's last change.
     inputs.push(fixture("s14-modify.hl7"));
@@ -335,8 +333,7 @@ fn a_cancellation_of_an_unknown_appointment_without_dates_is_forgotten_too() {
     // was received (`--now`, 2026-11-24), and forgotten a month later, so
     // the booking it held closed is news again.
     let dir = tempfile::tempdir().unwrap();
-    let month_later = dir.path().join("month-later.tick");
-    std::fs::write(&month_later, "2026-12-26T23:00:00Z\n").unwrap();
+    let month_later = tick_file(dir.path(), "2026-12-26T23:00:00Z");
     let inputs = [
         fixture("unknown-cancel.hl7"),
         fixture("unknown-book.hl7"),
@@ -355,6 +352,13 @@ fn a_cancellation_of_an_unknown_appointment_without_dates_is_forgotten_too() {
         log_messages(&events[3]),
         ["SIU^S12^SIU_S12 S12-2001: appointment booked, republished to partner"]
     );
+}
+
+/// A `.tick` file in `dir` with one tick at `at` (RFC 3339).
+fn tick_file(dir: &Path, at: &str) -> PathBuf {
+    let path = dir.join(format!("{}.tick", at.replace(':', "-")));
+    std::fs::write(&path, format!("{at}\n")).unwrap();
+    path
 }
 
 /// A config with folder destinations `partner` and `reminders` (the

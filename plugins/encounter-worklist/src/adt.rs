@@ -5,8 +5,6 @@
 use interlink_sdk::hl7::{Message, Timestamp};
 use interlink_sdk::prelude::BotError;
 
-use crate::time::instant_ms;
-
 /// What an ADT trigger event does to an encounter.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -114,10 +112,10 @@ impl Adt {
 /// PV1-19 (the visit number), else the patient id (PID-3.1, as `details`
 /// has it: merges followed) with PV1-44 (the admit time).
 fn encounter_key(msg: &Message, details: &Details) -> Result<String, BotError> {
-    if let Some(visit) = value(msg, "PV1-19.1") {
+    if let Some(visit) = msg.value("PV1-19.1") {
         return Ok(format!("visit:{visit}"));
     }
-    match (details.patient_id.as_deref(), value(msg, "PV1-44.1")) {
+    match (details.patient_id.as_deref(), msg.value("PV1-44.1")) {
         (Some(patient), Some(admit)) if !patient.is_empty() && details.admit_ms.is_some() => {
             Ok(patient_key(patient, &admit))
         }
@@ -137,7 +135,7 @@ pub fn patient_key(patient_id: &str, admit: &str) -> String {
 fn merges(msg: &Message, zone: &str, at_ms: i64) -> Result<Vec<Merge>, BotError> {
     let mut merges = Vec::new();
     for n in 1.. {
-        let Some(prior_id) = value(msg, &format!("MRG[{n}]-1.1")) else {
+        let Some(prior_id) = msg.value(&format!("MRG[{n}]-1.1")) else {
             break;
         };
         // Patient details only: a merge says nothing about the visits.
@@ -180,20 +178,13 @@ fn details(msg: &Message, n: usize, zone: &str) -> Result<Details, BotError> {
     })
 }
 
-/// A non-empty value, unescaped.
-fn value(msg: &Message, path: &str) -> Option<String> {
-    msg.get(path)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
 /// What the message says about `path`: `None` (empty: keep), `""` (null:
 /// delete) or the value.
 fn given(msg: &Message, path: &str) -> Option<String> {
     if msg.is_null(path) {
         return Some(String::new());
     }
-    value(msg, path)
+    msg.value(path)
 }
 
 /// The `parts` (`1.1`, `2`, ...) of a composite `field` joined with `^`,
@@ -213,11 +204,11 @@ fn joined(msg: &Message, field: &str, parts: &[&str]) -> Option<String> {
 }
 
 fn time(msg: &Message, path: &str, zone: &str) -> Result<Option<i64>, BotError> {
-    let Some(text) = value(msg, path) else {
+    let Some(text) = msg.value(path) else {
         return Ok(None);
     };
     let ts: Timestamp = text
         .parse()
         .map_err(|_| BotError::fatal(format!("{path} is not an HL7 timestamp")))?;
-    Ok(Some(instant_ms(&ts, zone)?))
+    Ok(Some(ts.instant_ms(zone)?))
 }

@@ -55,7 +55,7 @@ impl Bot for ResultsToEhr {
         match (request.method.as_str(), parts.as_slice()) {
             ("POST", ["exams"]) => post_exam(&settings, &request.body),
             ("POST", ["exams", accession, "send"]) => {
-                let destination = query_param(request.query(), "destination");
+                let destination = request.query_param("destination");
                 resend(&settings, accession, destination.as_deref())
             }
             (_, ["exams"] | ["exams", _, "send"]) => Ok(Reply::default().http(
@@ -245,40 +245,4 @@ fn oru_for(
 /// A JSON answer.
 fn answer(status: u16, body: Value) -> Reply {
     Reply::default().http(HttpResponse::json(status, body.to_string()))
-}
-
-/// The value of `name` in a query string (`a=1&destination=ehr_a`), with
-/// `%XX` escapes and `+` decoded.
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| percent_decode(v))
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
