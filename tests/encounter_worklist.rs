@@ -198,6 +198,97 @@ fn late_and_repeated_messages_do_not_undo_newer_ones() {
 }
 
 #[test]
+fn a_merge_is_remembered_for_late_messages_and_joins_duplicate_records() {
+    let (ok, stderr, out) = run(SETTINGS, &fixtures(&["merge_then_late.hl7", "list.http"]));
+    assert!(ok, "{stderr}");
+    for (i, o) in out.iter().enumerate() {
+        assert_eq!(o["ok"], true, "event {i}: {o}");
+    }
+    let items = body(out.last().unwrap())["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let seen: Vec<(&str, &str, &str, &str)> = items
+        .iter()
+        .map(|i| {
+            (
+                i["patient_id"].as_str().unwrap(),
+                i["visit_number"].as_str().unwrap(),
+                i["location"].as_str().unwrap(),
+                i["accession_number"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            // The A08 for MRN888 after the merge updates the survivor's
+            // encounter; it does not move it back.
+            ("MRN777", "V200", "ICU^4", "BF000000000001"),
+            // A late A01 for MRN888 opens the encounter for MRN777.
+            ("MRN777", "", "ER^3", "BF000000000004"),
+            // MRN777 and MRN888 both had the 01:10 admit: one record, the
+            // newer status (with its number) and details.
+            ("MRN777", "", "ER^2", "BF000000000003"),
+        ]
+    );
+    assert_eq!(
+        out[3]["logs"][0]["message"],
+        "ADT^A40^ADT_A39 MRL0004: 2 encounter(s) moved to the surviving patient"
+    );
+}
+
+#[test]
+fn an_admit_past_max_open_hours_gets_no_accession_number() {
+    let (ok, stderr, out) = run(
+        SETTINGS,
+        &fixtures(&[
+            "old_admit.hl7",
+            "list.http",
+            "a04_register.hl7",
+            "list.http",
+        ]),
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        out[0]["logs"][0]["message"],
+        "ADT^A01^ADT_A01 OLD0001: encounter open"
+    );
+    assert_eq!(visits(&out[1]), Vec::<String>::new());
+    // No number was used up by it: the next opening gets the first one.
+    assert_eq!(visits(&out[3]), ["V123"]);
+    assert_eq!(
+        body(&out[3])["items"][0]["accession_number"],
+        "BF000000000001"
+    );
+}
+
+#[test]
+fn hl7_null_clears_composite_fields() {
+    let (ok, stderr, out) = run(
+        SETTINGS,
+        &fixtures(&["a04_register.hl7", "null_fields.hl7", "list.http"]),
+    );
+    assert!(ok, "{stderr}");
+    let item = &body(&out[2])["items"][0];
+    assert_eq!(
+        (
+            &item["patient_name"],
+            &item["location"],
+            &item["attending_doctor"],
+            &item["birth_date"],
+        ),
+        (
+            &Value::from(""),
+            &Value::from(""),
+            &Value::from(""),
+            &Value::from("19701210")
+        ),
+        "PID-5, PV1-3 and PV1-7 were \"\"; PID-7 was given: {item}"
+    );
+}
+
+#[test]
 fn accession_numbers_rotate_after_the_period_and_not_before() {
     let settings = format!("{SETTINGS}accession_period_min = \"5\"\nmax_open_hours = \"72\"\n");
     let (ok, stderr, out) = run(
@@ -303,6 +394,7 @@ fn bad_settings_are_refused_naming_the_setting() {
     for (settings, named) in [
         ("accession_prefix = \"B\"\n", "setting accession_prefix:"),
         ("accession_prefix = \"BF1\"\n", "setting accession_prefix:"),
+        ("accession_prefix = \"bf\"\n", "setting accession_prefix:"),
         ("accession_digits = \"11\"\n", "setting accession_digits:"),
         (
             "accession_prefix = \"ABCD\"\naccession_digits = \"13\"\n",

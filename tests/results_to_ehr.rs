@@ -3,7 +3,8 @@
 //! zones, P/F/C, escaping, bad requests and bad settings), then against the
 //! real host with three python-hl7 MLLP servers as EHRs (one taking
 //! preliminary results, one added by a config reload after the exam, which
-//! gets it only by a one-off resend) and a folder as the PACS (the file
+//! gets it only by a one-off resend, and exams finalized after it joined
+//! automatically) and a folder as the PACS (the file
 //! arrives no earlier than its delay, also across a SIGKILL).
 
 use std::path::{Path, PathBuf};
@@ -213,14 +214,26 @@ fn oru_field_by_field_with_local_times_and_p_f_c() {
     assert_eq!(again[0].0, "ehr_utc");
     assert_eq!(segment(&again[0].1, "MSH")[9], "RTE000000008");
     assert_eq!(segment(&again[0].1, "OBR")[25], "C");
-    // Ids only in the log, never the patient.
-    let logs = out
+    // Control ids and counts in the log, never the patient nor the
+    // accession number (it identifies the patient's exam).
+    let logs: Vec<&str> = out
         .iter()
-        .flat_map(|o| o["logs"].as_array().unwrap().iter());
-    for line in logs {
-        let text = line["message"].as_str().unwrap();
+        .flat_map(|o| o["logs"].as_array().unwrap().iter())
+        .map(|line| line["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        logs.contains(&"exam final: ORU queued [RTE000000002, RTE000000003, RTE000000004], 0 skipped, file for the PACS"),
+        "{logs:?}"
+    );
+    assert!(
+        logs.contains(&"ORU RTE000000008 sent again to ehr_utc"),
+        "{logs:?}"
+    );
+    for text in logs {
         assert!(
-            !text.contains("MRN777") && !text.contains("LOVELACE"),
+            !text.contains("MRN777")
+                && !text.contains("LOVELACE")
+                && !text.contains("BF000000000042"),
             "{text}"
         );
     }
@@ -278,9 +291,20 @@ fn bad_requests_get_an_answer_naming_the_field() {
         (201, ""),
         (400, "destination: pacs is not one of ehr_destinations"),
         (400, "destination: add ?destination=NAME"),
+        (405, "use POST"),
+        (405, "use POST"),
     ];
     let want: Vec<(u64, String)> = want.iter().map(|(s, e)| (*s, e.to_string())).collect();
     assert_eq!(answers, want);
+    // A wrong method is told which one to use.
+    for o in &out[10..] {
+        let allow = o["http"]["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h[0] == "allow");
+        assert_eq!(allow, Some(&json!(["allow", "POST"])), "{o}");
+    }
     // Nothing is sent for a refused request.
     for (i, o) in out.iter().enumerate() {
         assert_eq!(
@@ -300,11 +324,135 @@ fn bad_requests_get_an_answer_naming_the_field() {
         &"x".repeat(600 * 1024),
     );
     std::fs::write(&huge, format!("POST /exams\n\n{body}\n")).unwrap();
-    let (ok, out, stderr) = run_test(&fixture_config(&[]), &[huge]);
+    let (ok, out, stderr) = run_test(&fixture_config(&[]), std::slice::from_ref(&huge));
     assert!(ok, "{stderr}");
     assert_eq!(
         http_json(&out[0]),
         (400, json!({"error": "report: at most 524288 bytes"}))
+    );
+
+    // So is an exam too big to store (over the 1 MiB KV value limit),
+    // naming its biggest field.
+    let mut body = exam("BF3", "final", "2026-11-24T09:15:00Z", "ok");
+    body["patient_name"] = json!("DOE^".repeat(300 * 1024));
+    std::fs::write(&huge, format!("POST /exams\n\n{body}\n")).unwrap();
+    let (ok, out, stderr) = run_test(&fixture_config(&[]), &[huge]);
+    assert!(ok, "{stderr}");
+    let (status, answer) = http_json(&out[0]);
+    let error = answer["error"].as_str().unwrap();
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error
+            .starts_with("patient_name: too big to keep (1228802 bytes); the stored exam would be"),
+        "{error}"
+    );
+    assert!(out[0]["send"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn status_only_moves_forward_and_a_retry_sends_nothing_again() {
+    let (ok, out, stderr) = run_test(&fixture_config(&[]), &[fixture("status_order.http")]);
+    assert!(ok, "{stderr}");
+    let already_final =
+        "status: the exam is already final; it cannot go back to attestation-requested";
+    let already_corrected =
+        "status: the exam is already corrected; it cannot go back to attestation-requested";
+    // (HTTP status, error, result statuses sent)
+    let want: [(u64, &str, &[&str]); 10] = [
+        (409, "status: no final result to correct", &[]),
+        (201, "", &["F", "F", "F"]),
+        (200, "", &[]),
+        (
+            409,
+            "status: post status corrected to change a final result",
+            &[],
+        ),
+        (409, already_final, &[]),
+        (200, "", &["C", "C", "C"]),
+        (
+            409,
+            "status: the exam is already corrected; post status corrected to change it",
+            &[],
+        ),
+        (409, already_corrected, &[]),
+        (201, "", &["P"]),
+        (409, "status: no final result to correct", &[]),
+    ];
+    assert_eq!(out.len(), want.len());
+    for (i, (o, (status, error, results))) in out.iter().zip(want).enumerate() {
+        let (got, body) = http_json(o);
+        assert_eq!(
+            (got, body["error"].as_str().unwrap_or("")),
+            (status, error),
+            "request {}",
+            i + 1
+        );
+        let sent_results: Vec<String> = sent(o)
+            .iter()
+            .map(|(_, m)| segment(m, "OBR")[25].to_string())
+            .collect();
+        assert_eq!(sent_results, results, "request {}", i + 1);
+    }
+    // The retry of the final result: answered as such, nothing queued.
+    let (_, retry) = http_json(&out[2]);
+    assert_eq!(
+        (&retry["queued"], &retry["skipped"], &retry["repeat"]),
+        (&json!([]), &json!([]), &json!(true))
+    );
+}
+
+#[test]
+fn pacs_file_takes_its_name_and_type_and_comes_with_the_final_result() {
+    let (ok, out, stderr) = run_test(&fixture_config(&[]), &[fixture("pacs_files.http")]);
+    assert!(ok, "{stderr}");
+    let push = &out[0]["send"][3];
+    assert_eq!(
+        (
+            &push["destination"],
+            &push["name"],
+            &push["content_type"],
+            &push["base64"]
+        ),
+        (
+            &json!("pacs"),
+            &json!("BF9-report.pdf"),
+            &json!("application/pdf"),
+            &json!("JVBERi3/")
+        )
+    );
+    assert_eq!(http_json(&out[0]).1["pacs"]["name"], "BF9-report.pdf");
+    let refused: Vec<(u64, Value)> = out[1..5]
+        .iter()
+        .map(|o| {
+            let (status, body) = http_json(o);
+            (status, body["error"].clone())
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (
+                400,
+                json!("payload_base64: send the file with the final result")
+            ),
+            (
+                400,
+                json!("payload_name: must be a single path segment without control characters")
+            ),
+            (400, json!("payload_name: must not start with a dot")),
+            (400, json!("payload_name: goes with payload_base64")),
+        ]
+    );
+    for o in &out[1..5] {
+        assert!(o["send"].as_array().unwrap().is_empty(), "{o}");
+    }
+    // Without a name or type: `<accession>.dcm`, DICOM.
+    let (status, _) = http_json(&out[5]);
+    assert_eq!(status, 201, "the refused posts stored nothing");
+    let push = &out[5]["send"][3];
+    assert_eq!(
+        (&push["name"], &push["content_type"]),
+        (&json!("BF10.dcm"), &json!("application/dicom"))
     );
 }
 
@@ -396,23 +544,6 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
-}
-
-/// `unix_ms` as RFC 3339 in UTC with milliseconds.
-fn rfc3339(unix_ms: u64) -> String {
-    let (secs, ms) = (unix_ms / 1000, unix_ms % 1000);
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, min, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z")
 }
 
 /// An exam for `accession` as a modality posts it.
@@ -590,7 +721,7 @@ fn three_ehrs_and_one_added_later_that_gets_the_exam_only_by_resend() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["skipped"],
-        json!([{"destination": "ehr_c", "reason": "added after the exam was done"}])
+        json!([{"destination": "ehr_c", "reason": "added after the exam was finalized"}])
     );
     assert_eq!(segment(&wait_received(&a, 3, &host)[2], "OBR")[25], "C");
     assert_eq!(segment(&wait_received(&b, 2, &host)[1], "OBR")[25], "C");
@@ -621,9 +752,9 @@ fn three_ehrs_and_one_added_later_that_gets_the_exam_only_by_resend() {
         body["control_id"].as_str().unwrap()
     );
 
-    // An exam done after ehr_c joined goes to all three.
-    let later = rfc3339(now_ms() + 1);
-    let (status, body) = post_exam(http, &exam("BF000000000043", "final", &later, "Normal."));
+    // An exam finalized after ehr_c joined goes to all three, even one
+    // done (exam_time) before it joined.
+    let (status, body) = post_exam(http, &exam("BF000000000043", "final", done, "Normal."));
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["skipped"], json!([]));
     for (peer, n) in [(&a, 4), (&b, 3), (&c, 2)] {
@@ -706,10 +837,11 @@ fn pacs_file_waits_for_its_delay_and_survives_a_sigkill() {
     let seen = now_ms();
     assert!(seen >= due, "arrived {} ms before its time", due - seen);
     assert_eq!(std::fs::read(file("BF2")).unwrap(), DICOM);
-    assert_eq!(
+    // Marked sent once written (the file shows up just before).
+    let sent_rows = || {
         host.query::<i64>(
-            "SELECT COUNT(*) FROM outbox WHERE destination = 'pacs' AND status = 'sent'"
-        ),
-        2
-    );
+            "SELECT COUNT(*) FROM outbox WHERE destination = 'pacs' AND status = 'sent'",
+        )
+    };
+    assert!(wait_until(WAIT, || sent_rows() == 2), "{}", host.log());
 }

@@ -261,21 +261,51 @@ fn tomorrows_reminders_are_one_csv_a_day_without_closed_or_listed_appointments()
         log_messages(ticks[1]),
         ["reminders for 2026-11-25: 3 listed, to reminders"]
     );
-    // APPT1001, moved to Thursday after it was listed, is not listed again.
+    // APPT1001, moved to Thursday after it was listed for Wednesday, is
+    // listed again for its new day.
     let wednesday = &sends(ticks[3])[0];
     assert_eq!(wednesday["name"], "reminders-2026-11-26.csv");
     assert_eq!(
         wednesday["text"],
         "appointment_id,start,duration_min,patient_id,patient_name,resource,phone\r\n\
+         APPT1001,2026-11-26 10:00,30,MRN100,\"DOE, JANE\",ROOM2,(555)555-0100\r\n\
          APPT1008,2026-11-26 11:00,60,MRN800,\"TURING, ALAN\",ROOM1,\r\n"
     );
 }
 
 #[test]
+fn an_appointment_is_listed_once_for_a_day_and_again_after_a_move() {
+    // The story, then Thursday evening's run (the list for Friday).
+    let dir = tempfile::tempdir().unwrap();
+    let thursday = tick_file(dir.path(), "2026-11-26T23:00:00Z");
+    let mut inputs: Vec<PathBuf> = STORY.iter().map(|n| fixture(n)).collect();
+    inputs.push(thursday);
+    let out = interlink_test(dir.path(), &fixture("settings.toml"), &inputs);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ticks: Vec<&Value> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "tick")
+        .collect();
+    let listed = |tick: &Value| -> Vec<String> {
+        let text = sends(tick)[0]["text"].as_str().unwrap().to_string();
+        text.lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect()
+    };
+    // Listed for Wednesday, moved to Thursday: listed again, once.
+    assert_eq!(listed(ticks[1]), ["P1007", "APPT1001", "APPT1002"]);
+    assert!(sends(ticks[2]).is_empty(), "the day's list is written once");
+    assert_eq!(listed(ticks[3]), ["APPT1001", "APPT1008"]);
+    assert_eq!(listed(ticks[4]), Vec::<String>::new());
+}
+
+#[test]
 fn appointments_are_forgotten_a_month_after_their_start() {
     let dir = tempfile::tempdir().unwrap();
-    let month_later = dir.path().join("month-later.tick");
-    std::fs::write(&month_later, "2026-12-26T23:00:00Z\n").unwrap();
+    let month_later = tick_file(dir.path(), "2026-12-26T23:00:00Z");
     let mut inputs: Vec<PathBuf> = STORY.iter().map(|n| fixture(n)).collect();
     // Known: the old S14 is older than the appointment's last change.
     inputs.push(fixture("s14-modify.hl7"));
@@ -295,6 +325,40 @@ fn appointments_are_forgotten_a_month_after_their_start() {
         log_messages(&events[23]),
         ["SIU^S14^SIU_S12 S14-1001: appointment modified, republished to partner"]
     );
+}
+
+#[test]
+fn a_cancellation_of_an_unknown_appointment_without_dates_is_forgotten_too() {
+    // Neither a start nor an MSH-7: the cancellation is dated by when it
+    // was received (`--now`, 2026-11-24), and forgotten a month later, so
+    // the booking it held closed is news again.
+    let dir = tempfile::tempdir().unwrap();
+    let month_later = tick_file(dir.path(), "2026-12-26T23:00:00Z");
+    let inputs = [
+        fixture("unknown-cancel.hl7"),
+        fixture("unknown-book.hl7"),
+        month_later,
+        fixture("unknown-book.hl7"),
+    ];
+    let out = interlink_test(dir.path(), &fixture("settings.toml"), &inputs);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = json.as_array().unwrap();
+    assert_eq!(events.len(), 4);
+    assert_eq!(
+        log_messages(&events[1]),
+        ["SIU^S12^SIU_S12 S12-2001: the appointment is cancelled already, ignored"]
+    );
+    assert_eq!(
+        log_messages(&events[3]),
+        ["SIU^S12^SIU_S12 S12-2001: appointment booked, republished to partner"]
+    );
+}
+
+/// A `.tick` file in `dir` with one tick at `at` (RFC 3339).
+fn tick_file(dir: &Path, at: &str) -> PathBuf {
+    let path = dir.join(format!("{}.tick", at.replace(':', "-")));
+    std::fs::write(&path, format!("{at}\n")).unwrap();
+    path
 }
 
 /// A config with folder destinations `partner` and `reminders` (the

@@ -29,6 +29,7 @@
 extern crate self as interlink_sdk;
 
 pub mod hl7;
+pub mod query;
 
 #[cfg(feature = "guest")]
 mod guest;

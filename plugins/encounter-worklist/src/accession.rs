@@ -1,4 +1,4 @@
-//! Accession numbers: a prefix of 2–4 letters and a zero-padded number from
+//! Accession numbers: a prefix of 2–4 capital letters and a zero-padded number from
 //! the bot's durable sequence `accession`, e.g. `ACC000000000042`. The
 //! sequence is committed with the event that used it, so a number is never
 //! handed out twice, not even across crashes and retries. DICOM's Accession
@@ -21,10 +21,10 @@ impl AccessionFormat {
     /// Checks `accession_prefix` and `accession_digits`; the error names the
     /// setting at fault.
     pub fn new(prefix: &str, digits: u32) -> Result<AccessionFormat, String> {
-        let letters = prefix.chars().all(|c| c.is_ascii_alphabetic());
+        let letters = prefix.chars().all(|c| c.is_ascii_uppercase());
         if !letters || !(2..=4).contains(&prefix.len()) {
             return Err(format!(
-                "setting accession_prefix: {prefix:?} must be 2 to 4 letters (A-Z)"
+                "setting accession_prefix: {prefix:?} must be 2 to 4 capital letters (A-Z)"
             ));
         }
         if digits < MIN_DIGITS {
@@ -82,6 +82,8 @@ mod tests {
             ("ABCDE", 12, "accession_prefix"),
             ("B1", 12, "accession_prefix"),
             ("", 12, "accession_prefix"),
+            ("bf", 12, "accession_prefix"),
+            ("Bf", 12, "accession_prefix"),
             ("BF", 11, "accession_digits"),
             ("BFX", 14, "accession_digits"),
             ("BF", 15, "accession_digits"),
@@ -89,7 +91,6 @@ mod tests {
             let err = AccessionFormat::new(prefix, digits).unwrap_err();
             assert!(err.starts_with(&format!("setting {setting}:")), "{err}");
         }
-        assert!(AccessionFormat::new("bf", 14).is_ok());
         assert!(AccessionFormat::new("ABCD", 12).is_ok());
     }
 

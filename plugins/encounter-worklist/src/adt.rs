@@ -5,8 +5,6 @@
 use interlink_sdk::hl7::{Message, Timestamp};
 use interlink_sdk::prelude::BotError;
 
-use crate::time::instant_ms;
-
 /// What an ADT trigger event does to an encounter.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -61,14 +59,23 @@ pub struct Details {
     pub admit_ms: Option<i64>,
 }
 
-/// Reads an ADT message; `zone` is where times without an offset are local.
+/// What an ADT message is about: one encounter, or A40 merges of patients.
 pub enum Adt {
     Encounter(AdtEvent),
     Merge(Vec<Merge>),
 }
 
 impl Adt {
-    pub fn read(msg: &Message, zone: &str, received_at_ms: i64) -> Result<Adt, BotError> {
+    /// Reads an ADT message; `zone` is where times without an offset are
+    /// local. `current_id` maps a patient id (PID-3.1 of an encounter
+    /// event) to the id it was merged into, if any, so that a message for
+    /// a merged-away id reaches the surviving patient's encounters.
+    pub fn read(
+        msg: &Message,
+        zone: &str,
+        received_at_ms: i64,
+        current_id: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Adt, BotError> {
         let trigger = msg
             .get("MSH-9.2")
             .filter(|t| !t.is_empty())
@@ -88,7 +95,11 @@ impl Adt {
             "A40" => return Ok(Adt::Merge(merges(msg, zone, at_ms)?)),
             other => return Err(BotError::fatal(format!("ADT^{other} is not handled"))),
         };
-        let details = details(msg, 1, zone)?;
+        let mut details = details(msg, 1, zone)?;
+        let given_id = details.patient_id.as_deref().filter(|id| !id.is_empty());
+        if let Some(survivor) = given_id.and_then(current_id) {
+            details.patient_id = Some(survivor);
+        }
         Ok(Adt::Encounter(AdtEvent {
             key: encounter_key(msg, &details)?,
             change,
@@ -98,14 +109,15 @@ impl Adt {
     }
 }
 
-/// PV1-19 (the visit number), else PID-3.1 with PV1-44 (the admit time).
+/// PV1-19 (the visit number), else the patient id (PID-3.1, as `details`
+/// has it: merges followed) with PV1-44 (the admit time).
 fn encounter_key(msg: &Message, details: &Details) -> Result<String, BotError> {
-    if let Some(visit) = value(msg, "PV1-19.1") {
+    if let Some(visit) = msg.value("PV1-19.1") {
         return Ok(format!("visit:{visit}"));
     }
-    match (value(msg, "PID-3.1"), value(msg, "PV1-44.1")) {
-        (Some(patient), Some(admit)) if details.admit_ms.is_some() => {
-            Ok(format!("patient:{patient}@{admit}"))
+    match (details.patient_id.as_deref(), msg.value("PV1-44.1")) {
+        (Some(patient), Some(admit)) if !patient.is_empty() && details.admit_ms.is_some() => {
+            Ok(patient_key(patient, &admit))
         }
         _ => Err(BotError::fatal(
             "no encounter key: neither PV1-19 (visit number) nor PID-3.1 with PV1-44 (admit time)",
@@ -113,11 +125,17 @@ fn encounter_key(msg: &Message, details: &Details) -> Result<String, BotError> {
     }
 }
 
+/// The key of an encounter without a visit number: the patient id and the
+/// admit time (PV1-44 as written).
+pub fn patient_key(patient_id: &str, admit: &str) -> String {
+    format!("patient:{patient_id}@{admit}")
+}
+
 /// Every PID/MRG pair of an A40 (a message may merge several patients).
 fn merges(msg: &Message, zone: &str, at_ms: i64) -> Result<Vec<Merge>, BotError> {
     let mut merges = Vec::new();
     for n in 1.. {
-        let Some(prior_id) = value(msg, &format!("MRG[{n}]-1.1")) else {
+        let Some(prior_id) = msg.value(&format!("MRG[{n}]-1.1")) else {
             break;
         };
         // Patient details only: a merge says nothing about the visits.
@@ -148,29 +166,16 @@ fn merges(msg: &Message, zone: &str, at_ms: i64) -> Result<Vec<Merge>, BotError>
 /// The details of the `n`th PID (and the PV1, when there is one).
 fn details(msg: &Message, n: usize, zone: &str) -> Result<Details, BotError> {
     let pid = |field: &str| given(msg, &format!("PID[{n}]-{field}"));
-    let name = |parts: &[&str]| joined(msg, parts.iter().map(|p| format!("PID[{n}]-{p}")));
     Ok(Details {
         patient_id: pid("3.1"),
-        patient_name: name(&["5.1.1", "5.2", "5.3"]),
+        patient_name: joined(msg, &format!("PID[{n}]-5"), &["1.1", "2", "3"]),
         birth_date: pid("7.1"),
         sex: pid("8"),
         visit_number: given(msg, "PV1-19.1"),
-        location: joined(
-            msg,
-            ["PV1-3.1", "PV1-3.2", "PV1-3.3"]
-                .map(String::from)
-                .into_iter(),
-        ),
-        attending_doctor: joined(msg, ["PV1-7.2.1", "PV1-7.3"].map(String::from).into_iter()),
+        location: joined(msg, "PV1-3", &["1", "2", "3"]),
+        attending_doctor: joined(msg, "PV1-7", &["2.1", "3"]),
         admit_ms: time(msg, "PV1-44.1", zone)?,
     })
-}
-
-/// A non-empty value, unescaped.
-fn value(msg: &Message, path: &str) -> Option<String> {
-    msg.get(path)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
 }
 
 /// What the message says about `path`: `None` (empty: keep), `""` (null:
@@ -179,24 +184,31 @@ fn given(msg: &Message, path: &str) -> Option<String> {
     if msg.is_null(path) {
         return Some(String::new());
     }
-    value(msg, path)
+    msg.value(path)
 }
 
-/// Components joined with `^`, trailing empty ones dropped; `None` when
-/// all are empty (the field is left as it is).
-fn joined(msg: &Message, paths: impl Iterator<Item = String>) -> Option<String> {
-    let parts: Vec<String> = paths.map(|p| given(msg, &p).unwrap_or_default()).collect();
+/// The `parts` (`1.1`, `2`, ...) of a composite `field` joined with `^`,
+/// trailing empty ones dropped: `None` when all are empty (the field is left
+/// as it is), `""` when the field is HL7's null `""` (delete).
+fn joined(msg: &Message, field: &str, parts: &[&str]) -> Option<String> {
+    if msg.is_null(field) {
+        return Some(String::new());
+    }
+    let parts: Vec<String> = parts
+        .iter()
+        .map(|p| given(msg, &format!("{field}.{p}")).unwrap_or_default())
+        .collect();
     let text = parts.join("^");
     let text = text.trim_end_matches('^');
     (!text.is_empty()).then(|| text.to_string())
 }
 
 fn time(msg: &Message, path: &str, zone: &str) -> Result<Option<i64>, BotError> {
-    let Some(text) = value(msg, path) else {
+    let Some(text) = msg.value(path) else {
         return Ok(None);
     };
     let ts: Timestamp = text
         .parse()
         .map_err(|_| BotError::fatal(format!("{path} is not an HL7 timestamp")))?;
-    Ok(Some(instant_ms(&ts, zone)?))
+    Ok(Some(ts.instant_ms(zone)?))
 }

@@ -133,6 +133,39 @@ impl Encounter {
         }
     }
 
+    /// Takes in `other`, a record of the same encounter (two patient ids
+    /// that turned out to be one): the newer status and the newer details
+    /// win, each by its stamp; the accession number goes with the status
+    /// (or is whichever there is).
+    pub fn absorb(&mut self, other: &Encounter) {
+        if other.status_stamp > self.status_stamp {
+            self.status = other.status;
+            self.status_stamp = other.status_stamp;
+            self.opened_ms = other.opened_ms;
+            self.accession = other.accession.clone().or(self.accession.take());
+        } else if self.accession.is_none() {
+            self.accession.clone_from(&other.accession);
+        }
+        if let Some(at_ms) = other.details_ms {
+            self.apply_details(&other.details(), at_ms);
+        }
+    }
+
+    /// Everything known of the patient and the visit, as a message would
+    /// give it.
+    fn details(&self) -> Details {
+        Details {
+            patient_id: Some(self.patient_id.clone()),
+            patient_name: Some(self.patient_name.clone()),
+            birth_date: Some(self.birth_date.clone()),
+            sex: Some(self.sex.clone()),
+            visit_number: Some(self.visit_number.clone()),
+            location: Some(self.location.clone()),
+            attending_doctor: Some(self.attending_doctor.clone()),
+            admit_ms: self.admit_ms,
+        }
+    }
+
     /// Open, and opened less than `max_open_ms` before `now_ms`.
     pub fn on_worklist(&self, now_ms: i64, max_open_ms: i64) -> bool {
         self.status == Status::Open && self.opened_ms.is_some_and(|t| now_ms - t < max_open_ms)

@@ -69,13 +69,23 @@ impl Bot for EncounterWorklist {
 fn adt_message(input: &Hl7Message, settings: &Settings) -> Result<Reply, BotError> {
     let msg = Message::parse(&input.raw)?;
     let now = host::now_ms() as i64;
-    let outcome = match Adt::read(&msg, &settings.timezone, input.received_at_ms as i64)? {
+    let received_at_ms = input.received_at_ms as i64;
+    let outcome = match Adt::read(
+        &msg,
+        &settings.timezone,
+        received_at_ms,
+        &store::survivor_of,
+    )? {
         Adt::Encounter(event) => {
             let mut e = store::load(&event.key).unwrap_or_else(|| Encounter::new(&event.key));
             e.apply(&event);
-            // The first accession number comes with the opening; later
+            // The first accession number comes with the opening, if that
+            // puts it on the worklist (not a replay of an old admit); later
             // ones with the tick.
-            if e.accession.is_none() && e.accession_due(now, settings.period_ms) {
+            if e.accession.is_none()
+                && e.on_worklist(now, settings.max_open_ms)
+                && e.accession_due(now, settings.period_ms)
+            {
                 maintenance::issue_accession(&mut e, settings, now)?;
             }
             store::save(&e);
@@ -95,30 +105,32 @@ fn adt_message(input: &Hl7Message, settings: &Settings) -> Result<Reply, BotErro
 }
 
 /// A40: moves the encounters of the prior patient id to the surviving one
-/// (applying the message's patient details where they are not stale);
-/// returns how many moved. An encounter keyed by patient id and admit time
-/// gets the surviving id in its key too, unless the surviving patient has
-/// that encounter already.
+/// (applying the message's patient details where they are not stale), and
+/// notes the merge so that later messages for the prior id reach the
+/// survivor; returns how many moved. An encounter keyed by patient id and
+/// admit time gets the surviving id in its key too; where the survivor
+/// has that encounter already, the two records become one.
 fn merge(merge: &adt::Merge) -> usize {
     let survivor = merge.details.patient_id.clone().unwrap_or_default();
+    store::record_merge(&merge.prior_id, &survivor);
     let keys = store::keys_of_patient(&merge.prior_id);
+    let fallback = adt::patient_key(&merge.prior_id, "");
     for key in &keys {
-        let Some(mut e) = store::load(key) else {
+        let Some(stored) = store::load(key) else {
             continue;
         };
+        let mut e = stored.clone();
         e.apply_details(&merge.details, merge.at_ms);
         e.patient_id.clone_from(&survivor);
-        let fallback = format!("patient:{}@", merge.prior_id);
-        match key.strip_prefix(&fallback) {
-            Some(admit) => {
-                store::remove(&store::load(key).unwrap_or_else(|| e.clone()));
-                e.key = format!("patient:{survivor}@{admit}");
-                if store::load(&e.key).is_none() {
-                    store::save(&e);
-                }
+        if let Some(admit) = key.strip_prefix(&fallback) {
+            store::remove(&stored);
+            e.key = adt::patient_key(&survivor, admit);
+            if let Some(mut existing) = store::load(&e.key) {
+                existing.absorb(&e);
+                e = existing;
             }
-            None => store::save(&e),
         }
+        store::save(&e);
     }
     keys.len()
 }

@@ -5,6 +5,7 @@
 //! | `enc/<key>` | the encounter, JSON ([`Encounter`]) |
 //! | `pat/<patient id>/<key>` | empty: the patient's encounters (A40 merges, the `patient_id` filter) |
 //! | `acc/<accession number>` | the encounter key, while it is on the worklist |
+//! | `merged/<patient id>` | the id an A40 merged it into |
 //!
 //! Parts of keys are escaped (`%` and `/`), so a visit number holding a
 //! `/` cannot reach into another key. Writes are committed with the event
@@ -99,4 +100,36 @@ fn unindex(encounter: &Encounter) {
     if let Some(a) = &encounter.accession {
         kv::delete(&accession_key(&a.number));
     }
+}
+
+/// Notes that A40 merged `prior_id` into `survivor`. A survivor has no
+/// onward merge (one an earlier A40 may have noted the other way round is
+/// forgotten), so following merges never goes round in a circle.
+pub fn record_merge(prior_id: &str, survivor: &str) {
+    if prior_id == survivor {
+        return;
+    }
+    kv::delete(&merged_key(survivor));
+    kv::set(&merged_key(prior_id), survivor);
+}
+
+/// The id `patient_id` was merged into, following merges of merges;
+/// `None` if it was never merged.
+pub fn survivor_of(patient_id: &str) -> Option<String> {
+    let mut current = kv::get_string(&merged_key(patient_id))?;
+    // Acyclic (see `record_merge`); the bound is a guard, not a rule.
+    for _ in 0..MAX_MERGE_CHAIN {
+        match kv::get_string(&merged_key(&current)) {
+            Some(next) => current = next,
+            None => break,
+        }
+    }
+    Some(current)
+}
+
+/// How many merges of merges `survivor_of` follows at the most.
+const MAX_MERGE_CHAIN: usize = 64;
+
+fn merged_key(patient_id: &str) -> String {
+    format!("merged/{}", escape(patient_id))
 }

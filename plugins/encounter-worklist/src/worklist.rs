@@ -7,6 +7,7 @@
 //! the DICOM worklist read it, so fields are only ever added.
 
 use interlink_sdk::prelude::*;
+use interlink_sdk::query::percent_decode;
 use serde::Serialize;
 
 use crate::encounter::Encounter;
@@ -72,7 +73,7 @@ pub fn answer(req: &HttpRequest, settings: &Settings) -> HttpResponse {
         };
     }
     let accession = route.strip_prefix("/worklist/").unwrap_or_default();
-    let found = match decode(accession) {
+    let found = match percent_decode(accession) {
         Some(number) if !number.contains('/') => store::by_accession(&number),
         _ => None,
     };
@@ -132,7 +133,7 @@ impl Filters {
         let mut filters = Filters::default();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = decode(raw)
+            let value = percent_decode(raw)
                 .ok_or_else(|| format!("filter {name}: the value is not valid percent-encoding"))?;
             if value.is_empty() {
                 continue;
@@ -183,23 +184,6 @@ fn parse_date(text: &str) -> Option<(i32, u32, u32)> {
     let valid = text.len() == 10 && text.as_bytes()[4] == b'-' && text.as_bytes()[7] == b'-';
     let ts: hl7::Timestamp = compact.parse().ok().filter(|_| valid)?;
     Some((ts.year, ts.month, ts.day))
-}
-
-/// Percent-decoding of a query value (`+` is a space); `None` if invalid.
-fn decode(text: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut rest = text.bytes();
-    while let Some(b) = rest.next() {
-        bytes.push(match b {
-            b'+' => b' ',
-            b'%' => {
-                let hex = [rest.next()?, rest.next()?];
-                u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?
-            }
-            b => b,
-        });
-    }
-    String::from_utf8(bytes).ok()
 }
 
 fn json(status: u16, body: &impl Serialize) -> HttpResponse {

@@ -1,15 +1,15 @@
 //! When each EHR was added, so that a newly configured EHR is not sent
-//! exams that were done before it joined.
+//! exams that were finalized before it joined.
 //!
 //! A bot cannot see a config reload happen: it sees the configuration each
-//! time it runs. So at every command it records the time (`last-run-ms`),
-//! and when an EHR shows up in `ehr_destinations` that it has not seen
-//! before, it records the previous command's time as that EHR's
-//! `added/<name>`: the EHR was added after then. Exams whose `exam_time`
-//! is not later than that are not sent to it automatically (a one-off
-//! resend still can). The EHRs configured at the bot's very first command
-//! count as there from the start (0). An EHR taken out of the list is
-//! forgotten, so adding it back counts as new.
+//! time it runs. So when an EHR shows up in `ehr_destinations` that it has
+//! not seen before, it records the time of that command as the EHR's
+//! `added/<name>`. An exam's final (or corrected) result goes to it
+//! automatically only if the exam became final at or after that time (a
+//! one-off resend still can send older ones). The EHRs configured at the
+//! bot's very first command (it keeps `last-run-ms` to know) count as
+//! there from the start (0). An EHR taken out of the list is forgotten, so
+//! adding it back counts as new.
 
 use std::collections::BTreeMap;
 
@@ -21,9 +21,9 @@ const LAST_RUN: &str = "last-run-ms";
 const ADDED: &str = "added/";
 
 /// Brings the records up to date with `settings` at `now_ms`; returns, per
-/// EHR, the time after which its exams are sent.
+/// EHR, when it was added (exams finalized since then are sent to it).
 pub fn update(settings: &Settings, now_ms: u64) -> BTreeMap<String, u64> {
-    let last_run = kv::get_string(LAST_RUN).and_then(|t| t.parse::<u64>().ok());
+    let ran_before = kv::get(LAST_RUN).is_some();
     for key in kv::list(ADDED) {
         if settings.ehr(&key[ADDED.len()..]).is_none() {
             kv::delete(&key);
@@ -35,10 +35,10 @@ pub fn update(settings: &Settings, now_ms: u64) -> BTreeMap<String, u64> {
         let since = match kv::get_string(&key).and_then(|t| t.parse().ok()) {
             Some(since) => since,
             None => {
-                let since = last_run.unwrap_or(0);
+                let since = if ran_before { now_ms } else { 0 };
                 kv::set(&key, since.to_string());
                 host::info(&format!(
-                    "EHR {} is new: exams done after {since} ms go to it",
+                    "EHR {} is new: exams finalized from {since} ms on go to it",
                     ehr.name
                 ));
                 since

@@ -51,7 +51,7 @@ impl Status {
 }
 
 /// An exam as the bot keeps it: what the ORU is made of.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exam {
     pub accession: String,
     pub patient_id: String,
@@ -69,12 +69,37 @@ pub struct Exam {
     pub report: String,
     /// When this status was reported to the bot (OBR-22).
     pub reported_at_ms: u64,
+    /// When the exam first became final (the time of that command); `None`
+    /// while it waits for attestation.
+    #[serde(default)]
+    pub finalized_ms: Option<u64>,
+}
+
+impl Exam {
+    /// Whether `other` says the same as this exam (the stamps aside).
+    pub fn same_content(&self, other: &Exam) -> bool {
+        let unstamped = |e: &Exam| Exam {
+            reported_at_ms: 0,
+            finalized_ms: None,
+            ..e.clone()
+        };
+        unstamped(self) == unstamped(other)
+    }
 }
 
 /// A posted exam: the exam and the file to push to the PACS, if any.
 pub struct Posted {
     pub exam: Exam,
-    pub payload: Option<Vec<u8>>,
+    pub payload: Option<Payload>,
+}
+
+/// The exam's file, as the PACS gets it.
+pub struct Payload {
+    pub data: Vec<u8>,
+    /// The file name: `payload_name`, by default `<accession>.dcm`.
+    pub name: String,
+    /// `payload_content_type`, by default `application/dicom`.
+    pub content_type: String,
 }
 
 const REQUIRED: [&str; 10] = [
@@ -89,10 +114,13 @@ const REQUIRED: [&str; 10] = [
     "performer",
     "report",
 ];
-const OPTIONAL: [&str; 1] = ["payload_base64"];
+const OPTIONAL: [&str; 3] = ["payload_base64", "payload_name", "payload_content_type"];
 const SEXES: [&str; 6] = ["F", "M", "O", "U", "A", "N"];
-/// The stored exam must fit in one KV value (1 MiB), with room to spare.
+/// The report goes into every ORU, so it is kept well below the host's
+/// limits on what one event may send.
 const MAX_REPORT_BYTES: usize = 512 * 1024;
+/// The host's limit on one KV value: the stored exam must fit in it.
+const MAX_STORED_BYTES: usize = 1024 * 1024;
 
 /// Reads a posted exam; `now_ms` becomes its `reported_at_ms`. The error
 /// is for the caller (a 400), naming the field.
@@ -141,14 +169,51 @@ pub fn parse(body: &[u8], now_ms: u64) -> Result<Posted, String> {
     if report.len() > MAX_REPORT_BYTES {
         return Err(format!("report: at most {MAX_REPORT_BYTES} bytes"));
     }
-    let payload = match fields.get("payload_base64") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(b64)) => Some(
+    let optional = |name: &str| -> Result<Option<String>, String> {
+        match fields.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(format!("{name}: must be a string")),
+        }
+    };
+    let data = optional("payload_base64")?
+        .map(|b64| {
             base64::engine::general_purpose::STANDARD
                 .decode(b64)
-                .map_err(|e| format!("payload_base64: not valid base64 ({e})"))?,
-        ),
-        Some(_) => return Err("payload_base64: must be a string".into()),
+                .map_err(|e| format!("payload_base64: not valid base64 ({e})"))
+        })
+        .transpose()?;
+    let name = optional("payload_name")?;
+    let content_type = optional("payload_content_type")?;
+    let payload = match data {
+        None => {
+            if let Some(field) = [
+                ("payload_name", &name),
+                ("payload_content_type", &content_type),
+            ]
+            .iter()
+            .find_map(|(field, value)| value.is_some().then_some(field))
+            {
+                return Err(format!("{field}: goes with payload_base64"));
+            }
+            None
+        }
+        Some(_) if status == Status::AttestationRequested => {
+            return Err("payload_base64: send the file with the final result".into());
+        }
+        Some(data) => {
+            let name = name.unwrap_or_else(|| format!("{accession}.dcm"));
+            check_file_name(&name).map_err(|why| format!("payload_name: {why}"))?;
+            let content_type = content_type.unwrap_or_else(|| "application/dicom".into());
+            if content_type.is_empty() || content_type.chars().any(char::is_control) {
+                return Err("payload_content_type: a media type like application/pdf".into());
+            }
+            Some(Payload {
+                data,
+                name,
+                content_type,
+            })
+        }
     };
     Ok(Posted {
         exam: Exam {
@@ -163,9 +228,27 @@ pub fn parse(body: &[u8], now_ms: u64) -> Result<Posted, String> {
             performer: text("performer")?,
             report,
             reported_at_ms: now_ms,
+            finalized_ms: None,
         },
         payload,
     })
+}
+
+/// Why `name` cannot be the file's name at a folder or SFTP destination,
+/// checked as the host checks it: one path segment of 1 to 255 bytes, not
+/// starting with a dot (the host's temporary files do), no control
+/// characters.
+fn check_file_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 255 {
+        return Err("must be 1-255 bytes long");
+    }
+    if name.starts_with('.') {
+        return Err("must not start with a dot");
+    }
+    if name.contains(['/', '\\']) || name.chars().any(char::is_control) {
+        return Err("must be a single path segment without control characters");
+    }
+    Ok(())
 }
 
 /// Accession numbers become KV keys and file names (`<accession>.dcm`),
@@ -189,8 +272,29 @@ pub fn load(accession: &str) -> Option<Exam> {
     serde_json::from_slice(&json).ok()
 }
 
-/// Stores the exam (its latest status replaces the previous one).
-pub fn store(exam: &Exam) {
+/// The exam as it is stored, or why it cannot be (for the caller, a 400:
+/// over the KV value limit, naming the biggest field).
+pub fn encode(exam: &Exam) -> Result<Vec<u8>, String> {
     let json = serde_json::to_vec(exam).expect("an exam serialises");
-    interlink_sdk::host::kv::set(&key(&exam.accession), json);
+    if json.len() <= MAX_STORED_BYTES {
+        return Ok(json);
+    }
+    let fields = serde_json::to_value(exam).expect("an exam serialises");
+    let (biggest, size) = fields
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| (name.clone(), value.to_string().len()))
+        .max_by_key(|(_, size)| *size)
+        .unwrap_or_default();
+    Err(format!(
+        "{biggest}: too big to keep ({size} bytes); the stored exam would be {} bytes, over the {MAX_STORED_BYTES}-byte limit",
+        json.len()
+    ))
+}
+
+/// Stores the exam, as [`encode`]d (its latest status replaces the
+/// previous one).
+pub fn store(accession: &str, json: Vec<u8>) {
+    interlink_sdk::host::kv::set(&key(accession), json);
 }

@@ -13,11 +13,12 @@
 //!   (`resend`).
 //!
 //! Modules: [`settings`] (checked at load and reload), [`exam`] (the input
-//! and what is kept of it), [`oru`] (the message), [`added`] (when each EHR
-//! joined).
+//! and what is kept of it), [`lifecycle`] (which status may follow which),
+//! [`oru`] (the message), [`added`] (when each EHR joined).
 
 pub mod added;
 pub mod exam;
+pub mod lifecycle;
 pub mod oru;
 pub mod settings;
 
@@ -25,6 +26,7 @@ use interlink_sdk::prelude::*;
 use serde_json::{Value, json};
 
 use exam::Exam;
+use lifecycle::Step;
 use settings::{Ehr, Settings};
 
 struct ResultsToEhr;
@@ -53,10 +55,13 @@ impl Bot for ResultsToEhr {
         match (request.method.as_str(), parts.as_slice()) {
             ("POST", ["exams"]) => post_exam(&settings, &request.body),
             ("POST", ["exams", accession, "send"]) => {
-                let destination = query_param(request.query(), "destination");
+                let destination = request.query_param("destination");
                 resend(&settings, accession, destination.as_deref())
             }
-            (_, ["exams"] | ["exams", _, "send"]) => Ok(answer(405, json!({"error": "use POST"}))),
+            (_, ["exams"] | ["exams", _, "send"]) => Ok(Reply::default().http(
+                HttpResponse::json(405, json!({"error": "use POST"}).to_string())
+                    .header("allow", "POST"),
+            )),
             _ => Ok(answer(404, json!({"error": "no such endpoint"}))),
         }
     }
@@ -66,7 +71,8 @@ export_bot!(ResultsToEhr);
 
 /// Stores a posted exam and queues its ORU for every EHR that should get
 /// it now; answers 201 for a new accession number, 200 for an update,
-/// with what was queued and what was not (and why).
+/// with what was queued and what was not (and why); 409 for a status that
+/// may not follow the stored one.
 fn post_exam(settings: &Settings, body: &[u8]) -> Result<Reply, BotError> {
     let now = host::now_ms();
     let posted = match exam::parse(body, now) {
@@ -79,22 +85,39 @@ fn post_exam(settings: &Settings, body: &[u8]) -> Result<Reply, BotError> {
             json!({"error": "payload_base64: this bot has no pacs_destination to send it to"}),
         ));
     }
-    let exam = posted.exam;
+    let mut exam = posted.exam;
+    let previous = exam::load(&exam.accession);
+    let step = match lifecycle::follow(previous.as_ref(), &mut exam) {
+        Ok(step) => step,
+        Err(why) => {
+            host::warn(&format!("exam refused: {why}"));
+            return Ok(answer(409, json!({"error": why})));
+        }
+    };
+    let stored = match exam::encode(&exam) {
+        Ok(stored) => stored,
+        Err(why) => return Ok(answer(400, json!({"error": why}))),
+    };
     let added = added::update(settings, now);
-    let is_new = exam::load(&exam.accession).is_none();
-    exam::store(&exam);
+    exam::store(&exam.accession, stored);
 
     let mut reply = Reply::default();
     let (mut queued, mut skipped) = (Vec::new(), Vec::new());
-    for ehr in &settings.ehrs {
+    let ehrs = if step == Step::Repeat {
+        &[][..]
+    } else {
+        &settings.ehrs[..]
+    };
+    for ehr in ehrs {
         let Some(status) = exam.status.result_status(ehr.preliminary) else {
             skipped
                 .push(json!({"destination": ehr.name, "reason": "takes no preliminary results"}));
             continue;
         };
-        if exam.exam_time_ms <= added[&ehr.name] {
-            skipped
-                .push(json!({"destination": ehr.name, "reason": "added after the exam was done"}));
+        if exam.finalized_ms.is_some_and(|at| at < added[&ehr.name]) {
+            skipped.push(
+                json!({"destination": ehr.name, "reason": "added after the exam was finalized"}),
+            );
             continue;
         }
         let (oru, control_id) = oru_for(&exam, settings, ehr, status, now)?;
@@ -105,24 +128,30 @@ fn post_exam(settings: &Settings, body: &[u8]) -> Result<Reply, BotError> {
     }
 
     let mut pacs = Value::Null;
-    if let (Some(data), Some(push)) = (posted.payload, &settings.pacs) {
-        let name = format!("{}.dcm", exam.accession);
+    if let (Some(file), Some(push)) = (posted.payload, &settings.pacs) {
         let not_before_ms = now + push.delay_ms;
+        pacs = json!({"destination": push.destination, "name": file.name, "not_before_ms": not_before_ms});
         reply = reply.push(
-            Outbound::bytes(&push.destination, data)
-                .named(&name)
-                .content_type("application/dicom")
+            Outbound::bytes(&push.destination, file.data)
+                .named(&file.name)
+                .content_type(&file.content_type)
                 .not_before_ms(not_before_ms),
         );
-        pacs =
-            json!({"destination": push.destination, "name": name, "not_before_ms": not_before_ms});
     }
 
+    let control_ids: Vec<&str> = queued
+        .iter()
+        .filter_map(|q| q["control_id"].as_str())
+        .collect();
     host::info(&format!(
-        "exam {} ({}): {} ORU queued, {} skipped{}",
-        exam.accession,
+        "exam {}{}: ORU queued [{}], {} skipped{}",
         exam.status.as_str(),
-        queued.len(),
+        if step == Step::Repeat {
+            " (repeated)"
+        } else {
+            ""
+        },
+        control_ids.join(", "),
         skipped.len(),
         if pacs.is_null() {
             ""
@@ -130,14 +159,17 @@ fn post_exam(settings: &Settings, body: &[u8]) -> Result<Reply, BotError> {
             ", file for the PACS"
         },
     ));
-    let body = json!({
+    let mut body = json!({
         "accession": exam.accession,
         "status": exam.status,
         "queued": queued,
         "skipped": skipped,
         "pacs": pacs,
     });
-    let status = if is_new { 201 } else { 200 };
+    if step == Step::Repeat {
+        body["repeat"] = json!(true);
+    }
+    let status = if previous.is_none() { 201 } else { 200 };
     Ok(reply.http(HttpResponse::json(status, body.to_string())))
 }
 
@@ -179,9 +211,7 @@ fn resend(
         ));
     };
     let (oru, control_id) = oru_for(&exam, settings, ehr, status, now)?;
-    host::info(&format!(
-        "exam {accession}: ORU {control_id} sent again to {name}"
-    ));
+    host::info(&format!("ORU {control_id} sent again to {name}"));
     let body = json!({
         "accession": accession,
         "destination": name,
@@ -215,40 +245,4 @@ fn oru_for(
 /// A JSON answer.
 fn answer(status: u16, body: Value) -> Reply {
     Reply::default().http(HttpResponse::json(status, body.to_string()))
-}
-
-/// The value of `name` in a query string (`a=1&destination=ehr_a`), with
-/// `%XX` escapes and `+` decoded.
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| percent_decode(v))
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

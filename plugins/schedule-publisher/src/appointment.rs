@@ -2,6 +2,7 @@
 //! and how a change is applied to what the bot already knows, including
 //! messages that arrive late or twice.
 
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 use interlink_sdk::BotError;
 use interlink_sdk::hl7::Message;
@@ -113,13 +114,6 @@ pub struct Details {
     pub resource: Option<String>,
 }
 
-/// A non-empty value at `path`.
-fn value(msg: &Message, path: &str) -> Option<String> {
-    msg.get(path)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
 /// `a, b`, or whichever of the two is there.
 fn joined(parts: &[Option<String>], separator: &str) -> Option<String> {
     let present: Vec<&str> = parts.iter().flatten().map(String::as_str).collect();
@@ -132,7 +126,7 @@ impl Details {
     pub fn read(msg: &Message, zone: Tz) -> Result<Details, BotError> {
         let start_ms = match ["SCH-11.4.1", "AIS-4.1"]
             .into_iter()
-            .find_map(|path| value(msg, path).map(|text| (path, text)))
+            .find_map(|path| msg.value(path).map(|text| (path, text)))
         {
             Some((path, text)) => Some(hl7_instant(&text, zone).ok_or_else(|| {
                 BotError::fatal(format!("{path} {text:?} is not an HL7 timestamp"))
@@ -143,20 +137,21 @@ impl Details {
             Some(minutes) => Some(minutes),
             None => duration(msg, "AIS-7", "AIS-8.1")?,
         };
-        let personnel = joined(&[value(msg, "AIP-3.2.1"), value(msg, "AIP-3.3")], ", ")
-            .or_else(|| value(msg, "AIP-3.1"));
-        let general = value(msg, "AIG-3.2").or_else(|| value(msg, "AIG-3.1"));
-        let phone = value(msg, "PID-13.1")
-            .or_else(|| joined(&[value(msg, "PID-13.6"), value(msg, "PID-13.7")], " "));
+        let personnel = joined(&[msg.value("AIP-3.2.1"), msg.value("AIP-3.3")], ", ")
+            .or_else(|| msg.value("AIP-3.1"));
+        let general = msg.value("AIG-3.2").or_else(|| msg.value("AIG-3.1"));
+        let phone = msg
+            .value("PID-13.1")
+            .or_else(|| joined(&[msg.value("PID-13.6"), msg.value("PID-13.7")], " "));
         Ok(Details {
-            placer_id: value(msg, "SCH-1.1"),
-            filler_id: value(msg, "SCH-2.1"),
+            placer_id: msg.value("SCH-1.1"),
+            filler_id: msg.value("SCH-2.1"),
             start_ms,
             duration_min,
-            patient_id: value(msg, "PID-3.1"),
-            patient_name: joined(&[value(msg, "PID-5.1.1"), value(msg, "PID-5.2")], ", "),
+            patient_id: msg.value("PID-3.1"),
+            patient_name: joined(&[msg.value("PID-5.1.1"), msg.value("PID-5.2")], ", "),
             phone,
-            resource: joined(&[value(msg, "AIL-3.1"), personnel, general], " / "),
+            resource: joined(&[msg.value("AIL-3.1"), personnel, general], " / "),
         })
     }
 }
@@ -164,13 +159,14 @@ impl Details {
 /// A duration field in minutes, its unit (ISO+ `MIN`, `S`, `H`, `D`;
 /// minutes when blank) read from `unit_path`.
 fn duration(msg: &Message, path: &str, unit_path: &str) -> Result<Option<u32>, BotError> {
-    let Some(text) = value(msg, path) else {
+    let Some(text) = msg.value(path) else {
         return Ok(None);
     };
     let amount: u32 = text
         .parse()
         .map_err(|_| BotError::fatal(format!("{path} {text:?} is not a whole number")))?;
-    let unit = value(msg, unit_path)
+    let unit = msg
+        .value(unit_path)
         .unwrap_or_default()
         .to_ascii_uppercase();
     let minutes = match unit.as_str() {
@@ -206,8 +202,14 @@ pub struct Appointment {
     pub changed_at_ms: Option<i64>,
     /// MSH-10 of the last message applied.
     pub last_control_id: String,
-    /// Listed in a reminder CSV already (never listed twice).
-    pub reminded: bool,
+    /// When the host received the last message applied: what dates the
+    /// appointment for forgetting it when it has neither start nor MSH-7.
+    #[serde(default)]
+    pub received_at_ms: i64,
+    /// The day whose reminder CSV listed it (never twice for one day; a
+    /// move to another day lists it again).
+    #[serde(default)]
+    pub listed_for: Option<NaiveDate>,
 }
 
 /// What applying a message did.
@@ -230,6 +232,8 @@ pub struct Update<'a> {
     pub details: Details,
     /// MSH-7 as an instant.
     pub sent_at_ms: Option<i64>,
+    /// When the host received the message.
+    pub received_at_ms: i64,
     pub control_id: &'a str,
 }
 
@@ -271,7 +275,8 @@ impl Update<'_> {
             status: Status::Booked,
             changed_at_ms: None,
             last_control_id: String::new(),
-            reminded: false,
+            received_at_ms: self.received_at_ms,
+            listed_for: None,
         });
         // What the message says replaces what was known; what it leaves
         // out stays.
@@ -285,6 +290,7 @@ impl Update<'_> {
         a.resource = d.resource.or(a.resource);
         a.status = self.change.status();
         a.changed_at_ms = self.sent_at_ms.or(a.changed_at_ms);
+        a.received_at_ms = self.received_at_ms;
         a.last_control_id = self.control_id.to_string();
         if a.status == Status::Booked && a.start_ms.is_none() {
             return Err(BotError::fatal(

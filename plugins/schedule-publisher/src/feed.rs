@@ -30,6 +30,7 @@ pub fn on_siu(settings: &Settings, input: &Hl7Message) -> Result<Reply, BotError
         sent_at_ms: msg
             .get("MSH-7.1")
             .and_then(|t| hl7_instant(&t, settings.timezone)),
+        received_at_ms: input.received_at_ms as i64,
         control_id: &control_id,
     };
     // Only ids of messages in the log: appointment and patient data stay out.

@@ -3,7 +3,8 @@
 //! Then tomorrow's (local date) booked appointments go to
 //! `reminder_destination` as `reminders-YYYY-MM-DD.csv`, and the bot
 //! records the date, so a later tick the same day does nothing. An
-//! appointment is listed once at most (it is marked `reminded`); cancelled,
+//! appointment is listed once for a day at most (it keeps the day it was
+//! listed for, so one moved to another day is listed again); cancelled,
 //! deleted and no-show ones never.
 //!
 //! The same daily run forgets appointments that started more than
@@ -40,12 +41,16 @@ pub fn on_tick(settings: &Settings, at_ms: i64) -> Result<Reply, BotError> {
     let mut due = Vec::new();
     for mut a in store::all()? {
         // A cancellation of an appointment never booked here has no start:
-        // its last change dates it.
-        let dated = a.start_ms.or(a.changed_at_ms);
-        if dated.is_some_and(|t| t < at_ms - KEEP_DAYS * 24 * 3_600_000) {
+        // its last change dates it, or, without a usable MSH-7, when it
+        // was received.
+        let dated = a.start_ms.or(a.changed_at_ms).unwrap_or(a.received_at_ms);
+        if dated < at_ms - KEEP_DAYS * 24 * 3_600_000 {
             store::remove(&a);
-        } else if a.status == Status::Booked && !a.reminded && starts_on(&a, tomorrow, settings) {
-            a.reminded = true;
+        } else if a.status == Status::Booked
+            && a.listed_for != Some(tomorrow)
+            && starts_on(&a, tomorrow, settings)
+        {
+            a.listed_for = Some(tomorrow);
             store::save(&a);
             due.push(a);
         }

@@ -360,6 +360,18 @@ impl Message {
     }
 }
 
+/// Reading values the way most bots want them.
+impl Message {
+    /// The value at `path`, unescaped and trimmed; `None` when it is
+    /// absent or empty (HL7's "leave as is"). See [`Message::is_null`] for
+    /// the null `""`.
+    pub fn value(&self, path: &str) -> Option<String> {
+        self.get(path)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,5 +434,16 @@ OBX|2|TX|||second&sub\r";
         assert_eq!(Message::parse("hello"), Err(Error::NoMsh));
         assert_eq!(Message::parse(""), Err(Error::NoMsh));
         assert_eq!(Message::parse("\r\n"), Err(Error::NoMsh));
+    }
+
+    #[test]
+    fn value_is_trimmed_and_none_when_empty() {
+        let msg =
+            Message::parse("MSH|^~\\&|A|B|||||ADT^A01|1|P|2.5\rPID|1||  MRN1 ^^^X||\\F\\DOE|||\r")
+                .unwrap();
+        assert_eq!(msg.value("PID-3.1").as_deref(), Some("MRN1"));
+        assert_eq!(msg.value("PID-5").as_deref(), Some("|DOE"));
+        assert_eq!(msg.value("PID-7"), None);
+        assert_eq!(msg.value("PV1-3"), None);
     }
 }

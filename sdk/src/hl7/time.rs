@@ -234,6 +234,51 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Instants of timestamps, with local times read in an IANA zone.
+#[cfg(feature = "tz")]
+impl Timestamp {
+    /// The instant this timestamp stands for, in milliseconds since the
+    /// Unix epoch (fractions of a second included). With a UTC offset it is
+    /// exact; without one it is wall-clock time in the IANA zone `tz`, and
+    /// where a DST change makes that wall time ambiguous the rule is:
+    ///
+    /// - a time the change skips maps forward by the gap (02:30 on the
+    ///   spring-forward night in `America/Chicago` is 03:30 CDT): it is read
+    ///   with the offset before the change;
+    /// - a time the change repeats takes the earlier instant (01:30 on the
+    ///   fall-back night is 01:30 CDT, not CST).
+    pub fn instant_ms(&self, tz: &str) -> Result<i64, Error> {
+        use chrono::{LocalResult, NaiveDate, Offset, TimeZone};
+        let zone: chrono_tz::Tz = tz
+            .parse()
+            .map_err(|_| Error::UnknownTimeZone(tz.to_string()))?;
+        let fraction_ms = match self.precision {
+            Precision::Fraction(digits) => {
+                i64::from(self.fraction) * 1000 / 10i64.pow(u32::from(digits))
+            }
+            _ => 0,
+        };
+        let wall = NaiveDate::from_ymd_opt(self.year, self.month, self.day)
+            .and_then(|d| d.and_hms_opt(self.hour, self.minute, self.second))
+            .ok_or_else(|| Error::BadTimestamp(self.to_string()))?
+            + chrono::Duration::milliseconds(fraction_ms);
+        let utc = match self.offset_minutes {
+            Some(offset) => wall - chrono::Duration::minutes(i64::from(offset)),
+            None => match zone.from_local_datetime(&wall) {
+                LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.naive_utc(),
+                LocalResult::None => {
+                    // Changes of offset are months apart: a day before the
+                    // gap, the offset before it holds.
+                    let day_before = wall - chrono::Duration::days(1);
+                    let before = zone.offset_from_utc_datetime(&day_before).fix();
+                    wall - chrono::Duration::seconds(i64::from(before.local_minus_utc()))
+                }
+            },
+        };
+        Ok(utc.and_utc().timestamp_millis())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +352,40 @@ mod tests {
             summer.in_zone("Mars/Olympus").unwrap_err(),
             Error::UnknownTimeZone("Mars/Olympus".into())
         );
+    }
+
+    #[cfg(feature = "tz")]
+    #[test]
+    fn instants_of_local_times_across_dst_changes() {
+        let ms = |text: &str, tz: &str| text.parse::<Timestamp>().unwrap().instant_ms(tz).unwrap();
+        // 2026-11-24T09:00:00Z, with and without an offset.
+        let at = 1_795_510_800_000;
+        assert_eq!(ms("20261124030000-0600", "Asia/Kolkata"), at);
+        assert_eq!(ms("20261124030000", "America/Chicago"), at);
+        assert_eq!(ms("20261124090000.25", "UTC"), at + 250);
+        // Spring forward, 2026-03-08 in Chicago: 02:30 does not exist and
+        // maps forward by the gap, to 03:30 CDT (08:30Z).
+        assert_eq!(
+            ms("20260308023000", "America/Chicago"),
+            ms("20260308083000+0000", "UTC")
+        );
+        // Fall back, 2026-11-01: 01:30 happens twice; the earlier (CDT,
+        // 06:30Z) is taken.
+        assert_eq!(
+            ms("20261101013000", "America/Chicago"),
+            ms("20261101063000+0000", "UTC")
+        );
+        // A 30-minute gap (Lord Howe, 2026-10-04 02:00 -> 02:30).
+        assert_eq!(
+            ms("20261004021500", "Australia/Lord_Howe"),
+            ms("20261004024500+1100", "UTC")
+        );
+        assert!(matches!(
+            "20261124"
+                .parse::<Timestamp>()
+                .unwrap()
+                .instant_ms("Mars/Olympus"),
+            Err(Error::UnknownTimeZone(_))
+        ));
     }
 }
