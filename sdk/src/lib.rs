@@ -28,6 +28,7 @@
 // Lets the generated bindings name this crate the way bots do.
 extern crate self as interlink_sdk;
 
+pub mod file_name;
 pub mod hl7;
 pub mod query;
 

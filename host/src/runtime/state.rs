@@ -14,6 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::{DestinationInfo, Level, Outbound, Payload, host};
 use super::bot::Failure;
 use crate::journal::{self, Queued, Reader, StateWrites};
+use interlink_sdk::file_name::check_file_name;
 use interlink_sdk::hl7::{Message, Path};
 
 /// Largest key a bot may use.
@@ -122,22 +123,6 @@ const MAX_DELAY_MS: i64 = 30 * DAY_MS;
 
 /// Destination kinds that take bytes payloads.
 const TAKES_BYTES: [&str; 2] = ["folder", "sftp"];
-
-/// Why `name` cannot be a file name in a destination's directory: it must
-/// be one path segment of at most 255 bytes, not hidden (the host's
-/// temporary files start with a dot), without control characters.
-fn check_file_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.len() > 255 {
-        return Err("must be 1-255 bytes long");
-    }
-    if name.starts_with('.') {
-        return Err("must not start with a dot");
-    }
-    if name.contains(['/', '\\']) || name.chars().any(char::is_control) {
-        return Err("must be a single path segment without control characters");
-    }
-    Ok(())
-}
 
 /// FNV-1a of an ordering-key value: stable across builds, since it is
 /// stored with the message, and never negative (SQLite's `%` keeps signs).

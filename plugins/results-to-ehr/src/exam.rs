@@ -3,6 +3,7 @@
 //! corrected`), and stored in KV (without its file) for later resends.
 
 use base64::Engine;
+use interlink_sdk::file_name::check_file_name;
 use interlink_sdk::hl7::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -232,23 +233,6 @@ pub fn parse(body: &[u8], now_ms: u64) -> Result<Posted, String> {
         },
         payload,
     })
-}
-
-/// Why `name` cannot be the file's name at a folder or SFTP destination,
-/// checked as the host checks it: one path segment of 1 to 255 bytes, not
-/// starting with a dot (the host's temporary files do), no control
-/// characters.
-fn check_file_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.len() > 255 {
-        return Err("must be 1-255 bytes long");
-    }
-    if name.starts_with('.') {
-        return Err("must not start with a dot");
-    }
-    if name.contains(['/', '\\']) || name.chars().any(char::is_control) {
-        return Err("must be a single path segment without control characters");
-    }
-    Ok(())
 }
 
 /// Accession numbers become KV keys and file names (`<accession>.dcm`),
