@@ -214,6 +214,16 @@ ALTER TABLE outbox ADD COLUMN not_before_ms INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX outbox_deferred ON outbox (destination, not_before_ms)
     WHERE status = 'pending' AND not_before_ms > 0;
 "#,
+    r#"
+-- 14: taken by another branch (shadow runs); it replaces this placeholder
+-- when the branches are merged.
+"#,
+    r#"
+-- 15, HTTP destinations: the method, path and extra headers a bot gave a
+-- bytes payload (JSON: {"method", "path", "headers": [[name, value]]}),
+-- NULL when it gave none.
+ALTER TABLE outbox ADD COLUMN http_request TEXT;
+"#,
 ];
 
 /// Settings every connection gets.

@@ -26,14 +26,14 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{Result, bail};
 
-use crate::config::Config;
+use crate::config::{Config, DestinationKind};
 use crate::delivery::OutboxSignal;
 use crate::intake::Router;
 use crate::journal::Journal;
 use bindings::{DestinationInfo, Subscription};
 use bot::LoadedBot;
 use routing::RouteKey;
-use state::BotPolicy;
+use state::{BotPolicy, OrderingKey};
 
 /// A bot that is live: its code and what the configuration makes of it.
 pub struct LiveBot {
@@ -102,7 +102,14 @@ pub fn policy_for(config: &Config, name: &str) -> BotPolicy {
             .destinations
             .iter()
             .filter(|d| allowed(&d.name))
-            .filter_map(|d| Some((d.name.clone(), d.ordering_key()?.parse().ok()?)))
+            .filter_map(|d| {
+                let key = d.ordering_key()?;
+                let key = match d.kind {
+                    DestinationKind::Http(_) => OrderingKey::Header(key.to_ascii_lowercase()),
+                    _ => OrderingKey::Hl7(key.parse().ok()?),
+                };
+                Some((d.name.clone(), key))
+            })
             .collect(),
     }
 }

@@ -35,7 +35,17 @@ pub struct BotPolicy {
     /// Destinations the bot may see and send to.
     pub destinations: BTreeMap<String, DestinationInfo>,
     /// The `ordering_key` of those that spread messages over lanes.
-    pub ordering_keys: BTreeMap<String, Path>,
+    pub ordering_keys: BTreeMap<String, OrderingKey>,
+}
+
+/// What keeps a destination's related messages in one lane.
+#[derive(Debug, Clone)]
+pub enum OrderingKey {
+    /// MLLP: the value at this path of the HL7 message.
+    Hl7(Path),
+    /// HTTP: the value of this request header (lower case) of a bytes
+    /// payload; HL7 text, which has none, goes to the first lane.
+    Header(String),
 }
 
 impl BotPolicy {
@@ -66,18 +76,22 @@ impl BotPolicy {
             Payload::Hl7(text) => {
                 let msg = Message::parse(&text)
                     .map_err(|e| Failure::Refused(format!("message for {to:?} is not HL7: {e}")))?;
-                let order_hash = self.ordering_keys.get(to).map_or(0, |key| {
-                    order_hash(msg.get_path(key).as_deref().unwrap_or(""))
-                });
+                let order_hash = match self.ordering_keys.get(to) {
+                    Some(OrderingKey::Hl7(key)) => {
+                        order_hash(msg.get_path(key).as_deref().unwrap_or(""))
+                    }
+                    _ => 0,
+                };
                 (journal::Payload::Hl7(text), order_hash)
             }
             Payload::Bytes(bytes) => {
-                if let Some(kind) = info.map(|i| i.kind.as_str())
+                let kind = info.map(|i| i.kind.as_str());
+                if let Some(kind) = kind
                     && !TAKES_BYTES.contains(&kind)
                 {
                     return Err(Failure::Refused(format!(
                         "destination {to:?} is {kind}, which takes HL7 text only; bytes go to \
-                         a folder or SFTP destination"
+                         a folder, SFTP or http destination"
                     )));
                 }
                 if let Some(name) = &bytes.name {
@@ -85,12 +99,34 @@ impl BotPolicy {
                         Failure::Refused(format!("file name {name:?} for {to:?} {why}"))
                     })?;
                 }
+                let http = bytes.http.map(|h| journal::HttpOptions {
+                    method: h.method,
+                    path: h.path,
+                    headers: h.headers,
+                });
+                if let Some(h) = &http {
+                    if let Some(kind) = kind.filter(|k| *k != "http") {
+                        return Err(Failure::Refused(format!(
+                            "destination {to:?} is {kind}: only an http destination takes \
+                             a method, path or headers"
+                        )));
+                    }
+                    check_http(h).map_err(|why| Failure::Refused(format!("{why} for {to:?}")))?;
+                }
+                let order_hash = match (self.ordering_keys.get(to), &http) {
+                    (Some(OrderingKey::Header(key)), Some(h)) => {
+                        let value = h.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(key));
+                        order_hash(value.map_or("", |(_, v)| v))
+                    }
+                    _ => 0,
+                };
                 let payload = journal::Payload::Bytes {
                     data: bytes.data,
                     name: bytes.name,
                     content_type: bytes.content_type,
+                    http,
                 };
-                (payload, 0)
+                (payload, order_hash)
             }
         };
         Ok(Queued {
@@ -105,7 +141,38 @@ impl BotPolicy {
 }
 
 /// Destination kinds that take bytes payloads.
-const TAKES_BYTES: [&str; 2] = ["folder", "sftp"];
+const TAKES_BYTES: [&str; 3] = ["folder", "sftp", "http"];
+
+/// Why an http destination cannot send a message with these options: the
+/// method must be a token, the path relative to the destination's url
+/// (no scheme, no leading `/`, no `..` segment, no `#`, no control
+/// characters), and the headers usable and not the host's own.
+fn check_http(h: &journal::HttpOptions) -> Result<(), String> {
+    if let Some(m) = &h.method
+        && (m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()))
+    {
+        return Err(format!("method {m:?} is not an HTTP method"));
+    }
+    if let Some(p) = &h.path {
+        let below = p.split(['?']).next().unwrap_or("");
+        if p.starts_with('/')
+            || below.contains("://")
+            || below.split('/').any(|s| s == "..")
+            || p.contains('#')
+            || p.chars().any(char::is_control)
+        {
+            return Err(format!(
+                "path {p:?} must be relative to the destination's url (no leading /, \
+                 scheme, .. segment, # or control characters)"
+            ));
+        }
+    }
+    for (name, value) in &h.headers {
+        crate::config::check_header(name, value)
+            .map_err(|why| format!("header {name:?}: {why}"))?;
+    }
+    Ok(())
+}
 
 /// Why `name` cannot be a file name in a destination's directory: it must
 /// be one path segment of at most 255 bytes, not hidden (the host's
@@ -542,7 +609,7 @@ mod tests {
                 ("dir".into(), info("dir", "folder")),
             ]
             .into(),
-            ordering_keys: [("lanes".into(), "PID-3.1".parse().unwrap())].into(),
+            ordering_keys: [("lanes".into(), OrderingKey::Hl7("PID-3.1".parse().unwrap()))].into(),
             ..BotPolicy::default()
         };
         let msg =
@@ -575,6 +642,7 @@ mod tests {
                 data: b"a,b\n".to_vec(),
                 name: Some(name.into()),
                 content_type: Some("text/csv".into()),
+                http: None,
             }),
             not_before_ms: None,
         };
@@ -584,7 +652,7 @@ mod tests {
         assert_eq!(
             refused(bytes("one", "list.csv")),
             "reply refused: destination \"one\" is mllp, which takes HL7 text only; bytes go \
-             to a folder or SFTP destination"
+             to a folder, SFTP or http destination"
         );
         for name in ["../x.csv", "a/b", ".hidden", "", "a\nb"] {
             assert!(
@@ -592,5 +660,103 @@ mod tests {
                 "{name:?}"
             );
         }
+    }
+
+    #[test]
+    fn http_options_go_to_http_destinations_only_and_are_checked() {
+        let info = |name: &str, kind: &str| DestinationInfo {
+            name: name.into(),
+            kind: kind.into(),
+            encoding: "utf-8".into(),
+            timezone: None,
+            sending_facility: None,
+            receiving_facility: None,
+        };
+        let policy = BotPolicy {
+            destinations: [
+                ("fhir".into(), info("fhir", "http")),
+                ("dir".into(), info("dir", "folder")),
+            ]
+            .into(),
+            ordering_keys: [("fhir".into(), OrderingKey::Header("x-patient".into()))].into(),
+            ..BotPolicy::default()
+        };
+        let out = |to: &str, method: &str, path: &str, headers: &[(&str, &str)]| Outbound {
+            destination: to.into(),
+            payload: Payload::Bytes(super::super::bindings::types::BytesPayload {
+                data: b"{}".to_vec(),
+                name: None,
+                content_type: Some("application/fhir+json".into()),
+                http: Some(super::super::bindings::types::HttpOptions {
+                    method: Some(method.into()),
+                    path: Some(path.into()),
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                }),
+            }),
+            not_before_ms: None,
+        };
+        let queued = policy
+            .accept(vec![
+                out(
+                    "fhir",
+                    "PUT",
+                    "Patient?identifier=s|1",
+                    &[("X-Patient", "1")],
+                ),
+                out(
+                    "fhir",
+                    "PUT",
+                    "Encounter?identifier=s|9",
+                    &[("x-patient", "1")],
+                ),
+                out("fhir", "POST", "Patient", &[("X-Patient", "2")]),
+            ])
+            .unwrap();
+        assert_eq!(queued[0].order_hash, queued[1].order_hash);
+        assert_ne!(queued[0].order_hash, queued[2].order_hash);
+        let journal::Payload::Bytes { http: Some(h), .. } = &queued[0].payload else {
+            panic!()
+        };
+        assert_eq!(
+            (h.method.as_deref(), h.path.as_deref()),
+            (Some("PUT"), Some("Patient?identifier=s|1"))
+        );
+        let refused = |o| policy.accept(vec![o]).unwrap_err().to_string();
+        assert_eq!(
+            refused(out("dir", "PUT", "x", &[])),
+            "reply refused: destination \"dir\" is folder: only an http destination takes a \
+             method, path or headers"
+        );
+        for (method, path, header, says) in [
+            ("P UT", "x", "X-A", "method \"P UT\""),
+            ("PUT", "/x", "X-A", "path \"/x\" must be relative"),
+            ("PUT", "http://evil/x", "X-A", "must be relative"),
+            ("PUT", "a/../b", "X-A", "must be relative"),
+            (
+                "PUT",
+                "x",
+                "Authorization",
+                "header \"Authorization\": set by the host",
+            ),
+            ("PUT", "x", "Idempotency-Key", "set by the host"),
+            ("PUT", "x", "A B", "not a header name"),
+        ] {
+            let e = refused(out("fhir", method, path, &[(header, "v")]));
+            assert!(e.contains(says) && e.contains("for \"fhir\""), "{e}");
+        }
+        // A query may carry a URL (a FHIR identifier system).
+        assert!(
+            policy
+                .accept(vec![out(
+                    "fhir",
+                    "PUT",
+                    "Patient?identifier=http://h/mrn|1",
+                    &[]
+                )])
+                .is_ok()
+        );
     }
 }
