@@ -5,77 +5,15 @@
 //! receiver that comes up late, order across lanes, and a SIGKILL while a
 //! request is in flight.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use interlink_tests::{Host, adt_a04, base_config, free_port, interlink_bin, root, wait_until};
+use interlink_tests::{
+    Host, HttpPeer, adt_a04, base_config, free_port, interlink_bin, request_header as header,
+};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(20);
-
-/// The scripted receiver, stopped when dropped.
-struct HttpPeer {
-    child: Child,
-    log: PathBuf,
-}
-
-impl HttpPeer {
-    /// Starts the peer on `port`, answering per `script` (see the script's
-    /// header), logging requests to `log`.
-    fn start(port: u16, script: &str, log: &Path) -> HttpPeer {
-        use std::io::BufRead;
-        let mut child = Command::new("python3")
-            .arg(root().join("tests/peers/http_peer.py"))
-            .args([&port.to_string(), script, log.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start python3");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready", "the HTTP peer did not start");
-        HttpPeer {
-            child,
-            log: log.to_path_buf(),
-        }
-    }
-
-    /// Every request received so far, in arrival order.
-    fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .split_inclusive('\n')
-            .filter(|l| l.ends_with('\n'))
-            .map(|l| serde_json::from_str(l).expect("peer log line"))
-            .collect()
-    }
-
-    /// Waits until `n` requests have arrived and returns them.
-    fn wait_requests(&self, n: usize, host: &Host) -> Vec<Value> {
-        if !wait_until(T, || self.requests().len() >= n) {
-            panic!(
-                "expected {n} requests, have {:#?}; log:\n{}",
-                self.requests(),
-                host.log()
-            );
-        }
-        self.requests()
-    }
-}
-
-impl Drop for HttpPeer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A header of a logged request.
-fn header<'a>(request: &'a Value, name: &str) -> &'a str {
-    request["headers"][name].as_str().unwrap_or_default()
-}
 
 /// A host with drop folder `inbox`, the probe bot, HTTP destinations `rest`
 /// (the probe's `REST` messages) and `out` (everything else, as HL7) on

@@ -279,6 +279,15 @@ fn print_text(o: &Outcome) {
         if let Some(t) = s.not_before_ms {
             about.push(format!("not before {t}"));
         }
+        if let Some(h) = &s.http {
+            let method = h.method.as_deref().unwrap_or("the destination's method");
+            about.push(
+                format!("{method} {}", h.path.as_deref().unwrap_or(""))
+                    .trim_end()
+                    .to_string(),
+            );
+            about.extend(h.headers.iter().map(|(k, v)| format!("{k}: {v}")));
+        }
         let about = match about.is_empty() {
             true => String::new(),
             false => format!(" ({})", about.join(", ")),
