@@ -537,7 +537,7 @@ kind = "http"
 url = "http://127.0.0.1:{port}/fhir"
 auth = {{ bearer_env = "FHIR_TOKEN" }}
 connections = 2
-ordering_key = "X-Patient-Id"
+ordering_header = "X-Patient-Id"
 
 [bots.adt-to-fhir.settings]
 {SETTINGS}

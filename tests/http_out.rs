@@ -198,11 +198,11 @@ fn a_receiver_that_comes_up_late_gets_the_queue_in_order() {
 }
 
 #[test]
-fn lanes_keep_each_ordering_key_in_order() {
+fn lanes_keep_each_ordering_header_value_in_order() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let peer = HttpPeer::start(port, "201", &dir.path().join("peer.jsonl"));
-    let host = host(port, "connections = 4\nordering_key = \"X-Patient\"");
+    let host = host(port, "connections = 4\nordering_header = \"X-Patient\"");
     let patients = ["5001", "5002", "5003", "5004", "5005", "5006"];
     for i in 0..36 {
         let mrn = patients[i % patients.len()];

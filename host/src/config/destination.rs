@@ -137,12 +137,16 @@ pub struct HttpDestination {
     pub timeout_s: u64,
     #[serde(default = "default_connect_timeout_s")]
     pub connect_timeout_s: u64,
-    /// Parallel connections. Needs `ordering_key` when above 1.
+    /// Parallel connections. Needs `ordering_key` or `ordering_header`
+    /// when above 1.
     #[serde(default = "one")]
     pub connections: usize,
-    /// Request header (set by the bot) whose value keeps its messages in
-    /// order across parallel connections.
+    /// HL7 path whose value keeps HL7 messages in order across parallel
+    /// connections.
     pub ordering_key: Option<String>,
+    /// Request header (set by the bot) whose value keeps bytes messages in
+    /// order across parallel connections.
+    pub ordering_header: Option<String>,
 }
 
 /// Credentials for an HTTP destination, read from the environment when
@@ -266,12 +270,20 @@ impl DestinationConfig {
         }
     }
 
-    /// What spreads messages over several connections: an HL7 path (MLLP)
-    /// or a request header name (HTTP).
+    /// The HL7 path that spreads HL7 messages over several connections.
     pub fn ordering_key(&self) -> Option<&str> {
         match &self.kind {
             DestinationKind::Mllp(m) if m.connections > 1 => m.ordering_key.as_deref(),
             DestinationKind::Http(h) if h.connections > 1 => h.ordering_key.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The request header that spreads bytes messages over several
+    /// connections (HTTP).
+    pub fn ordering_header(&self) -> Option<&str> {
+        match &self.kind {
+            DestinationKind::Http(h) if h.connections > 1 => h.ordering_header.as_deref(),
             _ => None,
         }
     }
@@ -305,16 +317,24 @@ impl DestinationConfig {
     }
 }
 
-/// `connections` is 1 to 64, and above 1 has an `ordering_key` (`example`
-/// shows one).
-fn check_lanes(key: &str, connections: usize, ordering_key: bool, example: &str) -> Result<()> {
+/// `connections` is 1 to 64, and above 1 has something that keeps related
+/// messages in one lane (`ordered`; `what` says what to set).
+fn check_lanes(key: &str, connections: usize, ordered: bool, what: &str) -> Result<()> {
     if !(1..=64).contains(&connections) {
         bail!("{key}.connections = {connections}: must be 1 to 64");
     }
-    if connections > 1 && !ordering_key {
-        bail!(
-            "{key}.connections = {connections}: set ordering_key (e.g. {example:?}) so related messages stay in order"
-        );
+    if connections > 1 && !ordered {
+        bail!("{key}.connections = {connections}: set {what} so related messages stay in order");
+    }
+    Ok(())
+}
+
+/// `ordering_key`, when set, is an HL7 path.
+fn check_ordering_key(key: &str, ordering_key: Option<&str>) -> Result<()> {
+    if let Some(k) = ordering_key
+        && k.parse::<interlink_sdk::hl7::Path>().is_err()
+    {
+        bail!("{key}.ordering_key = {k:?}: not an HL7 path like \"PID-3.1\"");
     }
     Ok(())
 }
@@ -324,18 +344,9 @@ impl MllpDestination {
         if self.ack_timeout_s == 0 || self.connect_timeout_s == 0 {
             bail!("{key}: ack_timeout_s and connect_timeout_s must be at least 1");
         }
-        check_lanes(
-            key,
-            self.connections,
-            self.ordering_key.is_some(),
-            "PID-3.1",
-        )?;
-        if let Some(k) = &self.ordering_key
-            && k.parse::<interlink_sdk::hl7::Path>().is_err()
-        {
-            bail!("{key}.ordering_key = {k:?}: not an HL7 path like \"PID-3.1\"");
-        }
-        Ok(())
+        let what = "ordering_key (e.g. \"PID-3.1\")";
+        check_lanes(key, self.connections, self.ordering_key.is_some(), what)?;
+        check_ordering_key(key, self.ordering_key.as_deref())
     }
 }
 
@@ -372,16 +383,14 @@ impl HttpDestination {
         if self.timeout_s == 0 || self.connect_timeout_s == 0 {
             bail!("{key}: timeout_s and connect_timeout_s must be at least 1");
         }
-        check_lanes(
-            key,
-            self.connections,
-            self.ordering_key.is_some(),
-            "X-Patient-Id",
-        )?;
-        if let Some(k) = &self.ordering_key
-            && http::HeaderName::from_bytes(k.as_bytes()).is_err()
+        let ordered = self.ordering_key.is_some() || self.ordering_header.is_some();
+        let what = "ordering_header (e.g. \"X-Patient-Id\", for bytes) or ordering_key (e.g. \"PID-3.1\", for HL7)";
+        check_lanes(key, self.connections, ordered, what)?;
+        check_ordering_key(key, self.ordering_key.as_deref())?;
+        if let Some(h) = &self.ordering_header
+            && http::HeaderName::from_bytes(h.as_bytes()).is_err()
         {
-            bail!("{key}.ordering_key = {k:?}: not a header name like \"X-Patient-Id\"");
+            bail!("{key}.ordering_header = {h:?}: not a header name like \"X-Patient-Id\"");
         }
         if let Some(a) = &self.auth {
             match (&a.bearer_env, &a.basic_user, &a.basic_password_env) {

@@ -297,10 +297,13 @@ mod tests {
                 "headers={'A B'='x'}",
                 "destination[0].headers.A B: not a header name",
             ),
-            ("connections=2", "set ordering_key (e.g. \"X-Patient-Id\")"),
             (
-                "connections=2\nordering_key='a b'",
-                "destination[0].ordering_key",
+                "connections=2",
+                "set ordering_header (e.g. \"X-Patient-Id\", for bytes) or",
+            ),
+            (
+                "connections=2\nordering_header='a b'",
+                "destination[0].ordering_header",
             ),
             (
                 "auth={basic_user='u'}",
@@ -321,13 +324,13 @@ mod tests {
         let https = http.replace("http://", "https://");
         assert!(err(&https).contains("destination[0].url is https: set tls.ca"));
         let ok = format!(
-            "{https}tls={{ca='ca.pem'}}\nconnections=4\nordering_key='X-Patient-Id'\n\
+            "{https}tls={{ca='ca.pem'}}\nconnections=4\nordering_header='X-Patient-Id'\n\
              auth={{bearer_env='FHIR_TOKEN'}}\nheaders={{Accept='application/fhir+json'}}"
         );
         let cfg = Config::parse(&ok, Path::new("/etc/il")).unwrap();
         let d = &cfg.destinations[0];
         assert_eq!(
-            (d.kind_name(), d.connections(), d.ordering_key()),
+            (d.kind_name(), d.connections(), d.ordering_header()),
             ("http", 4, Some("X-Patient-Id"))
         );
         assert!(

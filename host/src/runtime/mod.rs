@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{Result, bail};
 
-use crate::config::{Config, DestinationKind};
+use crate::config::Config;
 use crate::delivery::OutboxSignal;
 use crate::intake::Router;
 use crate::journal::Journal;
@@ -103,12 +103,12 @@ pub fn policy_for(config: &Config, name: &str) -> BotPolicy {
             .iter()
             .filter(|d| allowed(&d.name))
             .filter_map(|d| {
-                let key = d.ordering_key()?;
-                let key = match d.kind {
-                    DestinationKind::Http(_) => OrderingKey::Header(key.to_ascii_lowercase()),
-                    _ => OrderingKey::Hl7(key.parse().ok()?),
+                let key = OrderingKey {
+                    hl7: d.ordering_key().and_then(|k| k.parse().ok()),
+                    header: d.ordering_header().map(str::to_ascii_lowercase),
                 };
-                Some((d.name.clone(), key))
+                let lanes = key.hl7.is_some() || key.header.is_some();
+                lanes.then(|| (d.name.clone(), key))
             })
             .collect(),
     }

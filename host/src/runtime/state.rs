@@ -34,18 +34,19 @@ pub struct BotPolicy {
     pub settings: BTreeMap<String, String>,
     /// Destinations the bot may see and send to.
     pub destinations: BTreeMap<String, DestinationInfo>,
-    /// The `ordering_key` of those that spread messages over lanes.
+    /// What keeps related messages in one lane, for those that spread
+    /// messages over lanes.
     pub ordering_keys: BTreeMap<String, OrderingKey>,
 }
 
 /// What keeps a destination's related messages in one lane.
-#[derive(Debug, Clone)]
-pub enum OrderingKey {
-    /// MLLP: the value at this path of the HL7 message.
-    Hl7(Path),
-    /// HTTP: the value of this request header (lower case) of a bytes
-    /// payload; HL7 text, which has none, goes to the first lane.
-    Header(String),
+#[derive(Debug, Clone, Default)]
+pub struct OrderingKey {
+    /// `ordering_key`: the value at this path of an HL7 message.
+    pub hl7: Option<Path>,
+    /// `ordering_header` (HTTP): the value of this request header (lower
+    /// case) of a bytes payload.
+    pub header: Option<String>,
 }
 
 impl BotPolicy {
@@ -76,12 +77,10 @@ impl BotPolicy {
             Payload::Hl7(text) => {
                 let msg = Message::parse(&text)
                     .map_err(|e| Failure::Refused(format!("message for {to:?} is not HL7: {e}")))?;
-                let order_hash = match self.ordering_keys.get(to) {
-                    Some(OrderingKey::Hl7(key)) => {
-                        order_hash(msg.get_path(key).as_deref().unwrap_or(""))
-                    }
-                    _ => 0,
-                };
+                let key = self.ordering_keys.get(to).and_then(|k| k.hl7.as_ref());
+                let order_hash = key.map_or(0, |key| {
+                    order_hash(msg.get_path(key).as_deref().unwrap_or(""))
+                });
                 (journal::Payload::Hl7(text), order_hash)
             }
             Payload::Bytes(bytes) => {
@@ -113,13 +112,12 @@ impl BotPolicy {
                     }
                     check_http(h).map_err(|why| Failure::Refused(format!("{why} for {to:?}")))?;
                 }
-                let order_hash = match (self.ordering_keys.get(to), &http) {
-                    (Some(OrderingKey::Header(key)), Some(h)) => {
-                        let value = h.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(key));
-                        order_hash(value.map_or("", |(_, v)| v))
-                    }
-                    _ => 0,
-                };
+                let key = self.ordering_keys.get(to).and_then(|k| k.header.as_ref());
+                let order_hash = key.map_or(0, |key| {
+                    let mut headers = http.iter().flat_map(|h| &h.headers);
+                    let value = headers.find(|(k, _)| k.eq_ignore_ascii_case(key));
+                    order_hash(value.map_or("", |(_, v)| v))
+                });
                 let payload = journal::Payload::Bytes {
                     data: bytes.data,
                     name: bytes.name,
@@ -609,7 +607,14 @@ mod tests {
                 ("dir".into(), info("dir", "folder")),
             ]
             .into(),
-            ordering_keys: [("lanes".into(), OrderingKey::Hl7("PID-3.1".parse().unwrap()))].into(),
+            ordering_keys: [(
+                "lanes".into(),
+                OrderingKey {
+                    hl7: Some("PID-3.1".parse().unwrap()),
+                    header: None,
+                },
+            )]
+            .into(),
             ..BotPolicy::default()
         };
         let msg =
@@ -678,7 +683,14 @@ mod tests {
                 ("dir".into(), info("dir", "folder")),
             ]
             .into(),
-            ordering_keys: [("fhir".into(), OrderingKey::Header("x-patient".into()))].into(),
+            ordering_keys: [(
+                "fhir".into(),
+                OrderingKey {
+                    hl7: None,
+                    header: Some("x-patient".into()),
+                },
+            )]
+            .into(),
             ..BotPolicy::default()
         };
         let out = |to: &str, method: &str, path: &str, headers: &[(&str, &str)]| Outbound {

@@ -32,7 +32,7 @@ pub struct Settings {
     /// `timezone`: HL7 times without a UTC offset are read in it.
     pub timezone: chrono_tz::Tz,
     /// `ordering_header`: a request header carrying the patient's
-    /// identifier, for a destination whose `ordering_key` names it.
+    /// identifier, for a destination whose `ordering_header` names it.
     pub ordering_header: Option<String>,
 }
 
