@@ -822,10 +822,17 @@ impl HttpPeer {
     /// Starts the peer on `port`, answering per `script` (see the script's
     /// header), logging requests to `log`.
     pub fn start(port: u16, script: &str, log: &Path) -> HttpPeer {
+        Self::start_with(port, script, log, None)
+    }
+
+    /// [`HttpPeer::start`] over HTTPS with the [`test_pki`] in `tls`,
+    /// requiring a client certificate.
+    pub fn start_with(port: u16, script: &str, log: &Path, tls: Option<&Path>) -> HttpPeer {
         use std::io::BufRead;
         let mut child = Command::new("python3")
             .arg(root().join("tests/peers/http_peer.py"))
             .args([&port.to_string(), script, log.to_str().unwrap()])
+            .args(tls)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start python3");

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use interlink_tests::{
     Host, HttpPeer, adt_a04, base_config, free_port, interlink_bin, request_header as header,
+    test_pki,
 };
 use serde_json::Value;
 
@@ -299,4 +300,45 @@ fn a_missing_credential_is_named_at_start() {
             && err.contains("INTERLINK_TEST_UNSET_FHIR_TOKEN is not set"),
         "{err}"
     );
+}
+
+#[test]
+fn https_with_a_client_certificate() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    test_pki(dir.path());
+    let peer = HttpPeer::start_with(
+        port,
+        "201",
+        &dir.path().join("peer.jsonl"),
+        Some(dir.path()),
+    );
+    let pki = dir.path().display();
+    let cfg = base_config(&format!(
+        r#"
+[[folder]]
+name = "inbox"
+dir = "inbox"
+pattern = "*.hl7"
+after = "delete"
+settle_ms = 20
+poll_ms = 100
+
+[[destination]]
+name = "out"
+kind = "http"
+url = "https://127.0.0.1:{port}/hl7"
+tls = {{ ca = "{pki}/ca.pem", cert = "{pki}/client.pem", key = "{pki}/client.key", server_name = "localhost" }}
+"#
+    ));
+    let mut host = Host::new(&cfg);
+    host.install_bot("probe_v1", "probe.wasm");
+    host.start();
+    host.wait_log("loaded from", T);
+    host.drop_file("a.hl7", &adt_a04("TLS1", "8001"));
+    let got = peer.wait_requests(1, &host);
+    assert_eq!(got[0]["client"], "modality");
+    assert_eq!(got[0]["method"], "POST");
+    assert!(got[0]["body"].as_str().unwrap().contains("|TLS1|"));
+    host.wait_query("SELECT COUNT(*) FROM outbox WHERE status = 'sent'", 1, T);
 }

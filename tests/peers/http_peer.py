@@ -1,7 +1,7 @@
 """A scripted HTTP/1.1 receiver for the HTTP destination tests, on Python's
 ``http.server`` (keep-alive, one thread per connection).
 
-    http_peer.py PORT SCRIPT LOG
+    http_peer.py PORT SCRIPT LOG [TLS_DIR]
 
 SCRIPT is a comma-separated list of answers, one per request in arrival
 order; the last one answers every request after it. An answer is a status
@@ -17,18 +17,23 @@ is answered): its number ``n``, ``method``, ``path``, ``headers`` (names in
 lower case), ``body`` (text), the ``connection`` it came on, the
 ``status`` it will get, and when it came (``at``, seconds since the epoch).
 A refusal's body is an OperationOutcome naming the request.
+With TLS_DIR (made by the harness's ``test_pki``) it speaks HTTPS with
+``server.pem``/``server.key`` and requires a client certificate issued by
+``ca.pem``; each logged request then names the certificate's ``client`` CN.
 The server prints "ready" once it listens and runs until killed.
 """
 
 import email.utils
 import itertools
 import json
+import ssl
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 port, script, log_path = int(sys.argv[1]), sys.argv[2].split(","), sys.argv[3]
+tls_dir = sys.argv[4] if len(sys.argv) > 4 else None
 log = open(log_path, "a", encoding="utf-8")
 lock = threading.Lock()
 requests = itertools.count(1)
@@ -66,6 +71,9 @@ class Handler(BaseHTTPRequestHandler):
                 "status": status,
                 "at": time.time(),
             }
+            if tls_dir:
+                subject = dict(x[0] for x in self.connection.getpeercert()["subject"])
+                entry["client"] = subject.get("commonName")
             log.write(json.dumps(entry) + "\n")
             log.flush()
         if "slow" in options:
@@ -90,5 +98,11 @@ class Handler(BaseHTTPRequestHandler):
 
 server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
 server.daemon_threads = True
+if tls_dir:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(f"{tls_dir}/server.pem", f"{tls_dir}/server.key")
+    context.load_verify_locations(f"{tls_dir}/ca.pem")
+    context.verify_mode = ssl.CERT_REQUIRED
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 print("ready", flush=True)
 server.serve_forever()
