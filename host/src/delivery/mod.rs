@@ -2,7 +2,8 @@
 //! message leaves the queue only when its destination has taken it; a
 //! failed attempt is retried with exponential backoff (and the messages
 //! behind it wait, to keep order); a message that can never be delivered
-//! (it cannot be encoded for the destination) goes to the dead-letter list.
+//! (it cannot be encoded for the destination, or the receiver refuses it
+//! for good) goes to the dead-letter list.
 //! A message a bot deferred (`not-before-ms`) waits without holding up the
 //! messages behind it; the due ones go in queue order.
 //! A paused destination ([`crate::status::DestinationStatus`], kept in the
