@@ -810,3 +810,74 @@ pub fn test_pki(dir: &Path) {
     issue(vec!["localhost".into()], "server");
     issue(vec!["modality".into()], "client");
 }
+
+/// The scripted HTTP receiver of `tests/peers/http_peer.py`, stopped when
+/// dropped.
+pub struct HttpPeer {
+    child: Child,
+    log: PathBuf,
+}
+
+impl HttpPeer {
+    /// Starts the peer on `port`, answering per `script` (see the script's
+    /// header), logging requests to `log`.
+    pub fn start(port: u16, script: &str, log: &Path) -> HttpPeer {
+        Self::start_with(port, script, log, None)
+    }
+
+    /// [`HttpPeer::start`] over HTTPS with the [`test_pki`] in `tls`,
+    /// requiring a client certificate.
+    pub fn start_with(port: u16, script: &str, log: &Path, tls: Option<&Path>) -> HttpPeer {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .arg(root().join("tests/peers/http_peer.py"))
+            .args([&port.to_string(), script, log.to_str().unwrap()])
+            .args(tls)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the HTTP peer did not start");
+        HttpPeer {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
+            .map(|l| serde_json::from_str(l).expect("peer log line"))
+            .collect()
+    }
+
+    /// Waits until `n` requests have arrived and returns them.
+    pub fn wait_requests(&self, n: usize, host: &Host) -> Vec<serde_json::Value> {
+        if !wait_until(Duration::from_secs(20), || self.requests().len() >= n) {
+            panic!(
+                "expected {n} requests, have {:#?}; log:\n{}",
+                self.requests(),
+                host.log()
+            );
+        }
+        self.requests()
+    }
+}
+
+impl Drop for HttpPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A header of a request an [`HttpPeer`] logged.
+pub fn request_header<'a>(request: &'a serde_json::Value, name: &str) -> &'a str {
+    request["headers"][name].as_str().unwrap_or_default()
+}

@@ -21,8 +21,8 @@ pub use wit_bindgen as __wit_bindgen;
 
 pub use bindings::interlink::bot::host::Level;
 pub use bindings::interlink::bot::types::{
-    BotError, BytesPayload, DestinationInfo, Event, File, Hl7Filter, Hl7Message, HttpRequest,
-    HttpResponse, Manifest, Outbound, Payload, Reply, Subscription, Tick,
+    BotError, BytesPayload, DestinationInfo, Event, File, Hl7Filter, Hl7Message, HttpOptions,
+    HttpRequest, HttpResponse, Manifest, Outbound, Payload, Reply, Subscription, Tick,
 };
 
 use bindings::interlink::bot::host as raw;
@@ -331,7 +331,9 @@ impl Outbound {
     }
 
     /// Bytes for a folder or SFTP `destination` (a CSV, a JSON or a DICOM
-    /// file); name the file with [`Outbound::named`].
+    /// file; name the file with [`Outbound::named`]), or the body of a
+    /// request to an `http` destination (see [`Outbound::method`],
+    /// [`Outbound::path`] and [`Outbound::header`]).
     pub fn bytes(destination: &str, data: impl Into<Vec<u8>>) -> Self {
         Outbound {
             destination: destination.to_string(),
@@ -339,6 +341,7 @@ impl Outbound {
                 data: data.into(),
                 name: None,
                 content_type: None,
+                http: None,
             }),
             not_before_ms: None,
         }
@@ -359,6 +362,45 @@ impl Outbound {
             b.content_type = Some(media_type.to_string());
         }
         self
+    }
+
+    /// The HTTP method of a bytes payload for an `http` destination, e.g.
+    /// `PUT` (the destination's `method` otherwise; ignored for HL7).
+    pub fn method(mut self, method: &str) -> Self {
+        if let Some(h) = self.http_options() {
+            h.method = Some(method.to_string());
+        }
+        self
+    }
+
+    /// The path below an `http` destination's url, which may carry a query,
+    /// e.g. `Patient?identifier=http://hospital.org/mrn|123` (ignored for
+    /// HL7).
+    pub fn path(mut self, path: &str) -> Self {
+        if let Some(h) = self.http_options() {
+            h.path = Some(path.to_string());
+        }
+        self
+    }
+
+    /// Adds a request header for an `http` destination (ignored for HL7).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        if let Some(h) = self.http_options() {
+            h.headers.push((name.to_string(), value.to_string()));
+        }
+        self
+    }
+
+    /// A bytes payload's HTTP options, made empty when it has none.
+    fn http_options(&mut self) -> Option<&mut HttpOptions> {
+        match &mut self.payload {
+            Payload::Bytes(b) => Some(b.http.get_or_insert_with(|| HttpOptions {
+                method: None,
+                path: None,
+                headers: Vec::new(),
+            })),
+            Payload::Hl7(_) => None,
+        }
     }
 
     /// Not delivered before `at_ms` (milliseconds since the Unix epoch):

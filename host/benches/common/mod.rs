@@ -1,17 +1,20 @@
 //! What the benchmarks that drive the release binary over MLLP share: the
-//! message they send, a closed-loop load generator that times each ACK,
-//! percentiles, and starting `interlink run` on a config. Each benchmark
+//! message they send, a closed-loop load generator that times each ACK, an
+//! MLLP sink that notes when each message arrives, percentiles, and
+//! starting `interlink run` on a config. Each benchmark
 //! uses a subset.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use interlink::mllp::{Frame, FrameReader, frame};
+use interlink_sdk::hl7::{AckCode, Message, ack};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 /// An ADT^A04 of the usual size with control id `control_id`.
 pub fn adt(control_id: &str) -> String {
@@ -113,4 +116,60 @@ pub fn start_host(dir: &Path, config: &str) -> Proc {
         std::thread::sleep(Duration::from_millis(50));
     }
     Proc(child)
+}
+
+/// When each control id arrived at a sink.
+pub type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// An MLLP server that ACKs every message at once, noting arrivals.
+pub async fn ack_server(listener: TcpListener, arrivals: Option<Arrivals>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let arrivals = arrivals.clone();
+        tokio::spawn(async move {
+            let (rd, mut wr) = stream.into_split();
+            let mut frames = FrameReader::new(rd, 1 << 20);
+            while let Ok(Some(Frame::Message(bytes))) = frames.next().await {
+                let now = Instant::now();
+                let msg = Message::parse(std::str::from_utf8(&bytes).unwrap()).unwrap();
+                if let Some(a) = &arrivals {
+                    a.lock().unwrap().insert(msg.control_id().into_owned(), now);
+                }
+                let reply = ack(&msg, AckCode::AA, None, "1");
+                if wr
+                    .write_all(&frame(reply.as_str().as_bytes()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Waits for every sent message at the sink; end-to-end latencies.
+pub async fn end_to_end(load: &Load, arrivals: &Arrivals) -> Option<Vec<Duration>> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        {
+            let a = arrivals.lock().unwrap();
+            if load.sent_at.keys().all(|k| a.contains_key(k)) {
+                let mut v: Vec<Duration> = load
+                    .sent_at
+                    .iter()
+                    .map(|(k, t)| a[k].duration_since(*t))
+                    .collect();
+                v.sort();
+                return Some(v);
+            }
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::fixtures::{self, Fixture};
 use crate::config::Config;
-use crate::journal::{HttpAnswer, Payload, Queued};
+use crate::journal::{HttpAnswer, HttpOptions, Payload, Queued};
 use crate::runtime::engine::Limits;
 use crate::runtime::http;
 use crate::runtime::policy_for;
@@ -66,6 +66,9 @@ struct Sent {
     content_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     not_before_ms: Option<i64>,
+    /// Method, path and headers for an http destination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<HttpOptions>,
 }
 
 impl From<Queued> for Sent {
@@ -78,6 +81,7 @@ impl From<Queued> for Sent {
             name: None,
             content_type: None,
             not_before_ms: (q.not_before_ms > 0).then_some(q.not_before_ms),
+            http: None,
         };
         match q.payload {
             Payload::Hl7(text) => sent.message = Some(text),
@@ -85,9 +89,10 @@ impl From<Queued> for Sent {
                 data,
                 name,
                 content_type,
+                http,
             } => {
                 (sent.text, sent.base64) = text_or_base64(data);
-                (sent.name, sent.content_type) = (name, content_type);
+                (sent.name, sent.content_type, sent.http) = (name, content_type, http);
             }
         }
         sent
@@ -273,6 +278,15 @@ fn print_text(o: &Outcome) {
         }
         if let Some(t) = s.not_before_ms {
             about.push(format!("not before {t}"));
+        }
+        if let Some(h) = &s.http {
+            let method = h.method.as_deref().unwrap_or("the destination's method");
+            about.push(
+                format!("{method} {}", h.path.as_deref().unwrap_or(""))
+                    .trim_end()
+                    .to_string(),
+            );
+            about.extend(h.headers.iter().map(|(k, v)| format!("{k}: {v}")));
         }
         let about = match about.is_empty() {
             true => String::new(),

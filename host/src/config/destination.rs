@@ -4,6 +4,7 @@
 //! picks the transport. Each kind accepts only its own keys: `tls` on a
 //! folder is refused like any unknown key.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -36,6 +37,7 @@ pub enum DestinationKind {
     Folder(FolderDestination),
     Mllp(MllpDestination),
     Sftp(SftpDestination),
+    Http(HttpDestination),
 }
 
 /// The keys every kind has, read before the kind's own.
@@ -112,6 +114,54 @@ pub struct SftpDestination {
     pub connect_timeout_s: u64,
 }
 
+/// `kind = "http"`: each message is one HTTP request, delivered when the
+/// answer is 2xx.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpDestination {
+    /// Base URL (`http://` or `https://`); a message's path goes below it.
+    pub url: String,
+    /// Method of messages that do not name one.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Headers sent with every request (a message's own come after).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub auth: Option<HttpAuth>,
+    /// Required for `https://`: the CA the server's certificate chains to,
+    /// and an optional client certificate.
+    pub tls: Option<ClientTls>,
+    /// How long one request may take, from sending it to the end of the
+    /// answer.
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: u64,
+    #[serde(default = "default_connect_timeout_s")]
+    pub connect_timeout_s: u64,
+    /// Parallel connections. Needs `ordering_key` or `ordering_header`
+    /// when above 1.
+    #[serde(default = "one")]
+    pub connections: usize,
+    /// HL7 path whose value keeps HL7 messages in order across parallel
+    /// connections.
+    pub ordering_key: Option<String>,
+    /// Request header (set by the bot) whose value keeps bytes messages in
+    /// order across parallel connections.
+    pub ordering_header: Option<String>,
+}
+
+/// Credentials for an HTTP destination, read from the environment when
+/// the destination starts; never written in the configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpAuth {
+    /// `Authorization: Bearer <value of this variable>`.
+    pub bearer_env: Option<String>,
+    /// `Authorization: Basic` with this user and the password in
+    /// `basic_password_env`.
+    pub basic_user: Option<String>,
+    pub basic_password_env: Option<String>,
+}
+
 /// What an AE answer does to a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -183,8 +233,9 @@ impl DestinationConfig {
             "folder" => DestinationKind::Folder(table.try_into().map_err(own)?),
             "mllp" => DestinationKind::Mllp(table.try_into().map_err(own)?),
             "sftp" => DestinationKind::Sftp(table.try_into().map_err(own)?),
+            "http" => DestinationKind::Http(table.try_into().map_err(own)?),
             other => bail!(
-                "{:?}: kind = {other:?}: expected \"folder\", \"mllp\" or \"sftp\"",
+                "{:?}: kind = {other:?}: expected \"folder\", \"mllp\", \"sftp\" or \"http\"",
                 common.name
             ),
         };
@@ -205,21 +256,34 @@ impl DestinationConfig {
             DestinationKind::Folder(_) => "folder",
             DestinationKind::Mllp(_) => "mllp",
             DestinationKind::Sftp(_) => "sftp",
+            DestinationKind::Http(_) => "http",
         }
     }
 
-    /// Parallel connections (lanes): only MLLP destinations have several.
+    /// Parallel connections (lanes): only MLLP and HTTP destinations have
+    /// several.
     pub fn connections(&self) -> usize {
         match &self.kind {
             DestinationKind::Mllp(m) => m.connections,
+            DestinationKind::Http(h) => h.connections,
             _ => 1,
         }
     }
 
-    /// The HL7 path that spreads messages over several connections.
+    /// The HL7 path that spreads HL7 messages over several connections.
     pub fn ordering_key(&self) -> Option<&str> {
         match &self.kind {
             DestinationKind::Mllp(m) if m.connections > 1 => m.ordering_key.as_deref(),
+            DestinationKind::Http(h) if h.connections > 1 => h.ordering_key.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The request header that spreads bytes messages over several
+    /// connections (HTTP).
+    pub fn ordering_header(&self) -> Option<&str> {
+        match &self.kind {
+            DestinationKind::Http(h) if h.connections > 1 => h.ordering_header.as_deref(),
             _ => None,
         }
     }
@@ -232,14 +296,16 @@ impl DestinationConfig {
             DestinationKind::Folder(_) => Ok(()),
             DestinationKind::Mllp(m) => m.check(key),
             DestinationKind::Sftp(s) => s.ssh.check(&format!("{key}.ssh")),
+            DestinationKind::Http(h) => h.check(key),
         }
     }
 
     pub(super) fn resolve(&mut self, join: impl Fn(&mut PathBuf)) {
         match &mut self.kind {
             DestinationKind::Folder(f) => join(&mut f.dir),
-            DestinationKind::Mllp(m) => {
-                if let Some(t) = &mut m.tls {
+            DestinationKind::Mllp(MllpDestination { tls, .. })
+            | DestinationKind::Http(HttpDestination { tls, .. }) => {
+                if let Some(t) = tls {
                     for p in [&mut t.ca, &mut t.cert, &mut t.key].into_iter().flatten() {
                         join(p);
                     }
@@ -251,29 +317,123 @@ impl DestinationConfig {
     }
 }
 
+/// `connections` is 1 to 64, and above 1 has something that keeps related
+/// messages in one lane (`ordered`; `what` says what to set).
+fn check_lanes(key: &str, connections: usize, ordered: bool, what: &str) -> Result<()> {
+    if !(1..=64).contains(&connections) {
+        bail!("{key}.connections = {connections}: must be 1 to 64");
+    }
+    if connections > 1 && !ordered {
+        bail!("{key}.connections = {connections}: set {what} so related messages stay in order");
+    }
+    Ok(())
+}
+
+/// `ordering_key`, when set, is an HL7 path.
+fn check_ordering_key(key: &str, ordering_key: Option<&str>) -> Result<()> {
+    if let Some(k) = ordering_key
+        && k.parse::<interlink_sdk::hl7::Path>().is_err()
+    {
+        bail!("{key}.ordering_key = {k:?}: not an HL7 path like \"PID-3.1\"");
+    }
+    Ok(())
+}
+
 impl MllpDestination {
     fn check(&self, key: &str) -> Result<()> {
         if self.ack_timeout_s == 0 || self.connect_timeout_s == 0 {
             bail!("{key}: ack_timeout_s and connect_timeout_s must be at least 1");
         }
-        if !(1..=64).contains(&self.connections) {
-            bail!("{key}.connections = {}: must be 1 to 64", self.connections);
+        let what = "ordering_key (e.g. \"PID-3.1\")";
+        check_lanes(key, self.connections, self.ordering_key.is_some(), what)?;
+        check_ordering_key(key, self.ordering_key.as_deref())
+    }
+}
+
+impl HttpDestination {
+    fn check(&self, key: &str) -> Result<()> {
+        let url: http::Uri = self
+            .url
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{key}.url = {:?}: {e}", self.url))?;
+        match (url.scheme_str(), &self.tls) {
+            (Some("https"), Some(_)) | (Some("http"), None) => {}
+            (Some("https"), None) => {
+                bail!("{key}.url is https: set tls.ca, the CA the server's certificate chains to")
+            }
+            (Some("http"), Some(_)) => bail!("{key}.tls: the url is http://, not https://"),
+            _ => bail!(
+                "{key}.url = {:?}: must start with http:// or https://",
+                self.url
+            ),
         }
-        if self.connections > 1 && self.ordering_key.is_none() {
+        if url.host().is_none() || url.query().is_some() {
             bail!(
-                "{key}.connections = {}: set ordering_key (e.g. \"PID-3.1\") so related messages stay in order",
-                self.connections
+                "{key}.url = {:?}: a host and a path, without a query",
+                self.url
             );
         }
-        if let Some(k) = &self.ordering_key
-            && k.parse::<interlink_sdk::hl7::Path>().is_err()
+        if http::Method::from_bytes(self.method.as_bytes()).is_err() {
+            bail!("{key}.method = {:?}: not an HTTP method", self.method);
+        }
+        for (name, value) in &self.headers {
+            check_header(name, value)
+                .map_err(|why| anyhow::anyhow!("{key}.headers.{name}: {why}"))?;
+        }
+        if self.timeout_s == 0 || self.connect_timeout_s == 0 {
+            bail!("{key}: timeout_s and connect_timeout_s must be at least 1");
+        }
+        let ordered = self.ordering_key.is_some() || self.ordering_header.is_some();
+        let what = "ordering_header (e.g. \"X-Patient-Id\", for bytes) or ordering_key (e.g. \"PID-3.1\", for HL7)";
+        check_lanes(key, self.connections, ordered, what)?;
+        check_ordering_key(key, self.ordering_key.as_deref())?;
+        if let Some(h) = &self.ordering_header
+            && http::HeaderName::from_bytes(h.as_bytes()).is_err()
         {
-            bail!("{key}.ordering_key = {k:?}: not an HL7 path like \"PID-3.1\"");
+            bail!("{key}.ordering_header = {h:?}: not a header name like \"X-Patient-Id\"");
+        }
+        if let Some(a) = &self.auth {
+            match (&a.bearer_env, &a.basic_user, &a.basic_password_env) {
+                (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+                _ => bail!("{key}.auth: set bearer_env, or basic_user and basic_password_env"),
+            }
         }
         Ok(())
     }
 }
 
+/// Header names the host sets itself on HTTP requests: neither the
+/// configuration nor a bot may.
+pub const RESERVED_HEADERS: [&str; 7] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "authorization",
+    "idempotency-key",
+    "x-request-id",
+];
+
+/// Why `name: value` cannot be a request header, if it cannot.
+pub fn check_header(name: &str, value: &str) -> Result<(), &'static str> {
+    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err("not a header name");
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err("set by the host");
+    }
+    if http::HeaderValue::from_str(value).is_err() {
+        return Err("not a header value (control characters or non-ASCII)");
+    }
+    Ok(())
+}
+
+fn default_method() -> String {
+    "POST".into()
+}
+fn default_timeout_s() -> u64 {
+    30
+}
 fn default_extension() -> String {
     "hl7".into()
 }

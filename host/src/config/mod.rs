@@ -27,8 +27,8 @@ use serde::Deserialize;
 pub use bots::{BotConfig, SubscriptionConfig};
 pub use cron::{CatchUp, CronConfig};
 pub use destination::{
-    ClientTls, DestinationConfig, DestinationKind, FolderDestination, MllpDestination, OnAe,
-    RetryConfig, SftpDestination,
+    ClientTls, DestinationConfig, DestinationKind, FolderDestination, HttpAuth, HttpDestination,
+    MllpDestination, OnAe, RetryConfig, SftpDestination, check_header,
 };
 pub use folder::FolderConfig;
 pub use http::{HttpAccess, HttpConfig, Role, TokenConfig};
@@ -266,6 +266,76 @@ mod tests {
         );
         let ok = format!("{mllp}connections=4\nordering_key='PID-3.1'\ntimezone='America/Chicago'");
         assert!(Config::parse(&ok, Path::new("/")).is_ok());
+    }
+
+    #[test]
+    fn http_destination_checks_name_the_key() {
+        let http = "[[destination]]\nname='f'\nkind='http'\nurl='http://127.0.0.1:8080/fhir'\n";
+        let cfg = Config::parse(http, Path::new("/")).unwrap();
+        let DestinationKind::Http(h) = &cfg.destinations[0].kind else {
+            panic!()
+        };
+        assert_eq!(
+            (h.method.as_str(), h.timeout_s, h.connections),
+            ("POST", 30, 1)
+        );
+        for (extra, says) in [
+            (
+                "",
+                "destination[0].url = \"ftp://x/\": must start with http://",
+            ),
+            (
+                "tls={ca='ca.pem'}",
+                "destination[0].tls: the url is http://",
+            ),
+            ("method='P UT'", "destination[0].method"),
+            (
+                "headers={Authorization='x'}",
+                "destination[0].headers.Authorization: set by the host",
+            ),
+            (
+                "headers={'A B'='x'}",
+                "destination[0].headers.A B: not a header name",
+            ),
+            (
+                "connections=2",
+                "set ordering_header (e.g. \"X-Patient-Id\", for bytes) or",
+            ),
+            (
+                "connections=2\nordering_header='a b'",
+                "destination[0].ordering_header",
+            ),
+            (
+                "auth={basic_user='u'}",
+                "destination[0].auth: set bearer_env, or basic_user",
+            ),
+            ("auth={bearer='t'}", "unknown field `bearer`"),
+            ("timeout_s=0", "destination[0]: timeout_s"),
+            ("ack_timeout_s=1", "unknown field `ack_timeout_s`"),
+        ] {
+            let text = if extra.is_empty() {
+                http.replace("http://127.0.0.1:8080/fhir", "ftp://x/")
+            } else {
+                format!("{http}{extra}")
+            };
+            let e = err(&text);
+            assert!(e.contains(says), "{extra}: {e}");
+        }
+        let https = http.replace("http://", "https://");
+        assert!(err(&https).contains("destination[0].url is https: set tls.ca"));
+        let ok = format!(
+            "{https}tls={{ca='ca.pem'}}\nconnections=4\nordering_header='X-Patient-Id'\n\
+             auth={{bearer_env='FHIR_TOKEN'}}\nheaders={{Accept='application/fhir+json'}}"
+        );
+        let cfg = Config::parse(&ok, Path::new("/etc/il")).unwrap();
+        let d = &cfg.destinations[0];
+        assert_eq!(
+            (d.kind_name(), d.connections(), d.ordering_header()),
+            ("http", 4, Some("X-Patient-Id"))
+        );
+        assert!(
+            matches!(&d.kind, DestinationKind::Http(h) if h.tls.as_ref().unwrap().ca.as_deref() == Some(Path::new("/etc/il/ca.pem")))
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! message leaves the queue only when its destination has taken it; a
 //! failed attempt is retried with exponential backoff (and the messages
 //! behind it wait, to keep order); a message that can never be delivered
-//! (it cannot be encoded for the destination) goes to the dead-letter list.
+//! (it cannot be encoded for the destination, or the receiver refuses it
+//! for good) goes to the dead-letter list.
 //! A message a bot deferred (`not-before-ms`) waits without holding up the
 //! messages behind it; the due ones go in queue order.
 //! A paused destination ([`crate::status::DestinationStatus`], kept in the
@@ -11,6 +12,7 @@
 
 mod file_out;
 mod folder;
+mod http;
 pub mod mllp;
 mod prepare;
 mod sftp;
@@ -36,6 +38,10 @@ pub enum DeliveryError {
     /// Worth trying again later.
     #[error("{0}")]
     Transient(Reason),
+    /// Worth trying again, not before the receiver said (HTTP
+    /// `Retry-After`; waits at most `max_backoff_s`).
+    #[error("{0}")]
+    Later(Reason, Duration),
     /// Will never succeed: dead-letter it.
     #[error("{0}")]
     Permanent(Reason),
@@ -80,6 +86,7 @@ enum Sink {
     Folder(folder::FolderSink),
     Mllp(mllp::MllpSink),
     Sftp(sftp::SftpSink),
+    Http(http::HttpSink),
 }
 
 impl Sink {
@@ -89,6 +96,11 @@ impl Sink {
             DestinationKind::Folder(f) => Ok(Sink::Folder(folder::FolderSink::new(name, f)?)),
             DestinationKind::Mllp(m) => Ok(Sink::Mllp(mllp::MllpSink::new(name, m)?)),
             DestinationKind::Sftp(s) => Ok(Sink::Sftp(sftp::SftpSink::new(name, s)?)),
+            DestinationKind::Http(h) => Ok(Sink::Http(http::HttpSink::new(
+                name,
+                h,
+                cfg.encoding.name(),
+            )?)),
         }
     }
 
@@ -102,13 +114,15 @@ impl Sink {
             Sink::Folder(f) => f.deliver(row, bytes).await,
             Sink::Mllp(m) => m.deliver(bytes, control_id).await,
             Sink::Sftp(s) => s.deliver(row, bytes).await,
+            Sink::Http(h) => h.deliver(row, bytes).await,
         }
     }
 
-    /// Whether it holds an open connection (MLLP).
+    /// Whether it holds an open connection (MLLP, HTTP).
     fn connected(&self) -> bool {
         match self {
             Sink::Mllp(m) => m.connected(),
+            Sink::Http(h) => h.connected(),
             Sink::Folder(_) | Sink::Sftp(_) => false,
         }
     }
@@ -330,12 +344,14 @@ async fn attempt(
                 .outbox_failed(row.id, why.to_string(), 0, true)
                 .await
         }
-        Err(DeliveryError::Transient(why)) => {
-            let backoff = crate::backoff::delay_ms(
-                cfg.retry.initial_backoff_ms,
-                row.attempts + 1,
-                cfg.retry.max_backoff_s as i64 * 1000,
-            );
+        Err(DeliveryError::Transient(why) | DeliveryError::Later(why, _)) => {
+            let cap_ms = cfg.retry.max_backoff_s as i64 * 1000;
+            let mut backoff =
+                crate::backoff::delay_ms(cfg.retry.initial_backoff_ms, row.attempts + 1, cap_ms);
+            if let Err(DeliveryError::Later(_, wait)) = &result {
+                let asked = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+                backoff = backoff.max(asked.min(cap_ms));
+            }
             tracing::warn!(destination = %cfg.name, outbox_id = row.id, attempt = row.attempts + 1, "delivery failed, retrying in {backoff} ms: {}", why.logged());
             telemetry::delivery(&cfg.name, "retry");
             status.attempted(Some(&why.text));

@@ -114,6 +114,7 @@ mod tests {
             data: b"a;b\r\n".to_vec(),
             name: None,
             content_type: None,
+            http: None,
         };
         let (out, control_id) = for_destination(&dest("encoding='iso-8859-1'"), &bytes).unwrap();
         assert_eq!((out.as_slice(), control_id.as_str()), (&b"a;b\r\n"[..], ""));

@@ -26,8 +26,8 @@ pub use read::{
     EventFilter, EventSummary, OutboxRow, OutboxSummary, PendingRun, Reader, StoredEvent,
 };
 pub use write::{
-    AppReply, HttpAnswer, HttpIngested, IdempotencyKey, Ingest, LedgerEntry, NewEvent, Payload,
-    Queued, Receipt, Received, RunLog, RunRecord, RunStatus, StateWrites,
+    AppReply, HttpAnswer, HttpIngested, HttpOptions, IdempotencyKey, Ingest, LedgerEntry, NewEvent,
+    Payload, Queued, Receipt, Received, RunLog, RunRecord, RunStatus, StateWrites,
 };
 
 /// Why the journal could not do something.

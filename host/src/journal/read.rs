@@ -180,7 +180,7 @@ impl Reader {
     ) -> Result<Vec<OutboxRow>> {
         let mut q = self.conn.prepare_cached(
             "SELECT id, message, data, file_name, content_type, not_before_ms, attempts,
-                    next_attempt_ms, created_ms, last_error FROM outbox
+                    next_attempt_ms, created_ms, last_error, http_request FROM outbox
              WHERE destination = ?1 AND status = 'pending' AND id > ?2 AND order_hash % ?4 = ?5
                AND not_before_ms <= ?6
              ORDER BY id LIMIT ?3",
@@ -196,7 +196,13 @@ impl Reader {
         let mut rows = q.query_map(params, |r| {
             Ok(OutboxRow {
                 id: r.get(0)?,
-                payload: super::Payload::from_columns(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+                payload: super::Payload::from_columns(
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(10)?,
+                ),
                 not_before_ms: r.get(5)?,
                 attempts: r.get(6)?,
                 next_attempt_ms: r.get(7)?,

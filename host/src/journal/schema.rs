@@ -232,6 +232,12 @@ CREATE TABLE state_undo (
 CREATE INDEX state_undo_by_bot ON state_undo (bot);
 CREATE INDEX state_undo_by_event ON state_undo (last_event);
 "#,
+    r#"
+-- 15, HTTP destinations: the method, path and extra headers a bot gave a
+-- bytes payload (JSON: {"method", "path", "headers": [[name, value]]}),
+-- NULL when it gave none.
+ALTER TABLE outbox ADD COLUMN http_request TEXT;
+"#,
 ];
 
 /// Settings every connection gets.

@@ -117,14 +117,21 @@ impl Reader {
     /// queued them.
     pub fn live_messages(&self, bot: &str, first: i64, last: i64) -> Result<Vec<LiveMessage>> {
         let mut q = self.conn.prepare_cached(
-            "SELECT event_id, destination, message, data, file_name, content_type, not_before_ms
+            "SELECT event_id, destination, message, data, file_name, content_type, not_before_ms,
+                    http_request
              FROM outbox WHERE event_id BETWEEN ?2 AND ?3 AND bot = ?1 ORDER BY event_id, id",
         )?;
         let rows = q.query_map(params![bot, first, last], |r| {
             Ok(LiveMessage {
                 event_id: r.get(0)?,
                 destination: r.get(1)?,
-                payload: Payload::from_columns(r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
+                payload: Payload::from_columns(
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(7)?,
+                ),
                 not_before_ms: r.get(6)?,
             })
         })?;

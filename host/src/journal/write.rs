@@ -216,13 +216,37 @@ impl RunLog {
 pub enum Payload {
     /// HL7 text, encoded for the destination on delivery.
     Hl7(String),
-    /// Bytes delivered as they are, as the file `name` when it is set.
+    /// Bytes delivered as they are, as the file `name` when it is set, or
+    /// as a request body shaped by `http`.
     Bytes {
         data: Vec<u8>,
         name: Option<String>,
         content_type: Option<String>,
+        http: Option<HttpOptions>,
     },
 }
+
+/// How an `http` destination sends a bytes payload (contract 0.2.0's
+/// `http-options`), kept as JSON in the outbox's `http_request` column.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HttpOptions {
+    /// The destination's `method` when absent.
+    pub method: Option<String>,
+    /// Below the destination's `url`, possibly with a query.
+    pub path: Option<String>,
+    /// Added after the destination's own headers.
+    pub headers: Vec<(String, String)>,
+}
+
+/// The columns `message`, `data`, `file_name`, `content_type` and
+/// `http_request` of an outbox row.
+type Columns<'a> = (
+    &'a str,
+    Option<&'a [u8]>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<String>,
+);
 
 impl Payload {
     /// Its size in bytes.
@@ -233,16 +257,23 @@ impl Payload {
         }
     }
 
-    /// The columns `message`, `data`, `file_name`, `content_type` of its
-    /// outbox row (`message` is empty for bytes).
-    fn to_columns(&self) -> (&str, Option<&[u8]>, Option<&str>, Option<&str>) {
+    /// The columns of its outbox row (`message` is empty for bytes).
+    fn to_columns(&self) -> Columns<'_> {
         match self {
-            Payload::Hl7(text) => (text, None, None, None),
+            Payload::Hl7(text) => (text, None, None, None, None),
             Payload::Bytes {
                 data,
                 name,
                 content_type,
-            } => ("", Some(data), name.as_deref(), content_type.as_deref()),
+                http,
+            } => (
+                "",
+                Some(data),
+                name.as_deref(),
+                content_type.as_deref(),
+                http.as_ref()
+                    .map(|h| serde_json::to_string(h).expect("http options are JSON")),
+            ),
         }
     }
 
@@ -252,6 +283,7 @@ impl Payload {
         data: Option<Vec<u8>>,
         name: Option<String>,
         content_type: Option<String>,
+        http: Option<String>,
     ) -> Self {
         match data {
             None => Payload::Hl7(message),
@@ -259,6 +291,9 @@ impl Payload {
                 data,
                 name,
                 content_type,
+                // Written by `to_columns`: unreadable only if edited by hand,
+                // and then sent as if it had none.
+                http: http.and_then(|h| serde_json::from_str(&h).ok()),
             },
         }
     }
@@ -460,8 +495,8 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
     )?;
     let mut insert_outbox = c.prepare_cached(
         "INSERT INTO outbox (event_id, bot, destination, message, data, file_name, content_type,
-                             not_before_ms, status, created_ms, order_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10)",
+                             not_before_ms, status, created_ms, order_hash, http_request)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?11)",
     )?;
     let mut record_reply = c.prepare_cached(
         "UPDATE received SET reply_kind = ?2, reply_text = ?3
@@ -494,7 +529,7 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
             record_answer.execute(params![r.event_id, answer.status, headers, answer.body])?;
         }
         for q in &r.send {
-            let (message, data, file_name, content_type) = q.payload.to_columns();
+            let (message, data, file_name, content_type, http) = q.payload.to_columns();
             insert_outbox.execute(params![
                 r.event_id,
                 r.bot,
@@ -505,7 +540,8 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
                 content_type,
                 q.not_before_ms,
                 now,
-                q.order_hash
+                q.order_hash,
+                http
             ])?;
         }
     }

@@ -1,6 +1,7 @@
 //! The client side of MLLP, shared by MLLP destinations and `interlink
 //! send`: where the receiver is and how to reach it (plain or TLS, with an
-//! optional client certificate), a connection, and one exchange on it: send
+//! optional client certificate; HTTP destinations reach theirs the same
+//! way), a connection, and one exchange on it: send
 //! a framed message and wait for the ACK whose MSA-2 names it (ACKs for
 //! other messages are skipped).
 
@@ -62,8 +63,18 @@ impl Endpoint {
         })
     }
 
-    /// Opens a connection within `timeout`.
+    /// Opens an MLLP connection within `timeout`.
     pub async fn connect(&self, timeout: Duration) -> Result<Connection, String> {
+        let (rd, out) = tokio::io::split(self.open(timeout).await?);
+        Ok(Connection {
+            acks: FrameReader::new(rd, MAX_ACK),
+            out,
+        })
+    }
+
+    /// Opens a stream (TCP, TLS over it when configured) within `timeout`;
+    /// HTTP destinations speak HTTP/1.1 over it.
+    pub async fn open(&self, timeout: Duration) -> Result<Stream, String> {
         let (host, port) = (&self.host, self.port);
         let open = async {
             let tcp = TcpStream::connect((host.as_str(), port))
@@ -81,7 +92,7 @@ impl Endpoint {
             };
             Ok::<_, String>(stream)
         };
-        let stream = tokio::time::timeout(timeout, open)
+        tokio::time::timeout(timeout, open)
             .await
             .map_err(|_| {
                 format!(
@@ -89,12 +100,7 @@ impl Endpoint {
                     timeout.as_secs()
                 )
             })?
-            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
-        let (rd, out) = tokio::io::split(stream);
-        Ok(Connection {
-            acks: FrameReader::new(rd, MAX_ACK),
-            out,
-        })
+            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))
     }
 }
 

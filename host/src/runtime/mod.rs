@@ -33,7 +33,7 @@ use crate::journal::Journal;
 use bindings::{DestinationInfo, Subscription};
 use bot::LoadedBot;
 use routing::RouteKey;
-use state::BotPolicy;
+use state::{BotPolicy, OrderingKey};
 
 /// A bot that is live: its code and what the configuration makes of it.
 pub struct LiveBot {
@@ -107,7 +107,14 @@ pub fn policy_for(config: &Config, name: &str) -> BotPolicy {
             .destinations
             .iter()
             .filter(|d| allowed(&d.name))
-            .filter_map(|d| Some((d.name.clone(), d.ordering_key()?.parse().ok()?)))
+            .filter_map(|d| {
+                let key = OrderingKey {
+                    hl7: d.ordering_key().and_then(|k| k.parse().ok()),
+                    header: d.ordering_header().map(str::to_ascii_lowercase),
+                };
+                let lanes = key.hl7.is_some() || key.header.is_some();
+                lanes.then(|| (d.name.clone(), key))
+            })
             .collect(),
     }
 }

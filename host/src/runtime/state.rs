@@ -35,8 +35,19 @@ pub struct BotPolicy {
     pub settings: BTreeMap<String, String>,
     /// Destinations the bot may see and send to.
     pub destinations: BTreeMap<String, DestinationInfo>,
-    /// The `ordering_key` of those that spread messages over lanes.
-    pub ordering_keys: BTreeMap<String, Path>,
+    /// What keeps related messages in one lane, for those that spread
+    /// messages over lanes.
+    pub ordering_keys: BTreeMap<String, OrderingKey>,
+}
+
+/// What keeps a destination's related messages in one lane.
+#[derive(Debug, Clone, Default)]
+pub struct OrderingKey {
+    /// `ordering_key`: the value at this path of an HL7 message.
+    pub hl7: Option<Path>,
+    /// `ordering_header` (HTTP): the value of this request header (lower
+    /// case) of a bytes payload.
+    pub header: Option<String>,
 }
 
 impl BotPolicy {
@@ -70,18 +81,20 @@ impl BotPolicy {
             Payload::Hl7(text) => {
                 let msg = Message::parse(&text)
                     .map_err(|e| Failure::Refused(format!("message for {to:?} is not HL7: {e}")))?;
-                let order_hash = self.ordering_keys.get(to).map_or(0, |key| {
+                let key = self.ordering_keys.get(to).and_then(|k| k.hl7.as_ref());
+                let order_hash = key.map_or(0, |key| {
                     order_hash(msg.get_path(key).as_deref().unwrap_or(""))
                 });
                 (journal::Payload::Hl7(text), order_hash)
             }
             Payload::Bytes(bytes) => {
-                if let Some(kind) = info.map(|i| i.kind.as_str())
+                let kind = info.map(|i| i.kind.as_str());
+                if let Some(kind) = kind
                     && !TAKES_BYTES.contains(&kind)
                 {
                     return Err(Failure::Refused(format!(
                         "destination {to:?} is {kind}, which takes HL7 text only; bytes go to \
-                         a folder or SFTP destination"
+                         a folder, SFTP or http destination"
                     )));
                 }
                 if let Some(name) = &bytes.name {
@@ -89,12 +102,33 @@ impl BotPolicy {
                         Failure::Refused(format!("file name {name:?} for {to:?} {why}"))
                     })?;
                 }
+                let http = bytes.http.map(|h| journal::HttpOptions {
+                    method: h.method,
+                    path: h.path,
+                    headers: h.headers,
+                });
+                if let Some(h) = &http {
+                    if let Some(kind) = kind.filter(|k| *k != "http") {
+                        return Err(Failure::Refused(format!(
+                            "destination {to:?} is {kind}: only an http destination takes \
+                             a method, path or headers"
+                        )));
+                    }
+                    check_http(h).map_err(|why| Failure::Refused(format!("{why} for {to:?}")))?;
+                }
+                let key = self.ordering_keys.get(to).and_then(|k| k.header.as_ref());
+                let order_hash = key.map_or(0, |key| {
+                    let mut headers = http.iter().flat_map(|h| &h.headers);
+                    let value = headers.find(|(k, _)| k.eq_ignore_ascii_case(key));
+                    order_hash(value.map_or("", |(_, v)| v))
+                });
                 let payload = journal::Payload::Bytes {
                     data: bytes.data,
                     name: bytes.name,
                     content_type: bytes.content_type,
+                    http,
                 };
-                (payload, 0)
+                (payload, order_hash)
             }
         };
         let not_before_ms = match out.not_before_ms {
@@ -122,7 +156,38 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 const MAX_DELAY_MS: i64 = 30 * DAY_MS;
 
 /// Destination kinds that take bytes payloads.
-const TAKES_BYTES: [&str; 2] = ["folder", "sftp"];
+const TAKES_BYTES: [&str; 3] = ["folder", "sftp", "http"];
+
+/// Why an http destination cannot send a message with these options: the
+/// method must be a token, the path relative to the destination's url
+/// (no scheme, no leading `/`, no `..` segment, no `#`, no control
+/// characters), and the headers usable and not the host's own.
+fn check_http(h: &journal::HttpOptions) -> Result<(), String> {
+    if let Some(m) = &h.method
+        && (m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()))
+    {
+        return Err(format!("method {m:?} is not an HTTP method"));
+    }
+    if let Some(p) = &h.path {
+        let below = p.split(['?']).next().unwrap_or("");
+        if p.starts_with('/')
+            || below.contains("://")
+            || below.split('/').any(|s| s == "..")
+            || p.contains('#')
+            || p.chars().any(char::is_control)
+        {
+            return Err(format!(
+                "path {p:?} must be relative to the destination's url (no leading /, \
+                 scheme, .. segment, # or control characters)"
+            ));
+        }
+    }
+    for (name, value) in &h.headers {
+        crate::config::check_header(name, value)
+            .map_err(|why| format!("header {name:?}: {why}"))?;
+    }
+    Ok(())
+}
 
 /// FNV-1a of an ordering-key value: stable across builds, since it is
 /// stored with the message, and never negative (SQLite's `%` keeps signs).
@@ -548,7 +613,14 @@ mod tests {
                 ("dir".into(), info("dir", "folder")),
             ]
             .into(),
-            ordering_keys: [("lanes".into(), "PID-3.1".parse().unwrap())].into(),
+            ordering_keys: [(
+                "lanes".into(),
+                OrderingKey {
+                    hl7: Some("PID-3.1".parse().unwrap()),
+                    header: None,
+                },
+            )]
+            .into(),
             ..BotPolicy::default()
         };
         let msg =
@@ -584,6 +656,7 @@ mod tests {
                 data: b"a,b\n".to_vec(),
                 name: Some(name.into()),
                 content_type: Some("text/csv".into()),
+                http: None,
             }),
             not_before_ms: None,
         };
@@ -593,7 +666,7 @@ mod tests {
         assert_eq!(
             refused(bytes("one", "list.csv")),
             "reply refused: destination \"one\" is mllp, which takes HL7 text only; bytes go \
-             to a folder or SFTP destination"
+             to a folder, SFTP or http destination"
         );
         for name in ["../x.csv", "a/b", ".hidden", "", "a\nb"] {
             assert!(
@@ -606,5 +679,111 @@ mod tests {
         let mut late = send("one", "M1");
         late.not_before_ms = Some(MAX_DELAY_MS as u64 + 1);
         assert!(refused(late).contains("more than 30 days ahead"));
+    }
+
+    #[test]
+    fn http_options_go_to_http_destinations_only_and_are_checked() {
+        let info = |name: &str, kind: &str| DestinationInfo {
+            name: name.into(),
+            kind: kind.into(),
+            encoding: "utf-8".into(),
+            timezone: None,
+            sending_facility: None,
+            receiving_facility: None,
+        };
+        let policy = BotPolicy {
+            destinations: [
+                ("fhir".into(), info("fhir", "http")),
+                ("dir".into(), info("dir", "folder")),
+            ]
+            .into(),
+            ordering_keys: [(
+                "fhir".into(),
+                OrderingKey {
+                    hl7: None,
+                    header: Some("x-patient".into()),
+                },
+            )]
+            .into(),
+            ..BotPolicy::default()
+        };
+        let out = |to: &str, method: &str, path: &str, headers: &[(&str, &str)]| Outbound {
+            destination: to.into(),
+            payload: Payload::Bytes(super::super::bindings::types::BytesPayload {
+                data: b"{}".to_vec(),
+                name: None,
+                content_type: Some("application/fhir+json".into()),
+                http: Some(super::super::bindings::types::HttpOptions {
+                    method: Some(method.into()),
+                    path: Some(path.into()),
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                }),
+            }),
+            not_before_ms: None,
+        };
+        let queued = policy
+            .accept(
+                vec![
+                    out(
+                        "fhir",
+                        "PUT",
+                        "Patient?identifier=s|1",
+                        &[("X-Patient", "1")],
+                    ),
+                    out(
+                        "fhir",
+                        "PUT",
+                        "Encounter?identifier=s|9",
+                        &[("x-patient", "1")],
+                    ),
+                    out("fhir", "POST", "Patient", &[("X-Patient", "2")]),
+                ],
+                0,
+            )
+            .unwrap();
+        assert_eq!(queued[0].order_hash, queued[1].order_hash);
+        assert_ne!(queued[0].order_hash, queued[2].order_hash);
+        let journal::Payload::Bytes { http: Some(h), .. } = &queued[0].payload else {
+            panic!()
+        };
+        assert_eq!(
+            (h.method.as_deref(), h.path.as_deref()),
+            (Some("PUT"), Some("Patient?identifier=s|1"))
+        );
+        let refused = |o| policy.accept(vec![o], 0).unwrap_err().to_string();
+        assert_eq!(
+            refused(out("dir", "PUT", "x", &[])),
+            "reply refused: destination \"dir\" is folder: only an http destination takes a \
+             method, path or headers"
+        );
+        for (method, path, header, says) in [
+            ("P UT", "x", "X-A", "method \"P UT\""),
+            ("PUT", "/x", "X-A", "path \"/x\" must be relative"),
+            ("PUT", "http://evil/x", "X-A", "must be relative"),
+            ("PUT", "a/../b", "X-A", "must be relative"),
+            (
+                "PUT",
+                "x",
+                "Authorization",
+                "header \"Authorization\": set by the host",
+            ),
+            ("PUT", "x", "Idempotency-Key", "set by the host"),
+            ("PUT", "x", "A B", "not a header name"),
+        ] {
+            let e = refused(out("fhir", method, path, &[(header, "v")]));
+            assert!(e.contains(says) && e.contains("for \"fhir\""), "{e}");
+        }
+        // A query may carry a URL (a FHIR identifier system).
+        assert!(
+            policy
+                .accept(
+                    vec![out("fhir", "PUT", "Patient?identifier=http://h/mrn|1", &[])],
+                    0
+                )
+                .is_ok()
+        );
     }
 }

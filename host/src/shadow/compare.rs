@@ -130,11 +130,13 @@ fn one(a: &Out, b: &Out, ignore: &[IgnorePath]) -> Vec<FieldChange> {
                 data: x,
                 name: xn,
                 content_type: xt,
+                http: xh,
             },
             Payload::Bytes {
                 data: y,
                 name: yn,
                 content_type: yt,
+                http: yh,
             },
         ) => {
             let mut fields = Vec::new();
@@ -146,6 +148,10 @@ fn one(a: &Out, b: &Out, ignore: &[IgnorePath]) -> Vec<FieldChange> {
             }
             if xt != yt {
                 fields.push(change("content_type", xt.clone(), yt.clone()));
+            }
+            if xh != yh {
+                let json = |h: &Option<_>| h.as_ref().map(|h| serde_json::json!(h).to_string());
+                fields.push(change("http", json(xh), json(yh)));
             }
             fields
         }
@@ -241,6 +247,7 @@ mod tests {
             data: data.as_bytes().to_vec(),
             name: Some(name.into()),
             content_type: Some("text/csv".into()),
+            http: None,
         };
         let old = LiveMessage {
             payload: bytes("a,1\n", "x.csv"),

@@ -18,6 +18,9 @@
 //! |                    | from now                                         |
 //! | `BYTES`            | sends `<MSH-10>,<PID-3.1>\n` as bytes named     |
 //! |                    | `<MSH-10>.csv` to the `files` destination        |
+//! | `REST`             | sends `{"id":"<MSH-10>","patient":"<PID-3.1>"}`  |
+//! |                    | to the `rest` destination: `PUT Patient?identi-  |
+//! |                    | fier=urn:mrn\|<PID-3.1>`, header `X-Patient`     |
 //! | anything else      | counts the message in KV and forwards it         |
 //!
 //! A cron tick takes `tick_ms` (setting, default 0) of busy work. A file
@@ -146,6 +149,15 @@ impl Bot for Probe {
                 .named(&format!("{id}.csv"))
                 .content_type("text/csv");
             return Ok(Reply::default().push(file));
+        } else if id.starts_with("REST") {
+            let patient = msg.get("PID-3.1").unwrap_or_default();
+            let body = format!(r#"{{"id":"{id}","patient":"{patient}"}}"#);
+            let put = Outbound::bytes("rest", body)
+                .content_type("application/json")
+                .method("PUT")
+                .path(&format!("Patient?identifier=urn:mrn|{patient}"))
+                .header("X-Patient", &patient);
+            return Ok(Reply::default().push(put));
         }
         let count = host::kv::get_string("count")
             .and_then(|v| v.parse::<u64>().ok())
