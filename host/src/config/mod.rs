@@ -8,6 +8,7 @@
 mod bots;
 mod cron;
 mod destination;
+mod dicom;
 mod folder;
 mod http;
 mod journal;
@@ -27,9 +28,10 @@ use serde::Deserialize;
 pub use bots::{BotConfig, SubscriptionConfig};
 pub use cron::{CatchUp, CronConfig};
 pub use destination::{
-    ClientTls, DestinationConfig, DestinationKind, FolderDestination, MllpDestination, OnAe,
-    RetryConfig, SftpDestination,
+    ClientTls, DestinationConfig, DestinationKind, DicomDestination, FolderDestination,
+    MllpDestination, OnAe, RetryConfig, SftpDestination,
 };
+pub use dicom::{DicomCharset, DicomConfig};
 pub use folder::FolderConfig;
 pub use http::{HttpAccess, HttpConfig, Role, TokenConfig};
 pub use journal::JournalConfig;
@@ -63,6 +65,9 @@ pub struct Config {
     pub folders: Vec<FolderConfig>,
     #[serde(default, rename = "sftp")]
     pub sftp_sources: Vec<SftpConfig>,
+    /// DICOM Modality Worklist SCPs.
+    #[serde(default, rename = "dicom")]
+    pub dicom: Vec<DicomConfig>,
     #[serde(
         default,
         rename = "destination",
@@ -140,6 +145,11 @@ impl Config {
             let key = format!("sftp[{i}]");
             source(&s.name, &key)?;
             s.check(&key)?;
+        }
+        for (i, d) in self.dicom.iter().enumerate() {
+            let key = format!("dicom[{i}]");
+            source(&d.name, &key)?;
+            d.check(&key)?;
         }
         let mut dests = HashSet::new();
         for (i, d) in self.destinations.iter().enumerate() {

@@ -5,10 +5,12 @@
 //! (it cannot be encoded for the destination) goes to the dead-letter list.
 //! A message a bot deferred (`not-before-ms`) waits without holding up the
 //! messages behind it; the due ones go in queue order.
+//! DICOM destinations take DICOM Part-10 files (bytes) over C-STORE.
 //! A paused destination ([`crate::status::DestinationStatus`], kept in the
 //! journal across restarts) keeps queueing and delivers nothing: its lanes
 //! wait until it is resumed.
 
+mod dicom;
 mod file_out;
 mod folder;
 pub mod mllp;
@@ -80,6 +82,7 @@ enum Sink {
     Folder(folder::FolderSink),
     Mllp(mllp::MllpSink),
     Sftp(sftp::SftpSink),
+    Dicom(dicom::DicomSink),
 }
 
 impl Sink {
@@ -89,6 +92,7 @@ impl Sink {
             DestinationKind::Folder(f) => Ok(Sink::Folder(folder::FolderSink::new(name, f)?)),
             DestinationKind::Mllp(m) => Ok(Sink::Mllp(mllp::MllpSink::new(name, m)?)),
             DestinationKind::Sftp(s) => Ok(Sink::Sftp(sftp::SftpSink::new(name, s)?)),
+            DestinationKind::Dicom(d) => Ok(Sink::Dicom(dicom::DicomSink::new(d))),
         }
     }
 
@@ -102,6 +106,7 @@ impl Sink {
             Sink::Folder(f) => f.deliver(row, bytes).await,
             Sink::Mllp(m) => m.deliver(bytes, control_id).await,
             Sink::Sftp(s) => s.deliver(row, bytes).await,
+            Sink::Dicom(d) => d.deliver(bytes).await,
         }
     }
 
@@ -109,7 +114,7 @@ impl Sink {
     fn connected(&self) -> bool {
         match self {
             Sink::Mllp(m) => m.connected(),
-            Sink::Folder(_) | Sink::Sftp(_) => false,
+            Sink::Folder(_) | Sink::Sftp(_) | Sink::Dicom(_) => false,
         }
     }
 }

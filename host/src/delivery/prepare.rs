@@ -16,6 +16,16 @@ pub fn for_destination(
     payload: &Payload,
 ) -> Result<(Vec<u8>, String), DeliveryError> {
     match payload {
+        // Refused when the bot sent it; the destination changed kind since.
+        Payload::Hl7(_) if matches!(cfg.kind, DestinationKind::Dicom(_)) => {
+            Err(DeliveryError::Permanent(
+                format!(
+                    "{:?} is DICOM, which takes DICOM files (bytes) only, not HL7 text",
+                    cfg.name
+                )
+                .into(),
+            ))
+        }
         Payload::Hl7(text) => hl7(cfg, text),
         // Refused when the bot sent it; the destination changed kind since.
         Payload::Bytes { .. } if matches!(cfg.kind, DestinationKind::Mllp(_)) => {

@@ -63,6 +63,12 @@ impl BotPolicy {
             )));
         }
         let (payload, order_hash) = match out.payload {
+            Payload::Hl7(_) if info.is_some_and(|i| i.kind == "dicom") => {
+                return Err(Failure::Refused(format!(
+                    "destination {to:?} is dicom, which takes DICOM Part-10 files as bytes, \
+                     not HL7 text"
+                )));
+            }
             Payload::Hl7(text) => {
                 let msg = Message::parse(&text)
                     .map_err(|e| Failure::Refused(format!("message for {to:?} is not HL7: {e}")))?;
@@ -77,7 +83,7 @@ impl BotPolicy {
                 {
                     return Err(Failure::Refused(format!(
                         "destination {to:?} is {kind}, which takes HL7 text only; bytes go to \
-                         a folder or SFTP destination"
+                         a folder, SFTP or DICOM destination"
                     )));
                 }
                 if let Some(name) = &bytes.name {
@@ -105,7 +111,7 @@ impl BotPolicy {
 }
 
 /// Destination kinds that take bytes payloads.
-const TAKES_BYTES: [&str; 2] = ["folder", "sftp"];
+const TAKES_BYTES: [&str; 3] = ["folder", "sftp", "dicom"];
 
 /// Why `name` cannot be a file name in a destination's directory: it must
 /// be one path segment of at most 255 bytes, not hidden (the host's
@@ -584,7 +590,7 @@ mod tests {
         assert_eq!(
             refused(bytes("one", "list.csv")),
             "reply refused: destination \"one\" is mllp, which takes HL7 text only; bytes go \
-             to a folder or SFTP destination"
+             to a folder, SFTP or DICOM destination"
         );
         for name in ["../x.csv", "a/b", ".hidden", "", "a\nb"] {
             assert!(
