@@ -136,9 +136,14 @@ fn findscu(
 ) -> (bool, String, Vec<BTreeMap<String, String>>) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = dcmtk("findscu");
-    cmd.args(["-W", "-X", "-od"])
-        .arg(dir.path())
-        .args(["-aet", calling, "-aec", called, "127.0.0.1", &port.to_string()]);
+    cmd.args(["-W", "-X", "-od"]).arg(dir.path()).args([
+        "-aet",
+        calling,
+        "-aec",
+        called,
+        "127.0.0.1",
+        &port.to_string(),
+    ]);
     for (k, v) in keys {
         let k = k.replace("STEP.", &format!("{STEP}[0]."));
         cmd.args(["-k", &format!("{k}={v}")]);
@@ -184,7 +189,10 @@ fn dcmdump(file: &Path) -> BTreeMap<String, String> {
 }
 
 /// pynetdicom's matches in the same shape as [`findscu`]'s.
-fn pynetdicom_find(port: u16, keys: &[(String, String)]) -> (String, Vec<BTreeMap<String, String>>) {
+fn pynetdicom_find(
+    port: u16,
+    keys: &[(String, String)],
+) -> (String, Vec<BTreeMap<String, String>>) {
     let args: Vec<String> = keys
         .iter()
         .map(|(k, v)| format!("{}={v}", k.replace("STEP.", &format!("{STEP}."))))
@@ -200,7 +208,12 @@ fn pynetdicom_find(port: u16, keys: &[(String, String)]) -> (String, Vec<BTreeMa
             m.as_object()
                 .unwrap()
                 .iter()
-                .map(|(k, v)| (k.replace(&format!("{STEP}."), "STEP."), v.as_str().unwrap().to_string()))
+                .map(|(k, v)| {
+                    (
+                        k.replace(&format!("{STEP}."), "STEP."),
+                        v.as_str().unwrap().to_string(),
+                    )
+                })
                 .collect()
         })
         .collect();
@@ -234,10 +247,21 @@ fn findscu_reads_the_worklist_an_adt_feed_built() {
     feed(&host, mllp);
 
     let echo = dcmtk("echoscu")
-        .args(["-aet", "US01", "-aec", "INTERLINK", "127.0.0.1", &scp.to_string()])
+        .args([
+            "-aet",
+            "US01",
+            "-aec",
+            "INTERLINK",
+            "127.0.0.1",
+            &scp.to_string(),
+        ])
         .output()
         .unwrap();
-    assert!(echo.status.success(), "{}", String::from_utf8_lossy(&echo.stderr));
+    assert!(
+        echo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&echo.stderr)
+    );
 
     let (ok, log, all) = findscu(scp, "US01", "INTERLINK", &keys(&[]));
     assert!(ok, "{log}\n{}", host.log());
@@ -263,7 +287,12 @@ fn findscu_reads_the_worklist_an_adt_feed_built() {
     assert_eq!(grace["AccessionNumber"], "BF000000000003");
 
     // The same accession has the same study every time.
-    let (_, _, again) = findscu(scp, "US01", "INTERLINK", &keys(&[("AccessionNumber", "BF000000000001")]));
+    let (_, _, again) = findscu(
+        scp,
+        "US01",
+        "INTERLINK",
+        &keys(&[("AccessionNumber", "BF000000000001")]),
+    );
     assert_eq!(summary(&again), summary(&[ada.clone()]));
 
     let ids = |matching: &[(&str, &str)]| {
@@ -280,10 +309,16 @@ fn findscu_reads_the_worklist_an_adt_feed_built() {
     assert_eq!(ids(&[(date, "20261124-20261125")]), ["MRN777", "MRN888"]);
     assert_eq!(ids(&[(date, "20261126-")]), ["MRN999"]);
     assert_eq!(
-        ids(&[(date, "20261124"), ("STEP.ScheduledProcedureStepStartTime", "2155-2155")]),
+        ids(&[
+            (date, "20261124"),
+            ("STEP.ScheduledProcedureStepStartTime", "2155-2155")
+        ]),
         ["MRN777"]
     );
-    assert_eq!(ids(&[("STEP.Modality", "US"), ("PatientID", "MRN888")]), ["MRN888"]);
+    assert_eq!(
+        ids(&[("STEP.Modality", "US"), ("PatientID", "MRN888")]),
+        ["MRN888"]
+    );
     // Empty results: a patient not on the list, another modality, another
     // station.
     assert!(ids(&[("PatientID", "MRN000")]).is_empty());
@@ -358,20 +393,38 @@ fn bad_input_is_aborted_or_refused_with_a_log_line_and_others_are_still_served()
         let mut answer = Vec::new();
         let _ = s.read_to_end(&mut answer);
         // Closed, at most after an A-ABORT or A-ASSOCIATE-RJ.
-        assert!(answer.is_empty() || matches!(answer[0], 0x03 | 0x07), "{answer:?}");
+        assert!(
+            answer.is_empty() || matches!(answer[0], 0x03 | 0x07),
+            "{answer:?}"
+        );
     }
-    host.wait_log_lines(&|l| l.contains("association failed"), 3, WAIT);
+    let failed = |l: &str| l.contains("association failed");
+    assert!(
+        wait_until(WAIT, || host.log_lines(&failed) >= 3),
+        "{}",
+        host.log()
+    );
 
     // Inside an association: an identifier declaring more bytes than it
     // has, and a command the SCP does not serve.
     let statuses = pynetdicom_json(&["odd", &scp.to_string()]);
     assert_eq!(statuses[0][0], "0xA900", "{statuses}");
-    assert!(statuses[0][1].as_str().unwrap().contains("declares"), "{statuses}");
+    assert!(
+        statuses[0][1].as_str().unwrap().contains("declares"),
+        "{statuses}"
+    );
     assert_eq!(statuses[1][0], "0x0211", "{statuses}");
     host.wait_log("C-FIND refused", WAIT);
 
     let echo = dcmtk("echoscu")
-        .args(["-aet", "US01", "-aec", "INTERLINK", "127.0.0.1", &scp.to_string()])
+        .args([
+            "-aet",
+            "US01",
+            "-aec",
+            "INTERLINK",
+            "127.0.0.1",
+            &scp.to_string(),
+        ])
         .output()
         .unwrap();
     assert!(echo.status.success());
@@ -403,7 +456,11 @@ fn us_instance(dir: &Path, accession: &str) -> Vec<u8> {
         .arg(&file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::read(file).unwrap()
 }
 
@@ -437,6 +494,8 @@ retry = {{ initial_backoff_ms = 200, max_backoff_s = 1 }}
 
 [bots.results-to-ehr.settings]
 ehr_destinations = "ehr"
+procedure_id = "US001"
+procedure_description = "Point-of-care ultrasound"
 pacs_destination = "pacs"
 pacs_push_delay_s = "{delay_s}"
 "#,
@@ -464,16 +523,28 @@ fn post_exam(http_port: u16, accession: &str, file: &[u8]) {
     assert_eq!(status, 201, "{body}");
 }
 
+/// A peer process, killed when dropped (also when a test fails).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// DCMTK's `storescp` as AE title PACS, writing to `dir`.
-fn storescp(port: u16, dir: &Path) -> Child {
-    dcmtk("storescp")
-        .args(["-aet", "PACS", "-od"])
-        .arg(dir)
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start storescp")
+fn storescp(port: u16, dir: &Path) -> Running {
+    Running(
+        dcmtk("storescp")
+            .args(["-aet", "PACS", "-od"])
+            .arg(dir)
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start storescp"),
+    )
 }
 
 #[test]
@@ -488,18 +559,32 @@ fn the_pacs_push_waits_its_delay_survives_a_down_pacs_and_arrives_over_c_store()
 
     // Nothing listens yet: once due, the push fails and is retried.
     host.wait_log("delivery failed, retrying", WAIT);
-    assert!(posted.elapsed() >= Duration::from_secs(2), "sent before its delay");
+    assert!(
+        posted.elapsed() >= Duration::from_secs(2),
+        "sent before its delay"
+    );
     let received = peers.path().join("pacs");
     std::fs::create_dir_all(&received).unwrap();
-    let mut scp = storescp(pacs_port, &received);
-    let stored = || std::fs::read_dir(&received).unwrap().next().map(|e| e.unwrap().path());
+    let _scp = storescp(pacs_port, &received);
+    let stored = || {
+        std::fs::read_dir(&received)
+            .unwrap()
+            .next()
+            .map(|e| e.unwrap().path())
+    };
     let arrived = wait_until(WAIT, || stored().is_some());
-    let _ = scp.kill();
-    let _ = scp.wait();
     assert!(arrived, "{}", host.log());
     let got = std::fs::read(stored().unwrap()).unwrap();
-    assert_eq!(data_set(&got), data_set(&file), "the data set arrives as sent");
-    host.wait_query("SELECT COUNT(*) FROM outbox WHERE destination = 'pacs' AND status = 'sent'", 1, WAIT);
+    assert_eq!(
+        data_set(&got),
+        data_set(&file),
+        "the data set arrives as sent"
+    );
+    host.wait_query(
+        "SELECT COUNT(*) FROM outbox WHERE destination = 'pacs' AND status = 'sent'",
+        1,
+        WAIT,
+    );
 }
 
 #[test]
@@ -507,23 +592,34 @@ fn a_refusing_pacs_dead_letters_the_file_with_its_status() {
     let peers = tempfile::tempdir().unwrap();
     let file = us_instance(peers.path(), "BF000000000043");
     let pacs_port = free_port();
-    let mut scp = Command::new("python3")
-        .arg(root().join("tests/peers/dicom_peer.py"))
-        .args(["store-scp", &pacs_port.to_string(), "A700"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut scp = Running(
+        Command::new("python3")
+            .arg(root().join("tests/peers/dicom_peer.py"))
+            .args(["store-scp", &pacs_port.to_string(), "A700"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = [0u8; 9];
-    scp.stdout.as_mut().unwrap().read_exact(&mut line).unwrap();
+    scp.0
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut line)
+        .unwrap();
     assert_eq!(&line, b"listening");
     let (mut host, http_port) = pacs_host(pacs_port, 0);
     host.start();
     post_exam(http_port, "BF000000000043", &file);
-    host.wait_query("SELECT COUNT(*) FROM outbox WHERE destination = 'pacs' AND status = 'dead'", 1, WAIT);
-    let error: String =
-        host.query("SELECT last_error FROM outbox WHERE destination = 'pacs'");
-    assert!(error.contains("C-STORE refused with status 0xA700"), "{error}");
+    host.wait_query(
+        "SELECT COUNT(*) FROM outbox WHERE destination = 'pacs' AND status = 'dead'",
+        1,
+        WAIT,
+    );
+    let error: String = host.query("SELECT last_error FROM outbox WHERE destination = 'pacs'");
+    assert!(
+        error.contains("C-STORE refused with status 0xA700"),
+        "{error}"
+    );
     host.wait_log("dead-lettered", WAIT);
-    let _ = scp.kill();
-    let _ = scp.wait();
 }

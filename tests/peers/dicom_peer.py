@@ -16,6 +16,7 @@ KEY is a keyword, or ScheduledProcedureStepSequence.KEYWORD for the step; an emp
 import json
 import sys
 import threading
+import time
 from io import BytesIO
 
 from pydicom.dataset import Dataset
@@ -70,6 +71,23 @@ def find(assoc, pairs):
     return {"status": f"0x{status:04X}", "matches": matches}
 
 
+class paused:
+    """Stops the association's reactor thread, which would otherwise take
+    the responses off the queue before we read them (as pynetdicom's own
+    send_c_*() do)."""
+
+    def __init__(self, assoc):
+        self.assoc = assoc
+
+    def __enter__(self):
+        self.assoc._reactor_checkpoint.clear()
+        while not self.assoc._is_paused:
+            time.sleep(0.0001)
+
+    def __exit__(self, *exc):
+        self.assoc._reactor_checkpoint.set()
+
+
 def cancel(port):
     assoc = associate(port)
     context = assoc._get_valid_context(ModalityWorklistInformationFind, "", "scu")
@@ -78,16 +96,17 @@ def cancel(port):
     req.AffectedSOPClassUID = ModalityWorklistInformationFind
     req.Priority = 2
     req.Identifier = BytesIO(encode(identifier(["PatientName="]), True, True))
-    assoc.dimse.send_msg(req, context.context_id)
-    assoc.send_c_cancel(1, context.context_id)
     statuses = []
-    while True:
-        _, rsp = assoc.dimse.get_msg(block=True)
-        if rsp is None:
-            break
-        statuses.append(f"0x{rsp.Status:04X}")
-        if rsp.Status not in (0xFF00, 0xFF01):
-            break
+    with paused(assoc):
+        assoc.dimse.send_msg(req, context.context_id)
+        assoc.send_c_cancel(1, context.context_id)
+        while True:
+            _, rsp = assoc.dimse.get_msg(block=True)
+            if rsp is None:
+                break
+            statuses.append(f"0x{rsp.Status:04X}")
+            if rsp.Status not in (0xFF00, 0xFF01):
+                break
     assoc.release()
     print(json.dumps(statuses))
 
@@ -96,16 +115,17 @@ def odd(port):
     assoc = associate(port)
     context = assoc._get_valid_context(ModalityWorklistInformationFind, "", "scu")
     statuses = []
-    for n, primitive in enumerate([C_FIND(), C_GET()], start=1):
-        primitive.MessageID = n
-        primitive.AffectedSOPClassUID = ModalityWorklistInformationFind
-        primitive.Priority = 2
-        # (0010,0010) declaring 0x1000 bytes where two follow.
-        primitive.Identifier = BytesIO(b"\x10\x00\x10\x00\x00\x10\x00\x00AB")
-        assoc.dimse.send_msg(primitive, context.context_id)
-        _, rsp = assoc.dimse.get_msg(block=True)
-        comment = getattr(rsp, "ErrorComment", None)
-        statuses.append([f"0x{rsp.Status:04X}", str(comment) if comment else ""])
+    with paused(assoc):
+        for n, primitive in enumerate([C_FIND(), C_GET()], start=1):
+            primitive.MessageID = n
+            primitive.AffectedSOPClassUID = ModalityWorklistInformationFind
+            primitive.Priority = 2
+            # (0010,0010) declaring 0x1000 bytes where two follow.
+            primitive.Identifier = BytesIO(b"\x10\x00\x10\x00\x00\x10\x00\x00AB")
+            assoc.dimse.send_msg(primitive, context.context_id)
+            _, rsp = assoc.dimse.get_msg(block=True)
+            comment = getattr(rsp, "ErrorComment", None)
+            statuses.append([f"0x{rsp.Status:04X}", str(comment) if comment else ""])
     assoc.release()
     print(json.dumps(statuses))
 

@@ -118,7 +118,9 @@ impl DicomConfig {
 pub(super) fn check_ae_title(title: &str, key: &str) -> Result<()> {
     let ok = (1..=16).contains(&title.len())
         && !title.trim().is_empty()
-        && title.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\');
+        && title
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'\\');
     if !ok {
         bail!("{key} = {title:?}: an AE title is 1-16 printable ASCII characters, no backslash");
     }

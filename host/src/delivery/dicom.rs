@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use dicom_object::FileMetaTable;
 use dicom_ul::ClientAssociationOptions;
+use dicom_ul::Pdu;
 use dicom_ul::association::AsyncClientAssociation;
 use dicom_ul::pdu::{PDataValue, PDataValueType, PresentationContextResultReason};
-use dicom_ul::Pdu;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -44,7 +44,9 @@ fn part10(bytes: &[u8]) -> Result<Instance<'_>, String> {
     let meta = FileMetaTable::from_reader(&bytes[128..]).map_err(|e| not(&e.to_string()))?;
     // (0002,0000) UL: tag, "UL", 2-byte length, 4-byte value.
     if bytes[132..138] != [0x02, 0x00, 0x00, 0x00, b'U', b'L'] {
-        return Err(not("the file meta group does not start with its group length"));
+        return Err(not(
+            "the file meta group does not start with its group length",
+        ));
     }
     let group_length = u32::from_le_bytes(bytes[140..144].try_into().expect("4 bytes")) as usize;
     let data_set = bytes
@@ -129,7 +131,11 @@ impl DicomSink {
             code if code & 0xF000 == 0xB000 => {
                 tracing::warn!(
                     "C-STORE accepted with warning status 0x{code:04X}{}",
-                    comment.as_deref().map(crate::phi::text).map(|c| format!(": {c}")).unwrap_or_default()
+                    comment
+                        .as_deref()
+                        .map(crate::phi::text)
+                        .map(|c| format!(": {c}"))
+                        .unwrap_or_default()
                 );
                 Ok(())
             }
@@ -223,7 +229,11 @@ mod tests {
 
     #[test]
     fn other_bytes_are_not_part10() {
-        assert!(part10(b"MSH|^~\\&|").unwrap_err().contains("not a DICOM Part-10 file"));
+        assert!(
+            part10(b"MSH|^~\\&|")
+                .unwrap_err()
+                .contains("not a DICOM Part-10 file")
+        );
         let bytes = file(b"");
         for cut in 0..bytes.len() {
             let _ = part10(&bytes[..cut]);

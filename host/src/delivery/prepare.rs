@@ -136,5 +136,16 @@ mod tests {
         .remove(0);
         let err = for_destination(&mllp, &bytes).unwrap_err();
         assert!(matches!(err, DeliveryError::Permanent(_)), "{err}");
+        let pacs = Config::parse(
+            "[[destination]]\nname='p'\nkind='dicom'\nhost='127.0.0.1'\nport=9\ncalled_ae='PACS'",
+            std::path::Path::new("/"),
+        )
+        .unwrap()
+        .destinations
+        .remove(0);
+        let hl7 = Payload::Hl7("MSH|^~\\&|A\r".into());
+        let err = for_destination(&pacs, &hl7).unwrap_err();
+        assert!(err.to_string().contains("is DICOM"), "{err}");
+        assert_eq!(for_destination(&pacs, &bytes).unwrap().0, b"a;b\r\n");
     }
 }

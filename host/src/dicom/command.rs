@@ -117,7 +117,8 @@ pub fn parse(mut bytes: &[u8]) -> Result<Command, String> {
         }
     }
     cmd.field = field.ok_or("command set has no Command Field")?;
-    cmd.has_data_set = data_set_type.ok_or("command set has no Command Data Set Type")? != NO_DATA_SET;
+    cmd.has_data_set =
+        data_set_type.ok_or("command set has no Command Data Set Type")? != NO_DATA_SET;
     Ok(cmd)
 }
 
@@ -239,7 +240,12 @@ mod tests {
     fn requests_and_responses_round_trip() {
         let rq = parse(&request(C_FIND_RQ, 7, MWL, true)).unwrap();
         assert_eq!(
-            (rq.field, rq.message_id, rq.sop_class.as_str(), rq.has_data_set),
+            (
+                rq.field,
+                rq.message_id,
+                rq.sop_class.as_str(),
+                rq.has_data_set
+            ),
             (C_FIND_RQ, Some(7), MWL, true)
         );
         assert!(rq.is_request());
@@ -250,7 +256,13 @@ mod tests {
         );
         assert!(!rsp.is_request());
         let long = "x".repeat(100) + "\\é";
-        let failed = parse(&response(&rq, status::UNABLE_TO_PROCESS, false, Some(&long))).unwrap();
+        let failed = parse(&response(
+            &rq,
+            status::UNABLE_TO_PROCESS,
+            false,
+            Some(&long),
+        ))
+        .unwrap();
         assert_eq!(failed.error_comment.unwrap().len(), 64);
         assert!(!failed.has_data_set);
 

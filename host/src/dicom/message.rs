@@ -120,13 +120,19 @@ mod tests {
         let (head, tail) = echo.split_at(10);
         assert_eq!(a.push(pdv(1, true, false, head)).unwrap(), None);
         let m = a.push(pdv(1, true, true, tail)).unwrap().unwrap();
-        assert_eq!((m.context_id, m.command.field, m.data_set), (1, C_ECHO_RQ, None));
+        assert_eq!(
+            (m.context_id, m.command.field, m.data_set),
+            (1, C_ECHO_RQ, None)
+        );
 
         let find = request(C_FIND_RQ, 2, "1.2.840.10008.5.1.4.31", true);
         assert_eq!(a.push(pdv(3, true, true, &find)).unwrap(), None);
         assert_eq!(a.push(pdv(3, false, false, b"ab")).unwrap(), None);
         let m = a.push(pdv(3, false, true, b"cd")).unwrap().unwrap();
-        assert_eq!((m.context_id, m.data_set.as_deref()), (3, Some(&b"abcd"[..])));
+        assert_eq!(
+            (m.context_id, m.data_set.as_deref()),
+            (3, Some(&b"abcd"[..]))
+        );
     }
 
     #[test]
@@ -143,6 +149,9 @@ mod tests {
         a.push(pdv(1, true, true, &find)).unwrap();
         assert!(a.push(pdv(1, false, true, b"123456789")).is_err());
         let mut a = Assembler::new(8);
-        assert!(a.push(pdv(1, true, false, &vec![0; MAX_COMMAND + 1])).is_err());
+        assert!(
+            a.push(pdv(1, true, false, &vec![0; MAX_COMMAND + 1]))
+                .is_err()
+        );
     }
 }

@@ -56,34 +56,66 @@ fn check_lengths(mut bytes: &[u8], explicit: bool, depth: usize) -> Result<(), S
             .get(..8)
             .ok_or("data set ends inside an element header")?;
         let u16_at = |i: usize| usize::from(u16::from_le_bytes([header[i], header[i + 1]]));
-        let u32_at = |b: &[u8], i: usize| {
-            u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize
-        };
+        let u32_at =
+            |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize;
         let (group, element) = (u16_at(0), u16_at(2));
         let long_vr = |vr: &[u8]| {
             matches!(
                 vr,
-                b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN"
-                    | b"UR" | b"UT" | b"UV"
+                b"OB"
+                    | b"OD"
+                    | b"OF"
+                    | b"OL"
+                    | b"OV"
+                    | b"OW"
+                    | b"SQ"
+                    | b"SV"
+                    | b"UC"
+                    | b"UN"
+                    | b"UR"
+                    | b"UT"
+                    | b"UV"
             )
         };
         let short_vr = |vr: &[u8]| {
             matches!(
                 vr,
-                b"AE" | b"AS" | b"AT" | b"CS" | b"DA" | b"DS" | b"DT" | b"FD" | b"FL" | b"IS"
-                    | b"LO" | b"LT" | b"PN" | b"SH" | b"SL" | b"SS" | b"ST" | b"TM" | b"UI"
-                    | b"UL" | b"US"
+                b"AE"
+                    | b"AS"
+                    | b"AT"
+                    | b"CS"
+                    | b"DA"
+                    | b"DS"
+                    | b"DT"
+                    | b"FD"
+                    | b"FL"
+                    | b"IS"
+                    | b"LO"
+                    | b"LT"
+                    | b"PN"
+                    | b"SH"
+                    | b"SL"
+                    | b"SS"
+                    | b"ST"
+                    | b"TM"
+                    | b"UI"
+                    | b"UL"
+                    | b"US"
             )
         };
         let (head, len) = if group == 0xFFFE || !explicit {
             (8, u32_at(header, 4))
         } else if long_vr(&header[4..6]) {
-            let long = bytes.get(..12).ok_or("data set ends inside an element header")?;
+            let long = bytes
+                .get(..12)
+                .ok_or("data set ends inside an element header")?;
             (12, u32_at(long, 8))
         } else if short_vr(&header[4..6]) {
             (8, u16_at(6))
         } else {
-            return Err(format!("element ({group:04X},{element:04X}) has no known VR"));
+            return Err(format!(
+                "element ({group:04X},{element:04X}) has no known VR"
+            ));
         };
         bytes = &bytes[head..];
         if len == UNDEFINED {

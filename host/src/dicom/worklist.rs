@@ -6,8 +6,8 @@
 
 use chrono::DateTime;
 use chrono_tz::Tz;
-use dicom_core::value::DataSetSequence;
 use dicom_core::header::Header;
+use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
@@ -102,9 +102,7 @@ impl Site {
             tags::SCHEDULED_PROCEDURE_STEP_START_TIME => {
                 Some((VR::TM, self.scheduled(item).unwrap_or_default().1))
             }
-            tags::SCHEDULED_PROCEDURE_STEP_DESCRIPTION => {
-                text(VR::LO, &item.procedure_description)
-            }
+            tags::SCHEDULED_PROCEDURE_STEP_DESCRIPTION => text(VR::LO, &item.procedure_description),
             tags::SCHEDULED_PROCEDURE_STEP_ID => text(VR::SH, &item.accession_number),
             tags::SCHEDULED_PERFORMING_PHYSICIAN_NAME => text(VR::PN, &item.attending_doctor),
             _ => None,
@@ -163,7 +161,11 @@ fn step(obj: &InMemDicomObject) -> Option<&InMemDicomObject> {
 
 impl Query {
     pub fn new(identifier: InMemDicomObject) -> Self {
-        let in_step = |tag| step(&identifier).map(|s| string(s, tag)).unwrap_or_default();
+        let in_step = |tag| {
+            step(&identifier)
+                .map(|s| string(s, tag))
+                .unwrap_or_default()
+        };
         Query {
             patient_id: string(&identifier, tags::PATIENT_ID),
             patient_name: string(&identifier, tags::PATIENT_NAME),
@@ -262,7 +264,9 @@ fn filled(site: &Site, item: &Item, tag: Tag, vr: VR) -> DataElement<InMemDicomO
             };
             DataElement::new(tag, vr, PrimitiveValue::from(value))
         }
-        None if vr == VR::SQ => DataElement::new(tag, vr, DataSetSequence::<InMemDicomObject>::empty()),
+        None if vr == VR::SQ => {
+            DataElement::new(tag, vr, DataSetSequence::<InMemDicomObject>::empty())
+        }
         None => {
             let vr = if vr == VR::UN { VR::LO } else { vr };
             DataElement::new(tag, vr, PrimitiveValue::Empty)
@@ -432,7 +436,12 @@ mod tests {
     #[test]
     fn items_match_in_the_site_zone() {
         let s = site(None);
-        let ada = item("MRN777", "LOVELACE^ADA^K", "BF1", "2026-11-24T02:55:00-06:00");
+        let ada = item(
+            "MRN777",
+            "LOVELACE^ADA^K",
+            "BF1",
+            "2026-11-24T02:55:00-06:00",
+        );
         let late = item("MRN778", "HOPPER^GRACE", "BF2", "2026-11-25T03:30:00Z");
         let q = |step: &[(Tag, VR, &str)]| query(&[], step);
         let date = tags::SCHEDULED_PROCEDURE_STEP_START_DATE;
@@ -495,8 +504,14 @@ mod tests {
         assert_eq!(string(&a, tags::PATIENT_WEIGHT), "");
         assert!(a.get(tags::PATIENT_ID).is_none(), "not asked for");
         let st = step(&a).unwrap();
-        assert_eq!(string(st, tags::SCHEDULED_PROCEDURE_STEP_START_DATE), "20261124");
-        assert_eq!(string(st, tags::SCHEDULED_PROCEDURE_STEP_START_TIME), "025500");
+        assert_eq!(
+            string(st, tags::SCHEDULED_PROCEDURE_STEP_START_DATE),
+            "20261124"
+        );
+        assert_eq!(
+            string(st, tags::SCHEDULED_PROCEDURE_STEP_START_TIME),
+            "025500"
+        );
         assert_eq!(string(st, tags::SCHEDULED_STATION_AE_TITLE), "US01");
     }
 

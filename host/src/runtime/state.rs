@@ -546,6 +546,7 @@ mod tests {
                 ("lanes".into(), info("lanes", "mllp")),
                 ("one".into(), info("one", "mllp")),
                 ("dir".into(), info("dir", "folder")),
+                ("pacs".into(), info("pacs", "dicom")),
             ]
             .into(),
             ordering_keys: [("lanes".into(), "PID-3.1".parse().unwrap())].into(),
@@ -591,6 +592,13 @@ mod tests {
             refused(bytes("one", "list.csv")),
             "reply refused: destination \"one\" is mllp, which takes HL7 text only; bytes go \
              to a folder, SFTP or DICOM destination"
+        );
+        // DICOM destinations take files, never HL7 text.
+        assert!(policy.accept(vec![bytes("pacs", "exam.dcm")]).is_ok());
+        assert_eq!(
+            refused(send("pacs", "M1")),
+            "reply refused: destination \"pacs\" is dicom, which takes DICOM Part-10 files as \
+             bytes, not HL7 text"
         );
         for name in ["../x.csv", "a/b", ".hidden", "", "a\nb"] {
             assert!(

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use dicom_ul::association::server::AccessControl;
-use dicom_ul::association::{AsyncServerAssociation, Association, Error as UlError};
+use dicom_ul::association::{Association, AsyncServerAssociation, Error as UlError};
 use dicom_ul::pdu::{
     AssociationRJServiceUserReason, PDataValue, PDataValueType, PresentationContextResultReason,
     UserIdentity,
@@ -86,7 +86,11 @@ struct Scp {
     cfg: DicomConfig,
     site: Site,
     runtime: Arc<Runtime>,
-    options: ServerAssociationOptions<'static, Callers, dicom_ul::association::server::DefaultNegotiation>,
+    options: ServerAssociationOptions<
+        'static,
+        Callers,
+        dicom_ul::association::server::DefaultNegotiation,
+    >,
 }
 
 /// Binds the SCP; the returned future serves it until it is dropped (which
@@ -167,7 +171,13 @@ impl Scp {
     /// Negotiates an association and serves it until it ends.
     async fn associate(&self, stream: TcpStream, peer: SocketAddr) {
         let name = &self.cfg.name;
-        let assoc = match self.options.establish_async(stream).await {
+        let negotiated =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, self.options.establish_async(stream)).await;
+        let Ok(negotiated) = negotiated else {
+            tracing::warn!(dicom = %name, %peer, "association failed: no A-ASSOCIATE-RQ within {} s", HANDSHAKE_TIMEOUT.as_secs());
+            return;
+        };
+        let assoc = match negotiated {
             Ok(a) => a,
             Err(e @ UlError::Rejected { .. }) => {
                 tracing::warn!(dicom = %name, %peer, "association {}", chain(&e));
@@ -265,7 +275,15 @@ impl Scp {
         );
         let rq = &msg.command;
         match rq.field {
-            command::C_ECHO_RQ => self.send(assoc, msg.context_id, &command::response(rq, status::SUCCESS, false, None), None).await,
+            command::C_ECHO_RQ => {
+                self.send(
+                    assoc,
+                    msg.context_id,
+                    &command::response(rq, status::SUCCESS, false, None),
+                    None,
+                )
+                .await
+            }
             command::C_FIND_RQ if abstract_syntax == protocol::MODALITY_WORKLIST_FIND => {
                 self.find(assoc, assembler, &msg, &ts).await
             }
@@ -273,8 +291,14 @@ impl Scp {
             command::C_CANCEL_RQ => Ok(()),
             field if rq.is_request() => {
                 let (code, why) = match field {
-                    command::C_FIND_RQ => (status::SOP_CLASS_NOT_SUPPORTED, "only the Modality Worklist is served"),
-                    _ => (status::UNRECOGNIZED_OPERATION, "only C-ECHO, C-FIND and C-CANCEL are served"),
+                    command::C_FIND_RQ => (
+                        status::SOP_CLASS_NOT_SUPPORTED,
+                        "only the Modality Worklist is served",
+                    ),
+                    _ => (
+                        status::UNRECOGNIZED_OPERATION,
+                        "only C-ECHO, C-FIND and C-CANCEL are served",
+                    ),
                 };
                 tracing::warn!(dicom = %self.cfg.name, "refused command 0x{field:04X}: {why}");
                 let rsp = command::response(rq, code, false, Some(why));
@@ -391,10 +415,7 @@ impl Scp {
                     cancelled |= m.command.responded_to == rq.message_id;
                 }
                 Some(m) => {
-                    return Err(format!(
-                        "command 0x{:04X} during a C-FIND",
-                        m.command.field
-                    ));
+                    return Err(format!("command 0x{:04X} during a C-FIND", m.command.field));
                 }
                 None => {}
             }
