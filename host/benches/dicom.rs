@@ -98,6 +98,13 @@ fn identifier(patient_id: &str) -> Vec<u8> {
         VR::TM,
         "",
     );
+    for (tag, vr) in [
+        (tags::SCHEDULED_PROCEDURE_STEP_DESCRIPTION, VR::LO),
+        (tags::SCHEDULED_PROCEDURE_STEP_ID, VR::SH),
+        (tags::SCHEDULED_PERFORMING_PHYSICIAN_NAME, VR::PN),
+    ] {
+        put(&mut step, tag, vr, "");
+    }
     obj.put(DataElement::new(
         tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE,
         VR::SQ,
@@ -136,8 +143,9 @@ async fn find(assoc: &mut Association, id: &[u8]) -> Vec<InMemDicomObject> {
     let mut assembler = Assembler::new(1 << 20);
     let mut matches = Vec::new();
     loop {
-        let Pdu::PData { data } = assoc.receive().await.unwrap() else {
-            panic!("not P-DATA")
+        let data = match assoc.receive().await.unwrap() {
+            Pdu::PData { data } => data,
+            other => panic!("{} instead of P-DATA", other.short_description()),
         };
         for pdv in data {
             let Some(m) = assembler.push(pdv).unwrap() else {
@@ -242,13 +250,17 @@ fn dump(item: &InMemDicomObject) -> String {
         (tags::SCHEDULED_STATION_AE_TITLE, "AE"),
         (tags::SCHEDULED_PROCEDURE_STEP_START_DATE, "DA"),
         (tags::SCHEDULED_PROCEDURE_STEP_START_TIME, "TM"),
+        (tags::SCHEDULED_PROCEDURE_STEP_DESCRIPTION, "LO"),
+        (tags::SCHEDULED_PROCEDURE_STEP_ID, "SH"),
+        (tags::SCHEDULED_PERFORMING_PHYSICIAN_NAME, "PN"),
     ] {
         out += &line(tag, vr, text(step, tag));
     }
     out + "(fffe,e00d) na (ItemDelimitationItem)\n(fffe,e0dd) na (SequenceDelimitationItem)\n"
 }
 
-/// Writes the items as `.wl` files where `wlmscpfs -dfp dir` serves them
+/// Writes the items as `.wl` files (with what `wlmscpfs` requires of a
+/// complete item: a station AE title, the step's ID and description) where `wlmscpfs -dfp dir` serves them
 /// for AE title INTERLINK, and starts it.
 fn start_wlmscpfs(dir: &Path, items: &[InMemDicomObject], port: u16) -> Proc {
     let ae = dir.join("INTERLINK");
@@ -258,6 +270,7 @@ fn start_wlmscpfs(dir: &Path, items: &[InMemDicomObject], port: u16) -> Proc {
         let txt = ae.join(format!("item{i}.dump"));
         std::fs::write(&txt, dump(item)).unwrap();
         let ok = Command::new("/usr/bin/dump2dcm")
+            .arg("--write-xfer-little")
             .arg(&txt)
             .arg(ae.join(format!("item{i}.wl")))
             .status()
@@ -298,7 +311,7 @@ fn start_interlink(dir: &Path, mllp: u16, scp: u16) -> Proc {
             "[journal]\npath = \"data/j.db\"\n[plugins]\ndir = \"plugins\"\n\
              [[listener]]\nname = \"adt\"\nlisten = \"127.0.0.1:{mllp}\"\n\
              [[dicom]]\nname = \"mwl\"\nlisten = \"127.0.0.1:{scp}\"\nae_title = \"INTERLINK\"\n\
-             bot = \"encounter-worklist\"\nmax_associations = 64\n\
+             bot = \"encounter-worklist\"\nstation_ae = \"US01\"\nmax_associations = 64\n\
              [bots.encounter-worklist.settings]\naccession_prefix = \"BF\"\nmax_open_hours = \"100000\"\n"
         ),
     )

@@ -227,6 +227,9 @@ pub fn request(field: u16, message_id: u16, sop_class: &str, data_set: bool) -> 
     if !sop_class.is_empty() {
         w = w.uid(AFFECTED_SOP_CLASS, sop_class);
     }
+    if field == C_FIND_RQ {
+        w = w.us(PRIORITY, 0);
+    }
     w.encode()
 }
 

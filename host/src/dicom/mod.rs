@@ -129,9 +129,7 @@ fn check_lengths(mut bytes: &[u8], explicit: bool, depth: usize) -> Result<(), S
             ));
         };
         let is_item = |v: &[u8]| v.len() >= 4 && v[..4] == [0xFE, 0xFF, 0x00, 0xE0];
-        if group == 0xFFFE && element == 0xE000 {
-            check_lengths(value, explicit, depth + 1)?;
-        } else if is_item(value) {
+        if (group == 0xFFFE && element == 0xE000) || is_item(value) {
             check_lengths(value, explicit, depth + 1)?;
         }
         bytes = &bytes[len..];
