@@ -293,7 +293,7 @@ fn findscu_reads_the_worklist_an_adt_feed_built() {
         "INTERLINK",
         &keys(&[("AccessionNumber", "BF000000000001")]),
     );
-    assert_eq!(summary(&again), summary(&[ada.clone()]));
+    assert_eq!(summary(&again), summary(std::slice::from_ref(ada)));
 
     let ids = |matching: &[(&str, &str)]| {
         let (ok, log, found) = findscu(scp, "US01", "INTERLINK", &keys(matching));
