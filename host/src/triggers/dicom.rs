@@ -400,10 +400,16 @@ impl Scp {
         assembler: &mut Assembler,
         rq: &Command,
     ) -> Result<bool, String> {
-        let pdu = match tokio::time::timeout(Duration::ZERO, assoc.receive()).await {
-            Err(_) => return Ok(false),
-            Ok(Ok(pdu)) => pdu,
-            Ok(Err(e)) => return Err(chain(&e)),
+        // Polled once: a timer, even of zero, would wait for its tick.
+        let polled = tokio::select! {
+            biased;
+            received = assoc.receive() => Some(received),
+            () = std::future::ready(()) => None,
+        };
+        let pdu = match polled {
+            None => return Ok(false),
+            Some(Ok(pdu)) => pdu,
+            Some(Err(e)) => return Err(chain(&e)),
         };
         let Pdu::PData { data } = pdu else {
             return Err(format!("{} during a C-FIND", pdu.short_description()));
