@@ -121,7 +121,7 @@ port = {}
     assert_eq!(
         error,
         "reply refused: destination \"files\" is mllp, which takes HL7 text only; bytes go to \
-         a folder, SFTP or http destination"
+         a folder, SFTP, http or DICOM destination"
     );
     assert_eq!(host.query::<i64>("SELECT COUNT(*) FROM outbox"), 0);
 }

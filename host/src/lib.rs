@@ -13,6 +13,7 @@ pub mod blocking;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod dicom;
 pub mod fswatch;
 pub mod hl7view;
 pub mod http;

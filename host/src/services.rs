@@ -1,5 +1,5 @@
 //! The running parts a configuration asks for: MLLP listeners, drop
-//! folders, SFTP pollers, the cron scheduler and the destinations' delivery
+//! folders, SFTP pollers, DICOM worklist SCPs, the cron scheduler and the destinations' delivery
 //! tasks. [`Services::start`] starts them; [`Services::apply`] brings them in
 //! line with a reloaded configuration, stopping what was removed or
 //! changed, starting what was added or changed, and leaving the rest
@@ -19,11 +19,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::config::{
-    Config, CronConfig, DestinationConfig, FolderConfig, ListenerConfig, SftpConfig,
+    Config, CronConfig, DestinationConfig, DicomConfig, FolderConfig, ListenerConfig, SftpConfig,
 };
 use crate::delivery::{self, OutboxSignal};
 use crate::intake::Intake;
 use crate::journal::Journal;
+use crate::runtime::Runtime;
 use crate::runtime::replies::Replies;
 use crate::triggers;
 
@@ -59,6 +60,7 @@ enum Source {
     Listener(Box<ListenerConfig>),
     Folder(Box<FolderConfig>),
     Sftp(Box<SftpConfig>),
+    Dicom(Box<DicomConfig>),
 }
 
 impl Source {
@@ -67,6 +69,7 @@ impl Source {
             Source::Listener(_) => "listener",
             Source::Folder(_) => "folder",
             Source::Sftp(_) => "sftp source",
+            Source::Dicom(_) => "dicom worklist",
         }
     }
 }
@@ -85,7 +88,11 @@ fn sources(config: &Config) -> HashMap<String, Source> {
         .sftp_sources
         .iter()
         .map(|s| (s.name.clone(), Source::Sftp(Box::new(s.clone()))));
-    listeners.chain(folders).chain(sftp).collect()
+    let dicom = config
+        .dicom
+        .iter()
+        .map(|d| (d.name.clone(), Source::Dicom(Box::new(d.clone()))));
+    listeners.chain(folders).chain(sftp).chain(dicom).collect()
 }
 
 /// The running sources, scheduler and destinations.
@@ -94,6 +101,8 @@ pub struct Services {
     journal: Journal,
     replies: Arc<Replies>,
     outbox: OutboxSignal,
+    /// What DICOM worklist SCPs query their bots through.
+    runtime: Arc<Runtime>,
     /// The bots' time limit, which application ACKs wait on.
     bot_timeout_ms: u64,
     sources: HashMap<String, (Source, Running)>,
@@ -108,6 +117,7 @@ impl Services {
         intake: Intake,
         replies: Arc<Replies>,
         outbox: OutboxSignal,
+        runtime: Arc<Runtime>,
     ) -> Result<Services> {
         let cron = (config.cron.clone(), spawn_cron(&config.cron, &intake));
         let mut services = Services {
@@ -115,6 +125,7 @@ impl Services {
             intake,
             replies,
             outbox,
+            runtime,
             bot_timeout_ms: config.plugins.timeout_ms,
             sources: HashMap::new(),
             destinations: HashMap::new(),
@@ -230,6 +241,10 @@ impl Services {
                     }
                 });
                 Running::Task(task)
+            }
+            Source::Dicom(d) => {
+                let serve = triggers::dicom::bind((**d).clone(), self.runtime.clone()).await?;
+                Running::Task(tokio::spawn(serve))
             }
             Source::Sftp(s) => Running::Thread {
                 _stop: triggers::sftp::start((**s).clone(), timezone, self.intake.clone())

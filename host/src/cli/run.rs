@@ -68,7 +68,7 @@ async fn serve(cfg: Arc<Config>, config: Option<PathBuf>) -> Result<()> {
     // Bots first, so that nothing a trigger takes is routed before they are.
     watcher::start(rt.clone()).await?;
     let intake = Intake::new(journal.clone(), rt.clone());
-    let services = Services::start(&cfg, intake, replies, outbox.clone()).await?;
+    let services = Services::start(&cfg, intake, replies, outbox.clone(), rt.clone()).await?;
     let auth = match &cfg.http {
         Some(http) => Some(Arc::new(Auth::new(
             Tokens::from_config(http).context("http")?,

@@ -38,6 +38,7 @@ pub enum DestinationKind {
     Mllp(MllpDestination),
     Sftp(SftpDestination),
     Http(HttpDestination),
+    Dicom(DicomDestination),
 }
 
 /// The keys every kind has, read before the kind's own.
@@ -162,6 +163,26 @@ pub struct HttpAuth {
     pub basic_password_env: Option<String>,
 }
 
+/// `kind = "dicom"`: each message (a DICOM Part-10 file, sent by a bot as
+/// bytes) is sent with C-STORE and must be answered with a success or
+/// warning status.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DicomDestination {
+    pub host: String,
+    pub port: u16,
+    /// The receiver's AE title.
+    pub called_ae: String,
+    /// Ours.
+    #[serde(default = "default_calling_ae")]
+    pub calling_ae: String,
+    #[serde(default = "default_connect_timeout_s")]
+    pub connect_timeout_s: u64,
+    /// How long to wait for the association and the C-STORE response.
+    #[serde(default = "default_ack_timeout_s")]
+    pub ack_timeout_s: u64,
+}
+
 /// What an AE answer does to a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -234,8 +255,9 @@ impl DestinationConfig {
             "mllp" => DestinationKind::Mllp(table.try_into().map_err(own)?),
             "sftp" => DestinationKind::Sftp(table.try_into().map_err(own)?),
             "http" => DestinationKind::Http(table.try_into().map_err(own)?),
+            "dicom" => DestinationKind::Dicom(table.try_into().map_err(own)?),
             other => bail!(
-                "{:?}: kind = {other:?}: expected \"folder\", \"mllp\", \"sftp\" or \"http\"",
+                "{:?}: kind = {other:?}: expected \"folder\", \"mllp\", \"sftp\", \"http\" or \"dicom\"",
                 common.name
             ),
         };
@@ -257,6 +279,7 @@ impl DestinationConfig {
             DestinationKind::Mllp(_) => "mllp",
             DestinationKind::Sftp(_) => "sftp",
             DestinationKind::Http(_) => "http",
+            DestinationKind::Dicom(_) => "dicom",
         }
     }
 
@@ -297,6 +320,7 @@ impl DestinationConfig {
             DestinationKind::Mllp(m) => m.check(key),
             DestinationKind::Sftp(s) => s.ssh.check(&format!("{key}.ssh")),
             DestinationKind::Http(h) => h.check(key),
+            DestinationKind::Dicom(d) => d.check(key),
         }
     }
 
@@ -313,6 +337,7 @@ impl DestinationConfig {
             }
             // The remote `dir` stays as written.
             DestinationKind::Sftp(s) => s.ssh.resolve(join),
+            DestinationKind::Dicom(_) => {}
         }
     }
 }
@@ -433,6 +458,20 @@ fn default_method() -> String {
 }
 fn default_timeout_s() -> u64 {
     30
+}
+
+impl DicomDestination {
+    fn check(&self, key: &str) -> Result<()> {
+        if self.ack_timeout_s == 0 || self.connect_timeout_s == 0 {
+            bail!("{key}: ack_timeout_s and connect_timeout_s must be at least 1");
+        }
+        super::dicom::check_ae_title(&self.called_ae, &format!("{key}.called_ae"))?;
+        super::dicom::check_ae_title(&self.calling_ae, &format!("{key}.calling_ae"))
+    }
+}
+
+fn default_calling_ae() -> String {
+    "INTERLINK".into()
 }
 fn default_extension() -> String {
     "hl7".into()

@@ -8,6 +8,7 @@
 mod bots;
 mod cron;
 mod destination;
+mod dicom;
 mod folder;
 mod http;
 mod journal;
@@ -27,9 +28,10 @@ use serde::Deserialize;
 pub use bots::{BotConfig, SubscriptionConfig};
 pub use cron::{CatchUp, CronConfig};
 pub use destination::{
-    ClientTls, DestinationConfig, DestinationKind, FolderDestination, HttpAuth, HttpDestination,
-    MllpDestination, OnAe, RetryConfig, SftpDestination, check_header,
+    ClientTls, DestinationConfig, DestinationKind, DicomDestination, FolderDestination, HttpAuth,
+    HttpDestination, MllpDestination, OnAe, RetryConfig, SftpDestination, check_header,
 };
+pub use dicom::{DicomCharset, DicomConfig};
 pub use folder::FolderConfig;
 pub use http::{HttpAccess, HttpConfig, Role, TokenConfig};
 pub use journal::JournalConfig;
@@ -63,6 +65,9 @@ pub struct Config {
     pub folders: Vec<FolderConfig>,
     #[serde(default, rename = "sftp")]
     pub sftp_sources: Vec<SftpConfig>,
+    /// DICOM Modality Worklist SCPs.
+    #[serde(default, rename = "dicom")]
+    pub dicom: Vec<DicomConfig>,
     #[serde(
         default,
         rename = "destination",
@@ -140,6 +145,11 @@ impl Config {
             let key = format!("sftp[{i}]");
             source(&s.name, &key)?;
             s.check(&key)?;
+        }
+        for (i, d) in self.dicom.iter().enumerate() {
+            let key = format!("dicom[{i}]");
+            source(&d.name, &key)?;
+            d.check(&key)?;
         }
         let mut dests = HashSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
@@ -366,6 +376,63 @@ mod tests {
             (m.kind_name(), m.connections(), m.ordering_key()),
             ("mllp", 1, None)
         );
+    }
+
+    #[test]
+    fn dicom_checks_name_the_key() {
+        let scp =
+            "[[dicom]]\nname='mwl'\nlisten='127.0.0.1:11112'\nae_title='INTERLINK'\nbot='w'\n";
+        let cfg = Config::parse(scp, Path::new("/")).unwrap();
+        let d = &cfg.dicom[0];
+        assert_eq!(
+            (
+                d.path.as_str(),
+                d.modality.as_str(),
+                d.timezone.as_str(),
+                d.max_pdu
+            ),
+            ("/worklist", "US", "UTC", 16_384)
+        );
+        assert_eq!(d.charset, DicomCharset::Utf8);
+        assert!(
+            err("[[dicom]]\nname='m'\nlisten='1'\nae_title='A'\nbot='w'")
+                .contains("dicom[0].listen")
+        );
+        let bad = |extra: &str, key: &str| {
+            let e = err(&scp.replace("ae_title='INTERLINK'\n", extra));
+            assert!(e.contains(key), "{extra}: {e}");
+        };
+        bad("ae_title='THIS TITLE IS TOO LONG'\n", "dicom[0].ae_title");
+        bad("ae_title='A\\\\B'\n", "dicom[0].ae_title");
+        bad(
+            "ae_title='I'\nallowed_callers=['']\n",
+            "dicom[0].allowed_callers[0]",
+        );
+        bad("ae_title='I'\ntimezone='Mars/Base'\n", "dicom[0].timezone");
+        bad("ae_title='I'\nmodality='us'\n", "dicom[0].modality");
+        bad("ae_title='I'\nmax_pdu=100\n", "dicom[0].max_pdu");
+        bad("ae_title='I'\npath='worklist'\n", "dicom[0].path");
+        bad("ae_title='I'\ncharset='ISO_IR 6'\n", "ISO_IR 6");
+        assert!(
+            err(&format!(
+                "{scp}[[listener]]\nname='mwl'\nlisten='127.0.0.1:1'"
+            ))
+            .contains("another source")
+        );
+        let store = "[[destination]]\nname='pacs'\nkind='dicom'\nhost='h'\nport=104\n";
+        assert!(err(store).contains("missing field `called_ae`"));
+        assert!(err(&format!("{store}called_ae='PACS'\ndir='x'")).contains("unknown field `dir`"));
+        assert!(
+            err(&format!("{store}called_ae='PACS'\nack_timeout_s=0")).contains("destination[0]")
+        );
+        let cfg = Config::parse(&format!("{store}called_ae='PACS'"), Path::new("/")).unwrap();
+        match &cfg.destinations[0].kind {
+            DestinationKind::Dicom(d) => assert_eq!(
+                (d.called_ae.as_str(), d.calling_ae.as_str(), d.ack_timeout_s),
+                ("PACS", "INTERLINK", 30)
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! for good) goes to the dead-letter list.
 //! A message a bot deferred (`not-before-ms`) waits without holding up the
 //! messages behind it; the due ones go in queue order.
+//! DICOM destinations take DICOM Part-10 files (bytes) over C-STORE.
 //! A paused destination ([`crate::status::DestinationStatus`], kept in the
 //! journal across restarts) keeps queueing and delivers nothing: its lanes
 //! wait until it is resumed.
 
+mod dicom;
 mod file_out;
 mod folder;
 mod http;
@@ -87,6 +89,7 @@ enum Sink {
     Mllp(mllp::MllpSink),
     Sftp(sftp::SftpSink),
     Http(http::HttpSink),
+    Dicom(dicom::DicomSink),
 }
 
 impl Sink {
@@ -101,6 +104,7 @@ impl Sink {
                 h,
                 cfg.encoding.name(),
             )?)),
+            DestinationKind::Dicom(d) => Ok(Sink::Dicom(dicom::DicomSink::new(d))),
         }
     }
 
@@ -115,6 +119,7 @@ impl Sink {
             Sink::Mllp(m) => m.deliver(bytes, control_id).await,
             Sink::Sftp(s) => s.deliver(row, bytes).await,
             Sink::Http(h) => h.deliver(row, bytes).await,
+            Sink::Dicom(d) => d.deliver(bytes).await,
         }
     }
 
@@ -123,7 +128,7 @@ impl Sink {
         match self {
             Sink::Mllp(m) => m.connected(),
             Sink::Http(h) => h.connected(),
-            Sink::Folder(_) | Sink::Sftp(_) => false,
+            Sink::Folder(_) | Sink::Sftp(_) | Sink::Dicom(_) => false,
         }
     }
 }

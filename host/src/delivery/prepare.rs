@@ -16,6 +16,16 @@ pub fn for_destination(
     payload: &Payload,
 ) -> Result<(Vec<u8>, String), DeliveryError> {
     match payload {
+        // Refused when the bot sent it; the destination changed kind since.
+        Payload::Hl7(_) if matches!(cfg.kind, DestinationKind::Dicom(_)) => {
+            Err(DeliveryError::Permanent(
+                format!(
+                    "{:?} is DICOM, which takes DICOM files (bytes) only, not HL7 text",
+                    cfg.name
+                )
+                .into(),
+            ))
+        }
         Payload::Hl7(text) => hl7(cfg, text),
         // Refused when the bot sent it; the destination changed kind since.
         Payload::Bytes { .. } if matches!(cfg.kind, DestinationKind::Mllp(_)) => {
@@ -127,5 +137,16 @@ mod tests {
         .remove(0);
         let err = for_destination(&mllp, &bytes).unwrap_err();
         assert!(matches!(err, DeliveryError::Permanent(_)), "{err}");
+        let pacs = Config::parse(
+            "[[destination]]\nname='p'\nkind='dicom'\nhost='127.0.0.1'\nport=9\ncalled_ae='PACS'",
+            std::path::Path::new("/"),
+        )
+        .unwrap()
+        .destinations
+        .remove(0);
+        let hl7 = Payload::Hl7("MSH|^~\\&|A\r".into());
+        let err = for_destination(&pacs, &hl7).unwrap_err();
+        assert!(err.to_string().contains("is DICOM"), "{err}");
+        assert_eq!(for_destination(&pacs, &bytes).unwrap().0, b"a;b\r\n");
     }
 }

@@ -78,6 +78,12 @@ impl BotPolicy {
             )));
         }
         let (payload, order_hash) = match out.payload {
+            Payload::Hl7(_) if info.is_some_and(|i| i.kind == "dicom") => {
+                return Err(Failure::Refused(format!(
+                    "destination {to:?} is dicom, which takes DICOM Part-10 files as bytes, \
+                     not HL7 text"
+                )));
+            }
             Payload::Hl7(text) => {
                 let msg = Message::parse(&text)
                     .map_err(|e| Failure::Refused(format!("message for {to:?} is not HL7: {e}")))?;
@@ -94,7 +100,7 @@ impl BotPolicy {
                 {
                     return Err(Failure::Refused(format!(
                         "destination {to:?} is {kind}, which takes HL7 text only; bytes go to \
-                         a folder, SFTP or http destination"
+                         a folder, SFTP, http or DICOM destination"
                     )));
                 }
                 if let Some(name) = &bytes.name {
@@ -156,7 +162,7 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 const MAX_DELAY_MS: i64 = 30 * DAY_MS;
 
 /// Destination kinds that take bytes payloads.
-const TAKES_BYTES: [&str; 3] = ["folder", "sftp", "http"];
+const TAKES_BYTES: [&str; 4] = ["folder", "sftp", "http", "dicom"];
 
 /// Why an http destination cannot send a message with these options: the
 /// method must be a token, the path relative to the destination's url
@@ -611,6 +617,7 @@ mod tests {
                 ("lanes".into(), info("lanes", "mllp")),
                 ("one".into(), info("one", "mllp")),
                 ("dir".into(), info("dir", "folder")),
+                ("pacs".into(), info("pacs", "dicom")),
             ]
             .into(),
             ordering_keys: [(
@@ -666,7 +673,14 @@ mod tests {
         assert_eq!(
             refused(bytes("one", "list.csv")),
             "reply refused: destination \"one\" is mllp, which takes HL7 text only; bytes go \
-             to a folder, SFTP or http destination"
+             to a folder, SFTP, http or DICOM destination"
+        );
+        // DICOM destinations take files, never HL7 text.
+        assert!(policy.accept(vec![bytes("pacs", "exam.dcm")], 0).is_ok());
+        assert_eq!(
+            refused(send("pacs", "M1")),
+            "reply refused: destination \"pacs\" is dicom, which takes DICOM Part-10 files as \
+             bytes, not HL7 text"
         );
         for name in ["../x.csv", "a/b", ".hidden", "", "a\nb"] {
             assert!(

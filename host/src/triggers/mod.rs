@@ -3,6 +3,7 @@
 //! file) only once it is journaled.
 
 pub mod cron;
+pub mod dicom;
 mod files;
 pub mod folder;
 pub mod mllp;

@@ -1,0 +1,245 @@
+//! DICOM destinations (`kind = "dicom"`): each message is a DICOM Part-10
+//! file a bot sent as bytes. Delivery opens an association proposing the
+//! file's SOP class in its transfer syntax, sends its data set as it is
+//! (byte for byte) with C-STORE, and releases the association. Only a
+//! success status (0x0000) or a warning (0xB000…, logged) delivers it; any
+//! other status is a refusal and dead-letters it with the status; a file
+//! that is not Part-10, or a receiver that takes neither its SOP class nor
+//! its transfer syntax, too. Network errors, timeouts and rejected
+//! associations are retried.
+
+use std::time::Duration;
+
+use dicom_object::FileMetaTable;
+use dicom_ul::ClientAssociationOptions;
+use dicom_ul::Pdu;
+use dicom_ul::association::AsyncClientAssociation;
+use dicom_ul::pdu::{PDataValue, PDataValueType, PresentationContextResultReason};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::{DeliveryError, Reason};
+use crate::config::DicomDestination;
+use crate::dicom::command::{self, C_STORE_RQ, RESPONSE, status};
+use crate::dicom::message::Assembler;
+use crate::triggers::dicom::chain;
+
+/// A Part-10 file's parts that C-STORE needs.
+#[derive(Debug, PartialEq, Eq)]
+struct Instance<'a> {
+    sop_class: String,
+    sop_instance: String,
+    transfer_syntax: String,
+    /// The data set after the file meta group, as stored.
+    data_set: &'a [u8],
+}
+
+/// Reads a Part-10 file: 128-byte preamble, `DICM`, the file meta group
+/// (explicit VR little endian, led by its group length), the data set.
+fn part10(bytes: &[u8]) -> Result<Instance<'_>, String> {
+    let not = |why: &str| format!("not a DICOM Part-10 file: {why}");
+    if bytes.len() < 144 || &bytes[128..132] != b"DICM" {
+        return Err(not("no DICM after the 128-byte preamble"));
+    }
+    let meta = FileMetaTable::from_reader(&bytes[128..]).map_err(|e| not(&e.to_string()))?;
+    // (0002,0000) UL: tag, "UL", 2-byte length, 4-byte value.
+    if bytes[132..138] != [0x02, 0x00, 0x00, 0x00, b'U', b'L'] {
+        return Err(not(
+            "the file meta group does not start with its group length",
+        ));
+    }
+    let group_length = u32::from_le_bytes(bytes[140..144].try_into().expect("4 bytes")) as usize;
+    let data_set = bytes
+        .get(144 + group_length..)
+        .ok_or_else(|| not("the file meta group is longer than the file"))?;
+    Ok(Instance {
+        sop_class: meta.media_storage_sop_class_uid().to_string(),
+        sop_instance: meta.media_storage_sop_instance_uid().to_string(),
+        transfer_syntax: meta.transfer_syntax().to_string(),
+        data_set,
+    })
+}
+
+pub struct DicomSink {
+    address: String,
+    called_ae: String,
+    calling_ae: String,
+    connect_timeout: Duration,
+    ack_timeout: Duration,
+}
+
+impl DicomSink {
+    pub fn new(cfg: &DicomDestination) -> Self {
+        DicomSink {
+            address: format!("{}:{}", cfg.host, cfg.port),
+            called_ae: cfg.called_ae.clone(),
+            calling_ae: cfg.calling_ae.clone(),
+            connect_timeout: Duration::from_secs(cfg.connect_timeout_s),
+            ack_timeout: Duration::from_secs(cfg.ack_timeout_s),
+        }
+    }
+
+    pub async fn deliver(&mut self, bytes: &[u8]) -> Result<(), DeliveryError> {
+        let instance = part10(bytes).map_err(|why| DeliveryError::Permanent(why.into()))?;
+        let transient = |what: &str, e: &dyn std::error::Error| {
+            DeliveryError::Transient(format!("{what}: {}", chain(e)).into())
+        };
+        let options = ClientAssociationOptions::new()
+            .calling_ae_title(self.calling_ae.clone())
+            .called_ae_title(self.called_ae.clone())
+            .with_presentation_context(
+                instance.sop_class.clone(),
+                vec![instance.transfer_syntax.clone()],
+            )
+            .connection_timeout(self.connect_timeout)
+            .read_timeout(self.ack_timeout)
+            .write_timeout(self.ack_timeout);
+        let mut assoc = options
+            .establish_async(self.address.as_str())
+            .await
+            .map_err(|e| transient(&format!("no association with {}", self.address), &e))?;
+        let context = assoc.presentation_contexts().iter().find(|pc| {
+            pc.reason == PresentationContextResultReason::Acceptance
+                && pc.transfer_syntax.trim_end_matches('\0') == instance.transfer_syntax
+        });
+        let Some(context_id) = context.map(|pc| pc.id) else {
+            let _ = assoc.abort().await;
+            return Err(DeliveryError::Permanent(
+                format!(
+                    "the receiver takes neither SOP class {} in transfer syntax {}",
+                    instance.sop_class, instance.transfer_syntax
+                )
+                .into(),
+            ));
+        };
+        let result = store(&mut assoc, context_id, &instance).await;
+        match &result {
+            Ok(_) => {
+                let _ = assoc.release().await;
+            }
+            Err(_) => {
+                let _ = assoc.abort().await;
+            }
+        }
+        let (code, comment) = result.map_err(|why| DeliveryError::Transient(why.into()))?;
+        let said = |text: String| Reason {
+            text,
+            quote: comment.clone(),
+        };
+        match code {
+            status::SUCCESS => Ok(()),
+            code if code & 0xF000 == 0xB000 => {
+                tracing::warn!(
+                    "C-STORE accepted with warning status 0x{code:04X}{}",
+                    comment
+                        .as_deref()
+                        .map(crate::phi::text)
+                        .map(|c| format!(": {c}"))
+                        .unwrap_or_default()
+                );
+                Ok(())
+            }
+            code => Err(DeliveryError::Permanent(said(format!(
+                "C-STORE refused with status 0x{code:04X}"
+            )))),
+        }
+    }
+}
+
+/// Sends the C-STORE request and its data set, and reads the response's
+/// status and error comment.
+async fn store(
+    assoc: &mut AsyncClientAssociation<TcpStream>,
+    context_id: u8,
+    instance: &Instance<'_>,
+) -> Result<(u16, Option<String>), String> {
+    const MESSAGE_ID: u16 = 1;
+    let rq = command::store_request(MESSAGE_ID, &instance.sop_class, &instance.sop_instance);
+    let command = Pdu::PData {
+        data: vec![PDataValue {
+            presentation_context_id: context_id,
+            value_type: PDataValueType::Command,
+            is_last: true,
+            data: rq,
+        }],
+    };
+    assoc.send(&command).await.map_err(|e| chain(&e))?;
+    let mut writer = assoc.send_pdata(context_id);
+    writer
+        .write_all(instance.data_set)
+        .await
+        .map_err(|e| format!("cannot send the data set: {e}"))?;
+    writer
+        .finish()
+        .await
+        .map_err(|e| format!("cannot send the data set: {e}"))?;
+    let mut assembler = Assembler::new(64 * 1024);
+    loop {
+        let pdu = assoc
+            .receive()
+            .await
+            .map_err(|e| format!("no C-STORE response: {}", chain(&e)))?;
+        let Pdu::PData { data } = pdu else {
+            return Err(format!(
+                "{} instead of a C-STORE response",
+                pdu.short_description()
+            ));
+        };
+        for pdv in data {
+            if let Some(m) = assembler.push(pdv)? {
+                let rsp = m.command;
+                if rsp.field != C_STORE_RQ | RESPONSE || rsp.responded_to != Some(MESSAGE_ID) {
+                    return Err(format!("unexpected response 0x{:04X}", rsp.field));
+                }
+                let code = rsp.status.ok_or("C-STORE response without a status")?;
+                return Ok((code, rsp.error_comment));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal Part-10 file: preamble, DICM, meta group, data set.
+    pub(crate) fn file(data_set: &[u8]) -> Vec<u8> {
+        let meta = dicom_object::FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.6.1")
+            .media_storage_sop_instance_uid("1.2.3.4")
+            .transfer_syntax(crate::dicom::EXPLICIT_VR_LE)
+            .build()
+            .unwrap();
+        let mut out = vec![0; 128];
+        out.extend_from_slice(b"DICM");
+        meta.write(&mut out).unwrap();
+        out.extend_from_slice(data_set);
+        out
+    }
+
+    #[test]
+    fn part10_files_give_their_data_set_as_stored() {
+        let bytes = file(b"\x08\x00\x16\x00UI\x04\x001.2\x00");
+        let i = part10(&bytes).unwrap();
+        assert_eq!(i.sop_class, "1.2.840.10008.5.1.4.1.1.6.1");
+        assert_eq!(i.sop_instance, "1.2.3.4");
+        assert_eq!(i.transfer_syntax, crate::dicom::EXPLICIT_VR_LE);
+        assert_eq!(i.data_set, b"\x08\x00\x16\x00UI\x04\x001.2\x00");
+    }
+
+    #[test]
+    fn other_bytes_are_not_part10() {
+        assert!(
+            part10(b"MSH|^~\\&|")
+                .unwrap_err()
+                .contains("not a DICOM Part-10 file")
+        );
+        let bytes = file(b"");
+        for cut in 0..bytes.len() {
+            let _ = part10(&bytes[..cut]);
+        }
+        let mut broken = bytes.clone();
+        broken[140] = 0xFF;
+        assert!(part10(&broken).is_err());
+    }
+}

@@ -1,0 +1,533 @@
+//! Modality Worklist matching (DICOM PS3.4 annex K): a C-FIND identifier's
+//! matching keys, the cheap prefilters the worklist bot understands, the
+//! exact DICOM matching of the bot's items in the host (wildcards `*`/`?`,
+//! date and time ranges, modality, station AE title), and each matching
+//! item as the response identifier, with the keys the query asked for.
+
+use chrono::DateTime;
+use chrono_tz::Tz;
+use dicom_core::header::Header;
+use dicom_core::value::DataSetSequence;
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use serde::Deserialize;
+
+use crate::config::{DicomCharset, DicomConfig};
+
+/// A worklist item as the bot's HTTP worklist gives it (fields it leaves
+/// out are empty).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Item {
+    pub patient_id: String,
+    /// `FAMILY^GIVEN^MIDDLE`, a DICOM PN.
+    pub patient_name: String,
+    /// `YYYYMMDD`.
+    pub birth_date: String,
+    pub sex: String,
+    pub visit_number: String,
+    pub location: String,
+    pub attending_doctor: String,
+    pub accession_number: String,
+    pub procedure_id: String,
+    pub procedure_description: String,
+    /// RFC 3339.
+    pub scheduled_time: String,
+}
+
+/// The bot's answer: `{"items": [...]}`.
+pub fn parse_items(body: &[u8]) -> Result<Vec<Item>, String> {
+    #[derive(Deserialize)]
+    struct Worklist {
+        items: Vec<Item>,
+    }
+    serde_json::from_slice::<Worklist>(body)
+        .map(|w| w.items)
+        .map_err(|e| format!("the worklist bot's answer is not a worklist: {e}"))
+}
+
+/// What the SCP's configuration adds to every item.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub modality: String,
+    pub station_ae: Option<String>,
+    pub timezone: Tz,
+    pub charset: DicomCharset,
+}
+
+impl Site {
+    pub fn new(cfg: &DicomConfig) -> Self {
+        Site {
+            modality: cfg.modality.clone(),
+            station_ae: cfg.station_ae.clone(),
+            timezone: cfg.timezone.parse().unwrap_or(Tz::UTC),
+            charset: cfg.charset,
+        }
+    }
+
+    /// An item's scheduled start as DICOM date and time in the site's zone.
+    fn scheduled(&self, item: &Item) -> Option<(String, String)> {
+        let at = DateTime::parse_from_rfc3339(&item.scheduled_time).ok()?;
+        let local = at.with_timezone(&self.timezone);
+        Some((
+            local.format("%Y%m%d").to_string(),
+            local.format("%H%M%S").to_string(),
+        ))
+    }
+
+    /// The value an item has for `tag` (top level, or in the scheduled
+    /// procedure step), with its VR; `None` for a key we do not fill.
+    fn value(&self, item: &Item, tag: Tag) -> Option<(VR, String)> {
+        let text = |vr, s: &str| Some((vr, s.to_string()));
+        match tag {
+            tags::PATIENT_NAME => text(VR::PN, &item.patient_name),
+            tags::PATIENT_ID => text(VR::LO, &item.patient_id),
+            tags::PATIENT_BIRTH_DATE => text(VR::DA, &item.birth_date),
+            tags::PATIENT_SEX => text(VR::CS, &item.sex),
+            tags::ACCESSION_NUMBER => text(VR::SH, &item.accession_number),
+            tags::REQUESTED_PROCEDURE_ID => text(VR::SH, &item.procedure_id),
+            tags::REQUESTED_PROCEDURE_DESCRIPTION => text(VR::LO, &item.procedure_description),
+            tags::STUDY_INSTANCE_UID => text(VR::UI, &study_uid(&item.accession_number)),
+            tags::ADMISSION_ID => text(VR::LO, &item.visit_number),
+            tags::CURRENT_PATIENT_LOCATION => text(VR::LO, &item.location),
+            tags::REFERRING_PHYSICIAN_NAME => text(VR::PN, &item.attending_doctor),
+            tags::MODALITY => text(VR::CS, &self.modality),
+            tags::SCHEDULED_STATION_AE_TITLE => {
+                text(VR::AE, self.station_ae.as_deref().unwrap_or(""))
+            }
+            tags::SCHEDULED_PROCEDURE_STEP_START_DATE => {
+                Some((VR::DA, self.scheduled(item).unwrap_or_default().0))
+            }
+            tags::SCHEDULED_PROCEDURE_STEP_START_TIME => {
+                Some((VR::TM, self.scheduled(item).unwrap_or_default().1))
+            }
+            tags::SCHEDULED_PROCEDURE_STEP_DESCRIPTION => text(VR::LO, &item.procedure_description),
+            tags::SCHEDULED_PROCEDURE_STEP_ID => text(VR::SH, &item.accession_number),
+            tags::SCHEDULED_PERFORMING_PHYSICIAN_NAME => text(VR::PN, &item.attending_doctor),
+            _ => None,
+        }
+    }
+}
+
+/// The Study Instance UID of an accession number: `2.25.` and the decimal
+/// of the first 128 bits of its SHA-256, the same for every query.
+pub fn study_uid(accession: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(accession.as_bytes());
+    let first: [u8; 16] = hash[..16].try_into().expect("32-byte hash");
+    format!("2.25.{}", u128::from_be_bytes(first))
+}
+
+/// The keys of the scheduled procedure step returned when a query asks for
+/// the sequence without naming any.
+const STEP_KEYS: [Tag; 7] = [
+    tags::MODALITY,
+    tags::SCHEDULED_STATION_AE_TITLE,
+    tags::SCHEDULED_PROCEDURE_STEP_START_DATE,
+    tags::SCHEDULED_PROCEDURE_STEP_START_TIME,
+    tags::SCHEDULED_PROCEDURE_STEP_DESCRIPTION,
+    tags::SCHEDULED_PROCEDURE_STEP_ID,
+    tags::SCHEDULED_PERFORMING_PHYSICIAN_NAME,
+];
+
+/// A C-FIND identifier: its matching keys, and itself for the return keys.
+#[derive(Debug, Clone)]
+pub struct Query {
+    patient_id: String,
+    patient_name: String,
+    accession: String,
+    modality: String,
+    station_ae: String,
+    date: String,
+    time: String,
+    identifier: InMemDicomObject,
+}
+
+/// A string value, without padding; empty when absent or not text.
+fn string(obj: &InMemDicomObject, tag: Tag) -> String {
+    obj.get(tag)
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.trim_matches(['\0', ' ']).to_string())
+        .unwrap_or_default()
+}
+
+/// The first item of the Scheduled Procedure Step Sequence, if any.
+fn step(obj: &InMemDicomObject) -> Option<&InMemDicomObject> {
+    obj.get(tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE)?
+        .items()?
+        .first()
+}
+
+impl Query {
+    pub fn new(identifier: InMemDicomObject) -> Self {
+        let in_step = |tag| {
+            step(&identifier)
+                .map(|s| string(s, tag))
+                .unwrap_or_default()
+        };
+        Query {
+            patient_id: string(&identifier, tags::PATIENT_ID),
+            patient_name: string(&identifier, tags::PATIENT_NAME),
+            accession: string(&identifier, tags::ACCESSION_NUMBER),
+            modality: in_step(tags::MODALITY),
+            station_ae: in_step(tags::SCHEDULED_STATION_AE_TITLE),
+            date: in_step(tags::SCHEDULED_PROCEDURE_STEP_START_DATE),
+            time: in_step(tags::SCHEDULED_PROCEDURE_STEP_START_TIME),
+            identifier,
+        }
+    }
+
+    /// The query string of the bot request: the filters the worklist bot
+    /// applies cheaply and that can only narrow what [`Query::matches`]
+    /// keeps (the patient id when it has no wildcard, the family name's
+    /// literal start). Dates are not passed: the bot reads them in its own
+    /// time zone, the modality in its.
+    pub fn prefilter(&self) -> String {
+        let mut params = Vec::new();
+        if !self.patient_id.is_empty() && !has_wildcard(&self.patient_id) {
+            params.push(format!("patient_id={}", percent(&self.patient_id)));
+        }
+        let literal = self.patient_name.split(['*', '?']).next().unwrap_or("");
+        let family = literal.split('^').next().unwrap_or("");
+        if !family.is_empty() {
+            params.push(format!("name={}", percent(family)));
+        }
+        params.join("&")
+    }
+
+    /// Whether an item matches every matching key.
+    pub fn matches(&self, item: &Item, site: &Site) -> bool {
+        let (date, time) = site.scheduled(item).unwrap_or_default();
+        single(&self.patient_id, &item.patient_id, false)
+            && single(&self.patient_name, &item.patient_name, true)
+            && single(&self.accession, &item.accession_number, false)
+            && single(&self.modality, &site.modality, false)
+            && site
+                .station_ae
+                .as_deref()
+                .is_none_or(|ae| single(&self.station_ae, ae, false))
+            && in_range(&self.date, &date, 8)
+            && in_range(&self.time, &time, 6)
+    }
+
+    /// The response identifier for a matching item: every key the query
+    /// has, filled when we know it (empty otherwise), with
+    /// SpecificCharacterSet.
+    pub fn answer(&self, item: &Item, site: &Site) -> InMemDicomObject {
+        let mut out = InMemDicomObject::new_empty();
+        out.put(DataElement::new(
+            tags::SPECIFIC_CHARACTER_SET,
+            VR::CS,
+            PrimitiveValue::from(site.charset.term()),
+        ));
+        for element in self.identifier.iter() {
+            let tag = element.tag();
+            if tag == tags::SPECIFIC_CHARACTER_SET || tag.group() == 0x0002 {
+                continue;
+            }
+            if tag == tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE {
+                let keys: Vec<(Tag, VR)> = match step(&self.identifier) {
+                    Some(s) if s.iter().next().is_some() => {
+                        s.iter().map(|e| (e.tag(), e.vr())).collect()
+                    }
+                    _ => STEP_KEYS.iter().map(|t| (*t, VR::UN)).collect(),
+                };
+                let mut step = InMemDicomObject::new_empty();
+                for (tag, vr) in keys {
+                    step.put(filled(site, item, tag, vr));
+                }
+                out.put(DataElement::new(
+                    tag,
+                    VR::SQ,
+                    DataSetSequence::from(vec![step]),
+                ));
+                continue;
+            }
+            out.put(filled(site, item, tag, element.vr()));
+        }
+        out
+    }
+}
+
+/// A return key's element: the item's value, or empty (a sequence we do
+/// not fill is an empty sequence).
+fn filled(site: &Site, item: &Item, tag: Tag, vr: VR) -> DataElement<InMemDicomObject> {
+    match site.value(item, tag) {
+        Some((vr, value)) => {
+            let value = match site.charset {
+                DicomCharset::Utf8 => value,
+                DicomCharset::Latin1 => value
+                    .chars()
+                    .map(|c| if (c as u32) < 0x100 { c } else { '?' })
+                    .collect(),
+            };
+            DataElement::new(tag, vr, PrimitiveValue::from(value))
+        }
+        None if vr == VR::SQ => {
+            DataElement::new(tag, vr, DataSetSequence::<InMemDicomObject>::empty())
+        }
+        None => {
+            let vr = if vr == VR::UN { VR::LO } else { vr };
+            DataElement::new(tag, vr, PrimitiveValue::Empty)
+        }
+    }
+}
+
+fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?'])
+}
+
+/// Single value or wildcard matching; an empty key (or `*`) matches all.
+fn single(key: &str, value: &str, ignore_case: bool) -> bool {
+    if key.is_empty() {
+        return true;
+    }
+    let (key, value) = if ignore_case {
+        (key.to_uppercase(), value.to_uppercase())
+    } else {
+        (key.to_string(), value.to_string())
+    };
+    let (k, v): (Vec<char>, Vec<char>) = (key.chars().collect(), value.chars().collect());
+    wildcard(&k, &v)
+}
+
+/// `*` matches any run of characters, `?` any one.
+fn wildcard(pattern: &[char], value: &[char]) -> bool {
+    let (mut p, mut v) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while v < value.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, v));
+                p += 1;
+            }
+            Some(c) if *c == '?' || *c == value[v] => {
+                p += 1;
+                v += 1;
+            }
+            _ => match star {
+                Some((sp, sv)) => {
+                    p = sp + 1;
+                    v = sv + 1;
+                    star = Some((sp, sv + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '*')
+}
+
+/// Range matching of a DA (`width` 8) or TM (`width` 6) key: `A`, `A-`,
+/// `-B`, `A-B`; an empty key matches all, an item without a value only
+/// that. Times compare on their digits (`12:00` is `1200`), an upper bound
+/// covering what it leaves out (`-12` is up to 12:59:59).
+fn in_range(key: &str, value: &str, width: usize) -> bool {
+    if key.is_empty() {
+        return true;
+    }
+    if value.is_empty() {
+        return false;
+    }
+    let digits = |s: &str, fill: char| {
+        let mut d: String = s
+            .split('.')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .filter(char::is_ascii_digit)
+            .take(width)
+            .collect();
+        while d.len() < width {
+            d.push(fill);
+        }
+        d
+    };
+    let value = digits(value, '0');
+    let (low, high) = match key.split_once('-') {
+        Some((low, high)) => (low, high),
+        None => (key, key),
+    };
+    (low.is_empty() || value >= digits(low, '0')) && (high.is_empty() || value <= digits(high, '9'))
+}
+
+/// Percent-encodes a query string value (all but unreserved characters).
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, name: &str, accession: &str, at: &str) -> Item {
+        Item {
+            patient_id: id.into(),
+            patient_name: name.into(),
+            accession_number: accession.into(),
+            scheduled_time: at.into(),
+            birth_date: "19701210".into(),
+            ..Item::default()
+        }
+    }
+
+    fn site(station_ae: Option<&str>) -> Site {
+        Site {
+            modality: "US".into(),
+            station_ae: station_ae.map(Into::into),
+            timezone: "America/Chicago".parse().unwrap(),
+            charset: DicomCharset::Utf8,
+        }
+    }
+
+    fn query(top: &[(Tag, VR, &str)], in_step: &[(Tag, VR, &str)]) -> Query {
+        let mut obj = InMemDicomObject::new_empty();
+        for (tag, vr, v) in top {
+            obj.put(DataElement::new(*tag, *vr, PrimitiveValue::from(*v)));
+        }
+        let mut s = InMemDicomObject::new_empty();
+        for (tag, vr, v) in in_step {
+            s.put(DataElement::new(*tag, *vr, PrimitiveValue::from(*v)));
+        }
+        obj.put(DataElement::new(
+            tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![s]),
+        ));
+        Query::new(obj)
+    }
+
+    #[test]
+    fn wildcards_and_single_values() {
+        assert!(single("LOVE*", "LOVELACE^ADA", true));
+        assert!(single("love*", "LOVELACE^ADA", true));
+        assert!(single("*ADA*", "LOVELACE^ADA^K", true));
+        assert!(single("L?VELACE^ADA", "LOVELACE^ADA", true));
+        assert!(!single("L?VELACE", "LOVELACE^ADA", true));
+        assert!(single("*", "", false));
+        assert!(single("", "anything", false));
+        assert!(!single("MRN1", "mrn1", false));
+        assert!(single("**a*?", "xxab", false));
+        assert!(!single("a*b*c", "acb", false));
+    }
+
+    #[test]
+    fn date_and_time_ranges() {
+        assert!(in_range("20261124", "20261124", 8));
+        assert!(in_range("20261101-20261130", "20261124", 8));
+        assert!(in_range("-20261124", "20261124", 8));
+        assert!(in_range("20261125-", "20261126", 8));
+        assert!(!in_range("20261125-", "20261124", 8));
+        assert!(!in_range("20261124", "", 8));
+        assert!(in_range("", "", 8));
+        assert!(in_range("0800-12", "125959", 6));
+        assert!(!in_range("0800-12", "130000", 6));
+        assert!(in_range("08:00-09:30", "093000", 6));
+    }
+
+    #[test]
+    fn items_match_in_the_site_zone() {
+        let s = site(None);
+        let ada = item(
+            "MRN777",
+            "LOVELACE^ADA^K",
+            "BF1",
+            "2026-11-24T02:55:00-06:00",
+        );
+        let late = item("MRN778", "HOPPER^GRACE", "BF2", "2026-11-25T03:30:00Z");
+        let q = |step: &[(Tag, VR, &str)]| query(&[], step);
+        let date = tags::SCHEDULED_PROCEDURE_STEP_START_DATE;
+        // 03:30 UTC on the 25th is 21:30 on the 24th in Chicago.
+        let on_24th = q(&[(date, VR::DA, "20261124")]);
+        assert!(on_24th.matches(&ada, &s) && on_24th.matches(&late, &s));
+        assert!(!q(&[(date, VR::DA, "20261125-")]).matches(&late, &s));
+        assert!(q(&[(tags::MODALITY, VR::CS, "US")]).matches(&ada, &s));
+        assert!(!q(&[(tags::MODALITY, VR::CS, "CT")]).matches(&ada, &s));
+        let station = |ae| q(&[(tags::SCHEDULED_STATION_AE_TITLE, VR::AE, ae)]);
+        assert!(station("US01").matches(&ada, &s), "no station_ae: any");
+        assert!(station("US01").matches(&ada, &site(Some("US01"))));
+        assert!(!station("US02").matches(&ada, &site(Some("US01"))));
+        let by_name = query(&[(tags::PATIENT_NAME, VR::PN, "hop*")], &[]);
+        assert!(by_name.matches(&late, &s) && !by_name.matches(&ada, &s));
+    }
+
+    #[test]
+    fn prefilters_only_narrow() {
+        let q = query(
+            &[
+                (tags::PATIENT_ID, VR::LO, "MRN 7&"),
+                (tags::PATIENT_NAME, VR::PN, "LOVELACE^A*"),
+            ],
+            &[],
+        );
+        assert_eq!(q.prefilter(), "patient_id=MRN%207%26&name=LOVELACE");
+        let q = query(
+            &[
+                (tags::PATIENT_ID, VR::LO, "MRN*"),
+                (tags::PATIENT_NAME, VR::PN, "*ADA"),
+            ],
+            &[],
+        );
+        assert_eq!(q.prefilter(), "");
+    }
+
+    #[test]
+    fn answers_fill_the_requested_keys() {
+        let s = site(Some("US01"));
+        let ada = item("MRN777", "LOVELACE^ADA^K", "BF1", "2026-11-24T08:55:00Z");
+        let q = query(
+            &[
+                (tags::PATIENT_NAME, VR::PN, ""),
+                (tags::PATIENT_BIRTH_DATE, VR::DA, ""),
+                (tags::STUDY_INSTANCE_UID, VR::UI, ""),
+                (tags::PATIENT_WEIGHT, VR::DS, ""),
+            ],
+            &[
+                (tags::SCHEDULED_PROCEDURE_STEP_START_DATE, VR::DA, ""),
+                (tags::SCHEDULED_PROCEDURE_STEP_START_TIME, VR::TM, ""),
+                (tags::SCHEDULED_STATION_AE_TITLE, VR::AE, ""),
+            ],
+        );
+        let a = q.answer(&ada, &s);
+        assert_eq!(string(&a, tags::SPECIFIC_CHARACTER_SET), "ISO_IR 192");
+        assert_eq!(string(&a, tags::PATIENT_NAME), "LOVELACE^ADA^K");
+        assert_eq!(string(&a, tags::PATIENT_BIRTH_DATE), "19701210");
+        assert_eq!(string(&a, tags::STUDY_INSTANCE_UID), study_uid("BF1"));
+        assert_eq!(string(&a, tags::PATIENT_WEIGHT), "");
+        assert!(a.get(tags::PATIENT_ID).is_none(), "not asked for");
+        let st = step(&a).unwrap();
+        assert_eq!(
+            string(st, tags::SCHEDULED_PROCEDURE_STEP_START_DATE),
+            "20261124"
+        );
+        assert_eq!(
+            string(st, tags::SCHEDULED_PROCEDURE_STEP_START_TIME),
+            "025500"
+        );
+        assert_eq!(string(st, tags::SCHEDULED_STATION_AE_TITLE), "US01");
+    }
+
+    #[test]
+    fn study_uids_are_stable_valid_uids() {
+        let uid = study_uid("BF000000000001");
+        assert_eq!(uid, study_uid("BF000000000001"));
+        assert_ne!(uid, study_uid("BF000000000002"));
+        assert!(uid.len() <= 64 && uid.starts_with("2.25."));
+        assert!(!uid["2.25.".len()..].starts_with('0'));
+    }
+
+    #[test]
+    fn worklists_parse() {
+        let items = parse_items(br#"{"items": [{"patient_id": "M1", "extra": 1}]}"#).unwrap();
+        assert_eq!(items[0].patient_id, "M1");
+        assert!(parse_items(b"[]").is_err());
+    }
+}
