@@ -523,14 +523,7 @@ fn the_host_delivers_an_adt_feed_to_a_fhir_server() {
     let peer = HttpPeer::start(port, "201", &dir.path().join("peer.jsonl"));
     let cfg = base_config(&format!(
         r#"
-[[folder]]
-name = "inbox"
-dir = "inbox"
-pattern = "*.hl7"
-after = "delete"
-settle_ms = 20
-poll_ms = 100
-
+{INBOX}
 [[destination]]
 name = "fhir"
 kind = "http"

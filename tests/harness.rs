@@ -108,6 +108,17 @@ dir = "out"
     ))
 }
 
+/// Drop folder `inbox` (files deleted once taken, polled every 100 ms), to
+/// put in a config's `format!` as `{INBOX}`.
+pub const INBOX: &str = r#"[[folder]]
+name = "inbox"
+dir = "inbox"
+pattern = "*.hl7"
+after = "delete"
+settle_ms = 20
+poll_ms = 100
+"#;
+
 /// A free TCP port on 127.0.0.1 (free when asked; good enough for tests).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use interlink_tests::{
-    Host, HttpPeer, adt_a04, base_config, free_port, interlink_bin, request_header as header,
-    test_pki,
+    Host, HttpPeer, INBOX, adt_a04, base_config, free_port, interlink_bin,
+    request_header as header, test_pki,
 };
 use serde_json::Value;
 
@@ -22,14 +22,7 @@ const T: Duration = Duration::from_secs(20);
 fn host(port: u16, extra: &str) -> Host {
     let cfg = base_config(&format!(
         r#"
-[[folder]]
-name = "inbox"
-dir = "inbox"
-pattern = "*.hl7"
-after = "delete"
-settle_ms = 20
-poll_ms = 100
-
+{INBOX}
 [[destination]]
 name = "out"
 kind = "http"
@@ -249,22 +242,15 @@ fn sigkill_while_delivering_sends_again_with_the_same_key() {
 
 #[test]
 fn http_options_to_another_kind_fail_the_run_with_the_reason() {
-    let cfg = base_config(
+    let cfg = base_config(&format!(
         r#"
-[[folder]]
-name = "inbox"
-dir = "inbox"
-pattern = "*.hl7"
-after = "delete"
-settle_ms = 20
-poll_ms = 100
-
+{INBOX}
 [[destination]]
 name = "rest"
 kind = "folder"
 dir = "out"
-"#,
-    );
+"#
+    ));
     let mut host = Host::new(&cfg);
     host.install_bot("probe_v1", "probe.wasm");
     host.start();
@@ -316,14 +302,7 @@ fn https_with_a_client_certificate() {
     let pki = dir.path().display();
     let cfg = base_config(&format!(
         r#"
-[[folder]]
-name = "inbox"
-dir = "inbox"
-pattern = "*.hl7"
-after = "delete"
-settle_ms = 20
-poll_ms = 100
-
+{INBOX}
 [[destination]]
 name = "out"
 kind = "http"
