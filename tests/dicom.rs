@@ -623,3 +623,46 @@ fn a_refusing_pacs_dead_letters_the_file_with_its_status() {
     );
     host.wait_log("dead-lettered", WAIT);
 }
+
+#[test]
+fn the_scp_shows_in_the_sources_and_the_readiness_check() {
+    let (http_port, scp) = (free_port(), free_port());
+    let cfg = config(&format!(
+        r#"
+[[dicom]]
+name = "mwl"
+listen = "127.0.0.1:{scp}"
+ae_title = "INTERLINK"
+bot = "encounter-worklist"
+{}"#,
+        http_config(http_port)
+    ));
+    let mut host = Host::new(&cfg);
+    host.install_bot("encounter_worklist", "encounter_worklist.wasm");
+    host.start();
+    host.wait_log("worklist SCP listening", WAIT);
+
+    let (status, ready) = http_get_json(http_port, "/ready", READ_TOKEN);
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["listeners_unbound"], json!([]));
+
+    let echo = dcmtk("echoscu")
+        .args(["-aec", "INTERLINK", "127.0.0.1", &scp.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        echo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&echo.stderr)
+    );
+    let (status, sources) = http_get_json(http_port, "/api/v1/sources", READ_TOKEN);
+    assert_eq!(status, 200, "{sources}");
+    let mwl = &sources["dicom"][0];
+    assert_eq!(mwl["name"], "mwl");
+    assert_eq!(mwl["listen"], format!("127.0.0.1:{scp}"));
+    assert_eq!(mwl["ae_title"], "INTERLINK");
+    assert_eq!(mwl["bot"], "encounter-worklist");
+    assert_eq!(mwl["bound"], true);
+    assert_eq!(mwl["messages"], 1, "the C-ECHO: {sources}");
+    assert!(mwl["last_message_ms"].is_i64(), "{sources}");
+}

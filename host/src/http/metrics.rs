@@ -64,8 +64,9 @@ pub async fn readiness(shared: &Shared) -> Readiness {
     let journal_writable = matches!(ping, Ok(Ok(Ok(()))));
     let bots_loaded = registry().bots_loaded();
     let config = shared.runtime.config();
-    let configured = config.listeners.iter();
-    let listeners_unbound = registry().unbound_listeners(configured.map(|l| l.name.as_str()));
+    let listeners = config.listeners.iter().map(|l| l.name.as_str());
+    let scps = config.dicom.iter().map(|d| d.name.as_str());
+    let listeners_unbound = registry().unbound_listeners(listeners.chain(scps));
     let mut failed = Vec::new();
     if !journal_writable {
         failed.push("the journal is not writable".to_string());

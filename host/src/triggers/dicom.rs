@@ -42,6 +42,7 @@ use crate::dicom::worklist::{Item, Query, Site, parse_items};
 use crate::dicom::{self as protocol, read_data_set, write_data_set};
 use crate::runtime::Runtime;
 use crate::runtime::http::Request;
+use crate::status::{ListenerStatus, registry};
 
 /// Largest C-FIND identifier accepted.
 const MAX_IDENTIFIER: usize = 1024 * 1024;
@@ -84,6 +85,9 @@ impl AccessControl for Callers {
 /// associations.
 struct Scp {
     cfg: DicomConfig,
+    /// Bound, open associations and messages, for `/ready` and
+    /// `GET /api/v1/sources`.
+    status: Arc<ListenerStatus>,
     site: Site,
     runtime: Arc<Runtime>,
     options: ServerAssociationOptions<
@@ -102,6 +106,8 @@ pub async fn bind(
     let socket = TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("dicom {:?}: cannot listen on {}", cfg.name, cfg.listen))?;
+    let status = registry().listener(&cfg.name, &socket.local_addr()?.to_string());
+    status.set_bound();
     tracing::info!(
         dicom = %cfg.name,
         ae_title = %cfg.ae_title,
@@ -124,6 +130,7 @@ pub async fn bind(
         .read_timeout(Duration::from_secs(cfg.idle_timeout_s))
         .write_timeout(HANDSHAKE_TIMEOUT);
     let scp = Arc::new(Scp {
+        status,
         site: Site::new(&cfg),
         cfg,
         runtime,
@@ -161,8 +168,9 @@ impl Scp {
             };
             let _ = stream.set_nodelay(true);
             let scp = self.clone();
+            let open = self.status.connected();
             associations.spawn(async move {
-                let _slot = slot;
+                let (_slot, _open) = (slot, open);
                 scp.associate(stream, peer).await;
             });
         }
@@ -257,6 +265,7 @@ impl Scp {
         assembler: &mut Assembler,
         msg: Message,
     ) -> Result<(), String> {
+        self.status.message();
         let context = assoc
             .presentation_contexts()
             .iter()

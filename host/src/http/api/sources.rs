@@ -1,7 +1,8 @@
 //! `GET /api/v1/sources`: every configured source with its live status —
 //! MLLP listeners (bound, open connections, messages, NACKs, last message),
 //! drop folders and SFTP sources (last poll, last error, files taken) and
-//! the cron schedules bots subscribe to (next firing).
+//! the cron schedules bots subscribe to (next firing), and the DICOM
+//! worklist SCPs (bound, open associations, DIMSE messages).
 
 use axum::Json;
 use axum::extract::State;
@@ -18,6 +19,22 @@ pub struct Sources {
     pub folders: Vec<FolderView>,
     pub sftp: Vec<SftpView>,
     pub cron: Vec<CronStatus>,
+    pub dicom: Vec<DicomView>,
+}
+
+/// A DICOM worklist SCP: its AE title and bot, and its socket's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct DicomView {
+    pub name: String,
+    pub listen: String,
+    pub ae_title: String,
+    pub bot: String,
+    pub bound: bool,
+    pub open_associations: usize,
+    /// DIMSE messages (C-ECHO, C-FIND, ...) received since the host started.
+    pub messages: u64,
+    /// When the latest arrived (ms since the epoch).
+    pub last_message_ms: Option<i64>,
 }
 
 /// A drop folder: where it is, and how its scans go.
@@ -71,11 +88,29 @@ pub fn sources(shared: &Shared) -> Sources {
             status: reg.sftp(&s.name).view(&s.name),
         })
         .collect();
+    let dicom = cfg
+        .dicom
+        .iter()
+        .map(|d| {
+            let status = reg.listener_view(&d.name, &d.listen);
+            DicomView {
+                name: d.name.clone(),
+                listen: status.listen,
+                ae_title: d.ae_title.clone(),
+                bot: d.bot.clone(),
+                bound: status.bound,
+                open_associations: status.open_connections,
+                messages: status.messages,
+                last_message_ms: status.last_message_ms,
+            }
+        })
+        .collect();
     Sources {
         listeners,
         folders,
         sftp,
         cron: reg.cron(),
+        dicom,
     }
 }
 
