@@ -112,7 +112,18 @@ impl DicomSink {
                 .into(),
             ));
         };
-        let result = store(&mut assoc, context_id, &instance).await;
+        // dicom-ul bounds single reads and writes, not the data set's
+        // P-DATA stream: a receiver that stops reading would hold the
+        // destination forever without this.
+        let limit = self.ack_timeout + transfer_allowance(instance.data_set.len());
+        let result = tokio::time::timeout(limit, store(&mut assoc, context_id, &instance))
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "the C-STORE took more than {} s (ack_timeout_s plus 1 s per MiB)",
+                    limit.as_secs()
+                ))
+            });
         match &result {
             Ok(_) => {
                 let _ = assoc.release().await;
@@ -144,6 +155,12 @@ impl DicomSink {
             )))),
         }
     }
+}
+
+/// Time for sending `bytes` of data set on top of `ack_timeout_s`: 1 s per
+/// MiB (a link slower than 1 MiB/s is taken for a stalled receiver).
+fn transfer_allowance(bytes: usize) -> Duration {
+    Duration::from_secs(bytes.div_ceil(1 << 20) as u64)
 }
 
 /// Sends the C-STORE request and its data set, and reads the response's

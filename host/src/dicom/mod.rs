@@ -45,12 +45,17 @@ pub fn read_data_set(bytes: &[u8], ts: &str) -> Result<InMemDicomObject, String>
 const MAX_DEPTH: usize = 16;
 
 /// Checks that every element (and sequence item) of a little-endian data
-/// set declares no more bytes than follow it, walking into sequence values.
+/// set declares no more bytes than follow it, walking into sequence values,
+/// and that sequences nest at most [`MAX_DEPTH`] deep whether their lengths
+/// are defined (walked into) or not (counted until their delimiters): the
+/// parser reads nested sequences by recursion, on a worker's stack.
 fn check_lengths(mut bytes: &[u8], explicit: bool, depth: usize) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err(format!("sequences nested deeper than {MAX_DEPTH}"));
     }
     const UNDEFINED: usize = 0xFFFF_FFFF;
+    // Undefined-length sequences and items open at this point of the walk.
+    let mut open: usize = 0;
     while !bytes.is_empty() {
         let header = bytes
             .get(..8)
@@ -118,8 +123,17 @@ fn check_lengths(mut bytes: &[u8], explicit: bool, depth: usize) -> Result<(), S
             ));
         };
         bytes = &bytes[head..];
+        if group == 0xFFFE && matches!(element, 0xE00D | 0xE0DD) {
+            // An item or sequence of undefined length ends.
+            open = open.saturating_sub(1);
+        }
         if len == UNDEFINED {
-            // The value (items, or an item's elements) follows inline.
+            // The value (items, or an item's elements) follows inline, up
+            // to its delimiter: one level deeper until then.
+            open += 1;
+            if depth + open > MAX_DEPTH {
+                return Err(format!("sequences nested deeper than {MAX_DEPTH}"));
+            }
             continue;
         }
         let Some(value) = bytes.get(..len) else {
@@ -159,6 +173,37 @@ mod tests {
     use dicom_core::{DataElement, PrimitiveValue, VR};
     use dicom_dictionary_std::tags;
     use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu, read_pdu, write_pdu};
+
+    #[test]
+    fn deeply_nested_sequences_are_refused_before_parsing() {
+        // (0040,0100) SQ of undefined length holding an item of undefined
+        // length, 10,000 levels deep, then every delimiter: ~200 KB, which
+        // a recursive parser would overflow its stack on.
+        let sq = [
+            0x40, 0x00, 0x00, 0x01, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+        ];
+        let item = [0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF];
+        let item_end = [0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0];
+        let sq_end = [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
+        let nested = |levels: usize| {
+            let mut bytes = Vec::new();
+            for _ in 0..levels {
+                bytes.extend(sq);
+                bytes.extend(item);
+            }
+            for _ in 0..levels {
+                bytes.extend(item_end);
+                bytes.extend(sq_end);
+            }
+            bytes
+        };
+        let deep = read_data_set(&nested(10_000), EXPLICIT_VR_LE).unwrap_err();
+        assert!(deep.contains("nested deeper"), "{deep}");
+        // A few levels, and many siblings one after the other, are fine.
+        assert!(check_lengths(&nested(3), true, 0).is_ok());
+        let siblings = nested(1).repeat(1_000);
+        assert!(check_lengths(&siblings, true, 0).is_ok());
+    }
 
     fn identifier() -> Vec<u8> {
         let mut obj = InMemDicomObject::new_empty();
