@@ -127,7 +127,11 @@ impl Storm {
             patients: 40,
             seed,
             jitter: Duration::from_millis(5),
-            min_interrupted: kills * 3 / 4,
+            // A kill whose jitter lands while the sender is still
+            // reconnecting after the previous one finds no stream to cut
+            // (on a loaded machine, up to a third of them): two thirds must
+            // still cut one, or the storm did not test what it claims.
+            min_interrupted: kills * 2 / 3,
             bin: None,
         }
     }
