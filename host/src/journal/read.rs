@@ -9,7 +9,7 @@ use super::Result;
 /// How many payload bytes one [`Reader::outbox_pending`] read holds at
 /// most (beyond its first message), so that a queue of large files is not
 /// read into memory at once.
-pub const MAX_PENDING_BYTES: usize = 16 << 20;
+const MAX_PENDING_BYTES: usize = 16 << 20;
 
 /// A read connection. Not shared between threads: open one per thread.
 pub struct Reader {
@@ -241,18 +241,28 @@ impl Reader {
     /// How many messages wait for `destination`, and since when the one
     /// waiting longest has been due (ms since the epoch: when it was queued,
     /// or its `not_before_ms` if later, so a delayed message does not look
-    /// stuck). Both come from the `outbox_pending` index range of the
-    /// destination.
+    /// stuck). The count walks the `outbox_pending` index; the oldest is
+    /// the first undelayed message in it, or an earlier-due delayed one
+    /// from `outbox_deferred`, so neither reads the whole queue's rows.
     pub fn outbox_queue(&self, destination: &str) -> Result<(u64, Option<i64>)> {
         let mut count = self.conn.prepare_cached(
             "SELECT COUNT(*) FROM outbox WHERE destination = ?1 AND status = 'pending'",
         )?;
         let depth: i64 = count.query_row(params![destination], |r| r.get(0))?;
-        let mut oldest = self.conn.prepare_cached(
-            "SELECT MIN(MAX(created_ms, not_before_ms)) FROM outbox
-             WHERE destination = ?1 AND status = 'pending'",
+        let mut undelayed = self.conn.prepare_cached(
+            "SELECT created_ms FROM outbox INDEXED BY outbox_pending
+             WHERE destination = ?1 AND status = 'pending' AND not_before_ms = 0
+             ORDER BY id LIMIT 1",
         )?;
-        let oldest = oldest.query_row(params![destination], |r| r.get(0))?;
+        let undelayed: Option<i64> = undelayed
+            .query_row(params![destination], |r| r.get(0))
+            .optional()?;
+        let mut delayed = self.conn.prepare_cached(
+            "SELECT MIN(MAX(created_ms, not_before_ms)) FROM outbox INDEXED BY outbox_deferred
+             WHERE destination = ?1 AND status = 'pending' AND not_before_ms > 0",
+        )?;
+        let delayed: Option<i64> = delayed.query_row(params![destination], |r| r.get(0))?;
+        let oldest = [undelayed, delayed].into_iter().flatten().min();
         Ok((depth as u64, oldest))
     }
 
@@ -361,5 +371,79 @@ impl Reader {
                 .collect::<rusqlite::Result<_>>()?;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader over a journal in memory whose outbox holds, for
+    /// destination `d`, one row per `(bytes, created_ms, not_before_ms,
+    /// order_hash)`: a bytes payload of that size.
+    fn reader(rows: &[(usize, i64, i64, i64)]) -> Reader {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        for (bytes, created, not_before, hash) in rows {
+            conn.execute(
+                "INSERT INTO outbox (event_id, bot, destination, message, data, status,
+                                     created_ms, not_before_ms, order_hash)
+                 VALUES (1, 'b', 'd', '', ?1, 'pending', ?2, ?3, ?4)",
+                params![vec![0u8; *bytes], created, not_before, hash],
+            )
+            .unwrap();
+        }
+        Reader { conn }
+    }
+
+    fn ids(rows: &[OutboxRow]) -> Vec<i64> {
+        rows.iter().map(|r| r.id).collect()
+    }
+
+    #[test]
+    fn a_pending_read_stops_once_its_payloads_pass_the_cap() {
+        let ten_mib = 10 << 20;
+        let r = reader(&[(ten_mib, 0, 0, 0); 3]);
+        assert_eq!(
+            ids(&r.outbox_pending("d", (0, 1), 0, 0, 256).unwrap()),
+            [1, 2]
+        );
+        // Where it stopped, the next read goes on.
+        assert_eq!(ids(&r.outbox_pending("d", (0, 1), 2, 0, 256).unwrap()), [3]);
+        // However large, one message is always read.
+        let huge = reader(&[(20 << 20, 0, 0, 0)]);
+        assert_eq!(
+            ids(&huge.outbox_pending("d", (0, 1), 0, 0, 256).unwrap()),
+            [1]
+        );
+    }
+
+    #[test]
+    fn a_delayed_message_waits_and_is_found_when_due_in_its_own_lane() {
+        // Lane 1 of 2 holds a message delayed to 5,000; lane 0 one at once.
+        let r = reader(&[(1, 100, 5_000, 1), (1, 200, 0, 0)]);
+        assert_eq!(
+            ids(&r.outbox_pending("d", (1, 2), 0, 1_000, 256).unwrap()),
+            [] as [i64; 0]
+        );
+        assert_eq!(
+            ids(&r.outbox_pending("d", (1, 2), 0, 5_000, 256).unwrap()),
+            [1]
+        );
+        assert_eq!(r.outbox_next_due("d", (1, 2), 1_000).unwrap(), Some(5_000));
+        assert_eq!(r.outbox_next_due("d", (0, 2), 1_000).unwrap(), None);
+        assert_eq!(r.outbox_next_due("d", (1, 2), 5_000).unwrap(), None);
+    }
+
+    #[test]
+    fn the_queue_age_counts_from_when_a_message_is_due() {
+        // Queued at 100 to wait until 5,000, and one queued at 200 at once:
+        // the one waiting longest is the latter, due since 200.
+        let r = reader(&[(1, 100, 5_000, 0), (1, 200, 0, 0)]);
+        assert_eq!(r.outbox_queue("d").unwrap(), (2, Some(200)));
+        // Only delayed messages: the earliest due.
+        let r = reader(&[(1, 10, 300, 0), (1, 20, 900, 0)]);
+        assert_eq!(r.outbox_queue("d").unwrap(), (2, Some(300)));
+        assert_eq!(reader(&[]).outbox_queue("d").unwrap(), (0, None));
     }
 }

@@ -229,7 +229,8 @@ CREATE TABLE state_undo (
     key         TEXT NOT NULL,
     value               -- no type: a BLOB or an INTEGER, as kind says
 );
-CREATE INDEX state_undo_by_bot ON state_undo (bot);
+-- A shadow run finds a bot's first undo row at or after an event.
+CREATE INDEX state_undo_by_bot ON state_undo (bot, last_event);
 CREATE INDEX state_undo_by_event ON state_undo (last_event);
 "#,
     r#"

@@ -570,22 +570,20 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
 /// value before the batch, or NULL) in `state_undo`, tagged with the
 /// batch's newest event, so a shadow run can rebuild the state as it was.
 fn record_undo(c: &Connection, state: &StateWrites, last_event: i64) -> rusqlite::Result<()> {
-    let mut undo = c.prepare_cached(
-        "INSERT INTO state_undo (bot, last_event, kind, key, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+    // The previous value is copied inside SQLite: nothing crosses into Rust.
+    let mut kv = c.prepare_cached(
+        "INSERT INTO state_undo (bot, last_event, kind, key, value)
+         VALUES (?1, ?2, 'kv', ?3, (SELECT value FROM kv WHERE bot = ?1 AND key = ?3))",
     )?;
-    let mut kv = c.prepare_cached("SELECT value FROM kv WHERE bot = ?1 AND key = ?2")?;
     for (key, _) in &state.kv {
-        let before: Option<Vec<u8>> = kv
-            .query_row(params![state.bot, key], |r| r.get(0))
-            .optional()?;
-        undo.execute(params![state.bot, last_event, "kv", key, before])?;
+        kv.execute(params![state.bot, last_event, key])?;
     }
-    let mut seq = c.prepare_cached("SELECT value FROM sequences WHERE bot = ?1 AND name = ?2")?;
+    let mut seq = c.prepare_cached(
+        "INSERT INTO state_undo (bot, last_event, kind, key, value)
+         VALUES (?1, ?2, 'seq', ?3, (SELECT value FROM sequences WHERE bot = ?1 AND name = ?3))",
+    )?;
     for (name, _) in &state.sequences {
-        let before: Option<i64> = seq
-            .query_row(params![state.bot, name], |r| r.get(0))
-            .optional()?;
-        undo.execute(params![state.bot, last_event, "seq", name, before])?;
+        seq.execute(params![state.bot, last_event, name])?;
     }
     Ok(())
 }

@@ -241,6 +241,12 @@ impl Runtime {
     /// it off the async executor.
     pub fn install(self: &Arc<Self>, file: &Path, code: LoadedBot) -> Result<()> {
         let name = code.name().to_string();
+        // Built (its settings checked, which runs the bot) under the
+        // rebuilding lock only, so a reload cannot swap the configuration
+        // between the build and the insert while `files` and `bots` stay
+        // free for the API and intake meanwhile.
+        let _rebuilding = self.rebuilding.lock().expect("rebuilding lock");
+        let live = Arc::new(live_bot(&self.config(), Arc::new(code)));
         let mut files = self.files.lock().expect("files lock");
         if let Some((other, _)) = files
             .iter()
@@ -252,10 +258,6 @@ impl Runtime {
             );
         }
         let previous_name = files.insert(file.to_path_buf(), name.clone());
-        // Built under the rebuilding lock, so a reload cannot swap the
-        // configuration between the build and the insert.
-        let _rebuilding = self.rebuilding.lock().expect("rebuilding lock");
-        let live = Arc::new(live_bot(&self.config(), Arc::new(code)));
         let mut bots = self.bots.write().expect("bots lock");
         let old = bots.insert(name.clone(), live.clone());
         if let Some(prev) = previous_name.filter(|p| *p != name) {
