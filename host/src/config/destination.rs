@@ -272,6 +272,12 @@ impl DestinationConfig {
         })
     }
 
+    /// Why this destination cannot take HL7 text (`bytes` false) or a
+    /// bytes payload, if it cannot (see [`refuses_payload`]).
+    pub fn refuses(&self, bytes: bool) -> Option<&'static str> {
+        refuses_payload(self.kind_name(), bytes)
+    }
+
     /// The kind's name, as written in the config and offered to bots.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
@@ -427,9 +433,24 @@ impl HttpDestination {
     }
 }
 
+/// Why a destination of kind `kind` (as [`DestinationConfig::kind_name`]
+/// names it) cannot take HL7 text (`bytes` false) or bytes, if it cannot:
+/// MLLP takes HL7 text only, DICOM (C-STORE) files only, the others both.
+/// Checked at the bot's reply and again at delivery, in case the
+/// destination changed kind since.
+pub fn refuses_payload(kind: &str, bytes: bool) -> Option<&'static str> {
+    match (kind, bytes) {
+        ("mllp", true) => {
+            Some("takes HL7 text only; bytes go to a folder, SFTP, http or DICOM destination")
+        }
+        ("dicom", false) => Some("takes DICOM Part-10 files as bytes, not HL7 text"),
+        _ => None,
+    }
+}
+
 /// Header names the host sets itself on HTTP requests: neither the
 /// configuration nor a bot may.
-pub const RESERVED_HEADERS: [&str; 7] = [
+const RESERVED_HEADERS: [&str; 7] = [
     "host",
     "content-length",
     "transfer-encoding",

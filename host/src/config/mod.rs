@@ -30,6 +30,7 @@ pub use cron::{CatchUp, CronConfig};
 pub use destination::{
     ClientTls, DestinationConfig, DestinationKind, DicomDestination, FolderDestination, HttpAuth,
     HttpDestination, MllpDestination, OnAe, RetryConfig, SftpDestination, check_header,
+    refuses_payload,
 };
 pub use dicom::{DicomCharset, DicomConfig};
 pub use folder::FolderConfig;

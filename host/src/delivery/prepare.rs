@@ -3,41 +3,31 @@
 //! zone, MSH-18 set to match the encoding when not UTF-8, and the text
 //! encoded in the destination's character set; bytes go as they are.
 
+use std::borrow::Cow;
+
 use interlink_sdk::hl7::{Message, Timestamp};
 
 use super::DeliveryError;
-use crate::config::{DestinationConfig, DestinationKind};
+use crate::config::DestinationConfig;
 use crate::journal::Payload;
 
-/// The bytes for the wire and, for HL7, the message's MSH-10 (which the
-/// ACK must name).
-pub fn for_destination(
+/// The bytes for the wire (a bytes payload's own, not copied) and, for
+/// HL7, the message's MSH-10 (which the ACK must name).
+pub fn for_destination<'p>(
     cfg: &DestinationConfig,
-    payload: &Payload,
-) -> Result<(Vec<u8>, String), DeliveryError> {
+    payload: &'p Payload,
+) -> Result<(Cow<'p, [u8]>, String), DeliveryError> {
+    // Refused when the bot sent it; the destination changed kind since.
+    let bytes = matches!(payload, Payload::Bytes { .. });
+    if let Some(why) = cfg.refuses(bytes) {
+        let kind = cfg.kind_name();
+        return Err(DeliveryError::Permanent(
+            format!("{:?} is {kind}, which {why}", cfg.name).into(),
+        ));
+    }
     match payload {
-        // Refused when the bot sent it; the destination changed kind since.
-        Payload::Hl7(_) if matches!(cfg.kind, DestinationKind::Dicom(_)) => {
-            Err(DeliveryError::Permanent(
-                format!(
-                    "{:?} is DICOM, which takes DICOM files (bytes) only, not HL7 text",
-                    cfg.name
-                )
-                .into(),
-            ))
-        }
-        Payload::Hl7(text) => hl7(cfg, text),
-        // Refused when the bot sent it; the destination changed kind since.
-        Payload::Bytes { .. } if matches!(cfg.kind, DestinationKind::Mllp(_)) => {
-            Err(DeliveryError::Permanent(
-                format!(
-                    "{:?} is MLLP, which takes HL7 text only, not bytes",
-                    cfg.name
-                )
-                .into(),
-            ))
-        }
-        Payload::Bytes { data, .. } => Ok((data.clone(), String::new())),
+        Payload::Hl7(text) => hl7(cfg, text).map(|(bytes, id)| (Cow::Owned(bytes), id)),
+        Payload::Bytes { data, .. } => Ok((Cow::Borrowed(data), String::new())),
     }
 }
 
@@ -127,7 +117,7 @@ mod tests {
             http: None,
         };
         let (out, control_id) = for_destination(&dest("encoding='iso-8859-1'"), &bytes).unwrap();
-        assert_eq!((out.as_slice(), control_id.as_str()), (&b"a;b\r\n"[..], ""));
+        assert_eq!((&out[..], control_id.as_str()), (&b"a;b\r\n"[..], ""));
         let mllp = Config::parse(
             "[[destination]]\nname='m'\nkind='mllp'\nhost='127.0.0.1'\nport=9",
             std::path::Path::new("/"),
@@ -137,6 +127,11 @@ mod tests {
         .remove(0);
         let err = for_destination(&mllp, &bytes).unwrap_err();
         assert!(matches!(err, DeliveryError::Permanent(_)), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "\"m\" is mllp, which takes HL7 text only; bytes go to a folder, SFTP, http or \
+             DICOM destination"
+        );
         let pacs = Config::parse(
             "[[destination]]\nname='p'\nkind='dicom'\nhost='127.0.0.1'\nport=9\ncalled_ae='PACS'",
             std::path::Path::new("/"),
@@ -146,7 +141,11 @@ mod tests {
         .remove(0);
         let hl7 = Payload::Hl7("MSH|^~\\&|A\r".into());
         let err = for_destination(&pacs, &hl7).unwrap_err();
-        assert!(err.to_string().contains("is DICOM"), "{err}");
-        assert_eq!(for_destination(&pacs, &bytes).unwrap().0, b"a;b\r\n");
+        assert!(matches!(err, DeliveryError::Permanent(_)), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "\"p\" is dicom, which takes DICOM Part-10 files as bytes, not HL7 text"
+        );
+        assert_eq!(&for_destination(&pacs, &bytes).unwrap().0[..], b"a;b\r\n");
     }
 }

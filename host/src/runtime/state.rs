@@ -13,9 +13,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{DestinationInfo, Level, Outbound, Payload, host};
 use super::bot::Failure;
+use crate::config::refuses_payload;
 use crate::journal::{self, Queued, Reader, StateWrites};
 use interlink_sdk::file_name::check_file_name;
 use interlink_sdk::hl7::{Message, Path};
+use interlink_sdk::query::percent_decode;
 
 /// Largest key a bot may use.
 const MAX_KEY_BYTES: usize = 1024;
@@ -77,12 +79,14 @@ impl BotPolicy {
                 "destination {to:?} does not exist or is not allowed for this bot"
             )));
         }
+        let refusal = |bytes: bool| {
+            let kind = &info?.kind;
+            let why = refuses_payload(kind, bytes)?;
+            Some(format!("destination {to:?} is {kind}, which {why}"))
+        };
         let (payload, order_hash) = match out.payload {
-            Payload::Hl7(_) if info.is_some_and(|i| i.kind == "dicom") => {
-                return Err(Failure::Refused(format!(
-                    "destination {to:?} is dicom, which takes DICOM Part-10 files as bytes, \
-                     not HL7 text"
-                )));
+            Payload::Hl7(_) if let Some(why) = refusal(false) => {
+                return Err(Failure::Refused(why));
             }
             Payload::Hl7(text) => {
                 let msg = Message::parse(&text)
@@ -94,15 +98,10 @@ impl BotPolicy {
                 (journal::Payload::Hl7(text), order_hash)
             }
             Payload::Bytes(bytes) => {
-                let kind = info.map(|i| i.kind.as_str());
-                if let Some(kind) = kind
-                    && !TAKES_BYTES.contains(&kind)
-                {
-                    return Err(Failure::Refused(format!(
-                        "destination {to:?} is {kind}, which takes HL7 text only; bytes go to \
-                         a folder, SFTP, http or DICOM destination"
-                    )));
+                if let Some(why) = refusal(true) {
+                    return Err(Failure::Refused(why));
                 }
+                let kind = info.map(|i| i.kind.as_str());
                 if let Some(name) = &bytes.name {
                     check_file_name(name).map_err(|why| {
                         Failure::Refused(format!("file name {name:?} for {to:?} {why}"))
@@ -161,30 +160,29 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 /// keeps its event from being purged, and one years ahead is a mistake.
 const MAX_DELAY_MS: i64 = 30 * DAY_MS;
 
-/// Destination kinds that take bytes payloads.
-const TAKES_BYTES: [&str; 4] = ["folder", "sftp", "http", "dicom"];
-
 /// Why an http destination cannot send a message with these options: the
 /// method must be a token, the path relative to the destination's url
 /// (no scheme, no leading `/`, no `..` segment, no `#`, no control
 /// characters), and the headers usable and not the host's own.
 fn check_http(h: &journal::HttpOptions) -> Result<(), String> {
     if let Some(m) = &h.method
-        && (m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()))
+        && http::Method::from_bytes(m.as_bytes()).is_err()
     {
         return Err(format!("method {m:?} is not an HTTP method"));
     }
     if let Some(p) = &h.path {
         let below = p.split(['?']).next().unwrap_or("");
+        // Decoded as the server will: `%2e%2e` is `..` too.
+        let climbs = |segment: &str| percent_decode(segment).is_none_or(|s| s == "..");
         if p.starts_with('/')
             || below.contains("://")
-            || below.split('/').any(|s| s == "..")
+            || below.split('/').any(climbs)
             || p.contains('#')
             || p.chars().any(char::is_control)
         {
             return Err(format!(
                 "path {p:?} must be relative to the destination's url (no leading /, \
-                 scheme, .. segment, # or control characters)"
+                 scheme, .. segment (however encoded), bad %-escape, # or control characters)"
             ));
         }
     }
@@ -778,6 +776,9 @@ mod tests {
             ("PUT", "/x", "X-A", "path \"/x\" must be relative"),
             ("PUT", "http://evil/x", "X-A", "must be relative"),
             ("PUT", "a/../b", "X-A", "must be relative"),
+            ("PUT", "a/%2e%2E/b", "X-A", "must be relative"),
+            ("PUT", "a/.%2e", "X-A", "must be relative"),
+            ("PUT", "a/%zz", "X-A", "bad %-escape"),
             (
                 "PUT",
                 "x",
