@@ -32,3 +32,4 @@ pub mod status;
 pub mod telemetry;
 pub mod tls;
 pub mod triggers;
+pub mod wildcard;

@@ -1,4 +1,4 @@
-//! A TCP server, as MLLP listeners and the HTTP server use it: a bound
+//! A TCP server, as MLLP listeners, the HTTP server and DICOM SCPs use it: a bound
 //! socket that accepts connections, plain or TLS (with client certificates
 //! for mutual TLS), at most `max_connections` at once, and hands each one to
 //! a connection handler. Connections over the limit are accepted and closed
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::config::ListenerTls;
@@ -36,6 +36,8 @@ pub struct Server {
     socket: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     max_connections: usize,
+    /// The config key of `max_connections`, for the log.
+    limit_key: &'static str,
 }
 
 impl Server {
@@ -60,7 +62,13 @@ impl Server {
             socket,
             tls,
             max_connections,
+            limit_key: "max_connections",
         })
+    }
+
+    /// Names the limit's config key in the log (default `max_connections`).
+    pub fn limit_key(self, limit_key: &'static str) -> Server {
+        Server { limit_key, ..self }
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -76,6 +84,33 @@ impl Server {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handle = Arc::new(handle);
+        let (tls, name) = (self.tls.clone(), self.name.clone());
+        self.serve_tcp(move |stream, peer| {
+            let (handle, tls, name) = (handle.clone(), tls.clone(), name.clone());
+            async move {
+                let Some(acceptor) = tls else {
+                    return handle(Box::new(stream), peer).await;
+                };
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => handle(Box::new(s), peer).await,
+                    Ok(Err(e)) => {
+                        tracing::warn!(listener = %name, %peer, "TLS handshake refused: {e}")
+                    }
+                    Err(_) => tracing::warn!(listener = %name, %peer, "TLS handshake timed out"),
+                }
+            }
+        })
+        .await
+    }
+
+    /// As [`Server::serve`], for a protocol that needs the TCP socket
+    /// itself (DICOM's upper layer): `handle` gets each connection as it
+    /// was accepted, without TLS.
+    pub async fn serve_tcp<F, Fut>(self, handle: F)
+    where
+        F: Fn(TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let slots = Arc::new(Semaphore::new(self.max_connections));
         let mut refusals = Refusals::default();
         let mut connections = tokio::task::JoinSet::new();
@@ -102,19 +137,10 @@ impl Server {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let (handle, tls, name) = (handle.clone(), self.tls.clone(), self.name.clone());
+            let connection = handle(stream, peer);
             connections.spawn(async move {
                 let _slot = slot;
-                let Some(acceptor) = tls else {
-                    return handle(Box::new(stream), peer).await;
-                };
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => handle(Box::new(s), peer).await,
-                    Ok(Err(e)) => {
-                        tracing::warn!(listener = %name, %peer, "TLS handshake refused: {e}")
-                    }
-                    Err(_) => tracing::warn!(listener = %name, %peer, "TLS handshake timed out"),
-                }
+                connection.await
             });
         }
     }
@@ -154,8 +180,9 @@ impl Refusals {
         tracing::warn!(
             listener = %server.name,
             refused = self.unlogged,
-            "refused {} connection(s): max_connections = {} are open",
+            "refused {} connection(s): {} = {} are open",
             self.unlogged,
+            server.limit_key,
             server.max_connections
         );
         self.unlogged = 0;

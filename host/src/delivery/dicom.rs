@@ -20,9 +20,9 @@ use tokio::net::TcpStream;
 
 use super::{DeliveryError, Reason};
 use crate::config::DicomDestination;
+use crate::dicom::chain;
 use crate::dicom::command::{self, C_STORE_RQ, RESPONSE, status};
 use crate::dicom::message::Assembler;
-use crate::triggers::dicom::chain;
 
 /// A Part-10 file's parts that C-STORE needs.
 #[derive(Debug, PartialEq, Eq)]
@@ -133,27 +133,31 @@ impl DicomSink {
             }
         }
         let (code, comment) = result.map_err(|why| DeliveryError::Transient(why.into()))?;
-        let said = |text: String| Reason {
-            text,
-            quote: comment.clone(),
-        };
-        match code {
-            status::SUCCESS => Ok(()),
-            code if code & 0xF000 == 0xB000 => {
-                tracing::warn!(
-                    "C-STORE accepted with warning status 0x{code:04X}{}",
-                    comment
-                        .as_deref()
-                        .map(crate::phi::text)
-                        .map(|c| format!(": {c}"))
-                        .unwrap_or_default()
-                );
-                Ok(())
-            }
-            code => Err(DeliveryError::Permanent(said(format!(
-                "C-STORE refused with status 0x{code:04X}"
-            )))),
+        verdict(code, comment)
+    }
+}
+
+/// What a C-STORE response status means for the message: success, or a
+/// warning (0xBxxx, logged), delivers it; anything else is a refusal that
+/// retrying will not change, quoting the receiver's error comment.
+fn verdict(code: u16, comment: Option<String>) -> Result<(), DeliveryError> {
+    match code {
+        status::SUCCESS => Ok(()),
+        code if code & 0xF000 == 0xB000 => {
+            tracing::warn!(
+                "C-STORE accepted with warning status 0x{code:04X}{}",
+                comment
+                    .as_deref()
+                    .map(crate::phi::text)
+                    .map(|c| format!(": {c}"))
+                    .unwrap_or_default()
+            );
+            Ok(())
         }
+        code => Err(DeliveryError::Permanent(Reason {
+            text: format!("C-STORE refused with status 0x{code:04X}"),
+            quote: comment,
+        })),
     }
 }
 
@@ -258,5 +262,21 @@ mod tests {
         let mut broken = bytes.clone();
         broken[140] = 0xFF;
         assert!(part10(&broken).is_err());
+    }
+
+    #[test]
+    fn success_and_warnings_deliver_and_other_statuses_refuse_quoting_the_receiver() {
+        assert!(verdict(0x0000, None).is_ok());
+        assert!(verdict(0xB007, Some("coerced".into())).is_ok());
+        let Err(DeliveryError::Permanent(refused)) = verdict(0xA700, Some("disk full".into()))
+        else {
+            panic!("0xA700 is a refusal")
+        };
+        assert_eq!(refused.text, "C-STORE refused with status 0xA700");
+        assert_eq!(refused.quote.as_deref(), Some("disk full"));
+        assert!(matches!(
+            verdict(0xC000, None),
+            Err(DeliveryError::Permanent(_))
+        ));
     }
 }

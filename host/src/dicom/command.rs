@@ -258,7 +258,8 @@ mod tests {
             (0x8020, Some(7), Some(status::PENDING), true)
         );
         assert!(!rsp.is_request());
-        let long = "x".repeat(100) + "\\é";
+        // ErrorComment (LO): at most 64 characters, no backslash, ASCII.
+        let long = "\\é\u{7}".to_string() + &"x".repeat(100);
         let failed = parse(&response(
             &rq,
             status::UNABLE_TO_PROCESS,
@@ -266,7 +267,7 @@ mod tests {
             Some(&long),
         ))
         .unwrap();
-        assert_eq!(failed.error_comment.unwrap().len(), 64);
+        assert_eq!(failed.error_comment, Some("x".repeat(64)));
         assert!(!failed.has_data_set);
 
         let cancel = parse(&request(C_CANCEL_RQ, 7, "", false)).unwrap();

@@ -151,6 +151,18 @@ fn check_lengths(mut bytes: &[u8], explicit: bool, depth: usize) -> Result<(), S
     Ok(())
 }
 
+/// An error with its causes, `a: b: c`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// Writes a data set in the transfer syntax `ts` (a UID).
 pub fn write_data_set(obj: &InMemDicomObject, ts: &str) -> Result<Vec<u8>, String> {
     let syntax = TransferSyntaxRegistry

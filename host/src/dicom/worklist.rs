@@ -289,34 +289,7 @@ fn single(key: &str, value: &str, ignore_case: bool) -> bool {
         (key.to_string(), value.to_string())
     };
     let (k, v): (Vec<char>, Vec<char>) = (key.chars().collect(), value.chars().collect());
-    wildcard(&k, &v)
-}
-
-/// `*` matches any run of characters, `?` any one.
-fn wildcard(pattern: &[char], value: &[char]) -> bool {
-    let (mut p, mut v) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while v < value.len() {
-        match pattern.get(p) {
-            Some('*') => {
-                star = Some((p, v));
-                p += 1;
-            }
-            Some(c) if *c == '?' || *c == value[v] => {
-                p += 1;
-                v += 1;
-            }
-            _ => match star {
-                Some((sp, sv)) => {
-                    p = sp + 1;
-                    v = sv + 1;
-                    star = Some((sp, sv + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|c| *c == '*')
+    crate::wildcard::matches(&k, &v, ('*', '?'), |a, b| a == b)
 }
 
 /// Range matching of a DA (`width` 8) or TM (`width` 6) key: `A`, `A-`,

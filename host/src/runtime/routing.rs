@@ -136,29 +136,12 @@ pub fn type_matches(pattern: &str, msh9: &str) -> bool {
     } else {
         kind.to_string()
     };
-    wildcard(pattern.as_bytes(), subject.as_bytes())
-}
-
-/// `*` matches any run of characters, `?` any one character.
-fn wildcard(p: &[u8], s: &[u8]) -> bool {
-    let (mut pi, mut si) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi].eq_ignore_ascii_case(&s[si])) {
-            pi += 1;
-            si += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, si));
-            pi += 1;
-        } else if let Some((sp, ss)) = star {
-            pi = sp + 1;
-            si = ss + 1;
-            star = Some((sp, ss + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&b| b == b'*')
+    crate::wildcard::matches(
+        pattern.as_bytes(),
+        subject.as_bytes(),
+        (b'*', b'?'),
+        |p, s| p.eq_ignore_ascii_case(&s),
+    )
 }
 
 #[cfg(test)]

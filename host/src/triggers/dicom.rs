@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use dicom_ul::association::server::AccessControl;
 use dicom_ul::association::{Association, AsyncServerAssociation, Error as UlError};
 use dicom_ul::pdu::{
@@ -33,15 +33,16 @@ use dicom_ul::pdu::{
 };
 use dicom_ul::{Pdu, ServerAssociationOptions};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::config::DicomConfig;
 use crate::dicom::command::{self, Command, status};
 use crate::dicom::message::{Assembler, Message};
 use crate::dicom::worklist::{Item, Query, Site, parse_items};
-use crate::dicom::{self as protocol, read_data_set, write_data_set};
+use crate::dicom::{self as protocol, chain, read_data_set, write_data_set};
 use crate::runtime::Runtime;
 use crate::runtime::http::Request;
+use crate::server::Server;
 use crate::status::{ListenerStatus, registry};
 
 /// Largest C-FIND identifier accepted.
@@ -50,9 +51,6 @@ const MAX_IDENTIFIER: usize = 1024 * 1024;
 /// How long an association may take to be negotiated, and a response to
 /// be written.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Refused connections are logged at most this often.
-const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(1);
 
 type Stream = AsyncServerAssociation<TcpStream>;
 
@@ -103,10 +101,10 @@ pub async fn bind(
     cfg: DicomConfig,
     runtime: Arc<Runtime>,
 ) -> Result<impl std::future::Future<Output = ()>> {
-    let socket = TcpListener::bind(&cfg.listen)
-        .await
-        .with_context(|| format!("dicom {:?}: cannot listen on {}", cfg.name, cfg.listen))?;
-    let status = registry().listener(&cfg.name, &socket.local_addr()?.to_string());
+    let server = Server::bind(&cfg.name, &cfg.listen, None, cfg.max_associations)
+        .await?
+        .limit_key("max_associations");
+    let status = registry().listener(&cfg.name, &server.local_addr()?.to_string());
     status.set_bound();
     tracing::info!(
         dicom = %cfg.name,
@@ -114,7 +112,7 @@ pub async fn bind(
         bot = %cfg.bot,
         max_associations = cfg.max_associations,
         "worklist SCP listening on {}",
-        socket.local_addr()?
+        server.local_addr()?
     );
     let options = ServerAssociationOptions::new()
         .ae_access_control(Callers {
@@ -136,46 +134,17 @@ pub async fn bind(
         runtime,
         options,
     });
-    Ok(scp.serve(socket))
+    Ok(server.serve_tcp(move |stream, peer| {
+        let scp = scp.clone();
+        let open = scp.status.connected();
+        async move {
+            let _open = open;
+            scp.associate(stream, peer).await;
+        }
+    }))
 }
 
 impl Scp {
-    async fn serve(self: Arc<Self>, socket: TcpListener) {
-        let slots = Arc::new(tokio::sync::Semaphore::new(self.cfg.max_associations));
-        let mut associations = tokio::task::JoinSet::new();
-        let (mut refused, mut logged_at) = (0u64, None::<Instant>);
-        loop {
-            let accepted = tokio::select! {
-                accepted = socket.accept() => accepted,
-                Some(_) = associations.join_next(), if !associations.is_empty() => continue,
-            };
-            let (stream, peer) = match accepted {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(dicom = %self.cfg.name, "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                drop(stream);
-                refused += 1;
-                if logged_at.is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY) {
-                    tracing::warn!(dicom = %self.cfg.name, refused, "refused {refused} connection(s): max_associations = {} are open", self.cfg.max_associations);
-                    (refused, logged_at) = (0, Some(Instant::now()));
-                }
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let scp = self.clone();
-            let open = self.status.connected();
-            associations.spawn(async move {
-                let (_slot, _open) = (slot, open);
-                scp.associate(stream, peer).await;
-            });
-        }
-    }
-
     /// Negotiates an association and serves it until it ends.
     async fn associate(&self, stream: TcpStream, peer: SocketAddr) {
         let name = &self.cfg.name;
@@ -479,16 +448,4 @@ impl Scp {
         }
         Ok(())
     }
-}
-
-/// An error with its causes, `a: b: c`.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
