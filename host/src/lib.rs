@@ -17,6 +17,7 @@ pub mod dicom;
 pub mod fswatch;
 pub mod hl7view;
 pub mod http;
+pub mod instant;
 pub mod intake;
 pub mod journal;
 pub mod mllp;

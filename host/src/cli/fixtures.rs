@@ -185,9 +185,11 @@ fn ticks(text: &str) -> Result<Vec<Fixture>> {
 
 /// An RFC 3339 time (`2026-11-24T09:05:00Z`) in ms since the epoch.
 pub fn parse_time(text: &str) -> Result<i64> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_millis())
-        .with_context(|| format!("{text:?} is not an RFC 3339 time like 2026-11-24T09:05:00Z"))
+    crate::instant::parse(text).with_context(|| {
+        format!(
+            "{text:?} is not an RFC 3339 time like 2026-11-24T09:05:00Z (or ms since the epoch)"
+        )
+    })
 }
 
 #[cfg(test)]

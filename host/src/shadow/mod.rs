@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+use crate::instant::rfc3339;
 use crate::journal::{Reader, StoredEvent};
 use crate::runtime::bot::LoadedBot;
 use crate::runtime::process::process;
@@ -63,16 +64,11 @@ pub struct Plan {
 
 /// A time option: RFC 3339 or ms since the epoch.
 fn time(name: &str, text: &str) -> Result<i64> {
-    if let Ok(ms) = text.trim().parse::<i64>() {
-        return Ok(ms);
-    }
-    chrono::DateTime::parse_from_rfc3339(text.trim())
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "{name}: {text:?} is not an RFC 3339 time (2026-11-24T09:00:00Z) or ms since the epoch"
-            )
-        })
+    crate::instant::parse(text).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{name}: {text:?} is not an RFC 3339 time (2026-11-24T09:00:00Z) or ms since the epoch"
+        )
+    })
 }
 
 impl Options {
@@ -131,23 +127,23 @@ fn clock_of(e: &StoredEvent) -> i64 {
     }
 }
 
-/// Why `candidate` cannot stand in for `bot`: it refuses the settings the
-/// configuration gives `bot` (`policy`).
-pub fn refused_settings(
-    candidate: &LoadedBot,
-    bot: &str,
-    policy: &Arc<BotPolicy>,
-) -> Option<String> {
-    let why = candidate.check_settings(policy.clone()).err()?;
-    Some(format!(
-        "the candidate refuses the settings of [bots.{bot}]: {why}"
-    ))
+/// Why a shadow run was not made: the candidate refuses the settings the
+/// configuration gives the live bot (the API answers 422 for it).
+#[derive(Debug)]
+pub struct RefusedSettings(pub String);
+
+impl std::fmt::Display for RefusedSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
+
+impl std::error::Error for RefusedSettings {}
 
 /// Replays `plan`'s events of the live bot `bot` from the journal at
 /// `journal` through `candidate` (granted `policy`: the live bot's
-/// settings and destinations; see [`refused_settings`]) and reports how
-/// they compare.
+/// settings and destinations) and reports how they compare. Fails with
+/// [`RefusedSettings`] when the candidate refuses those settings.
 pub fn run(
     journal: &Path,
     bot: &str,
@@ -155,6 +151,12 @@ pub fn run(
     policy: Arc<BotPolicy>,
     plan: Plan,
 ) -> Result<Report> {
+    if let Err(why) = candidate.check_settings(policy.clone()) {
+        return Err(RefusedSettings(format!(
+            "the candidate refuses the settings of [bots.{bot}]: {why}"
+        ))
+        .into());
+    }
     let started = Instant::now();
     let reader = Reader::open(journal)
         .with_context(|| format!("cannot open journal {}", journal.display()))?;
@@ -181,10 +183,12 @@ pub fn run(
         let recorded = recorded?;
         let h = recorded.handled;
         session.clock = Some(clock_of(&h.event));
-        let meta = StoredEvent {
-            body: Vec::new(),
-            ..h.event.clone()
-        };
+        let (event_id, kind, source, received_at_ms) = (
+            h.event.id,
+            h.event.kind.clone(),
+            h.event.source.clone(),
+            h.event.received_at_ms,
+        );
         let (processed, continued) = process(candidate, &policy, h.event, session);
         session = continued;
         session.logs.clear();
@@ -217,12 +221,12 @@ pub fn run(
             continue;
         }
         differences.push(EventDifference {
-            event_id: meta.id,
-            kind: meta.kind,
-            source: meta.source,
+            event_id,
+            kind,
+            source,
             message_type: h.message_type,
             control_id: h.control_id,
-            received_at: rfc3339(meta.received_at_ms),
+            received_at: rfc3339(received_at_ms),
             verdict,
             live_error,
             candidate_error,
@@ -243,12 +247,6 @@ pub fn run(
         more_differences: more,
         duration_ms: started.elapsed().as_millis() as u64,
     })
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

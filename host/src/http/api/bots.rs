@@ -69,7 +69,7 @@ impl From<LastFailure> for LastError {
     fn from(f: LastFailure) -> Self {
         LastError {
             error: f.error,
-            at: f.at_ms.map(super::events::rfc3339),
+            at: f.at_ms.map(crate::instant::rfc3339),
             event_id: f.event_id,
         }
     }

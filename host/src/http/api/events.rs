@@ -10,6 +10,7 @@ use super::super::{AppState, Shared};
 use super::extract::{OptionalJson, Path, Query};
 use crate::http::auth::{Caller, Writer};
 use crate::http::error::ApiError;
+use crate::instant::rfc3339;
 use crate::intake::Router;
 use crate::journal::admin::{EventDetail, OutboxItem, RunDetail};
 use crate::journal::search::{EventQuery, EventStatus, FoundEvent, RunState};
@@ -19,13 +20,6 @@ use crate::journal::{JournalError, RunLog};
 pub const DEFAULT_LIMIT: usize = 50;
 /// Most events per page.
 pub const MAX_LIMIT: usize = 500;
-
-/// A time in ms since the epoch as RFC 3339 (UTC, milliseconds).
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
 
 /// The query string of the search, as sent; empty values count as absent
 /// (what an HTML form sends for a field left blank).
@@ -52,16 +46,11 @@ pub(super) fn given(v: &Option<String>) -> Option<&str> {
 /// A time parameter: RFC 3339 or ms since the epoch.
 fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
     let Some(v) = given(v) else { return Ok(None) };
-    if let Ok(ms) = v.parse::<i64>() {
-        return Ok(Some(ms));
-    }
-    chrono::DateTime::parse_from_rfc3339(v)
-        .map(|t| Some(t.timestamp_millis()))
-        .map_err(|e| {
-            ApiError::bad_request(format!(
-                "{name}: not an RFC 3339 time or ms since the epoch ({e})"
-            ))
-        })
+    crate::instant::parse(v).map(Some).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "{name}: not an RFC 3339 time or ms since the epoch"
+        ))
+    })
 }
 
 fn number_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {

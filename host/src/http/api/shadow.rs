@@ -15,7 +15,6 @@ use super::events::given;
 use super::extract::{Path, Query};
 use crate::http::auth::{Caller, Writer};
 use crate::http::error::ApiError;
-use crate::runtime::policy_for;
 use crate::shadow::report::Report;
 use crate::shadow::{self, Options};
 
@@ -26,15 +25,15 @@ const MAX_WASM: usize = 32 << 20;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShadowParams {
-    pub since: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub source: Option<String>,
+    since: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    source: Option<String>,
     #[serde(rename = "type")]
-    pub message_type: Option<String>,
-    pub limit: Option<String>,
-    pub ignore: Option<String>,
-    pub details: Option<String>,
+    message_type: Option<String>,
+    limit: Option<String>,
+    ignore: Option<String>,
+    details: Option<String>,
 }
 
 impl ShadowParams {
@@ -65,16 +64,16 @@ impl ShadowParams {
 /// that is not live, 400 naming a bad option or for a body that is not a
 /// bot, 422 when the candidate refuses the bot's settings. Leaves an audit
 /// line.
-pub async fn shadow(
+async fn shadow(
     shared: &Shared,
     caller: &Caller,
     bot: &str,
     params: &ShadowParams,
     wasm: Vec<u8>,
 ) -> Result<Report, ApiError> {
-    if shared.runtime.bot(bot).is_none() {
+    let Some(live) = shared.runtime.bot(bot) else {
         return Err(ApiError::not_found(format!("no live bot {bot:?}")));
-    }
+    };
     let plan = params
         .options()?
         .parse(crate::journal::now_ms())
@@ -87,15 +86,15 @@ pub async fn shadow(
             .engine()
             .load(&wasm)
             .map_err(|e| ApiError::bad_request(format!("body: the candidate {e:#}")))?;
-        let config = runtime.config();
-        let policy = std::sync::Arc::new(policy_for(&config, &bot));
-        if let Some(why) = shadow::refused_settings(&candidate, &bot, &policy) {
-            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why));
-        }
-        shadow::run(&config.journal.path, &bot, &candidate, policy, plan)
-            .map_err(ApiError::internal)
+        let journal = runtime.config().journal.path.clone();
+        shadow::run(&journal, &bot, &candidate, live.policy.clone(), plan).map_err(|e| {
+            match e.downcast::<shadow::RefusedSettings>() {
+                Ok(refused) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refused.0),
+                Err(e) => ApiError::internal(e),
+            }
+        })
     };
-    tokio::task::spawn_blocking(work)
+    crate::blocking::run(move || Ok(work()))
         .await
         .map_err(ApiError::internal)?
 }

@@ -31,7 +31,7 @@ fn env() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
-        env.add_filter("time", crate::http::api::events::rfc3339);
+        env.add_filter("time", crate::instant::rfc3339);
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
                 .unwrap_or_else(|e| panic!("dashboard template {name}: {e:#}"));
