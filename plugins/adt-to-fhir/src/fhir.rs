@@ -3,7 +3,6 @@
 //! references and conditional URLs made from them, and the outbound
 //! request for the `http` destination.
 
-use chrono::{NaiveDate, Offset, TimeZone};
 use interlink_sdk::Outbound;
 use interlink_sdk::hl7::{Message, Precision, Timestamp};
 use serde_json::{Value, json};
@@ -76,36 +75,21 @@ pub fn date(value: &str) -> Option<String> {
 
 /// An HL7 time as a FHIR `dateTime`: a date when no hour was given, else
 /// to the second with its UTC offset (FHIR requires one), read in
-/// `settings.timezone` when the time has none.
+/// `settings.timezone` when the time has none (by the SDK's rule for DST
+/// changes: a skipped time moves forward, a repeated one is the earlier).
 pub fn date_time(value: &str, settings: &Settings) -> Option<String> {
     let ts: Timestamp = value.parse().ok()?;
     if ts.precision <= Precision::Day {
         return date(value);
     }
-    let offset_minutes = match ts.offset_minutes {
-        Some(m) => m,
+    let with_offset = match ts.offset_minutes {
+        Some(_) => ts,
         None => {
-            let wall = NaiveDate::from_ymd_opt(ts.year, ts.month, ts.day)?
-                .and_hms_opt(ts.hour, ts.minute, ts.second)?;
-            let offset = settings
-                .timezone
-                .offset_from_local_datetime(&wall)
-                .earliest()?;
-            offset.fix().local_minus_utc() / 60
+            let tz = settings.timezone.as_str();
+            Timestamp::at_ms(ts.instant_ms(tz).ok()?, Some(tz)).ok()?
         }
     };
-    let sign = if offset_minutes < 0 { '-' } else { '+' };
-    Some(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{sign}{:02}:{:02}",
-        ts.year,
-        ts.month,
-        ts.day,
-        ts.hour,
-        ts.minute,
-        ts.second,
-        offset_minutes.abs() / 60,
-        offset_minutes.abs() % 60
-    ))
+    Some(with_offset.to_rfc3339())
 }
 
 /// A business identifier: a system and a value.

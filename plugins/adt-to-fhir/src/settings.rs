@@ -30,7 +30,7 @@ pub struct Settings {
     /// `resources`: which resources to send.
     pub resources: Resources,
     /// `timezone`: HL7 times without a UTC offset are read in it.
-    pub timezone: chrono_tz::Tz,
+    pub timezone: String,
     /// `ordering_header`: a request header carrying the patient's
     /// identifier, for a destination whose `ordering_header` names it.
     pub ordering_header: Option<String>,
@@ -82,7 +82,7 @@ impl Settings {
             identifier_system,
             visit_system,
             resources: resources()?,
-            timezone: timezone.parse().map_err(|_| "setting timezone")?,
+            timezone,
             ordering_header,
         })
     }

@@ -20,7 +20,6 @@ mod encounter;
 mod maintenance;
 mod settings;
 mod store;
-mod time;
 mod worklist;
 
 use interlink_sdk::prelude::*;

@@ -6,13 +6,14 @@
 //! The item's JSON ([`Item`]) is the bot's public interface: modalities and
 //! the DICOM worklist read it, so fields are only ever added.
 
+use interlink_sdk::hl7::Timestamp;
 use interlink_sdk::prelude::*;
 use interlink_sdk::query::percent_decode;
 use serde::Serialize;
 
 use crate::encounter::Encounter;
 use crate::settings::Settings;
-use crate::{store, time};
+use crate::store;
 
 /// One worklist entry. Text fields are empty when the feed did not give
 /// them.
@@ -104,8 +105,8 @@ fn list(filters: &Filters, settings: &Settings, now: i64) -> HttpResponse {
 
 /// The worklist entry for an open encounter.
 pub fn item(e: &Encounter, settings: &Settings) -> Item {
-    let scheduled = time::local(e.scheduled_ms(), &settings.timezone)
-        .map(|t| time::iso(&t))
+    let scheduled = Timestamp::at_ms(e.scheduled_ms(), Some(&settings.timezone))
+        .map(|t| t.to_rfc3339())
         .unwrap_or_default();
     Item {
         patient_id: e.patient_id.clone(),

@@ -13,7 +13,7 @@
 //! MSH-4 and MSH-6 are left empty: the host writes the destination's
 //! `sending_facility`/`receiving_facility` on delivery.
 
-use interlink_sdk::hl7::{self, Message, MessageBuilder, Timestamp, format_timestamp};
+use interlink_sdk::hl7::{self, Message, MessageBuilder, Timestamp};
 
 use crate::exam::Exam;
 use crate::settings::{Ehr, ReportFormat, Settings};
@@ -118,9 +118,5 @@ fn set_components(msg: &mut Message, field: &str, value: &str) -> Result<(), hl7
 /// `unix_ms` as an HL7 timestamp in the IANA zone `tz` (UTC without one),
 /// with its offset: `20261124031500-0600`.
 pub fn local_time(unix_ms: u64, tz: Option<&str>) -> Result<String, hl7::Error> {
-    let utc: Timestamp = format!("{}+0000", format_timestamp(unix_ms)).parse()?;
-    Ok(match tz {
-        Some(zone) => utc.in_zone(zone)?.to_string(),
-        None => utc.to_string(),
-    })
+    Ok(Timestamp::at_ms(unix_ms as i64, tz)?.to_string())
 }

@@ -191,6 +191,41 @@ impl Timestamp {
     }
 }
 
+#[cfg(feature = "tz")]
+impl Timestamp {
+    /// The instant `unix_ms` to the second in the IANA zone `tz` (UTC
+    /// without one), with that zone's offset: what an ORU's MSH-7 or a
+    /// worklist's scheduled time shows.
+    pub fn at_ms(unix_ms: i64, tz: Option<&str>) -> Result<Timestamp, Error> {
+        let utc: Timestamp = format!("{}+0000", format_timestamp(unix_ms.max(0) as u64)).parse()?;
+        match tz {
+            Some(zone) => utc.in_zone(zone),
+            None => Ok(utc),
+        }
+    }
+}
+
+impl Timestamp {
+    /// ISO 8601 / RFC 3339 to the second, with the offset (UTC when it has
+    /// none): `2026-11-24T03:00:00-06:00`, as JSON and FHIR `dateTime`
+    /// want it.
+    pub fn to_rfc3339(&self) -> String {
+        let offset = self.offset_minutes.unwrap_or(0);
+        let sign = if offset < 0 { '-' } else { '+' };
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{sign}{:02}:{:02}",
+            self.year,
+            self.month,
+            self.day,
+            self.hour,
+            self.minute,
+            self.second,
+            offset.abs() / 60,
+            offset.abs() % 60
+        )
+    }
+}
+
 /// Whether `tz` names a zone in the IANA database.
 #[cfg(feature = "tz")]
 pub fn is_time_zone(tz: &str) -> bool {
@@ -282,6 +317,26 @@ impl Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_in_a_zone_as_rfc_3339() {
+        let utc: Timestamp = "20261124090000".parse().unwrap();
+        assert_eq!(utc.to_rfc3339(), "2026-11-24T09:00:00+00:00");
+        let kolkata: Timestamp = "202611241430+0530".parse().unwrap();
+        assert_eq!(kolkata.to_rfc3339(), "2026-11-24T14:30:00+05:30");
+        #[cfg(feature = "tz")]
+        {
+            let at = 1_795_510_800_000; // 2026-11-24T09:00:00Z
+            let chicago = Timestamp::at_ms(at, Some("America/Chicago")).unwrap();
+            assert_eq!(chicago.to_string(), "20261124030000-0600");
+            assert_eq!(chicago.to_rfc3339(), "2026-11-24T03:00:00-06:00");
+            assert_eq!(
+                Timestamp::at_ms(at, None).unwrap().to_string(),
+                "20261124090000+0000"
+            );
+            assert!(Timestamp::at_ms(at, Some("Mars/Base")).is_err());
+        }
+    }
 
     #[test]
     fn formats_known_instants() {
