@@ -5,7 +5,6 @@
 //! server as conditional updates.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use interlink_tests::*;
@@ -17,29 +16,18 @@ const FHIR: &str =
     "[[destination]]\nname = \"fhir\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/fhir\"\n";
 
 fn fixture(name: &str) -> PathBuf {
-    root().join("plugins/adt-to-fhir/fixtures").join(name)
+    plugin_fixture("adt-to-fhir", name)
 }
 
 /// `interlink test --json` of the bot with `settings` (and `destinations`)
 /// on the fixtures `names`: the exit success, stderr and the outcomes.
 fn run_with(destinations: &str, settings: &str, names: &[&str]) -> (bool, String, Vec<Value>) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("interlink.toml");
-    let text = base_config(&format!(
+    let config = base_config(&format!(
         "{destinations}\n[bots.adt-to-fhir.settings]\n{settings}"
     ));
-    std::fs::write(&cfg, text).unwrap();
-    let out = Command::new(interlink_bin())
-        .arg("test")
-        .arg(bot_wasm("adt_to_fhir"))
-        .args(["--json", "--config"])
-        .arg(&cfg)
-        .args(names.iter().map(|n| fixture(n)))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let outcomes = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    (out.status.success(), stderr, outcomes)
+    let inputs: Vec<PathBuf> = names.iter().map(|n| fixture(n)).collect();
+    let run = bot_test("adt_to_fhir", &config, None, &inputs);
+    (run.code == Some(0), run.stderr, run.outcomes)
 }
 
 fn run(names: &[&str]) -> Vec<Value> {
@@ -473,7 +461,7 @@ fn is_date_time(s: &str) -> bool {
 fn settings_are_checked_and_name_the_setting() {
     let folder = "[[destination]]\nname = \"files\"\nkind = \"folder\"\ndir = \"out\"\n";
     for (destinations, settings, says) in [
-        (FHIR, "", "setting destination"),
+        (FHIR, "", "setting destination is required"),
         (FHIR, "destination = \"ehr\"", "no destination named ehr"),
         (
             folder,
@@ -483,7 +471,7 @@ fn settings_are_checked_and_name_the_setting() {
         (
             FHIR,
             "destination = \"fhir\"\nresources = \"Patient,Claim\"",
-            "setting resources: \"Claim\"",
+            "setting resources: \"Claim\" is not one of Patient, Encounter, Observation",
         ),
         (
             FHIR,
@@ -493,12 +481,12 @@ fn settings_are_checked_and_name_the_setting() {
         (
             FHIR,
             "destination = \"fhir\"\ntimezone = \"Mars/Base\"",
-            "setting timezone",
+            "setting timezone: \"Mars/Base\" is not an IANA time zone",
         ),
         (
             FHIR,
             "destination = \"fhir\"\nordering_header = \"X Patient\"",
-            "setting ordering_header",
+            "setting ordering_header: \"X Patient\" is not a header name",
         ),
     ] {
         let (ok, stderr, _) = run_with(destinations, settings, &["a04_register.hl7"]);

@@ -17,32 +17,15 @@ const SETTINGS: &str = "accession_prefix = \"BF\"\ntimezone = \"America/Chicago\
                         procedure_id = \"US-ABD\"\nprocedure_description = \"Abdominal ultrasound\"\n";
 
 fn fixture(name: &str) -> PathBuf {
-    root()
-        .join("plugins/encounter-worklist/fixtures")
-        .join(name)
+    plugin_fixture("encounter-worklist", name)
 }
 
 /// `interlink test --json` of the bot with `settings` on `inputs`; the
 /// exit success and the outcomes.
 fn run(settings: &str, inputs: &[PathBuf]) -> (bool, String, Vec<Value>) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("interlink.toml");
-    std::fs::write(
-        &cfg,
-        base_config(&format!("[bots.encounter-worklist.settings]\n{settings}")),
-    )
-    .unwrap();
-    let out = Command::new(interlink_bin())
-        .arg("test")
-        .arg(bot_wasm("encounter_worklist"))
-        .args(["--json", "--now", NOW, "--config"])
-        .arg(&cfg)
-        .args(inputs)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let outcomes = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    (out.status.success(), stderr, outcomes)
+    let config = base_config(&format!("[bots.encounter-worklist.settings]\n{settings}"));
+    let run = bot_test("encounter_worklist", &config, Some(NOW), inputs);
+    (run.code == Some(0), run.stderr, run.outcomes)
 }
 
 /// The body of an outcome's HTTP answer, as JSON.
@@ -392,25 +375,46 @@ fn rfc3339(secs: i64) -> String {
 #[test]
 fn bad_settings_are_refused_naming_the_setting() {
     for (settings, named) in [
-        ("accession_prefix = \"B\"\n", "setting accession_prefix:"),
-        ("accession_prefix = \"BF1\"\n", "setting accession_prefix:"),
-        ("accession_prefix = \"bf\"\n", "setting accession_prefix:"),
-        ("accession_digits = \"11\"\n", "setting accession_digits:"),
+        (
+            "accession_prefix = \"B\"\n",
+            "setting accession_prefix: \"B\" must be 2 to 4 capital letters (A-Z)",
+        ),
+        (
+            "accession_prefix = \"BF1\"\n",
+            "setting accession_prefix: \"BF1\" must be 2 to 4 capital letters (A-Z)",
+        ),
+        (
+            "accession_prefix = \"bf\"\n",
+            "setting accession_prefix: \"bf\" must be 2 to 4 capital letters (A-Z)",
+        ),
+        (
+            "accession_digits = \"11\"\n",
+            "setting accession_digits: 11 is too few (at least 12)",
+        ),
         (
             "accession_prefix = \"ABCD\"\naccession_digits = \"13\"\n",
-            "setting accession_digits:",
+            "setting accession_digits: 13 digits after the 4-letter prefix make more than 16 characters",
         ),
         (
             "accession_period_min = \"0\"\n",
-            "setting accession_period_min:",
+            "setting accession_period_min: must be at least 1 (minutes)",
         ),
         (
             "accession_period_min = \"soon\"\n",
-            "setting accession_period_min:",
+            "setting accession_period_min: \"soon\" is not valid",
         ),
-        ("timezone = \"Mars/Olympus\"\n", "setting timezone:"),
-        ("max_open_hours = \"0\"\n", "setting max_open_hours:"),
-        ("procedure_id = \" \"\n", "setting procedure_id:"),
+        (
+            "timezone = \"Mars/Olympus\"\n",
+            "setting timezone: \"Mars/Olympus\" is not an IANA time zone",
+        ),
+        (
+            "max_open_hours = \"0\"\n",
+            "setting max_open_hours: must be at least 1 (hours)",
+        ),
+        (
+            "procedure_id = \" \"\n",
+            "setting procedure_id: must not be blank",
+        ),
     ] {
         let (ok, stderr, _) = run(settings, &fixtures(&["a04_register.hl7"]));
         assert!(!ok && stderr.contains(named), "{settings}: {stderr}");
@@ -513,15 +517,8 @@ fn an_adt_feed_over_mllp_becomes_a_worklist_over_http() {
 fn bad_settings_hold_the_feed_until_a_reload_fixes_them() {
     let (mut host, mllp, port) = worklist_host("accession_digits = \"10\"\n");
     // `interlink check` with the host's config (and the tokens it names).
-    let check = Command::new(interlink_bin())
-        .arg("check")
-        .arg(bot_wasm("encounter_worklist"))
-        .args(["--config", "interlink.toml"])
-        .current_dir(host.path(""))
-        .env("INTERLINK_TEST_WRITE_TOKEN", WRITE_TOKEN)
-        .env("INTERLINK_TEST_READ_TOKEN", READ_TOKEN)
-        .output()
-        .unwrap();
+    let wasm = bot_wasm("encounter_worklist");
+    let check = host.cli(&["check", wasm.to_str().unwrap()]);
     let printed = String::from_utf8_lossy(&check.stdout);
     assert!(!check.status.success(), "{printed}");
     assert!(

@@ -119,6 +119,45 @@ settle_ms = 20
 poll_ms = 100
 "#;
 
+/// A fixture of the example bot `plugin`: `plugins/<plugin>/fixtures/<name>`.
+pub fn plugin_fixture(plugin: &str, name: &str) -> PathBuf {
+    root()
+        .join("plugins")
+        .join(plugin)
+        .join("fixtures")
+        .join(name)
+}
+
+/// What `interlink test --json` made of a bot's inputs.
+pub struct BotTest {
+    /// The exit code: 0 all ok, 1 some event failed, 2 no run at all.
+    pub code: Option<i32>,
+    pub outcomes: Vec<serde_json::Value>,
+    pub stderr: String,
+}
+
+/// `interlink test --json` of the test bot `bot` (see [`bot_wasm`]) on
+/// `inputs`, with `config` (TOML text) and, when given, `--now now`, run
+/// in a directory of its own.
+pub fn bot_test(bot: &str, config: &str, now: Option<&str>, inputs: &[PathBuf]) -> BotTest {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("interlink.toml"), config).unwrap();
+    let out = Command::new(interlink_bin())
+        .arg("test")
+        .arg(bot_wasm(bot))
+        .args(["--json", "--config", "interlink.toml"])
+        .args(now.iter().flat_map(|t| ["--now", *t]))
+        .args(inputs)
+        .current_dir(dir.path())
+        .output()
+        .expect("run interlink test");
+    BotTest {
+        code: out.status.code(),
+        outcomes: serde_json::from_slice(&out.stdout).unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; good enough for tests).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

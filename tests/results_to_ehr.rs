@@ -17,27 +17,19 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn fixture(name: &str) -> PathBuf {
-    root().join("plugins/results-to-ehr/fixtures").join(name)
+    plugin_fixture("results-to-ehr", name)
 }
 
 /// `interlink test --json` of the bot on `inputs` with `config` written to
 /// a file, at 2026-11-24T10:00:00Z: (exit success, the outcomes, stderr).
 fn run_test(config: &str, inputs: &[PathBuf]) -> (bool, Vec<Value>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("interlink.toml");
-    std::fs::write(&cfg, config).unwrap();
-    let out = Command::new(interlink_bin())
-        .arg("test")
-        .arg(bot_wasm("results_to_ehr"))
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--now", "2026-11-24T10:00:00Z", "--json"])
-        .args(inputs)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let outcomes = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    (out.status.success(), outcomes, stderr)
+    let run = bot_test(
+        "results_to_ehr",
+        config,
+        Some("2026-11-24T10:00:00Z"),
+        inputs,
+    );
+    (run.code == Some(0), run.outcomes, run.stderr)
 }
 
 /// The fixtures' own configuration, with `replace` applied to its text.

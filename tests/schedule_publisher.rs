@@ -6,12 +6,12 @@
 //! on a real sshd.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use interlink_tests::{
-    Host, Peer, PeerServer, SshServer, bot_wasm, config, free_port, interlink_bin, peer_send, root,
-    wait_until,
+    BotTest, Host, Peer, PeerServer, SshServer, bot_test, config, free_port, peer_send,
+    plugin_fixture, wait_until,
 };
 use serde_json::Value;
 
@@ -36,9 +36,7 @@ const STORY: [&str; 10] = [
 ];
 
 fn fixture(name: &str) -> PathBuf {
-    root()
-        .join("plugins/schedule-publisher/fixtures")
-        .join(name)
+    plugin_fixture("schedule-publisher", name)
 }
 
 /// Each message of an HL7 fixture file, segments ended by `\r`.
@@ -77,29 +75,26 @@ fn partner_copy(message: &str) -> String {
         .collect()
 }
 
-/// `interlink test` of the bot on `inputs` (paths), run in `dir`.
-fn interlink_test(dir: &Path, config: &Path, inputs: &[PathBuf]) -> Output {
-    Command::new(interlink_bin())
-        .arg("test")
-        .arg(bot_wasm("schedule_publisher"))
-        .arg("--config")
-        .arg(config)
-        .args(["--now", "2026-11-24T15:00:00Z", "--json"])
-        .args(inputs)
-        .current_dir(dir)
-        .output()
-        .expect("run interlink test")
+/// `interlink test` of the bot on `inputs` (paths) with `config`, or
+/// with `fixtures/settings.toml` when that is `None`.
+fn interlink_test(config: Option<&str>, inputs: &[PathBuf]) -> BotTest {
+    let fixture_config = std::fs::read_to_string(fixture("settings.toml")).unwrap();
+    let config = config.unwrap_or(&fixture_config);
+    bot_test(
+        "schedule_publisher",
+        config,
+        Some("2026-11-24T15:00:00Z"),
+        inputs,
+    )
 }
 
 /// The outcome of every event of the fixtures `names`, run with
 /// `fixtures/settings.toml`.
 fn outcomes(names: &[&str]) -> Vec<Value> {
-    let dir = tempfile::tempdir().unwrap();
     let inputs: Vec<PathBuf> = names.iter().map(|n| fixture(n)).collect();
-    let out = interlink_test(dir.path(), &fixture("settings.toml"), &inputs);
-    let json: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    json.as_array().unwrap().clone()
+    let run = interlink_test(None, &inputs);
+    assert!(!run.outcomes.is_empty(), "{}", run.stderr);
+    run.outcomes
 }
 
 fn sends(outcome: &Value) -> &Vec<Value> {
@@ -280,8 +275,7 @@ fn an_appointment_is_listed_once_for_a_day_and_again_after_a_move() {
     let thursday = tick_file(dir.path(), "2026-11-26T23:00:00Z");
     let mut inputs: Vec<PathBuf> = STORY.iter().map(|n| fixture(n)).collect();
     inputs.push(thursday);
-    let out = interlink_test(dir.path(), &fixture("settings.toml"), &inputs);
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = Value::Array(interlink_test(None, &inputs).outcomes);
     let ticks: Vec<&Value> = json
         .as_array()
         .unwrap()
@@ -310,8 +304,7 @@ fn appointments_are_forgotten_a_month_after_their_start() {
     // Known: the old S14 is older than the appointment's last change.
     inputs.push(fixture("s14-modify.hl7"));
     inputs.extend([month_later, fixture("s14-modify.hl7")]);
-    let out = interlink_test(dir.path(), &fixture("settings.toml"), &inputs);
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = Value::Array(interlink_test(None, &inputs).outcomes);
     let events = json.as_array().unwrap();
     assert_eq!(events.len(), 24);
     assert!(sends(&events[21]).is_empty(), "{:#}", events[21]);
@@ -340,8 +333,7 @@ fn a_cancellation_of_an_unknown_appointment_without_dates_is_forgotten_too() {
         month_later,
         fixture("unknown-book.hl7"),
     ];
-    let out = interlink_test(dir.path(), &fixture("settings.toml"), &inputs);
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = Value::Array(interlink_test(None, &inputs).outcomes);
     let events = json.as_array().unwrap();
     assert_eq!(events.len(), 4);
     assert_eq!(
@@ -374,11 +366,9 @@ fn settings_config(settings: &str, reminders_extra: &str) -> String {
 }
 
 /// `interlink test` of one S12 with `settings` (and `reminders_extra`).
-fn run_with(settings: &str, reminders_extra: &str) -> Output {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("interlink.toml");
-    std::fs::write(&cfg, settings_config(settings, reminders_extra)).unwrap();
-    interlink_test(dir.path(), &cfg, &[fixture("s12-book.hl7")])
+fn run_with(settings: &str, reminders_extra: &str) -> BotTest {
+    let config = settings_config(settings, reminders_extra);
+    interlink_test(Some(&config), &[fixture("s12-book.hl7")])
 }
 
 /// The settings of `fixtures/settings.toml` (but `timezone = "UTC"`),
@@ -447,8 +437,8 @@ fn settings_are_checked_and_errors_name_the_setting() {
     for (change, error) in cases {
         let settings = settings_with(&[change]);
         let out = run_with(&settings, "");
-        assert_eq!(out.status.code(), Some(1), "{settings}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.code, Some(1), "{settings}");
+        let stderr = &out.stderr;
         assert!(
             stderr.contains(&format!("schedule-publisher: settings refused: {error}")),
             "{settings}: {stderr}"
@@ -459,7 +449,7 @@ fn settings_are_checked_and_errors_name_the_setting() {
         &settings_with(&[("timezone", None)]),
         "timezone = \"Europe/Berlin\"",
     );
-    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
 
 #[test]
@@ -483,9 +473,9 @@ fn a_bad_start_or_duration_fails_the_message_naming_the_field() {
     for (message, error) in cases {
         let input = dir.path().join("bad.hl7");
         std::fs::write(&input, &message).unwrap();
-        let out = interlink_test(dir.path(), &fixture("settings.toml"), &[input]);
-        assert_eq!(out.status.code(), Some(1));
-        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let out = interlink_test(None, &[input]);
+        assert_eq!(out.code, Some(1));
+        let json = Value::Array(out.outcomes);
         assert_eq!(json[0]["ok"], false);
         assert_eq!(json[0]["error"], format!("failed: {error}"), "{json:#}");
         assert!(sends(&json[0]).is_empty());

@@ -94,14 +94,28 @@ fn ids_where(host: &Host, cond: &str) -> BTreeSet<i64> {
         .collect()
 }
 
-/// Row counts of every table a run could write, and the delivered files.
-fn footprint(host: &Host) -> (Vec<i64>, Vec<(String, String)>) {
-    let tables = ["events", "runs", "outbox", "kv", "sequences", "state_undo"];
-    let counts = tables
+/// What every table a run could write holds (the state tables value by
+/// value, the others row by row), and the delivered files.
+fn footprint(host: &Host) -> (Vec<String>, Vec<(String, String)>) {
+    let tables = [
+        "SELECT id || ' ' || kind || ' ' || received_at_ms AS x FROM events ORDER BY id",
+        "SELECT event_id || ' ' || bot || ' ' || status || ' ' || attempts AS x FROM runs \
+         ORDER BY event_id, bot",
+        "SELECT id || ' ' || status || ' ' || attempts || ' ' || COALESCE(sent_ms, '') AS x \
+         FROM outbox ORDER BY id",
+        "SELECT bot || ' ' || key || ' ' || hex(value) AS x FROM kv ORDER BY bot, key",
+        "SELECT bot || ' ' || name || ' ' || value AS x FROM sequences ORDER BY bot, name",
+        "SELECT id || ' ' || last_event || ' ' || key AS x FROM state_undo ORDER BY id",
+    ];
+    let contents = tables
         .iter()
-        .map(|t| host.query::<i64>(&format!("SELECT COUNT(*) FROM {t}")))
+        .map(|rows| {
+            host.query::<String>(&format!(
+                "SELECT COALESCE(group_concat(x, char(10)), '') FROM ({rows})"
+            ))
+        })
         .collect();
-    (counts, host.outputs())
+    (contents, host.outputs())
 }
 
 /// The paths of the fields that differ in the first message of `d`.
@@ -123,6 +137,12 @@ fn journal_of_mixed_events(host: &Host) {
     }
     host.wait_query("SELECT COUNT(*) FROM runs WHERE status = 'done'", 305, WAIT);
     host.wait_outputs(305, WAIT);
+    // Marked sent too, so the journal stands still from here.
+    host.wait_query(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'sent'",
+        305,
+        WAIT,
+    );
 }
 
 #[test]
@@ -146,7 +166,7 @@ fn a_candidate_is_compared_event_by_event_and_nothing_is_written_or_sent() {
         let field = &d["messages"][0]["fields"][0];
         let received: i64 = db
             .query_row(
-                "SELECT received_at_ms FROM events WHERE id = ?1",
+                "SELECT received_at_ms AS x FROM events WHERE id = ?1",
                 [d["event_id"].as_i64().unwrap()],
                 |r| r.get(0),
             )
@@ -341,7 +361,13 @@ fn the_api_runs_it_for_writers_and_answers_json_errors() {
     let bot_path = format!("/api/v1/bots/{BOT}/shadow");
     let cases = [
         (path.clone(), None, wasm, 401, "authentication required"),
-        (path.clone(), Some(READ_TOKEN), wasm, 403, ""),
+        (
+            path.clone(),
+            Some(READ_TOKEN),
+            wasm,
+            403,
+            "has the read role; this needs write",
+        ),
         (
             "/api/v1/bots/nobody/shadow".into(),
             writer,

@@ -1,5 +1,6 @@
 //! The point-of-care ultrasound story end to end, across the example bots
-//! as the embedded default wires them: an ADT feed from python-hl7's client
+//! wired as the embedded default wires them (its own config, with peers on
+//! free ports instead of the default's folders): an ADT feed from python-hl7's client
 //! puts the patient on the encounter worklist with an accession number; an
 //! exam posted for that accession becomes an ORU^R01 at the EHR (a
 //! python-hl7 MLLP server) naming the same patient, visit and accession;

@@ -45,7 +45,7 @@
 //! Forwarded messages go to the `out` destination with a `ZPR` segment
 //! naming the build (`v1`/`v2`) and the running count.
 //!
-//! `check-settings` refuses the setting `refuse = "yes"`.
+//! `check-settings` refuses the setting `refuse = "true"`.
 
 use interlink_sdk::prelude::*;
 
