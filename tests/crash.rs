@@ -298,17 +298,12 @@ impl Crash {
         let drained = wait_until(Duration::from_secs(10), || peer.open_connections() == 0);
         assert!(drained, "the peer still sees connections of a dead host");
         let received: Vec<String> = peer.received().into_iter().map(|(c, _)| c).collect();
-        let db = host.db();
-        let mut q = db
-            .prepare(
+        let recorded: HashSet<String> = host
+            .query_col(
                 "SELECT e.control_id FROM outbox o JOIN events e ON e.id = o.event_id \
                  WHERE o.status = 'sent'",
             )
-            .unwrap();
-        let recorded: HashSet<String> = q
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
+            .into_iter()
             .collect();
         let had: HashSet<&String> = received.iter().collect();
         let acks_lost = had.iter().filter(|c| !recorded.contains(**c)).count();

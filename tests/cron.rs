@@ -20,18 +20,10 @@ fn ticking_host(catch_up: &str) -> Host {
 
 /// (scheduled time, journaled time) of every tick, oldest first.
 fn ticks(host: &Host) -> Vec<(i64, i64)> {
-    let db = host.db();
-    let mut q = db
-        .prepare(
-            "SELECT CAST(body AS TEXT), received_at_ms FROM events WHERE kind = 'tick' ORDER BY id",
-        )
-        .unwrap();
-    q.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?.parse().unwrap(), r.get(1)?))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+    host.query_rows("SELECT body, received_at_ms FROM events WHERE kind = 'tick' ORDER BY id")
+        .iter()
+        .map(|r| (r[0].get::<String>().parse().unwrap(), r[1].get()))
+        .collect()
 }
 
 #[test]

@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub mod browser;
@@ -69,9 +71,10 @@ pub fn adt_a04(control_id: &str, mrn: &str) -> String {
 }
 
 /// The journal and plugin part of a test config, with short limits so
-/// failures show quickly; `extra` is appended.
+/// failures show quickly; `extra` is appended. The journal is the run's
+/// [`journal_backend`] (see [`with_journal_backend`]).
 pub fn base_config(extra: &str) -> String {
-    format!(
+    with_journal_backend(&format!(
         r#"
 [journal]
 path = "data/interlink.db"
@@ -84,7 +87,7 @@ max_attempts = 3
 retry_backoff_ms = 100
 {extra}
 "#
-    )
+    ))
 }
 
 /// A config for tests: [`base_config`] plus drop folder `inbox` (moved to
@@ -303,15 +306,31 @@ pub struct Host {
     log_filter: String,
     /// Extra environment variables for the host process.
     envs: Vec<(String, String)>,
+    journal: Journal,
 }
 
 impl Host {
     /// Prepares a directory with `interlink.toml` and an empty `plugins/`.
+    /// The config is made to use the run's [`journal_backend`] (see
+    /// [`with_journal_backend`]); on PostgreSQL the host gets a fresh
+    /// database of the shared [`PgServer`], dropped with the `Host`.
     pub fn new(config: &str) -> Host {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
         std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
-        std::fs::write(dir.path().join("interlink.toml"), config).unwrap();
+        std::fs::write(
+            dir.path().join("interlink.toml"),
+            with_journal_backend(config),
+        )
+        .unwrap();
+        let journal = match journal_backend() {
+            Backend::Sqlite => Journal::Sqlite,
+            Backend::Postgres => {
+                let server = PgServer::shared();
+                let db = server.create_database();
+                Journal::postgres(server.url(&db), Some(db))
+            }
+        };
         Host {
             dir,
             child: None,
@@ -319,7 +338,20 @@ impl Host {
             bin: None,
             log_filter: "info".into(),
             envs: Vec::new(),
+            journal,
         }
+    }
+
+    /// Keeps this host's journal in the PostgreSQL database at `url` (e.g.
+    /// [`PgServer::url`] of a private server, or a database another host
+    /// uses too): the host process gets it as `INTERLINK_PG_URL` and the
+    /// journal queries read it. The config must say `backend = "postgres"`,
+    /// `url_env = "INTERLINK_PG_URL"` (as it does under
+    /// `INTERLINK_TEST_JOURNAL=postgres`). The database is not dropped.
+    pub fn with_journal_url(mut self, url: &str) -> Host {
+        self.journal.drop_own_database();
+        self.journal = Journal::postgres(url.to_string(), None);
+        self
     }
 
     /// Runs `bin` instead of [`interlink_bin`] (benchmarks use release).
@@ -364,6 +396,7 @@ impl Host {
             .env("NO_COLOR", "1")
             .env("INTERLINK_TEST_WRITE_TOKEN", WRITE_TOKEN)
             .env("INTERLINK_TEST_READ_TOKEN", READ_TOKEN)
+            .envs(self.journal.env())
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
@@ -469,24 +502,30 @@ impl Host {
         self.outputs()
     }
 
-    /// A read-only connection to the journal.
-    pub fn db(&self) -> rusqlite::Connection {
-        let c = rusqlite::Connection::open_with_flags(
-            self.path("data/interlink.db"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .expect("open journal");
-        c.busy_timeout(Duration::from_secs(5)).unwrap();
-        c
+    /// Every row `sql` returns from the journal, on either backend (keep
+    /// the SQL portable: no SQLite-only functions). Any SQL error fails
+    /// the test with the SQL.
+    pub fn query_rows(&self, sql: &str) -> Vec<Vec<DbValue>> {
+        match &self.journal {
+            Journal::Sqlite => sqlite_rows(&self.path("data/interlink.db"), sql),
+            Journal::Postgres { url, client, .. } => postgres_rows(url, client, sql),
+        }
+    }
+
+    /// The first column of every row `sql` returns from the journal.
+    pub fn query_col<T: FromValue>(&self, sql: &str) -> Vec<T> {
+        self.query_rows(sql)
+            .iter()
+            .map(|row| column_value(row, sql))
+            .collect()
     }
 
     /// One value from the journal (the type's default, 0 or empty, when
     /// there is no row). Any SQL error fails the test with the SQL.
-    pub fn query<T: rusqlite::types::FromSql + Default>(&self, sql: &str) -> T {
-        match self.db().query_row(sql, [], |r| r.get(0)) {
-            Ok(value) => value,
-            Err(rusqlite::Error::QueryReturnedNoRows) => T::default(),
-            Err(e) => panic!("journal query failed: {sql}: {e}"),
+    pub fn query<T: FromValue + Default>(&self, sql: &str) -> T {
+        match self.query_rows(sql).first() {
+            Some(row) => column_value(row, sql),
+            None => T::default(),
         }
     }
 
@@ -509,6 +548,7 @@ impl Host {
             .current_dir(self.dir.path())
             .env("INTERLINK_TEST_WRITE_TOKEN", WRITE_TOKEN)
             .env("INTERLINK_TEST_READ_TOKEN", READ_TOKEN)
+            .envs(self.journal.env())
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run interlink")
@@ -518,7 +558,557 @@ impl Host {
 impl Drop for Host {
     fn drop(&mut self) {
         self.kill();
+        self.journal.drop_own_database();
     }
+}
+
+/// Which journal backend the hosts of a test run use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `data/interlink.db` in each host's directory (the default).
+    Sqlite,
+    /// A fresh database per host on the test process's [`PgServer`].
+    Postgres,
+}
+
+/// The environment variable that picks the [`Backend`]: `postgres`, or
+/// `sqlite` (the default when unset).
+pub const BACKEND_ENV: &str = "INTERLINK_TEST_JOURNAL";
+
+/// The environment variable a host on PostgreSQL reads its database URL
+/// from (`url_env` of its `[journal]`).
+pub const PG_URL_ENV: &str = "INTERLINK_PG_URL";
+
+/// The journal backend of this test run, per [`BACKEND_ENV`].
+pub fn journal_backend() -> Backend {
+    match std::env::var(BACKEND_ENV).as_deref() {
+        Err(_) | Ok("" | "sqlite") => Backend::Sqlite,
+        Ok("postgres") => Backend::Postgres,
+        Ok(other) => panic!("{BACKEND_ENV}={other}: expected postgres or sqlite"),
+    }
+}
+
+/// True, after printing a note, when the run's journal is not SQLite: for
+/// a test that only makes sense on SQLite (it opens the `.db` file, checks
+/// file sizes, `max_size_mb`), which then returns at once:
+/// `if skip_unless_sqlite("it fills a 1 MB journal file") { return; }`.
+pub fn skip_unless_sqlite(why: &str) -> bool {
+    let skip = journal_backend() != Backend::Sqlite;
+    if skip {
+        let thread = std::thread::current();
+        let test = thread.name().unwrap_or("this test");
+        println!("{test}: skipped on PostgreSQL ({BACKEND_ENV}=postgres): {why}");
+    }
+    skip
+}
+
+/// `config` (TOML text) made to use the run's [`journal_backend`]. On
+/// PostgreSQL, the `[journal]` section's `path` gives way to `backend =
+/// "postgres"` and `url_env = "INTERLINK_PG_URL"` (other keys are kept), a
+/// config without one gets one, and a section that names its `backend`
+/// already is left alone. On SQLite the config is returned as it is.
+pub fn with_journal_backend(config: &str) -> String {
+    if journal_backend() == Backend::Sqlite {
+        return config.to_string();
+    }
+    let postgres = format!("backend = \"postgres\"\nurl_env = \"{PG_URL_ENV}\"");
+    let lines: Vec<&str> = config.split('\n').collect();
+    let Some(start) = lines.iter().position(|l| l.trim() == "[journal]") else {
+        return format!("{config}\n[journal]\n{postgres}\n");
+    };
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.trim_start().starts_with('['))
+        .map_or(lines.len(), |n| start + 1 + n);
+    let section = &lines[start + 1..end];
+    if section.iter().any(|l| toml_key(l) == Some("backend")) {
+        return config.to_string();
+    }
+    let kept = section.iter().filter(|l| toml_key(l) != Some("path"));
+    lines[..=start]
+        .iter()
+        .copied()
+        .chain([postgres.as_str()])
+        .chain(kept.copied())
+        .chain(lines[end..].iter().copied())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The key of a `key = value` line of TOML.
+fn toml_key(line: &str) -> Option<&str> {
+    line.split_once('=').map(|(key, _)| key.trim())
+}
+
+/// Where a [`Host`]'s journal lives, and how the test reads it.
+enum Journal {
+    /// `data/interlink.db` in the host's directory.
+    Sqlite,
+    /// A PostgreSQL database, read over one connection kept open.
+    Postgres {
+        url: String,
+        /// The database on the shared [`PgServer`] that the host made for
+        /// itself and drops when it goes.
+        own: Option<String>,
+        client: Mutex<Option<Box<postgres::Client>>>,
+    },
+}
+
+impl Journal {
+    /// The journal in the PostgreSQL database at `url`.
+    fn postgres(url: String, own: Option<String>) -> Journal {
+        Journal::Postgres {
+            url,
+            own,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// The environment the host process needs to reach its journal.
+    fn env(&self) -> Vec<(&str, &str)> {
+        match self {
+            Journal::Sqlite => Vec::new(),
+            Journal::Postgres { url, .. } => vec![(PG_URL_ENV, url.as_str())],
+        }
+    }
+
+    /// Closes the connection and drops the database made for the host, if
+    /// it made one.
+    fn drop_own_database(&mut self) {
+        if let Journal::Postgres { own, client, .. } = self {
+            client.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(db) = own.take() {
+                PgServer::shared().drop_database(&db);
+            }
+        }
+    }
+}
+
+/// A value read from the journal, whichever the backend. PostgreSQL's
+/// `BOOLEAN` reads as `Int` 0 or 1, as SQLite stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DbValue {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl DbValue {
+    /// The value as a `T`; panics, showing it, if it is not one.
+    pub fn get<T: FromValue>(&self) -> T {
+        T::from_value(self).unwrap_or_else(|| {
+            panic!(
+                "journal value {self:?} is not a {}",
+                std::any::type_name::<T>()
+            )
+        })
+    }
+}
+
+/// As SQL's `||` shows a value: NULL empty, a blob in upper-case hex (as
+/// SQLite's `hex()`).
+impl std::fmt::Display for DbValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbValue::Null => Ok(()),
+            DbValue::Int(i) => write!(f, "{i}"),
+            DbValue::Real(r) => write!(f, "{r}"),
+            DbValue::Text(s) => f.write_str(s),
+            DbValue::Blob(b) => b.iter().try_for_each(|byte| write!(f, "{byte:02X}")),
+        }
+    }
+}
+
+impl From<rusqlite::types::ValueRef<'_>> for DbValue {
+    fn from(v: rusqlite::types::ValueRef<'_>) -> DbValue {
+        use rusqlite::types::ValueRef;
+        match v {
+            ValueRef::Null => DbValue::Null,
+            ValueRef::Integer(i) => DbValue::Int(i),
+            ValueRef::Real(r) => DbValue::Real(r),
+            ValueRef::Text(t) => DbValue::Text(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Blob(b) => DbValue::Blob(b.to_vec()),
+        }
+    }
+}
+
+/// A Rust type a journal [`DbValue`] converts to, as [`Host::query`] and
+/// [`DbValue::get`] return it.
+pub trait FromValue: Sized {
+    /// `None` when `v` is not one of these.
+    fn from_value(v: &DbValue) -> Option<Self>;
+}
+
+impl FromValue for i64 {
+    fn from_value(v: &DbValue) -> Option<i64> {
+        match v {
+            DbValue::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for bool {
+    fn from_value(v: &DbValue) -> Option<bool> {
+        i64::from_value(v).map(|i| i != 0)
+    }
+}
+
+/// Text, or a blob of UTF-8 (a journaled body, read without a cast).
+impl FromValue for String {
+    fn from_value(v: &DbValue) -> Option<String> {
+        match v {
+            DbValue::Text(s) => Some(s.clone()),
+            DbValue::Blob(b) => String::from_utf8(b.clone()).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// A blob, or the bytes of text.
+impl FromValue for Vec<u8> {
+    fn from_value(v: &DbValue) -> Option<Vec<u8>> {
+        match v {
+            DbValue::Blob(b) => Some(b.clone()),
+            DbValue::Text(s) => Some(s.clone().into_bytes()),
+            _ => None,
+        }
+    }
+}
+
+/// `None` for NULL.
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(v: &DbValue) -> Option<Option<T>> {
+        match v {
+            DbValue::Null => Some(None),
+            _ => T::from_value(v).map(Some),
+        }
+    }
+}
+
+/// The first value of `row`, a row of `sql`, as a `T`; panics, showing
+/// both, if it is not one.
+fn column_value<T: FromValue>(row: &[DbValue], sql: &str) -> T {
+    T::from_value(&row[0]).unwrap_or_else(|| {
+        panic!(
+            "{sql}: journal value {:?} is not a {}",
+            row[0],
+            std::any::type_name::<T>()
+        )
+    })
+}
+
+/// The rows of `sql` in the SQLite journal at `path`, opened read-only.
+fn sqlite_rows(path: &Path, sql: &str) -> Vec<Vec<DbValue>> {
+    let rows = || -> rusqlite::Result<Vec<Vec<DbValue>>> {
+        let db = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        db.busy_timeout(Duration::from_secs(5))?;
+        let mut q = db.prepare(sql)?;
+        let n = q.column_count();
+        q.query_map([], |row| {
+            (0..n).map(|i| Ok(DbValue::from(row.get_ref(i)?))).collect()
+        })?
+        .collect()
+    };
+    rows().unwrap_or_else(|e| panic!("journal query failed: {sql}: {e}"))
+}
+
+/// The rows of `sql` in the PostgreSQL journal at `url`, over `client`,
+/// connected on first use and again after the server closed it (a test
+/// restarted the server).
+fn postgres_rows(
+    url: &str,
+    client: &Mutex<Option<Box<postgres::Client>>>,
+    sql: &str,
+) -> Vec<Vec<DbValue>> {
+    let mut client = client.lock().unwrap_or_else(|e| e.into_inner());
+    for retry in [true, false] {
+        let conn = match client.as_mut() {
+            Some(c) if !c.is_closed() => c,
+            _ => client.insert(Box::new(pg_connect(url))),
+        };
+        match conn.query(sql, &[]) {
+            Ok(rows) => {
+                return rows
+                    .iter()
+                    .map(|row| (0..row.len()).map(|i| pg_value(row, i)).collect())
+                    .collect();
+            }
+            Err(_) if retry && conn.is_closed() => continue,
+            Err(e) => panic!("journal query failed: {sql}: {}", pg_error(&e)),
+        }
+    }
+    unreachable!("the second try returns or panics")
+}
+
+/// Column `i` of a PostgreSQL row as a [`DbValue`]; panics on a type the
+/// journal does not use (cast it: `CAST(SUM(x) AS BIGINT)`).
+fn pg_value(row: &postgres::Row, i: usize) -> DbValue {
+    fn or_null<T>(v: Option<T>, f: impl FnOnce(T) -> DbValue) -> DbValue {
+        v.map_or(DbValue::Null, f)
+    }
+    let column = &row.columns()[i];
+    match column.type_().name() {
+        "int8" => or_null(row.get(i), DbValue::Int),
+        "int4" => or_null(row.get::<_, Option<i32>>(i), |v| DbValue::Int(v.into())),
+        "int2" => or_null(row.get::<_, Option<i16>>(i), |v| DbValue::Int(v.into())),
+        "bool" => or_null(row.get::<_, Option<bool>>(i), |v| DbValue::Int(v.into())),
+        "float8" => or_null(row.get(i), DbValue::Real),
+        "float4" => or_null(row.get::<_, Option<f32>>(i), |v| DbValue::Real(v.into())),
+        "text" | "varchar" | "bpchar" | "name" => or_null(row.get(i), DbValue::Text),
+        "bytea" => or_null(row.get(i), DbValue::Blob),
+        other => panic!(
+            "journal column {} is of type {other}: cast it to BIGINT or TEXT",
+            column.name()
+        ),
+    }
+}
+
+/// A PostgreSQL error with the server's message, when there is one.
+fn pg_error(e: &postgres::Error) -> String {
+    e.as_db_error()
+        .map_or_else(|| e.to_string(), |db| db.to_string())
+}
+
+/// A connection to the PostgreSQL database at `url` (no TLS: loopback).
+fn pg_connect(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("connect to {url}: {}", pg_error(&e)))
+}
+
+/// A real PostgreSQL server on a free port of 127.0.0.1, its cluster in a
+/// temporary directory (trust authentication, superuser `interlink`, UTF-8,
+/// locale C, `fsync` on), run as the `postgres` user when the tests run as
+/// root. [`PgServer::shared`] is the test process's own, stopped when the
+/// process exits; [`PgServer::start`] makes a private one, stopped on drop.
+pub struct PgServer {
+    /// `data/` (the cluster), `server.log`, and the Unix socket.
+    dir: tempfile::TempDir,
+    /// The directory of `initdb` and `pg_ctl`.
+    bin: PathBuf,
+    pub port: u16,
+}
+
+/// The test process's shared server, started by [`PgServer::shared`].
+static SHARED_PG: OnceLock<PgServer> = OnceLock::new();
+
+impl PgServer {
+    /// The test process's shared server, started on first use and stopped
+    /// (`-m immediate`, its directory removed) when the process exits.
+    pub fn shared() -> &'static PgServer {
+        SHARED_PG.get_or_init(|| {
+            let server = PgServer::start();
+            // SAFETY: registers a plain `extern "C" fn` with no arguments.
+            let registered = unsafe { libc::atexit(stop_shared_pg) } == 0;
+            assert!(registered, "atexit refused the PostgreSQL stop hook");
+            server
+        })
+    }
+
+    /// A private server (a cluster of its own, on a port of its own),
+    /// running when this returns; stopped (`-m fast`) when dropped.
+    pub fn start() -> PgServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = PgServer {
+            dir,
+            bin: pg_bindir(),
+            port: free_port(),
+        };
+        if running_as_root() {
+            let owned = Command::new("chown")
+                .arg("postgres:")
+                .arg(server.dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                owned,
+                "chown postgres: failed (is the postgres user there?)"
+            );
+        }
+        let out = server
+            .command("initdb")
+            .arg("-D")
+            .arg(server.data())
+            .args([
+                "--auth=trust",
+                "-U",
+                "interlink",
+                "--encoding=UTF8",
+                "--locale=C",
+            ])
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        server.resume();
+        server
+    }
+
+    /// The URL of database `db`: `postgresql://interlink@127.0.0.1:PORT/db`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgresql://interlink@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// A connection to database `db` (`postgres` always exists).
+    pub fn connect(&self, db: &str) -> postgres::Client {
+        pg_connect(&self.url(db))
+    }
+
+    /// Creates a fresh, empty database (`t_<n>`) and returns its name.
+    pub fn create_database(&self) -> String {
+        static NEXT: AtomicUsize = AtomicUsize::new(1);
+        let db = format!("t_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        self.connect("postgres")
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {db}: {}", pg_error(&e)));
+        db
+    }
+
+    /// Drops database `db`, closing its connections; errors are ignored
+    /// (the server may have been stopped).
+    pub fn drop_database(&self, db: &str) {
+        if let Ok(mut c) = postgres::Client::connect(&self.url("postgres"), postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        }
+    }
+
+    /// Starts the (stopped) server again on its port and waits until it
+    /// accepts connections.
+    pub fn resume(&self) {
+        let options = format!(
+            "-h 127.0.0.1 -p {} -k {}",
+            self.port,
+            self.dir.path().display()
+        );
+        let out = self
+            .pg_ctl("start", &["-w", "-t", "60", "-o", &options, "-l"])
+            .arg(self.dir.path().join("server.log"))
+            .output()
+            .expect("run pg_ctl");
+        let ready = out.status.success()
+            && wait_until(Duration::from_secs(30), || {
+                postgres::Client::connect(&self.url("postgres"), postgres::NoTls).is_ok()
+            });
+        if !ready {
+            self.kill();
+            panic!(
+                "PostgreSQL did not start: {}; its log:\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.log()
+            );
+        }
+    }
+
+    /// Stops the server cleanly (`pg_ctl stop -m fast`).
+    pub fn stop(&self) {
+        self.halt("fast");
+    }
+
+    /// Stops the server as a crash would (`pg_ctl stop -m immediate`: no
+    /// shutdown checkpoint; the next start recovers from the WAL).
+    pub fn kill(&self) {
+        self.halt("immediate");
+    }
+
+    /// What the server has logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// `pg_ctl stop -m mode`, waiting until the server is gone; a server
+    /// that is not running is left so.
+    fn halt(&self, mode: &str) {
+        let _ = self
+            .pg_ctl("stop", &["-w", "-m", mode])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// The cluster's data directory.
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `pg_ctl action -D data args…`.
+    fn pg_ctl(&self, action: &str, args: &[&str]) -> Command {
+        let mut c = self.command("pg_ctl");
+        c.arg(action).arg("-D").arg(self.data()).args(args);
+        c
+    }
+
+    /// A PostgreSQL program of [`pg_bindir`], run as the `postgres` user
+    /// when we are root (PostgreSQL refuses to run as root), in the
+    /// server's directory.
+    fn command(&self, program: &str) -> Command {
+        let program = self.bin.join(program);
+        let mut c = if running_as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        c.current_dir(self.dir.path());
+        c
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The `atexit` hook of [`PgServer::shared`]: the test harness never drops
+/// statics, so this stops the shared server and removes its directory.
+extern "C" fn stop_shared_pg() {
+    if let Some(server) = SHARED_PG.get() {
+        server.kill();
+        let _ = std::fs::remove_dir_all(server.dir.path());
+    }
+}
+
+/// Whether this process runs as root.
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The directory of PostgreSQL's `initdb` and `pg_ctl`: Debian's
+/// `/usr/lib/postgresql/<version>/bin` of the highest version, else
+/// `pg_config --bindir`, else the `PATH`.
+fn pg_bindir() -> PathBuf {
+    let has_initdb = |dir: &PathBuf| dir.join("initdb").is_file();
+    let debian = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version: u32 = e.file_name().to_str()?.parse().ok()?;
+            Some((version, e.path().join("bin")))
+        })
+        .filter(|(_, bin)| has_initdb(bin))
+        .max_by_key(|(version, _)| *version)
+        .map(|(_, bin)| bin);
+    let pg_config = || {
+        let out = Command::new("pg_config").arg("--bindir").output().ok()?;
+        Some(PathBuf::from(String::from_utf8(out.stdout).ok()?.trim())).filter(has_initdb)
+    };
+    let path = || std::env::split_paths(&std::env::var_os("PATH")?).find(has_initdb);
+    debian
+        .or_else(pg_config)
+        .or_else(path)
+        .expect("PostgreSQL's initdb is missing: run scripts/setup, which installs postgresql")
 }
 
 /// A real OpenSSH `sshd` on 127.0.0.1 serving SFTP (`internal-sftp`), with

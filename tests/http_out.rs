@@ -50,13 +50,9 @@ retry = {{ initial_backoff_ms = 100, max_backoff_s = 5 }}
 
 /// The outbox ids of the `rest` messages, in queue order.
 fn outbox_ids(host: &Host) -> Vec<String> {
-    let db = host.db();
-    let mut q = db
-        .prepare("SELECT id FROM outbox WHERE destination = 'rest' ORDER BY id")
-        .unwrap();
-    q.query_map([], |r| r.get::<_, i64>(0))
-        .unwrap()
-        .map(|id| id.unwrap().to_string())
+    host.query_col::<i64>("SELECT id FROM outbox WHERE destination = 'rest' ORDER BY id")
+        .iter()
+        .map(i64::to_string)
         .collect()
 }
 
@@ -134,14 +130,10 @@ fn retries_honour_retry_after_and_other_4xx_dead_letter() {
     assert!(at(2) - at(1) >= 0.95, "Retry-After: 1 honoured");
     assert!(at(3) - at(2) >= 0.95, "Retry-After as a date honoured");
 
-    let (status, error): (String, String) = host
-        .db()
-        .query_row(
-            &format!("SELECT status, last_error FROM outbox WHERE id = {two}"),
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let row = &host.query_rows(&format!(
+        "SELECT status, last_error FROM outbox WHERE id = {two}"
+    ))[0];
+    let (status, error): (String, String) = (row[0].get(), row[1].get());
     assert_eq!(status, "dead");
     assert!(
         error.starts_with("HTTP 400 Bad Request: {\"resourceType\": \"OperationOutcome\"")

@@ -66,16 +66,12 @@ fn names_in(dir: &Path) -> Vec<String> {
 
 /// (file name, number of events) for every file journaled from `lab`.
 fn events_per_file(host: &Host) -> Vec<(String, i64)> {
-    let db = host.db();
-    let mut q = db
-        .prepare(
-            "SELECT name, COUNT(*) FROM events WHERE source = 'lab' GROUP BY name ORDER BY name",
-        )
-        .unwrap();
-    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    host.query_rows(
+        "SELECT name, COUNT(*) FROM events WHERE source = 'lab' GROUP BY name ORDER BY name",
+    )
+    .iter()
+    .map(|r| (r[0].get(), r[1].get()))
+    .collect()
 }
 
 fn batch(ids: &[&str]) -> String {

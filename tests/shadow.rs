@@ -84,35 +84,36 @@ fn event_ids(report: &Value) -> BTreeSet<i64> {
 }
 
 fn ids_where(host: &Host, cond: &str) -> BTreeSet<i64> {
-    let db = host.db();
-    let mut q = db
-        .prepare(&format!("SELECT id FROM events WHERE {cond}"))
-        .unwrap();
-    q.query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
+    host.query_col(&format!("SELECT id FROM events WHERE {cond}"))
+        .into_iter()
         .collect()
 }
 
 /// What every table a run could write holds (the state tables value by
-/// value, the others row by row), and the delivered files.
+/// value, the others row by row; a row's values joined by spaces, a NULL
+/// empty, a blob in hex), and the delivered files.
 fn footprint(host: &Host) -> (Vec<String>, Vec<(String, String)>) {
     let tables = [
-        "SELECT id || ' ' || kind || ' ' || received_at_ms AS x FROM events ORDER BY id",
-        "SELECT event_id || ' ' || bot || ' ' || status || ' ' || attempts AS x FROM runs \
-         ORDER BY event_id, bot",
-        "SELECT id || ' ' || status || ' ' || attempts || ' ' || COALESCE(sent_ms, '') AS x \
-         FROM outbox ORDER BY id",
-        "SELECT bot || ' ' || key || ' ' || hex(value) AS x FROM kv ORDER BY bot, key",
-        "SELECT bot || ' ' || name || ' ' || value AS x FROM sequences ORDER BY bot, name",
-        "SELECT id || ' ' || last_event || ' ' || key AS x FROM state_undo ORDER BY id",
+        "SELECT id, kind, received_at_ms FROM events ORDER BY id",
+        "SELECT event_id, bot, status, attempts FROM runs ORDER BY event_id, bot",
+        "SELECT id, status, attempts, sent_ms FROM outbox ORDER BY id",
+        "SELECT bot, key, value FROM kv ORDER BY bot, key",
+        "SELECT bot, name, value FROM sequences ORDER BY bot, name",
+        "SELECT id, last_event, key FROM state_undo ORDER BY id",
     ];
     let contents = tables
         .iter()
-        .map(|rows| {
-            host.query::<String>(&format!(
-                "SELECT COALESCE(group_concat(x, char(10)), '') FROM ({rows})"
-            ))
+        .map(|sql| {
+            host.query_rows(sql)
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .map(DbValue::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
         })
         .collect();
     (contents, host.outputs())
@@ -160,17 +161,13 @@ fn a_candidate_is_compared_event_by_event_and_nothing_is_written_or_sent() {
     let (code, report) = shadow(&host, "visit_stamp_v1", &["--details", "1000"]);
     assert_eq!(code, 1, "{report}");
     assert_eq!(summary(&report), [305, 5, 300, 0, 0]);
-    let db = host.db();
     for d in report["differences"].as_array().unwrap() {
         assert_eq!(paths(d), [STAMP], "{d}");
         let field = &d["messages"][0]["fields"][0];
-        let received: i64 = db
-            .query_row(
-                "SELECT received_at_ms AS x FROM events WHERE id = ?1",
-                [d["event_id"].as_i64().unwrap()],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let received: i64 = host.query(&format!(
+            "SELECT received_at_ms FROM events WHERE id = {}",
+            d["event_id"].as_i64().unwrap()
+        ));
         assert_eq!(field["new"], received.to_string(), "{d}");
         let live: i64 = field["old"].as_str().unwrap().parse().unwrap();
         assert!(live >= received, "{d}");
