@@ -5,19 +5,14 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::config::Config;
-use crate::journal::{EventFilter, Journal, Reader};
-
-fn journal_path(config: Option<&Path>) -> Result<std::path::PathBuf> {
-    Ok(Config::load_or_default(config)?.journal.path)
-}
+use crate::config::{Config, JournalBackend};
+use crate::journal::{self, EventFilter, Journal, Reader};
 
 /// A read connection to the configured journal.
 fn reader(config: Option<&Path>) -> Result<Reader> {
-    let path = journal_path(config)?;
-    Reader::open(&path).with_context(|| format!("cannot open journal {}", path.display()))
+    journal::open_reader(&Config::load_or_default(config)?.journal)
 }
 
 /// Runs one write against the configured journal (which must exist) and
@@ -26,9 +21,11 @@ fn write<T>(
     config: Option<&Path>,
     op: impl FnOnce(&Journal) -> tokio::sync::oneshot::Receiver<crate::journal::Result<T>>,
 ) -> Result<T> {
-    let path = journal_path(config)?;
-    anyhow::ensure!(path.exists(), "no journal at {}", path.display());
-    let journal = Journal::open(&path)?;
+    let cfg = Config::load_or_default(config)?.journal;
+    if cfg.backend == JournalBackend::Sqlite {
+        anyhow::ensure!(cfg.path.exists(), "no journal at {}", cfg.path.display());
+    }
+    let journal = journal::open_configured(&cfg)?;
     Ok(op(&journal)
         .blocking_recv()
         .map_err(|_| anyhow::anyhow!("journal writer stopped"))??)

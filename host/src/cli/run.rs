@@ -43,14 +43,12 @@ pub fn run(config: Option<PathBuf>) -> Result<ExitCode> {
 
 async fn serve(cfg: Arc<Config>, config: Option<PathBuf>) -> Result<()> {
     crate::telemetry::install()?;
-    let max_bytes = cfg.journal.max_size_mb.map(|mb| mb * 1024 * 1024);
-    let journal = Journal::open_capped(&cfg.journal.path, max_bytes)
-        .with_context(|| format!("cannot open journal {}", cfg.journal.path.display()))?;
+    let journal = crate::journal::open_configured(&cfg.journal)?;
     let limits = Limits::new(cfg.plugins.memory_mb, cfg.plugins.timeout_ms);
     let cache = CompileCache::open(&cfg.cache_dir(), &cfg.cache_key_path())?;
     let engine = BotEngine::new(limits, Some(cache))?;
     tracing::info!(
-        journal = %cfg.journal.path.display(),
+        journal = %journal.describe(),
         pooling = engine.pooled(),
         memory_mb = cfg.plugins.memory_mb,
         timeout_ms = cfg.plugins.timeout_ms,

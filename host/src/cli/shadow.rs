@@ -43,7 +43,13 @@ fn report(args: ShadowArgs<'_>) -> Result<bool> {
         .with_context(|| format!("{}: invalid bot", args.candidate.display()))?;
     let bot = args.bot.unwrap_or_else(|| candidate.name().to_string());
     let policy = Arc::new(policy_for(&config, &bot));
-    let report = shadow::run(&config.journal.path, &bot, &candidate, policy, plan)?;
+    let report = shadow::run(
+        crate::journal::open_reader(&config.journal)?,
+        &bot,
+        &candidate,
+        policy,
+        plan,
+    )?;
     match args.json {
         true => println!("{}", serde_json::to_string_pretty(&report)?),
         false => print!("{}", report.text()),

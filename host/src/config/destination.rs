@@ -227,6 +227,18 @@ pub struct ClientTls {
     pub server_name: Option<String>,
 }
 
+impl ClientTls {
+    /// Its files relative to the config's folder.
+    pub(super) fn resolve(&mut self, join: &impl Fn(&mut PathBuf)) {
+        for p in [&mut self.ca, &mut self.cert, &mut self.key]
+            .into_iter()
+            .flatten()
+        {
+            join(p);
+        }
+    }
+}
+
 /// Reads the `[[destination]]` array, naming the entry in every error
 /// (`destination[2] ("ehr"): kind "folder": unknown field `tls`…`).
 pub(super) fn list<'de, D: serde::Deserializer<'de>>(
@@ -336,9 +348,7 @@ impl DestinationConfig {
             DestinationKind::Mllp(MllpDestination { tls, .. })
             | DestinationKind::Http(HttpDestination { tls, .. }) => {
                 if let Some(t) = tls {
-                    for p in [&mut t.ca, &mut t.cert, &mut t.key].into_iter().flatten() {
-                        join(p);
-                    }
+                    t.resolve(&join);
                 }
             }
             // The remote `dir` stays as written.

@@ -35,7 +35,7 @@ pub use destination::{
 pub use dicom::{DicomCharset, DicomConfig};
 pub use folder::FolderConfig;
 pub use http::{HttpAccess, HttpConfig, Role, TokenConfig};
-pub use journal::JournalConfig;
+pub use journal::{Backend as JournalBackend, JournalConfig};
 pub use listener::{AckWhen, ListenerConfig, ListenerTls};
 pub use log::LogConfig;
 pub use plugins::PluginsConfig;
@@ -120,6 +120,7 @@ impl Config {
     /// destinations.
     fn check(&self) -> Result<()> {
         self.plugins.check()?;
+        self.journal.check()?;
         self.cron.check()?;
         if let Some(http) = &self.http {
             http.check("http")?;
@@ -176,7 +177,7 @@ impl Config {
                 *p = base.join(&*p);
             }
         };
-        join(&mut self.journal.path);
+        self.journal.resolve(join);
         join(&mut self.plugins.dir);
         if let Some(c) = &mut self.plugins.cache_dir {
             join(c);

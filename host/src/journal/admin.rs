@@ -2,9 +2,10 @@
 //! that happened to it, the outbox page by page, and bots' failures. (The
 //! message search is `search.rs`.)
 
-use rusqlite::types::Value;
-use rusqlite::{OptionalExtension, params, params_from_iter};
+use rusqlite::params;
+use rusqlite::types::{ToSql, Value};
 
+use super::db::{DbResult, Row};
 use super::{Reader, Result, RunLog};
 
 /// An event with its receipt, runs and outbound messages.
@@ -88,7 +89,7 @@ const OUTBOX_COLUMNS: &str =
     "id, event_id, bot, destination, status, attempts, last_error, created_ms, sent_ms,
      NULLIF(not_before_ms, 0), file_name";
 
-fn outbox_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
+fn outbox_item(r: &Row) -> DbResult<OutboxItem> {
     Ok(OutboxItem {
         id: r.get(0)?,
         event_id: r.get(1)?,
@@ -108,73 +109,72 @@ impl Reader {
     /// Event `id` with its receipt, runs (and their log lines) and
     /// outbound messages; `None` if there is no such event.
     pub fn event_detail(&self, id: i64) -> Result<Option<EventDetail>> {
-        let event = self
-            .conn
-            .prepare_cached(
+        self.with(|db| {
+            let event = db.query_opt(
                 "SELECT id, kind, source, name, message_type, control_id, patient_id, body, raw,
                         received_at_ms, routed,
                         (SELECT ack FROM received WHERE received.event_id = events.id)
                  FROM events WHERE id = ?1",
-            )?
-            .query_row(params![id], |r| {
-                Ok(EventDetail {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    source: r.get(2)?,
-                    name: r.get(3)?,
-                    message_type: r.get(4)?,
-                    control_id: r.get(5)?,
-                    patient_id: r.get(6)?,
-                    body: r.get(7)?,
-                    raw: r.get(8)?,
-                    received_at_ms: r.get(9)?,
-                    routed: r.get(10)?,
-                    ack: r.get(11)?,
-                    runs: Vec::new(),
-                    outbox: Vec::new(),
-                })
-            })
-            .optional()?;
-        let Some(mut event) = event else {
-            return Ok(None);
-        };
-        event.runs = self
-            .conn
-            .prepare_cached(
+                params![id],
+                |r| {
+                    Ok(EventDetail {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        source: r.get(2)?,
+                        name: r.get(3)?,
+                        message_type: r.get(4)?,
+                        control_id: r.get(5)?,
+                        patient_id: r.get(6)?,
+                        body: r.get(7)?,
+                        raw: r.get(8)?,
+                        received_at_ms: r.get(9)?,
+                        routed: r.get(10)?,
+                        ack: r.get(11)?,
+                        runs: Vec::new(),
+                        outbox: Vec::new(),
+                    })
+                },
+            )?;
+            let Some(mut event) = event else {
+                return Ok(None);
+            };
+            event.runs = db.query_map(
                 "SELECT bot, status, attempts, error, bot_version, duration_us, updated_ms, logs
                  FROM runs WHERE event_id = ?1 ORDER BY bot",
-            )?
-            .query_map(params![id], |r| {
-                let logs: Option<String> = r.get(7)?;
-                Ok(RunDetail {
-                    bot: r.get(0)?,
-                    status: r.get(1)?,
-                    attempts: r.get(2)?,
-                    error: r.get(3)?,
-                    bot_version: r.get(4)?,
-                    duration_us: r.get(5)?,
-                    updated_ms: r.get(6)?,
-                    logs: logs
-                        .and_then(|l| serde_json::from_str(&l).ok())
-                        .unwrap_or_default(),
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        event.outbox = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {OUTBOX_COLUMNS} FROM outbox INDEXED BY outbox_by_event
-                 WHERE event_id = ?1 ORDER BY id"
-            ))?
-            .query_map(params![id], outbox_item)?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(Some(event))
+                params![id],
+                |r| {
+                    let logs: Option<String> = r.get(7)?;
+                    Ok(RunDetail {
+                        bot: r.get(0)?,
+                        status: r.get(1)?,
+                        attempts: r.get(2)?,
+                        error: r.get(3)?,
+                        bot_version: r.get(4)?,
+                        duration_us: r.get(5)?,
+                        updated_ms: r.get(6)?,
+                        logs: logs
+                            .and_then(|l| serde_json::from_str(&l).ok())
+                            .unwrap_or_default(),
+                    })
+                },
+            )?;
+            event.outbox = db.query_map(
+                &format!(
+                    "SELECT {OUTBOX_COLUMNS} FROM outbox INDEXED BY outbox_by_event
+                     WHERE event_id = ?1 ORDER BY id"
+                ),
+                params![id],
+                outbox_item,
+            )?;
+            Ok(Some(event))
+        })
     }
 
     /// One page of outbox messages, newest first, and the cursor for the
     /// next page. Pending messages are found through `outbox_pending`, dead
     /// letters through `outbox_dead`, the rest by destination
-    /// (`outbox_by_destination`) or by id.
+    /// (`outbox_by_destination`) or by id (SQLite is told which; PostgreSQL's
+    /// planner picks among the same indexes).
     pub fn outbox_page(&self, q: &OutboxQuery) -> Result<(Vec<OutboxItem>, Option<i64>)> {
         let index = match (q.status.as_deref(), &q.destination) {
             (Some("pending"), _) => "INDEXED BY outbox_pending",
@@ -195,16 +195,16 @@ impl Reader {
             None => {}
         }
         params.push((q.limit as i64 + 1).into());
-        let sql = format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox {index} WHERE {} ORDER BY id DESC LIMIT ?{}",
-            conds.join(" AND "),
-            params.len()
-        );
-        let mut items: Vec<OutboxItem> = self
-            .conn
-            .prepare_cached(&sql)?
-            .query_map(params_from_iter(params.iter()), outbox_item)?
-            .collect::<rusqlite::Result<_>>()?;
+        let refs: Vec<&dyn ToSql> = params.iter().map(|v| v as &dyn ToSql).collect();
+        let mut items = self.with(|db| {
+            let sql = format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox {} WHERE {} ORDER BY id DESC LIMIT ?{}",
+                db.pick(index, ""),
+                conds.join(" AND "),
+                params.len()
+            );
+            db.query_map(&sql, &refs, outbox_item)
+        })?;
         let more = items.len() > q.limit;
         items.truncate(q.limit);
         let next = items.last().filter(|_| more).map(|m| m.id);
@@ -213,43 +213,51 @@ impl Reader {
 
     /// The status of outbox message `id`, if there is one.
     pub fn outbox_status(&self, id: i64) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT status FROM outbox WHERE id = ?1")?
-            .query_row(params![id], |r| r.get(0))
-            .optional()?)
+        self.with(|db| {
+            db.query_opt(
+                "SELECT status FROM outbox WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+        })
     }
 
-    /// Failed runs in the journal per bot: one walk of the failed runs'
-    /// `runs_failed_by_bot` index, already in bot order.
+    /// Failed runs in the journal per bot, in bot order: on SQLite one walk
+    /// of the failed runs' `runs_failed_by_bot` index, already in bot
+    /// order (PostgreSQL is asked to sort).
     pub fn failed_runs_by_bot(&self) -> Result<Vec<(String, i64)>> {
-        Ok(self
-            .conn
-            .prepare_cached(FAILED_RUNS_BY_BOT)?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?)
+        self.with(|db| {
+            db.query_map(
+                db.pick(FAILED_RUNS_BY_BOT, FAILED_RUNS_BY_BOT_POSTGRES),
+                &[],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
     }
 
     /// The failed run of `bot` on the newest event, if any: one seek in
     /// `runs_failed_by_bot`.
     pub fn last_failure(&self, bot: &str) -> Result<Option<LastFailure>> {
-        Ok(self
-            .conn
-            .prepare_cached(LAST_FAILURE)?
-            .query_row(params![bot], |r| {
+        self.with(|db| {
+            db.query_opt(LAST_FAILURE, params![bot], |r| {
                 Ok(LastFailure {
                     event_id: r.get(0)?,
                     error: r.get(1)?,
                     at_ms: r.get(2)?,
                 })
             })
-            .optional()?)
+        })
     }
 }
 
 /// Failed runs per bot (see [`Reader::failed_runs_by_bot`]).
 const FAILED_RUNS_BY_BOT: &str = "SELECT bot, COUNT(*) FROM runs INDEXED BY runs_failed_by_bot
      WHERE status = 'failed' GROUP BY bot";
+
+/// [`FAILED_RUNS_BY_BOT`] for PostgreSQL, whose grouping may hash: the
+/// order is asked for.
+const FAILED_RUNS_BY_BOT_POSTGRES: &str =
+    "SELECT bot, COUNT(*) FROM runs WHERE status = 'failed' GROUP BY bot ORDER BY bot";
 
 /// A bot's newest failed run (see [`Reader::last_failure`]).
 const LAST_FAILURE: &str =
@@ -258,6 +266,8 @@ const LAST_FAILURE: &str =
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::params_from_iter;
+
     use super::*;
 
     /// The bot list's failure queries read the failed runs of the bot

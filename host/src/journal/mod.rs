@@ -10,6 +10,8 @@
 //! the writer.
 
 pub mod admin;
+mod db;
+mod postgres;
 mod read;
 mod schema;
 pub mod search;
@@ -17,11 +19,16 @@ pub mod shadow;
 mod write;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
+use anyhow::Context;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use crate::config::{JournalBackend, JournalConfig};
+
+pub use db::{Db, DbError};
+pub use postgres::Connector;
 pub use read::{
     EventFilter, EventSummary, OutboxRow, OutboxSummary, PendingRun, Reader, StoredEvent,
 };
@@ -30,11 +37,14 @@ pub use write::{
     Payload, Queued, Receipt, Received, RunLog, RunRecord, RunStatus, StateWrites,
 };
 
+use db::DbResult;
+use postgres::{Pool, Session};
+
 /// Why the journal could not do something.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("journal database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(#[from] DbError),
     #[error("journal commit failed: {0}")]
     Commit(String),
     #[error("journal writer has stopped")]
@@ -47,35 +57,46 @@ pub enum JournalError {
     Refused(String),
 }
 
+impl From<rusqlite::Error> for JournalError {
+    fn from(e: rusqlite::Error) -> Self {
+        JournalError::Database(DbError::Sqlite(e))
+    }
+}
+
 pub type Result<T, E = JournalError> = std::result::Result<T, E>;
 
-/// A queued write: run inside the writer's transaction, then told whether
-/// the commit succeeded so it can answer its caller.
+/// A queued write: run inside the writer's transaction (again, if the
+/// transaction has to be retried), then told whether the commit succeeded
+/// so it can answer its caller.
 trait Job: Send {
-    fn run(&mut self, conn: &Connection);
+    fn run(&mut self, db: Db);
+    /// Its last run failed in a way the database asks to retry.
+    fn transient(&self) -> bool;
     fn finish(self: Box<Self>, commit_error: Option<&str>);
 }
 
 struct Write<R, F> {
-    write: Option<F>,
-    outcome: Option<rusqlite::Result<R>>,
+    write: F,
+    outcome: Option<DbResult<R>>,
     reply: oneshot::Sender<Result<R>>,
 }
 
 impl<R, F> Job for Write<R, F>
 where
     R: Send,
-    F: FnOnce(&Connection) -> rusqlite::Result<R> + Send,
+    F: Fn(Db) -> DbResult<R> + Send,
 {
-    fn run(&mut self, conn: &Connection) {
-        if let Some(write) = self.write.take() {
-            self.outcome = Some(in_savepoint(conn, write));
-        }
+    fn run(&mut self, db: Db) {
+        self.outcome = Some(in_savepoint(db, &self.write));
+    }
+
+    fn transient(&self) -> bool {
+        matches!(&self.outcome, Some(Err(e)) if e.is_transient())
     }
 
     fn finish(self: Box<Self>, commit_error: Option<&str>) {
         let result = match (self.outcome, commit_error) {
-            (Some(Err(e)), _) => Err(JournalError::Sqlite(e)),
+            (Some(Err(e)), _) => Err(JournalError::Database(e)),
             (Some(Ok(r)), None) => Ok(r),
             (_, Some(why)) => Err(JournalError::Commit(why.to_string())),
             (None, None) => Err(JournalError::Closed),
@@ -84,22 +105,43 @@ where
     }
 }
 
+/// Which database the journal is in.
+#[derive(Clone)]
+enum Store {
+    Sqlite { path: PathBuf },
+    Postgres { pool: Arc<Pool> },
+}
+
 /// Handle to the journal; cheap to clone.
 #[derive(Clone)]
 pub struct Journal {
-    path: PathBuf,
+    store: Store,
     jobs: mpsc::Sender<Box<dyn Job>>,
 }
 
 /// Most writes one group commit takes.
 const MAX_GROUP: usize = 4096;
 
+/// Times a group commit is tried when PostgreSQL reports a deadlock or a
+/// serialization failure (between hosts).
+const TRANSIENT_TRIES: usize = 3;
+
 /// Events one purge write looks at.
 pub const PURGE_CHUNK: usize = 1000;
 
+/// The writer's connection.
+enum WriterLink {
+    Sqlite(Connection),
+    /// Reconnected before the next group when the session was lost.
+    Postgres {
+        connector: Connector,
+        session: Option<Session>,
+    },
+}
+
 impl Journal {
-    /// Opens (creating if needed) the journal at `path` and starts its
-    /// writer thread.
+    /// Opens (creating if needed) the SQLite journal at `path` and starts
+    /// its writer thread.
     pub fn open(path: &Path) -> Result<Journal> {
         Self::open_capped(path, None)
     }
@@ -118,20 +160,55 @@ impl Journal {
             let page: u64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
             conn.pragma_update(None, "max_page_count", (max / page).max(1))?;
         }
+        Self::start(
+            Store::Sqlite {
+                path: path.to_path_buf(),
+            },
+            WriterLink::Sqlite(conn),
+        )
+    }
+
+    /// Opens the PostgreSQL journal `connector` leads to, migrating its
+    /// schema, with at most `pool_size` sessions for reads (the writer has
+    /// one more of its own).
+    pub fn open_postgres(connector: Connector, pool_size: usize) -> Result<Journal> {
+        let session = connector.connect()?;
+        schema::migrate_postgres(Db::Postgres(&session))?;
+        Self::start(
+            Store::Postgres {
+                pool: Pool::new(connector.clone(), pool_size),
+            },
+            WriterLink::Postgres {
+                connector,
+                session: Some(session),
+            },
+        )
+    }
+
+    fn start(store: Store, link: WriterLink) -> Result<Journal> {
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || writer_loop(conn, queue))
+            .spawn(move || writer_loop(link, queue))
             .map_err(|e| JournalError::Commit(format!("cannot start writer thread: {e}")))?;
-        Ok(Journal {
-            path: path.to_path_buf(),
-            jobs,
-        })
+        Ok(Journal { store, jobs })
     }
 
-    /// A new read connection.
+    /// A new read connection (PostgreSQL: a handle on the read pool).
     pub fn reader(&self) -> Result<Reader> {
-        Reader::open(&self.path)
+        match &self.store {
+            Store::Sqlite { path } => Reader::open(path),
+            Store::Postgres { pool } => Ok(Reader::postgres(pool.clone())),
+        }
+    }
+
+    /// Where the journal is, for logs: the SQLite file, or the PostgreSQL
+    /// server and database (without credentials).
+    pub fn describe(&self) -> String {
+        match &self.store {
+            Store::Sqlite { path } => path.display().to_string(),
+            Store::Postgres { pool } => pool.connector().describe(),
+        }
     }
 
     /// Queues `write` for the next group commit. The receiver yields its
@@ -139,11 +216,11 @@ impl Journal {
     fn submit<R, F>(&self, write: F) -> oneshot::Receiver<Result<R>>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+        F: Fn(Db) -> DbResult<R> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
         let job = Box::new(Write {
-            write: Some(write),
+            write,
             outcome: None,
             reply,
         });
@@ -152,7 +229,6 @@ impl Journal {
         }
         rx
     }
-
     /// Journals inbound events (with the bots each is routed to) and their
     /// file ledger entry or cron firing, in one commit. Returns the events'
     /// ids.
@@ -187,7 +263,7 @@ impl Journal {
     /// Records the ACK sent for a received message unless one is recorded
     /// already; returns the recorded one.
     pub fn receipt_ack(&self, event_id: i64, ack: Vec<u8>) -> oneshot::Receiver<Result<Vec<u8>>> {
-        self.submit(move |c| write::receipt_ack(c, event_id, ack))
+        self.submit(move |c| write::receipt_ack(c, event_id, &ack))
     }
 
     /// Records a batch of a bot's runs with the state they wrote and the
@@ -235,15 +311,31 @@ impl Journal {
         self.submit(|_| Ok(()))
     }
 
-    /// Bytes the database and its WAL take on disk.
+    /// Bytes the journal takes: the SQLite database and its WAL on disk,
+    /// or PostgreSQL's size of the database.
     pub fn size_on_disk(&self) -> u64 {
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        [self.path.as_os_str(), wal.as_os_str()]
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum()
+        match &self.store {
+            Store::Sqlite { path } => {
+                let mut wal = path.clone().into_os_string();
+                wal.push("-wal");
+                [path.as_os_str(), wal.as_os_str()]
+                    .iter()
+                    .filter_map(|p| std::fs::metadata(p).ok())
+                    .map(|m| m.len())
+                    .sum()
+            }
+            Store::Postgres { pool } => pool
+                .get()
+                .ok()
+                .and_then(|s| {
+                    Db::Postgres(&s)
+                        .query_row("SELECT pg_database_size(current_database())", &[], |r| {
+                            r.get::<i64>(0)
+                        })
+                        .ok()
+                })
+                .unwrap_or(0) as u64,
+        }
     }
 
     /// Puts an event's failed (or, with `bot`, that bot's) runs back in the
@@ -275,28 +367,114 @@ impl Journal {
     }
 }
 
-fn in_savepoint<R>(
-    conn: &Connection,
-    write: impl FnOnce(&Connection) -> rusqlite::Result<R>,
-) -> rusqlite::Result<R> {
-    let exec = |sql: &str| {
-        conn.prepare_cached(sql)
-            .and_then(|mut s| s.execute([]).map(drop))
-    };
-    exec("SAVEPOINT job")?;
-    match write(conn) {
+/// Opens the journal `[journal]` configures, and starts its writer.
+pub fn open_configured(cfg: &JournalConfig) -> anyhow::Result<Journal> {
+    match cfg.backend {
+        JournalBackend::Sqlite => {
+            let max_bytes = cfg.max_size_mb.map(|mb| mb * 1024 * 1024);
+            Journal::open_capped(&cfg.path, max_bytes)
+                .with_context(|| format!("cannot open journal {}", cfg.path.display()))
+        }
+        JournalBackend::Postgres => {
+            let connector = postgres_connector(cfg)?;
+            let at = connector.describe();
+            Journal::open_postgres(connector, cfg.pool_size)
+                .with_context(|| format!("cannot open journal {at}"))
+        }
+    }
+}
+
+/// A reader on the journal `[journal]` configures, for a command that only
+/// reads it: no writer, no migration (an SQLite journal must exist).
+pub fn open_reader(cfg: &JournalConfig) -> anyhow::Result<Reader> {
+    match cfg.backend {
+        JournalBackend::Sqlite => {
+            anyhow::ensure!(cfg.path.exists(), "no journal at {}", cfg.path.display());
+            Reader::open(&cfg.path)
+                .with_context(|| format!("cannot open journal {}", cfg.path.display()))
+        }
+        JournalBackend::Postgres => Ok(Reader::postgres(Pool::new(postgres_connector(cfg)?, 1))),
+    }
+}
+
+fn postgres_connector(cfg: &JournalConfig) -> anyhow::Result<Connector> {
+    let url = cfg.postgres_url()?;
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(crate::tls::client_config)
+        .transpose()
+        .context("journal.tls")?;
+    Connector::new(&url, tls, cfg.statement_timeout_s.saturating_mul(1000))
+        .context("journal: the PostgreSQL connection URL is not valid")
+}
+
+/// Runs `write` inside a savepoint, so that its failure undoes only its
+/// own changes.
+fn in_savepoint<R>(db: Db, write: impl Fn(Db) -> DbResult<R>) -> DbResult<R> {
+    control(db, "SAVEPOINT job")?;
+    match write(db) {
         Ok(r) => {
-            exec("RELEASE job")?;
+            control(db, "RELEASE job")?;
             Ok(r)
         }
         Err(e) => {
-            let _ = exec("ROLLBACK TO job").and_then(|_| exec("RELEASE job"));
+            let _ = control(db, "ROLLBACK TO job").and_then(|_| control(db, "RELEASE job"));
             Err(e)
         }
     }
 }
 
-fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
+/// A transaction-control statement: prepared once on SQLite, sent as it is
+/// to PostgreSQL.
+fn control(db: Db, sql: &str) -> DbResult<()> {
+    match db {
+        Db::Sqlite(_) => db.execute(sql, &[]).map(drop),
+        Db::Postgres(_) => db.batch(sql),
+    }
+}
+
+impl WriterLink {
+    /// The connection for the next group: PostgreSQL's is opened again if
+    /// it was lost.
+    fn db(&mut self) -> DbResult<Db<'_>> {
+        match self {
+            WriterLink::Sqlite(conn) => Ok(Db::Sqlite(conn)),
+            WriterLink::Postgres { connector, session } => {
+                if session.as_ref().is_none_or(Session::is_closed) {
+                    *session = None;
+                    *session = Some(connector.connect()?);
+                }
+                Ok(Db::Postgres(session.as_ref().expect("just connected")))
+            }
+        }
+    }
+}
+
+/// Runs one group of writes in one transaction; the commit's error, if it
+/// failed.
+fn commit_group(db: Db, group: &mut [Box<dyn Job>]) -> Option<DbError> {
+    let begin = db.pick("BEGIN IMMEDIATE", "BEGIN");
+    if let Err(e) = control(db, begin) {
+        return Some(e);
+    }
+    for job in group.iter_mut() {
+        job.run(db);
+    }
+    if group.iter().any(|job| job.transient()) {
+        let _ = control(db, "ROLLBACK");
+        return Some(DbError::Value(
+            "a transaction conflicted with another host's (deadlock or serialization failure)"
+                .into(),
+        ));
+    }
+    let committed = control(db, "COMMIT");
+    committed.err().inspect(|_| {
+        let _ = control(db, "ROLLBACK");
+    })
+}
+
+fn writer_loop(mut link: WriterLink, queue: mpsc::Receiver<Box<dyn Job>>) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -306,19 +484,20 @@ fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
             }
         }
         let started = std::time::Instant::now();
-        let commit_error = match conn.execute_batch("BEGIN IMMEDIATE") {
-            Err(e) => Some(e.to_string()),
-            Ok(()) => {
-                for job in &mut group {
-                    job.run(&conn);
-                }
-                let committed = conn.execute_batch("COMMIT");
-                committed.err().map(|e| {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    e.to_string()
-                })
+        let mut commit_error = None;
+        for _ in 0..TRANSIENT_TRIES {
+            commit_error = match link.db() {
+                Ok(db) => commit_group(db, &mut group),
+                Err(e) => Some(e),
+            };
+            let conflicted = commit_error
+                .as_ref()
+                .is_some_and(|e| e.is_transient() || group.iter().any(|job| job.transient()));
+            if !conflicted {
+                break;
             }
-        };
+        }
+        let commit_error = commit_error.map(|e| e.to_string());
         crate::telemetry::journal_commit(started.elapsed());
         if let Some(why) = &commit_error {
             tracing::error!("journal commit failed: {why}");

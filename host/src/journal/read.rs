@@ -1,10 +1,13 @@
 //! Read-only queries over the journal, on a connection of their own.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, params};
 
 use super::Result;
+use super::db::{Db, DbResult};
+use super::postgres::{Pool, Pooled};
 
 /// How many payload bytes one [`Reader::outbox_pending`] read holds at
 /// most (beyond its first message), so that a queue of large files is not
@@ -13,7 +16,7 @@ const MAX_PENDING_BYTES: usize = 16 << 20;
 
 /// A read connection. Not shared between threads: open one per thread.
 pub struct Reader {
-    pub(super) conn: Connection,
+    pub(super) source: Source,
 }
 
 /// A run waiting for its bot.
@@ -92,6 +95,14 @@ pub struct RunSummary {
     pub error: Option<String>,
 }
 
+/// Where a [`Reader`] reads: its own SQLite connection, or sessions of the
+/// PostgreSQL pool (one per call, or one held for a snapshot).
+pub(super) enum Source {
+    Sqlite(Connection),
+    Postgres(Arc<Pool>),
+    Snapshot(Pooled),
+}
+
 impl Reader {
     pub fn open(path: &Path) -> Result<Reader> {
         let conn = Connection::open_with_flags(
@@ -99,70 +110,112 @@ impl Reader {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        Ok(Reader { conn })
+        Ok(Reader {
+            source: Source::Sqlite(conn),
+        })
+    }
+
+    pub(super) fn postgres(pool: Arc<Pool>) -> Reader {
+        Reader {
+            source: Source::Postgres(pool),
+        }
+    }
+
+    /// Runs `f` on this reader's connection.
+    pub(super) fn with<R>(&self, f: impl FnOnce(Db) -> DbResult<R>) -> Result<R> {
+        Ok(match &self.source {
+            Source::Sqlite(conn) => f(Db::Sqlite(conn))?,
+            Source::Postgres(pool) => f(Db::Postgres(&*pool.get()?))?,
+            Source::Snapshot(session) => f(Db::Postgres(&**session))?,
+        })
+    }
+
+    /// Runs `f` on this reader's connection, which it keeps until dropped
+    /// (PostgreSQL: a session taken from the pool for good), so that a
+    /// transaction `f` begins spans later reads.
+    pub(super) fn pinned<R>(&mut self, f: impl FnOnce(Db) -> DbResult<R>) -> Result<R> {
+        if let Source::Postgres(pool) = &self.source {
+            self.source = Source::Snapshot(pool.get()?);
+        }
+        self.with(f)
     }
 
     /// Runs of `bot` that are due, oldest event first.
     pub fn pending_runs(&self, bot: &str, now_ms: i64, limit: usize) -> Result<Vec<PendingRun>> {
-        let mut q = self.conn.prepare_cached(
-            "SELECT event_id, attempts FROM runs
-             WHERE bot = ?1 AND status = 'pending' AND next_attempt_ms <= ?2
-             ORDER BY event_id LIMIT ?3",
-        )?;
-        let rows = q.query_map(params![bot, now_ms, limit as i64], |r| {
-            Ok(PendingRun {
-                event_id: r.get(0)?,
-                attempts: r.get(1)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.with(|db| {
+            db.query_map(
+                "SELECT event_id, attempts FROM runs
+                 WHERE bot = ?1 AND status = 'pending' AND next_attempt_ms <= ?2
+                 ORDER BY event_id LIMIT ?3",
+                params![bot, now_ms, limit as i64],
+                |r| {
+                    Ok(PendingRun {
+                        event_id: r.get(0)?,
+                        attempts: r.get(1)?,
+                    })
+                },
+            )
+        })
     }
 
     /// When the earliest pending run of `bot` that is not yet due becomes due.
     pub fn next_due(&self, bot: &str) -> Result<Option<i64>> {
-        let mut q = self.conn.prepare_cached(
-            "SELECT MIN(next_attempt_ms) FROM runs WHERE bot = ?1 AND status = 'pending'",
-        )?;
-        Ok(q.query_row(params![bot], |r| r.get(0))?)
+        self.with(|db| {
+            db.query_row(
+                "SELECT MIN(next_attempt_ms) FROM runs WHERE bot = ?1 AND status = 'pending'",
+                params![bot],
+                |r| r.get(0),
+            )
+        })
     }
 
     pub fn event(&self, id: i64) -> Result<Option<StoredEvent>> {
-        let mut q = self.conn.prepare_cached(
-            "SELECT id, kind, source, name, body, received_at_ms FROM events WHERE id = ?1",
-        )?;
-        Ok(q.query_row(params![id], |r| {
-            Ok(StoredEvent {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                source: r.get(2)?,
-                name: r.get(3)?,
-                body: r.get(4)?,
-                received_at_ms: r.get(5)?,
-            })
+        self.with(|db| {
+            db.query_opt(
+                "SELECT id, kind, source, name, body, received_at_ms FROM events WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok(StoredEvent {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        source: r.get(2)?,
+                        name: r.get(3)?,
+                        body: r.get(4)?,
+                        received_at_ms: r.get(5)?,
+                    })
+                },
+            )
         })
-        .optional()?)
     }
 
     pub fn kv_get(&self, bot: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        let mut q = self
-            .conn
-            .prepare_cached("SELECT value FROM kv WHERE bot = ?1 AND key = ?2")?;
-        Ok(q.query_row(params![bot, key], |r| r.get(0)).optional()?)
+        self.with(|db| {
+            db.query_opt(
+                "SELECT value FROM kv WHERE bot = ?1 AND key = ?2",
+                params![bot, key],
+                |r| r.get(0),
+            )
+        })
     }
 
     pub fn kv_list(&self, bot: &str, prefix: &str) -> Result<Vec<String>> {
-        let mut q = self.conn.prepare_cached(
-            "SELECT key FROM kv WHERE bot = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key",
-        )?;
-        let rows = q.query_map(params![bot, prefix], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.with(|db| {
+            db.query_map(
+                "SELECT key FROM kv WHERE bot = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key",
+                params![bot, prefix],
+                |r| r.get(0),
+            )
+        })
     }
 
     pub fn sequence(&self, bot: &str, name: &str) -> Result<u64> {
-        let mut q = self
-            .conn
-            .prepare_cached("SELECT value FROM sequences WHERE bot = ?1 AND name = ?2")?;
-        let v: Option<i64> = q.query_row(params![bot, name], |r| r.get(0)).optional()?;
+        let v: Option<i64> = self.with(|db| {
+            db.query_opt(
+                "SELECT value FROM sequences WHERE bot = ?1 AND name = ?2",
+                params![bot, name],
+                |r| r.get(0),
+            )
+        })?;
         Ok(v.unwrap_or(0) as u64)
     }
 
@@ -178,13 +231,6 @@ impl Reader {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<OutboxRow>> {
-        let mut q = self.conn.prepare_cached(
-            "SELECT id, message, data, file_name, content_type, not_before_ms, attempts,
-                    next_attempt_ms, created_ms, last_error, http_request FROM outbox
-             WHERE destination = ?1 AND status = 'pending' AND id > ?2 AND order_hash % ?4 = ?5
-               AND not_before_ms <= ?6
-             ORDER BY id LIMIT ?3",
-        )?;
         let params = params![
             destination,
             after_id,
@@ -193,31 +239,37 @@ impl Reader {
             lane as i64,
             now_ms
         ];
-        let mut rows = q.query_map(params, |r| {
-            Ok(OutboxRow {
-                id: r.get(0)?,
-                payload: super::Payload::from_columns(
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(10)?,
-                ),
-                not_before_ms: r.get(5)?,
-                attempts: r.get(6)?,
-                next_attempt_ms: r.get(7)?,
-                created_ms: r.get(8)?,
-                last_error: r.get(9)?,
-            })
-        })?;
         let (mut read, mut bytes) = (Vec::new(), 0);
-        while bytes < MAX_PENDING_BYTES {
-            let Some(row) = rows.next().transpose()? else {
-                break;
-            };
-            bytes += row.payload.byte_len();
-            read.push(row);
-        }
+        self.with(|db| {
+            db.query_each(
+                "SELECT id, message, data, file_name, content_type, not_before_ms, attempts,
+                        next_attempt_ms, created_ms, last_error, http_request FROM outbox
+                 WHERE destination = ?1 AND status = 'pending' AND id > ?2 AND order_hash % ?4 = ?5
+                   AND not_before_ms <= ?6
+                 ORDER BY id LIMIT ?3",
+                params,
+                |r| {
+                    let row = OutboxRow {
+                        id: r.get(0)?,
+                        payload: super::Payload::from_columns(
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(10)?,
+                        ),
+                        not_before_ms: r.get(5)?,
+                        attempts: r.get(6)?,
+                        next_attempt_ms: r.get(7)?,
+                        created_ms: r.get(8)?,
+                        last_error: r.get(9)?,
+                    };
+                    bytes += row.payload.byte_len();
+                    read.push(row);
+                    Ok(bytes < MAX_PENDING_BYTES)
+                },
+            )
+        })?;
         Ok(read)
     }
 
@@ -229,13 +281,15 @@ impl Reader {
         (lane, lanes): (usize, usize),
         now_ms: i64,
     ) -> Result<Option<i64>> {
-        let mut q = self.conn.prepare_cached(
-            "SELECT MIN(not_before_ms) FROM outbox INDEXED BY outbox_deferred
-             WHERE destination = ?1 AND status = 'pending' AND not_before_ms > 0
-               AND not_before_ms > ?2 AND order_hash % ?3 = ?4",
-        )?;
-        let params = params![destination, now_ms, lanes as i64, lane as i64];
-        Ok(q.query_row(params, |r| r.get(0))?)
+        self.with(|db| {
+            db.query_row(
+                "SELECT MIN(not_before_ms) FROM outbox INDEXED BY outbox_deferred
+                 WHERE destination = ?1 AND status = 'pending' AND not_before_ms > 0
+                   AND not_before_ms > ?2 AND order_hash % ?3 = ?4",
+                params![destination, now_ms, lanes as i64, lane as i64],
+                |r| r.get(0),
+            )
+        })
     }
 
     /// How many messages wait for `destination`, and since when the one
@@ -245,59 +299,73 @@ impl Reader {
     /// the first undelayed message in it, or an earlier-due delayed one
     /// from `outbox_deferred`, so neither reads the whole queue's rows.
     pub fn outbox_queue(&self, destination: &str) -> Result<(u64, Option<i64>)> {
-        let mut count = self.conn.prepare_cached(
-            "SELECT COUNT(*) FROM outbox WHERE destination = ?1 AND status = 'pending'",
-        )?;
-        let depth: i64 = count.query_row(params![destination], |r| r.get(0))?;
-        let mut undelayed = self.conn.prepare_cached(
-            "SELECT created_ms FROM outbox INDEXED BY outbox_pending
-             WHERE destination = ?1 AND status = 'pending' AND not_before_ms = 0
-             ORDER BY id LIMIT 1",
-        )?;
-        let undelayed: Option<i64> = undelayed
-            .query_row(params![destination], |r| r.get(0))
-            .optional()?;
-        let mut delayed = self.conn.prepare_cached(
-            "SELECT MIN(MAX(created_ms, not_before_ms)) FROM outbox INDEXED BY outbox_deferred
-             WHERE destination = ?1 AND status = 'pending' AND not_before_ms > 0",
-        )?;
-        let delayed: Option<i64> = delayed.query_row(params![destination], |r| r.get(0))?;
-        let oldest = [undelayed, delayed].into_iter().flatten().min();
-        Ok((depth as u64, oldest))
+        self.with(|db| {
+            let depth: i64 = db.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE destination = ?1 AND status = 'pending'",
+                params![destination],
+                |r| r.get(0),
+            )?;
+            let undelayed: Option<i64> = db.query_opt(
+                "SELECT created_ms FROM outbox INDEXED BY outbox_pending
+                 WHERE destination = ?1 AND status = 'pending' AND not_before_ms = 0
+                 ORDER BY id LIMIT 1",
+                params![destination],
+                |r| r.get(0),
+            )?;
+            let delayed: Option<i64> = db.query_row(
+                db.pick(
+                    "SELECT MIN(MAX(created_ms, not_before_ms)) FROM outbox INDEXED BY outbox_deferred
+                     WHERE destination = ?1 AND status = 'pending' AND not_before_ms > 0",
+                    "SELECT MIN(GREATEST(created_ms, not_before_ms)) FROM outbox
+                     WHERE destination = ?1 AND status = 'pending' AND not_before_ms > 0",
+                ),
+                params![destination],
+                |r| r.get(0),
+            )?;
+            let oldest = [undelayed, delayed].into_iter().flatten().min();
+            Ok((depth as u64, oldest))
+        })
     }
 
     /// The destinations that are paused.
     pub fn paused_destinations(&self) -> Result<Vec<String>> {
-        let mut q = self
-            .conn
-            .prepare_cached("SELECT destination FROM paused_destinations")?;
-        let rows = q.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.with(|db| {
+            db.query_map("SELECT destination FROM paused_destinations", &[], |r| {
+                r.get(0)
+            })
+        })
     }
 
     /// The latest journaled firing of a cron schedule.
     pub fn last_tick(&self, schedule: &str) -> Result<Option<i64>> {
-        let mut q = self
-            .conn
-            .prepare_cached("SELECT last_ms FROM ticks WHERE schedule = ?1")?;
-        Ok(q.query_row(params![schedule], |r| r.get(0)).optional()?)
+        self.with(|db| {
+            db.query_opt(
+                "SELECT last_ms FROM ticks WHERE schedule = ?1",
+                params![schedule],
+                |r| r.get(0),
+            )
+        })
     }
 
     /// Whether `bot` still has a tick of `schedule` to process.
     pub fn tick_pending(&self, bot: &str, schedule: &str) -> Result<bool> {
-        let mut q = self.conn.prepare_cached(
-            "SELECT 1 FROM runs r JOIN events e ON e.id = r.event_id
-             WHERE r.bot = ?1 AND r.status = 'pending' AND e.kind = 'tick' AND e.source = ?2",
-        )?;
-        Ok(q.exists(params![bot, schedule])?)
+        self.with(|db| {
+            db.exists(
+                "SELECT 1 FROM runs r JOIN events e ON e.id = r.event_id
+                 WHERE r.bot = ?1 AND r.status = 'pending' AND e.kind = 'tick' AND e.source = ?2",
+                params![bot, schedule],
+            )
+        })
     }
 
     pub fn file_taken(&self, f: &super::LedgerEntry) -> Result<bool> {
-        let mut q = self.conn.prepare_cached(
-            "SELECT 1 FROM files WHERE source = ?1 AND name = ?2 AND size = ?3 AND mtime_ms = ?4
-             AND sha256 = ?5",
-        )?;
-        Ok(q.exists(params![f.source, f.name, f.size, f.mtime_ms, f.sha256])?)
+        self.with(|db| {
+            db.exists(
+                "SELECT 1 FROM files WHERE source = ?1 AND name = ?2 AND size = ?3 AND mtime_ms = ?4
+                 AND sha256 = ?5",
+                params![f.source, f.name, f.size, f.mtime_ms, f.sha256],
+            )
+        })
     }
 
     /// Outbox messages, newest first; only dead letters with `dead`, else
@@ -308,69 +376,76 @@ impl Reader {
         } else {
             "status != 'sent'"
         };
-        let mut q = self.conn.prepare(&format!(
-            "SELECT id, event_id, bot, destination, status, attempts, last_error, created_ms,
-                    NULLIF(not_before_ms, 0)
-             FROM outbox WHERE {cond} ORDER BY id DESC LIMIT ?1"
-        ))?;
-        let rows = q.query_map(params![limit as i64], |r| {
-            Ok(OutboxSummary {
-                id: r.get(0)?,
-                event_id: r.get(1)?,
-                bot: r.get(2)?,
-                destination: r.get(3)?,
-                status: r.get(4)?,
-                attempts: r.get(5)?,
-                last_error: r.get(6)?,
-                created_ms: r.get(7)?,
-                not_before_ms: r.get(8)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.with(|db| {
+            db.query_map(
+                &format!(
+                    "SELECT id, event_id, bot, destination, status, attempts, last_error, created_ms,
+                            NULLIF(not_before_ms, 0)
+                     FROM outbox WHERE {cond} ORDER BY id DESC LIMIT ?1"
+                ),
+                params![limit as i64],
+                |r| {
+                    Ok(OutboxSummary {
+                        id: r.get(0)?,
+                        event_id: r.get(1)?,
+                        bot: r.get(2)?,
+                        destination: r.get(3)?,
+                        status: r.get(4)?,
+                        attempts: r.get(5)?,
+                        last_error: r.get(6)?,
+                        created_ms: r.get(7)?,
+                        not_before_ms: r.get(8)?,
+                    })
+                },
+            )
+        })
     }
 
     /// Newest first.
     pub fn events(&self, filter: EventFilter, limit: usize) -> Result<Vec<EventSummary>> {
         let cond = match filter {
-            EventFilter::All => "1",
+            EventFilter::All => "TRUE",
             EventFilter::Failed => {
                 "EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id AND r.status = 'failed')"
             }
             EventFilter::Unrouted => "routed = 0",
         };
-        let mut q = self.conn.prepare(&format!(
-            "SELECT id, kind, source, received_at_ms, name, message_type, control_id FROM events
-             WHERE {cond} ORDER BY id DESC LIMIT ?1"
-        ))?;
-        let mut runs = self.conn.prepare(
-            "SELECT bot, status, attempts, error FROM runs WHERE event_id = ?1 ORDER BY bot",
-        )?;
-        let rows = q.query_map(params![limit as i64], |r| {
-            Ok(EventSummary {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                source: r.get(2)?,
-                received_at_ms: r.get(3)?,
-                name: r.get(4)?,
-                message_type: r.get(5)?,
-                control_id: r.get(6)?,
-                runs: Vec::new(),
-            })
-        })?;
-        let mut out: Vec<EventSummary> = rows.collect::<rusqlite::Result<_>>()?;
-        for e in &mut out {
-            e.runs = runs
-                .query_map(params![e.id], |r| {
-                    Ok(RunSummary {
-                        bot: r.get(0)?,
-                        status: r.get(1)?,
-                        attempts: r.get(2)?,
-                        error: r.get(3)?,
+        self.with(|db| {
+            let mut out = db.query_map(
+                &format!(
+                    "SELECT id, kind, source, received_at_ms, name, message_type, control_id FROM events
+                     WHERE {cond} ORDER BY id DESC LIMIT ?1"
+                ),
+                params![limit as i64],
+                |r| {
+                    Ok(EventSummary {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        source: r.get(2)?,
+                        received_at_ms: r.get(3)?,
+                        name: r.get(4)?,
+                        message_type: r.get(5)?,
+                        control_id: r.get(6)?,
+                        runs: Vec::new(),
                     })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-        }
-        Ok(out)
+                },
+            )?;
+            for e in &mut out {
+                e.runs = db.query_map(
+                    "SELECT bot, status, attempts, error FROM runs WHERE event_id = ?1 ORDER BY bot",
+                    params![e.id],
+                    |r| {
+                        Ok(RunSummary {
+                            bot: r.get(0)?,
+                            status: r.get(1)?,
+                            attempts: r.get(2)?,
+                            error: r.get(3)?,
+                        })
+                    },
+                )?;
+            }
+            Ok(out)
+        })
     }
 }
 
@@ -393,7 +468,9 @@ mod tests {
             )
             .unwrap();
         }
-        Reader { conn }
+        Reader {
+            source: Source::Sqlite(conn),
+        }
     }
 
     fn ids(rows: &[OutboxRow]) -> Vec<i64> {

@@ -8,11 +8,14 @@
 //! works), message type, unrouted, source, else the table itself. The other filters are checked on the rows
 //! it yields. A time range becomes an id range first (ids are given in
 //! arrival order), so it narrows every driver. Which index serves which
-//! filter is listed in `docs/architecture.md`.
+//! filter is listed in `docs/architecture.md`. On SQLite each statement
+//! names its index (`INDEXED BY`); PostgreSQL has the same indexes
+//! (`events_by_type` on `lower(message_type)`) and its planner picks.
 
-use rusqlite::types::Value;
-use rusqlite::{OptionalExtension, params, params_from_iter};
+use rusqlite::params;
+use rusqlite::types::{ToSql, Value};
 
+use super::db::{Db, DbResult, Dialect};
 use super::{JournalError, Reader, Result};
 use crate::runtime::routing::type_matches;
 
@@ -148,162 +151,177 @@ impl Reader {
     /// One page of events matching `q`, newest first;
     /// [`JournalError::Refused`] for a type pattern too broad to search.
     pub fn search(&self, q: &EventQuery) -> Result<EventPage> {
-        let Some(window) = self.id_window(q)? else {
-            return Ok(EventPage {
-                events: Vec::new(),
-                next_before: None,
-            });
-        };
-        let types = match &q.message_type {
-            Some(pattern) => Some(self.matching_types(pattern)?),
-            None => None,
-        };
-        if types.as_ref().is_some_and(Vec::is_empty) {
-            return Ok(EventPage {
-                events: Vec::new(),
-                next_before: None,
-            });
-        }
-        let mut events = Vec::new();
-        for s in statements(q, window, types.as_deref()) {
-            let mut stmt = self.conn.prepare_cached(&s.sql)?;
-            let rows = stmt.query_map(params_from_iter(s.params.iter()), |r| {
-                Ok((
-                    FoundEvent {
-                        id: r.get(0)?,
-                        kind: r.get(1)?,
-                        source: r.get(2)?,
-                        message_type: r.get(3)?,
-                        control_id: r.get(4)?,
-                        patient_id: r.get(5)?,
-                        received_at_ms: r.get(6)?,
-                        status: EventStatus::Done,
-                        runs: Vec::new(),
-                    },
-                    r.get::<_, i64>(7)?,
-                ))
-            })?;
-            for row in rows {
-                events.push(row?);
-            }
-        }
-        // Several walks (one per message type) each gave their newest.
-        events.sort_by_key(|(e, _)| std::cmp::Reverse(e.id));
-        events.dedup_by_key(|(e, _)| e.id);
-        let more = events.len() > q.limit;
-        events.truncate(q.limit);
-        let mut runs = self
-            .conn
-            .prepare_cached("SELECT bot, status FROM runs WHERE event_id = ?1 ORDER BY bot")?;
-        let mut page = Vec::with_capacity(events.len());
-        for (mut e, routed) in events {
-            e.runs = runs
-                .query_map(params![e.id], |r| {
-                    Ok(RunState {
-                        bot: r.get(0)?,
-                        status: r.get(1)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            e.status = EventStatus::of_runs(routed, e.runs.iter().map(|r| r.status.as_str()));
-            page.push(e);
-        }
-        let next_before = page.last().filter(|_| more).map(|e| e.id);
-        Ok(EventPage {
-            events: page,
-            next_before,
+        self.with(|db| find(db, q))?.map_err(|TooBroad| {
+            JournalError::Refused(format!(
+                "type: {:?} covers more than {MAX_TYPE_VALUES} message types \
+                 in the journal; give more of it before the first '*' or '?'",
+                q.message_type.as_deref().unwrap_or_default()
+            ))
         })
     }
+}
 
-    /// The ids events of `q`'s time range can have (from `events_by_time`),
-    /// with its cursor applied; `None` when no event can match.
-    fn id_window(&self, q: &EventQuery) -> Result<Option<(i64, i64)>> {
-        let mut lo = 1;
-        let mut hi = q.before.map_or(i64::MAX, |b| b - 1);
-        if let Some(since) = q.since_ms {
-            let first = self
-                .conn
-                .prepare_cached(
-                    "SELECT id FROM events INDEXED BY events_by_time WHERE received_at_ms >= ?1
-                     ORDER BY received_at_ms, id LIMIT 1",
-                )?
-                .query_row(params![since], |r| r.get::<_, i64>(0))
-                .optional()?;
-            match first {
-                Some(id) => lo = id,
-                None => return Ok(None),
-            }
-        }
-        if let Some(until) = q.until_ms {
-            let last = self
-                .conn
-                .prepare_cached(
-                    "SELECT id FROM events INDEXED BY events_by_time WHERE received_at_ms <= ?1
-                     ORDER BY received_at_ms DESC, id DESC LIMIT 1",
-                )?
-                .query_row(params![until], |r| r.get::<_, i64>(0))
-                .optional()?;
-            match last {
-                Some(id) => hi = hi.min(id),
-                None => return Ok(None),
-            }
-        }
-        Ok((lo <= hi).then_some((lo, hi)))
-    }
+/// A type pattern whose literal prefix covers more than
+/// [`MAX_TYPE_VALUES`] message types.
+struct TooBroad;
 
-    /// The distinct MSH-9 values in the journal that `pattern` matches,
-    /// found by skipping through `events_by_type` within the pattern's
-    /// literal prefix (one index seek per distinct value); refused when
-    /// that prefix covers more than [`MAX_TYPE_VALUES`] values.
-    fn matching_types(&self, pattern: &str) -> Result<Vec<String>> {
-        let prefix: String = pattern.chars().take_while(|c| !"*?".contains(*c)).collect();
-        let upper = format!("{prefix}\u{10FFFF}");
-        let mut first = self.conn.prepare_cached(
-            "SELECT message_type FROM events INDEXED BY events_by_type
-             WHERE message_type COLLATE NOCASE >= ?1 AND message_type COLLATE NOCASE < ?2
-             ORDER BY message_type COLLATE NOCASE LIMIT 1",
-        )?;
-        let mut next = self.conn.prepare_cached(
-            "SELECT message_type FROM events INDEXED BY events_by_type
-             WHERE message_type COLLATE NOCASE > ?1 AND message_type COLLATE NOCASE < ?2
-             ORDER BY message_type COLLATE NOCASE LIMIT 1",
-        )?;
-        let mut found = Vec::new();
-        let mut at: Option<String> = first
-            .query_row(params![prefix, upper], |r| r.get(0))
-            .optional()?;
-        let mut seen = 0;
-        while let Some(value) = at {
-            seen += 1;
-            if seen > MAX_TYPE_VALUES {
-                return Err(JournalError::Refused(format!(
-                    "type: {pattern:?} covers more than {MAX_TYPE_VALUES} message types \
-                     in the journal; give more of it before the first '*' or '?'"
-                )));
-            }
-            at = next
-                .query_row(params![value, upper], |r| r.get(0))
-                .optional()?;
-            if type_matches(pattern, &value) {
-                found.push(value);
-            }
-        }
-        Ok(found)
+/// [`Reader::search`] on one connection.
+fn find(db: Db, q: &EventQuery) -> DbResult<std::result::Result<EventPage, TooBroad>> {
+    let empty = EventPage {
+        events: Vec::new(),
+        next_before: None,
+    };
+    let Some(window) = id_window(db, q)? else {
+        return Ok(Ok(empty));
+    };
+    let types = match &q.message_type {
+        Some(pattern) => match matching_types(db, pattern)? {
+            Ok(types) => Some(types),
+            Err(too_broad) => return Ok(Err(too_broad)),
+        },
+        None => None,
+    };
+    if types.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(Ok(empty));
     }
+    let mut events = Vec::new();
+    for s in statements(q, window, types.as_deref(), db.dialect()) {
+        let params: Vec<&dyn ToSql> = s.params.iter().map(|v| v as &dyn ToSql).collect();
+        let rows = db.query_map(&s.sql, &params, |r| {
+            Ok((
+                FoundEvent {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    source: r.get(2)?,
+                    message_type: r.get(3)?,
+                    control_id: r.get(4)?,
+                    patient_id: r.get(5)?,
+                    received_at_ms: r.get(6)?,
+                    status: EventStatus::Done,
+                    runs: Vec::new(),
+                },
+                r.get::<i64>(7)?,
+            ))
+        })?;
+        events.extend(rows);
+    }
+    // Several walks (one per message type) each gave their newest.
+    events.sort_by_key(|(e, _)| std::cmp::Reverse(e.id));
+    events.dedup_by_key(|(e, _)| e.id);
+    let more = events.len() > q.limit;
+    events.truncate(q.limit);
+    let mut page = Vec::with_capacity(events.len());
+    for (mut e, routed) in events {
+        e.runs = db.query_map(
+            "SELECT bot, status FROM runs WHERE event_id = ?1 ORDER BY bot",
+            params![e.id],
+            |r| {
+                Ok(RunState {
+                    bot: r.get(0)?,
+                    status: r.get(1)?,
+                })
+            },
+        )?;
+        e.status = EventStatus::of_runs(routed, e.runs.iter().map(|r| r.status.as_str()));
+        page.push(e);
+    }
+    let next_before = page.last().filter(|_| more).map(|e| e.id);
+    Ok(Ok(EventPage {
+        events: page,
+        next_before,
+    }))
+}
+
+/// The ids events of `q`'s time range can have (from `events_by_time`),
+/// with its cursor applied; `None` when no event can match.
+fn id_window(db: Db, q: &EventQuery) -> DbResult<Option<(i64, i64)>> {
+    let mut lo = 1;
+    let mut hi = q.before.map_or(i64::MAX, |b| b - 1);
+    if let Some(since) = q.since_ms {
+        let first: Option<i64> = db.query_opt(
+            "SELECT id FROM events INDEXED BY events_by_time WHERE received_at_ms >= ?1
+             ORDER BY received_at_ms, id LIMIT 1",
+            params![since],
+            |r| r.get(0),
+        )?;
+        match first {
+            Some(id) => lo = id,
+            None => return Ok(None),
+        }
+    }
+    if let Some(until) = q.until_ms {
+        let last: Option<i64> = db.query_opt(
+            "SELECT id FROM events INDEXED BY events_by_time WHERE received_at_ms <= ?1
+             ORDER BY received_at_ms DESC, id DESC LIMIT 1",
+            params![until],
+            |r| r.get(0),
+        )?;
+        match last {
+            Some(id) => hi = hi.min(id),
+            None => return Ok(None),
+        }
+    }
+    Ok((lo <= hi).then_some((lo, hi)))
+}
+
+/// The distinct MSH-9 values in the journal that `pattern` matches,
+/// found by skipping through `events_by_type` within the pattern's
+/// literal prefix, case-insensitively (one index seek per distinct value);
+/// [`TooBroad`] when that prefix covers more than [`MAX_TYPE_VALUES`]
+/// values. SQLite compares `COLLATE NOCASE`; PostgreSQL's index is on
+/// `lower(message_type)`, so both sides are lower-cased there.
+fn matching_types(db: Db, pattern: &str) -> DbResult<std::result::Result<Vec<String>, TooBroad>> {
+    let prefix: String = pattern.chars().take_while(|c| !"*?".contains(*c)).collect();
+    let upper = format!("{prefix}\u{10FFFF}");
+    let first = db.pick(
+        "SELECT message_type FROM events INDEXED BY events_by_type
+         WHERE message_type COLLATE NOCASE >= ?1 AND message_type COLLATE NOCASE < ?2
+         ORDER BY message_type COLLATE NOCASE LIMIT 1",
+        "SELECT message_type FROM events
+         WHERE lower(message_type) >= lower(?1) AND lower(message_type) < lower(?2)
+         ORDER BY lower(message_type) LIMIT 1",
+    );
+    let next = db.pick(
+        "SELECT message_type FROM events INDEXED BY events_by_type
+         WHERE message_type COLLATE NOCASE > ?1 AND message_type COLLATE NOCASE < ?2
+         ORDER BY message_type COLLATE NOCASE LIMIT 1",
+        "SELECT message_type FROM events
+         WHERE lower(message_type) > lower(?1) AND lower(message_type) < lower(?2)
+         ORDER BY lower(message_type) LIMIT 1",
+    );
+    let mut found = Vec::new();
+    let mut at: Option<String> = db.query_opt(first, params![prefix, upper], |r| r.get(0))?;
+    let mut seen = 0;
+    while let Some(value) = at {
+        seen += 1;
+        if seen > MAX_TYPE_VALUES {
+            return Ok(Err(TooBroad));
+        }
+        at = db.query_opt(next, params![value, upper], |r| r.get(0))?;
+        if type_matches(pattern, &value) {
+            found.push(value);
+        }
+    }
+    Ok(Ok(found))
 }
 
 /// The queries that find `q`'s page: one, or one per message type when the
 /// type drives. Each yields at most `limit + 1` rows (the extra one says
 /// there is a next page): `id, kind, source, message_type, control_id,
 /// patient_id, received_at_ms, routed`.
-fn statements(q: &EventQuery, (lo, hi): (i64, i64), types: Option<&[String]>) -> Vec<Statement> {
+fn statements(
+    q: &EventQuery,
+    (lo, hi): (i64, i64),
+    types: Option<&[String]>,
+    dialect: Dialect,
+) -> Vec<Statement> {
     let driver = driver(q, types);
     match (driver, types) {
         (Driver::Type, Some(types)) => types
             .iter()
-            .map(|t| statement(q, (lo, hi), driver, Some(t), None))
+            .map(|t| statement(q, (lo, hi), driver, Some(t), None, dialect))
             .collect(),
-        _ => vec![statement(q, (lo, hi), driver, None, types)],
+        _ => vec![statement(q, (lo, hi), driver, None, types, dialect)],
     }
 }
 
@@ -329,13 +347,19 @@ fn driver(q: &EventQuery, types: Option<&[String]>) -> Driver {
 
 /// One query walking `driver`: `type_value` is the MSH-9 value a type walk
 /// is on; `types`, the values a type filter (not driving) allows.
+///
+/// SQLite is told the index (`INDEXED BY`, and `CROSS JOIN` to walk the
+/// runs first); PostgreSQL's planner picks its own, and compares types on
+/// `lower(message_type)`, which its `events_by_type` is on.
 fn statement(
     q: &EventQuery,
     (lo, hi): (i64, i64),
     driver: Driver,
     type_value: Option<&str>,
     types: Option<&[String]>,
+    dialect: Dialect,
 ) -> Statement {
+    let postgres = dialect == Dialect::Postgres;
     let mut params: Vec<Value> = Vec::new();
     let mut bind = |v: Value| {
         params.push(v);
@@ -357,6 +381,13 @@ fn statement(
             "r.event_id",
         ),
     };
+    let from = match (postgres, driver) {
+        (false, _) => from,
+        (true, Driver::FailedRuns | Driver::PendingRuns) => {
+            "runs r JOIN events e ON e.id = r.event_id"
+        }
+        (true, _) => "events e",
+    };
     let mut conds = vec![
         format!("{id} >= {}", bind(lo.into())),
         format!("{id} <= {}", bind(hi.into())),
@@ -368,10 +399,22 @@ fn statement(
         conds.push(format!("e.patient_id = {}", bind(p.clone().into())));
     }
     match (type_value, types) {
+        (Some(t), _) if postgres => conds.push(format!(
+            "lower(e.message_type) = lower({})",
+            bind(t.to_string().into())
+        )),
         (Some(t), _) => conds.push(format!(
             "e.message_type COLLATE NOCASE = {}",
             bind(t.to_string().into())
         )),
+        // PostgreSQL's lower() may fold more than ASCII: it lowers both sides.
+        (None, Some(types)) if postgres => {
+            let list: Vec<String> = types
+                .iter()
+                .map(|t| format!("lower({})", bind(t.clone().into())))
+                .collect();
+            conds.push(format!("lower(e.message_type) IN ({})", list.join(", ")));
+        }
         (None, Some(types)) => {
             let list: Vec<String> = types
                 .iter()
@@ -414,16 +457,19 @@ fn statement(
         )),
         (None, _) => {}
     }
-    let group = if id == "r.event_id" {
-        " GROUP BY r.event_id"
-    } else {
-        ""
+    // An event with several runs in the walked state comes once.
+    // PostgreSQL groups by the events' key (so that their other columns may
+    // be selected), and orders by it.
+    let (group, order) = match (id, postgres) {
+        ("r.event_id", false) => (" GROUP BY r.event_id", id),
+        ("r.event_id", true) => (" GROUP BY e.id", "e.id"),
+        _ => ("", id),
     };
     let limit = bind((q.limit as i64 + 1).into());
     let sql = format!(
         "SELECT e.id, e.kind, e.source, e.message_type, e.control_id, e.patient_id,
                 e.received_at_ms, e.routed
-         FROM {from} WHERE {}{group} ORDER BY {id} DESC LIMIT {limit}",
+         FROM {from} WHERE {}{group} ORDER BY {order} DESC LIMIT {limit}",
         conds.join(" AND ")
     );
     Statement { sql, params }
@@ -431,8 +477,17 @@ fn statement(
 
 #[cfg(test)]
 mod tests {
+    use super::super::read::Source;
     use super::*;
-    use rusqlite::Connection;
+    use rusqlite::{Connection, params_from_iter};
+
+    /// The SQLite connection of a reader the tests opened.
+    fn conn(r: &Reader) -> &Connection {
+        match &r.source {
+            Source::Sqlite(c) => c,
+            _ => unreachable!("the tests read SQLite"),
+        }
+    }
 
     /// A journal in a temporary file: ids 1..=12 from two sources over
     /// 12 seconds; patients P1/P2; types ADT^A04, ADT^A08, ORU^R01;
@@ -711,7 +766,7 @@ mod tests {
             ),
         ];
         for (query, types, index) in cases {
-            for s in statements(&query, (1, 100), types) {
+            for s in statements(&query, (1, 100), types, Dialect::Sqlite) {
                 let plan = explain(&r, &s);
                 assert!(plan.contains(index), "{query:?}: {plan}");
                 if !matches!(query.status, Some(EventStatus::Received)) {
@@ -719,8 +774,7 @@ mod tests {
                 }
             }
         }
-        let time = r
-            .conn
+        let time = conn(&r)
             .prepare(
                 "EXPLAIN QUERY PLAN SELECT id FROM events INDEXED BY events_by_time
                       WHERE received_at_ms >= 1 ORDER BY received_at_ms, id LIMIT 1",
@@ -736,8 +790,7 @@ mod tests {
     }
 
     fn explain(r: &Reader, s: &Statement) -> String {
-        let mut stmt = r
-            .conn
+        let mut stmt = conn(r)
             .prepare(&format!("EXPLAIN QUERY PLAN {}", s.sql))
             .unwrap();
         stmt.query_map(params_from_iter(s.params.iter()), |row| {

@@ -1,14 +1,17 @@
 //! The journal's reads for shadow runs (`crate::shadow`): the events a bot
 //! handled in a window with its outcome and the messages it queued, and
 //! what its state was before a given event (from `state_undo`, which the
-//! writer fills in `complete`). All on one read-only connection, inside one
-//! read transaction, so a host writing meanwhile changes nothing they see.
+//! writer fills in `complete`). All on one connection (on PostgreSQL, one
+//! session the reader keeps), inside one read transaction
+//! ([`Reader::begin_snapshot`]), so a host writing meanwhile changes
+//! nothing they see.
 
 use std::collections::HashMap;
 
 use rusqlite::params;
 use rusqlite::types::Value;
 
+use super::db::Dialect;
 use super::{Payload, Reader, Result, StoredEvent};
 
 /// An event a bot handled (its run is `done` or `failed`), as journaled.
@@ -42,35 +45,39 @@ pub struct StateBefore {
 }
 
 impl Reader {
-    /// Starts the read transaction every later read of this connection
-    /// sees (until it is dropped): one snapshot of the journal.
-    pub fn begin_snapshot(&self) -> Result<()> {
-        self.conn.execute_batch("BEGIN")?;
-        self.conn
-            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))?;
-        Ok(())
+    /// Starts the read transaction every later read of this reader sees
+    /// (until it is dropped): one snapshot of the journal. On PostgreSQL
+    /// the reader keeps one session for it, in a `REPEATABLE READ READ
+    /// ONLY` transaction whose snapshot the first read here takes.
+    pub fn begin_snapshot(&mut self) -> Result<()> {
+        self.pinned(|db| {
+            db.batch(db.pick("BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))?;
+            db.query_row(
+                db.pick("SELECT COUNT(*) FROM sqlite_master", "SELECT 1"),
+                &[],
+                |_| Ok(()),
+            )
+        })
     }
 
     /// The first event id received at or after `from_ms`, and the last
     /// received before `to_ms` (ids are given in arrival order), or `None`
     /// when no event falls in the window.
     pub fn window_ids(&self, from_ms: i64, to_ms: i64) -> Result<Option<(i64, i64)>> {
-        let mut first = self.conn.prepare_cached(
-            "SELECT id FROM events WHERE received_at_ms >= ?1 ORDER BY received_at_ms, id LIMIT 1",
-        )?;
-        let mut last = self.conn.prepare_cached(
-            "SELECT id FROM events WHERE received_at_ms < ?1
-             ORDER BY received_at_ms DESC, id DESC LIMIT 1",
-        )?;
-        let first: Option<i64> = first
-            .query_map(params![from_ms], |r| r.get(0))?
-            .next()
-            .transpose()?;
-        let last: Option<i64> = last
-            .query_map(params![to_ms], |r| r.get(0))?
-            .next()
-            .transpose()?;
-        Ok(first.zip(last).filter(|(f, l)| f <= l))
+        self.with(|db| {
+            let first: Option<i64> = db.query_opt(
+                "SELECT id FROM events WHERE received_at_ms >= ?1 ORDER BY received_at_ms, id LIMIT 1",
+                params![from_ms],
+                |r| r.get(0),
+            )?;
+            let last: Option<i64> = db.query_opt(
+                "SELECT id FROM events WHERE received_at_ms < ?1
+                 ORDER BY received_at_ms DESC, id DESC LIMIT 1",
+                params![to_ms],
+                |r| r.get(0),
+            )?;
+            Ok(first.zip(last).filter(|(f, l)| f <= l))
+        })
     }
 
     /// Up to `limit` events after `after_id`, up to `last_id`, that `bot`
@@ -82,100 +89,117 @@ impl Reader {
         last_id: i64,
         limit: usize,
     ) -> Result<Vec<HandledEvent>> {
-        let mut q = self.conn.prepare_cached(
-            "SELECT e.id, e.kind, e.source, e.name, e.body, e.received_at_ms, e.message_type,
-                    e.control_id, r.status, r.error
-             FROM runs r JOIN events e ON e.id = r.event_id
-             WHERE r.event_id > ?2 AND r.event_id <= ?3 AND r.bot = ?1
-               AND r.status IN ('done', 'failed')
-             ORDER BY r.event_id LIMIT ?4",
-        )?;
-        let rows = q.query_map(params![bot, after_id, last_id, limit as i64], |r| {
-            let status: String = r.get(8)?;
-            let error: Option<String> = r.get(9)?;
-            Ok(HandledEvent {
-                event: StoredEvent {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    source: r.get(2)?,
-                    name: r.get(3)?,
-                    body: r.get(4)?,
-                    received_at_ms: r.get(5)?,
+        self.with(|db| {
+            db.query_map(
+                "SELECT e.id, e.kind, e.source, e.name, e.body, e.received_at_ms, e.message_type,
+                        e.control_id, r.status, r.error
+                 FROM runs r JOIN events e ON e.id = r.event_id
+                 WHERE r.event_id > ?2 AND r.event_id <= ?3 AND r.bot = ?1
+                   AND r.status IN ('done', 'failed')
+                 ORDER BY r.event_id LIMIT ?4",
+                params![bot, after_id, last_id, limit as i64],
+                |r| {
+                    let status: String = r.get(8)?;
+                    let error: Option<String> = r.get(9)?;
+                    Ok(HandledEvent {
+                        event: StoredEvent {
+                            id: r.get(0)?,
+                            kind: r.get(1)?,
+                            source: r.get(2)?,
+                            name: r.get(3)?,
+                            body: r.get(4)?,
+                            received_at_ms: r.get(5)?,
+                        },
+                        message_type: r.get(6)?,
+                        control_id: r.get(7)?,
+                        outcome: match status.as_str() {
+                            "done" => Ok(()),
+                            _ => Err(error.unwrap_or_default()),
+                        },
+                    })
                 },
-                message_type: r.get(6)?,
-                control_id: r.get(7)?,
-                outcome: match status.as_str() {
-                    "done" => Ok(()),
-                    _ => Err(error.unwrap_or_default()),
-                },
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            )
+        })
     }
 
     /// The messages `bot` queued for events `first..=last`, in the order it
     /// queued them.
     pub fn live_messages(&self, bot: &str, first: i64, last: i64) -> Result<Vec<LiveMessage>> {
-        let mut q = self.conn.prepare_cached(
-            "SELECT event_id, destination, message, data, file_name, content_type, not_before_ms,
-                    http_request
-             FROM outbox WHERE event_id BETWEEN ?2 AND ?3 AND bot = ?1 ORDER BY event_id, id",
-        )?;
-        let rows = q.query_map(params![bot, first, last], |r| {
-            Ok(LiveMessage {
-                event_id: r.get(0)?,
-                destination: r.get(1)?,
-                payload: Payload::from_columns(
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(7)?,
-                ),
-                not_before_ms: r.get(6)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.with(|db| {
+            db.query_map(
+                "SELECT event_id, destination, message, data, file_name, content_type, not_before_ms,
+                        http_request
+                 FROM outbox WHERE event_id BETWEEN ?2 AND ?3 AND bot = ?1 ORDER BY event_id, id",
+                params![bot, first, last],
+                |r| {
+                    Ok(LiveMessage {
+                        event_id: r.get(0)?,
+                        destination: r.get(1)?,
+                        payload: Payload::from_columns(
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(7)?,
+                        ),
+                        not_before_ms: r.get(6)?,
+                    })
+                },
+            )
+        })
     }
 
     /// What `bot`'s state was before the first batch committed that
     /// handled an event at or after `event_id`: every batch committed from
     /// then on is undone (the oldest previous value of each key wins).
+    /// A sequence's previous value is in `value` on SQLite, in `number` on
+    /// PostgreSQL (whose `value` holds bytes only).
     pub fn state_before(&self, bot: &str, event_id: i64) -> Result<StateBefore> {
-        let mut start = self
-            .conn
-            .prepare_cached("SELECT MIN(id) FROM state_undo WHERE bot = ?1 AND last_event >= ?2")?;
-        let mut before = StateBefore::default();
-        let Some(start): Option<i64> = start.query_row(params![bot, event_id], |r| r.get(0))?
-        else {
-            return Ok(before);
-        };
-        let mut q = self.conn.prepare_cached(
-            "SELECT kind, key, value FROM state_undo WHERE bot = ?1 AND id >= ?2 ORDER BY id",
-        )?;
-        let mut rows = q.query(params![bot, start])?;
-        while let Some(r) = rows.next()? {
-            let (kind, key): (String, String) = (r.get(0)?, r.get(1)?);
-            let value: Value = r.get(2)?;
-            match kind.as_str() {
-                "seq" => {
-                    let v = match value {
-                        Value::Integer(n) => Some(n as u64),
-                        _ => None,
-                    };
-                    before.sequences.entry(key).or_insert(v);
-                }
-                _ => {
-                    let v = match value {
-                        Value::Blob(b) => Some(b),
-                        Value::Text(t) => Some(t.into_bytes()),
-                        _ => None,
-                    };
-                    before.kv.entry(key).or_insert(v);
-                }
-            }
-        }
-        Ok(before)
+        self.with(|db| {
+            let mut before = StateBefore::default();
+            let start: Option<i64> = db.query_row(
+                "SELECT MIN(id) FROM state_undo WHERE bot = ?1 AND last_event >= ?2",
+                params![bot, event_id],
+                |r| r.get(0),
+            )?;
+            let Some(start) = start else {
+                return Ok(before);
+            };
+            let number = match db.dialect() {
+                Dialect::Sqlite => 2,
+                Dialect::Postgres => 3,
+            };
+            db.query_each(
+                db.pick(
+                    "SELECT kind, key, value FROM state_undo WHERE bot = ?1 AND id >= ?2 ORDER BY id",
+                    "SELECT kind, key, value, number FROM state_undo
+                     WHERE bot = ?1 AND id >= ?2 ORDER BY id",
+                ),
+                params![bot, start],
+                |r| {
+                    let (kind, key): (String, String) = (r.get(0)?, r.get(1)?);
+                    match kind.as_str() {
+                        "seq" => {
+                            let v = match r.get::<Value>(number)? {
+                                Value::Integer(n) => Some(n as u64),
+                                _ => None,
+                            };
+                            before.sequences.entry(key).or_insert(v);
+                        }
+                        _ => {
+                            let v = match r.get::<Value>(2)? {
+                                Value::Blob(b) => Some(b),
+                                Value::Text(t) => Some(t.into_bytes()),
+                                _ => None,
+                            };
+                            before.kv.entry(key).or_insert(v);
+                        }
+                    }
+                    Ok(true)
+                },
+            )?;
+            Ok(before)
+        })
     }
 }
 
@@ -183,8 +207,18 @@ impl Reader {
 mod tests {
     use rusqlite::Connection;
 
+    use super::super::db::Db;
+    use super::super::read::Source;
     use super::super::write::{self, RunRecord, RunStatus, StateWrites};
     use super::*;
+
+    /// The SQLite connection of a reader the tests built.
+    fn conn(r: &Reader) -> &Connection {
+        match &r.source {
+            Source::Sqlite(c) => c,
+            _ => unreachable!("the tests read SQLite"),
+        }
+    }
 
     fn run(event_id: i64) -> RunRecord {
         RunRecord {
@@ -231,9 +265,11 @@ mod tests {
             (vec![run(4)], writes(&[("a", None)], &[("n", 3)])),
         ];
         for (runs, state) in &batches {
-            write::complete(&c, runs, state).unwrap();
+            write::complete(Db::Sqlite(&c), runs, state).unwrap();
         }
-        Reader { conn: c }
+        Reader {
+            source: Source::Sqlite(c),
+        }
     }
 
     #[test]
@@ -260,7 +296,7 @@ mod tests {
     fn undo_rows_are_purged_with_their_events() {
         let r = journal();
         for id in 1..=4 {
-            r.conn
+            conn(&r)
                 .execute(
                     "INSERT INTO events (id, kind, source, body, received_at_ms, routed)
                      VALUES (?1, 'hl7', 'in', 'MSH', ?1, 1)",
@@ -268,9 +304,8 @@ mod tests {
                 )
                 .unwrap();
         }
-        write::purge_chunk(&r.conn, 4, 0, 10).unwrap();
-        let left: Vec<i64> = r
-            .conn
+        write::purge_chunk(Db::Sqlite(conn(&r)), 4, 0, 10).unwrap();
+        let left: Vec<i64> = conn(&r)
             .prepare("SELECT DISTINCT last_event FROM state_undo ORDER BY 1")
             .unwrap()
             .query_map([], |r| r.get(0))

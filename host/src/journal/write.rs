@@ -1,8 +1,9 @@
 //! The journal's writes, each run by the writer thread inside the group
 //! commit's transaction.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::params;
 
+use super::db::{Db, DbError, DbResult, Dialect};
 use super::now_ms;
 
 /// An inbound item, ready to journal.
@@ -320,45 +321,48 @@ pub struct StateWrites {
     pub sequences: Vec<(String, u64)>,
 }
 
-pub fn ingest(c: &Connection, batch: &Ingest) -> rusqlite::Result<Vec<i64>> {
+pub fn ingest(c: Db, batch: &Ingest) -> DbResult<Vec<i64>> {
     let (events, ledger) = (&batch.events, batch.ledger.as_ref());
-    let mut insert_event = c.prepare_cached(
-        "INSERT INTO events (kind, source, name, message_type, control_id, body, received_at_ms, routed, raw,
-                             patient_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    let mut insert_run = c.prepare_cached(
-        "INSERT INTO runs (event_id, bot, status, updated_ms) VALUES (?1, ?2, 'pending', ?3)",
-    )?;
     let now = now_ms();
     let mut ids = Vec::with_capacity(events.len());
     for e in events {
-        insert_event.execute(params![
-            e.kind,
-            e.source,
-            e.name,
-            e.message_type,
-            e.control_id,
-            e.body,
-            e.received_at_ms,
-            e.routes.len() as i64,
-            e.raw,
-            e.patient_id
-        ])?;
-        let id = c.last_insert_rowid();
+        let id: i64 = c.query_row(
+            "INSERT INTO events (kind, source, name, message_type, control_id, body, received_at_ms, routed, raw,
+                                 patient_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+            params![
+                e.kind,
+                e.source,
+                e.name,
+                e.message_type,
+                e.control_id,
+                e.body,
+                e.received_at_ms,
+                e.routes.len() as i64,
+                e.raw,
+                e.patient_id
+            ],
+            |r| r.get(0),
+        )?;
         for bot in &e.routes {
-            insert_run.execute(params![id, bot, now])?;
+            c.execute(
+                "INSERT INTO runs (event_id, bot, status, updated_ms) VALUES (?1, ?2, 'pending', ?3)",
+                params![id, bot, now],
+            )?;
         }
         ids.push(id);
     }
     if let Some((schedule, at)) = &batch.tick {
-        c.prepare_cached("INSERT OR REPLACE INTO ticks (schedule, last_ms) VALUES (?1, ?2)")?
-            .execute(params![schedule, at])?;
+        c.execute(
+            "INSERT INTO ticks (schedule, last_ms) VALUES (?1, ?2)
+             ON CONFLICT (schedule) DO UPDATE SET last_ms = excluded.last_ms",
+            params![schedule, at],
+        )?;
     }
     if let Some(f) = ledger {
         c.execute(
-            "INSERT OR IGNORE INTO files (source, name, size, mtime_ms, sha256, taken_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO files (source, name, size, mtime_ms, sha256, taken_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
             params![f.source, f.name, f.size, f.mtime_ms, f.sha256, now],
         )?;
     }
@@ -367,75 +371,90 @@ pub fn ingest(c: &Connection, batch: &Ingest) -> rusqlite::Result<Vec<i64>> {
 
 /// Journals a listener's message with its receipt, unless a receipt of the
 /// same (listener, sender, control id) is within the duplicate window: then
-/// nothing is written and the earlier event is returned. Run by the single
-/// writer, so two copies arriving at once cannot both be journaled.
-pub fn ingest_received(
-    c: &Connection,
-    batch: &Ingest,
-    receipt: &Receipt,
-) -> rusqlite::Result<Received> {
+/// nothing is written and the earlier event is returned. One host's writer
+/// runs these one at a time; on PostgreSQL another host's copy waits on the
+/// key's row lock (see [`lock_key`]), so two copies arriving at once cannot
+/// both be journaled.
+pub fn ingest_received(c: Db, batch: &Ingest, receipt: &Receipt) -> DbResult<Received> {
+    lock_key(
+        c,
+        "received",
+        &[&receipt.listener, &receipt.sender, &receipt.control_id],
+    )?;
     if let Some(since) = receipt
         .duplicate_since_ms
         .filter(|_| !receipt.control_id.is_empty())
     {
-        let earlier = c
-            .prepare_cached(
-                "SELECT event_id, ack, reply_kind, reply_text,
-                        COALESCE((SELECT routed > 0 FROM events WHERE id = received.event_id), 0)
-                 FROM received
-                 WHERE listener = ?1 AND sender = ?2 AND control_id = ?3 AND at_ms >= ?4",
-            )?
-            .query_row(
-                params![receipt.listener, receipt.sender, receipt.control_id, since],
-                |r| {
-                    Ok(Received::Duplicate {
-                        event_id: r.get(0)?,
-                        ack: r.get(1)?,
-                        reply: AppReply::from_row(r.get(2)?, r.get(3)?),
-                        routed: r.get(4)?,
-                    })
-                },
-            )
-            .optional()?;
+        let earlier = c.query_opt(
+            "SELECT event_id, ack, reply_kind, reply_text,
+                    COALESCE((SELECT routed > 0 FROM events WHERE id = received.event_id), FALSE)
+             FROM received
+             WHERE listener = ?1 AND sender = ?2 AND control_id = ?3 AND at_ms >= ?4",
+            params![receipt.listener, receipt.sender, receipt.control_id, since],
+            |r| {
+                Ok(Received::Duplicate {
+                    event_id: r.get(0)?,
+                    ack: r.get(1)?,
+                    reply: AppReply::from_row(r.get(2)?, r.get(3)?),
+                    routed: r.get(4)?,
+                })
+            },
+        )?;
         if let Some(duplicate) = earlier {
             return Ok(duplicate);
         }
     }
     let ids = ingest(c, batch)?;
-    let id = *ids.first().ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    let id = *ids.first().ok_or(DbError::NoRow)?;
     // The key is unique: a receipt outside the window (or with duplicate
     // suppression off) gives way to this one.
-    c.prepare_cached(
-        "INSERT OR REPLACE INTO received (listener, sender, control_id, event_id, ack, at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        receipt.listener,
-        receipt.sender,
-        receipt.control_id,
-        id,
-        receipt.ack,
-        now_ms()
-    ])?;
+    c.execute(
+        "INSERT INTO received (listener, sender, control_id, event_id, ack, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (listener, sender, control_id) DO UPDATE SET
+            event_id = excluded.event_id, ack = excluded.ack, at_ms = excluded.at_ms,
+            reply_kind = NULL, reply_text = NULL",
+        params![
+            receipt.listener,
+            receipt.sender,
+            receipt.control_id,
+            id,
+            receipt.ack,
+            now_ms()
+        ],
+    )?;
     Ok(Received::New(id))
+}
+
+/// On PostgreSQL, takes a transaction-scoped advisory lock on a unique key
+/// (a hash of `table` and `parts`) before it is looked up, so that copies
+/// journaled at once by several hosts are decided one after the other: the
+/// second waits for the first's commit and then finds its row. SQLite has
+/// one writer, which decides alone.
+fn lock_key(c: Db, table: &str, parts: &[&str]) -> DbResult<()> {
+    if c.dialect() == Dialect::Postgres {
+        let key = format!("{table}\u{1f}{}", parts.join("\u{1f}"));
+        c.query_row(
+            "SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended(?1, 0))) AS locked",
+            params![key],
+            |_| Ok(()),
+        )?;
+    }
+    Ok(())
 }
 
 /// Journals an HTTP command, unless `key` (bot, `Idempotency-Key`) names an
 /// earlier one: then nothing is written and the earlier event is returned
-/// with its answer, once committed. Run by the single writer, so copies
-/// arriving at once are journaled once.
-pub fn ingest_http(
-    c: &Connection,
-    batch: &Ingest,
-    key: Option<&IdempotencyKey>,
-) -> rusqlite::Result<HttpIngested> {
+/// with its answer, once committed. Decided one copy at a time, as
+/// [`ingest_received`] is.
+pub fn ingest_http(c: Db, batch: &Ingest, key: Option<&IdempotencyKey>) -> DbResult<HttpIngested> {
     if let Some(k) = key {
-        let earlier = c
-            .prepare_cached(
-                "SELECT event_id, request_sha256, status, headers, body FROM http_commands
-                 WHERE bot = ?1 AND idempotency_key = ?2",
-            )?
-            .query_row(params![k.bot, k.key], |r| {
+        lock_key(c, "http_commands", &[&k.bot, &k.key])?;
+        let earlier = c.query_opt(
+            "SELECT event_id, request_sha256, status, headers, body FROM http_commands
+             WHERE bot = ?1 AND idempotency_key = ?2",
+            params![k.bot, k.key],
+            |r| {
                 let event_id = r.get(0)?;
                 let digest: Option<String> = r.get(1)?;
                 if digest.is_some_and(|d| d != k.request_sha256) {
@@ -449,26 +468,26 @@ pub fn ingest_http(
                         .and_then(|h| serde_json::from_str(&h).ok())
                         .unwrap_or_default(),
                     body: r
-                        .get::<_, Option<Vec<u8>>>(4)
+                        .get::<Option<Vec<u8>>>(4)
                         .ok()
                         .flatten()
                         .unwrap_or_default(),
                 });
                 Ok(HttpIngested::Repeat { event_id, answer })
-            })
-            .optional()?;
+            },
+        )?;
         if let Some(repeat) = earlier {
             return Ok(repeat);
         }
     }
     let ids = ingest(c, batch)?;
-    let id = *ids.first().ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    let id = *ids.first().ok_or(DbError::NoRow)?;
     if let Some(k) = key {
-        c.prepare_cached(
+        c.execute(
             "INSERT INTO http_commands (event_id, bot, idempotency_key, request_sha256, at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![id, k.bot, k.key, k.request_sha256, now_ms()])?;
+            params![id, k.bot, k.key, k.request_sha256, now_ms()],
+        )?;
     }
     Ok(HttpIngested::New(id))
 }
@@ -476,92 +495,100 @@ pub fn ingest_http(
 /// Records the ACK sent for a received message (application mode), unless
 /// one is already recorded. Returns the recorded ACK, which every later
 /// resend gets byte for byte (`ack` itself if the receipt is gone).
-pub fn receipt_ack(c: &Connection, event_id: i64, ack: Vec<u8>) -> rusqlite::Result<Vec<u8>> {
-    c.prepare_cached("UPDATE received SET ack = ?2 WHERE event_id = ?1 AND ack IS NULL")?
-        .execute(params![event_id, ack])?;
-    let stored: Option<Option<Vec<u8>>> = c
-        .prepare_cached("SELECT ack FROM received WHERE event_id = ?1")?
-        .query_row(params![event_id], |r| r.get(0))
-        .optional()?;
-    Ok(stored.flatten().unwrap_or(ack))
+pub fn receipt_ack(c: Db, event_id: i64, ack: &[u8]) -> DbResult<Vec<u8>> {
+    c.execute(
+        "UPDATE received SET ack = ?2 WHERE event_id = ?1 AND ack IS NULL",
+        params![event_id, ack],
+    )?;
+    let stored: Option<Option<Vec<u8>>> = c.query_opt(
+        "SELECT ack FROM received WHERE event_id = ?1",
+        params![event_id],
+        |r| r.get(0),
+    )?;
+    Ok(stored.flatten().unwrap_or_else(|| ack.to_vec()))
 }
 
-pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusqlite::Result<()> {
+pub fn complete(c: Db, runs: &[RunRecord], state: &StateWrites) -> DbResult<()> {
     let now = now_ms();
-    let mut update_run = c.prepare_cached(
-        "UPDATE runs SET status = ?3, attempts = ?4, next_attempt_ms = ?5, error = ?6,
-                bot_version = ?7, duration_us = ?8, updated_ms = ?9, logs = ?10
-         WHERE event_id = ?1 AND bot = ?2",
-    )?;
-    let mut insert_outbox = c.prepare_cached(
-        "INSERT INTO outbox (event_id, bot, destination, message, data, file_name, content_type,
-                             not_before_ms, status, created_ms, order_hash, http_request)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?11)",
-    )?;
-    let mut record_reply = c.prepare_cached(
-        "UPDATE received SET reply_kind = ?2, reply_text = ?3
-         WHERE event_id = ?1 AND reply_kind IS NULL",
-    )?;
-    let mut record_answer = c.prepare_cached(
-        "UPDATE http_commands SET status = ?2, headers = ?3, body = ?4
-         WHERE event_id = ?1 AND status IS NULL",
-    )?;
     for r in runs {
-        update_run.execute(params![
-            r.event_id,
-            r.bot,
-            r.status.as_str(),
-            r.attempts,
-            r.next_attempt_ms,
-            r.error,
-            r.bot_version,
-            r.duration_us,
-            now,
-            (!r.logs.is_empty())
-                .then(|| serde_json::to_string(&r.logs).expect("log lines are JSON"))
-        ])?;
+        c.execute(
+            "UPDATE runs SET status = ?3, attempts = ?4, next_attempt_ms = ?5, error = ?6,
+                    bot_version = ?7, duration_us = ?8, updated_ms = ?9, logs = ?10
+             WHERE event_id = ?1 AND bot = ?2",
+            params![
+                r.event_id,
+                r.bot,
+                r.status.as_str(),
+                r.attempts,
+                r.next_attempt_ms,
+                r.error,
+                r.bot_version,
+                r.duration_us,
+                now,
+                (!r.logs.is_empty())
+                    .then(|| serde_json::to_string(&r.logs).expect("log lines are JSON"))
+            ],
+        )?;
         if let Some(reply) = &r.reply {
             let (kind, text) = reply.to_row();
-            record_reply.execute(params![r.event_id, kind, text])?;
+            c.execute(
+                "UPDATE received SET reply_kind = ?2, reply_text = ?3
+                 WHERE event_id = ?1 AND reply_kind IS NULL",
+                params![r.event_id, kind, text],
+            )?;
         }
         if let Some(answer) = &r.http {
             let headers = serde_json::to_string(&answer.headers).unwrap_or_default();
-            record_answer.execute(params![r.event_id, answer.status, headers, answer.body])?;
+            c.execute(
+                "UPDATE http_commands SET status = ?2, headers = ?3, body = ?4
+                 WHERE event_id = ?1 AND status IS NULL",
+                params![r.event_id, answer.status, headers, answer.body],
+            )?;
         }
         for q in &r.send {
             let (message, data, file_name, content_type, http) = q.payload.to_columns();
-            insert_outbox.execute(params![
-                r.event_id,
-                r.bot,
-                q.destination,
-                message,
-                data,
-                file_name,
-                content_type,
-                q.not_before_ms,
-                now,
-                q.order_hash,
-                http
-            ])?;
+            c.execute(
+                "INSERT INTO outbox (event_id, bot, destination, message, data, file_name, content_type,
+                                     not_before_ms, status, created_ms, order_hash, http_request)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?11)",
+                params![
+                    r.event_id,
+                    r.bot,
+                    q.destination,
+                    message,
+                    data,
+                    file_name,
+                    content_type,
+                    q.not_before_ms,
+                    now,
+                    q.order_hash,
+                    http
+                ],
+            )?;
         }
     }
     if let Some(last_event) = runs.iter().map(|r| r.event_id).max() {
         record_undo(c, state, last_event)?;
     }
-    let mut set =
-        c.prepare_cached("INSERT OR REPLACE INTO kv (bot, key, value) VALUES (?1, ?2, ?3)")?;
-    let mut delete = c.prepare_cached("DELETE FROM kv WHERE bot = ?1 AND key = ?2")?;
     for (key, value) in &state.kv {
         match value {
-            Some(v) => set.execute(params![state.bot, key, v])?,
-            None => delete.execute(params![state.bot, key])?,
+            Some(v) => c.execute(
+                "INSERT INTO kv (bot, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (bot, key) DO UPDATE SET value = excluded.value",
+                params![state.bot, key, v],
+            )?,
+            None => c.execute(
+                "DELETE FROM kv WHERE bot = ?1 AND key = ?2",
+                params![state.bot, key],
+            )?,
         };
     }
-    let mut seq = c.prepare_cached(
-        "INSERT OR REPLACE INTO sequences (bot, name, value) VALUES (?1, ?2, ?3)",
-    )?;
     for (name, value) in &state.sequences {
-        seq.execute(params![state.bot, name, *value as i64])?;
+        c.execute(
+            "INSERT INTO sequences (bot, name, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (bot, name) DO UPDATE SET value = excluded.value",
+            params![state.bot, name, *value as i64],
+        )?;
     }
     Ok(())
 }
@@ -569,72 +596,78 @@ pub fn complete(c: &Connection, runs: &[RunRecord], state: &StateWrites) -> rusq
 /// Keeps what `state` is about to overwrite (each key's and sequence's
 /// value before the batch, or NULL) in `state_undo`, tagged with the
 /// batch's newest event, so a shadow run can rebuild the state as it was.
-fn record_undo(c: &Connection, state: &StateWrites, last_event: i64) -> rusqlite::Result<()> {
-    // The previous value is copied inside SQLite: nothing crosses into Rust.
-    let mut kv = c.prepare_cached(
-        "INSERT INTO state_undo (bot, last_event, kind, key, value)
-         VALUES (?1, ?2, 'kv', ?3, (SELECT value FROM kv WHERE bot = ?1 AND key = ?3))",
-    )?;
+fn record_undo(c: Db, state: &StateWrites, last_event: i64) -> DbResult<()> {
+    // The previous value is copied inside the database: nothing crosses
+    // into Rust. PostgreSQL keeps a sequence's in a column of its own.
     for (key, _) in &state.kv {
-        kv.execute(params![state.bot, last_event, key])?;
+        c.execute(
+            "INSERT INTO state_undo (bot, last_event, kind, key, value)
+             VALUES (?1, ?2, 'kv', ?3, (SELECT value FROM kv WHERE bot = ?1 AND key = ?3))",
+            params![state.bot, last_event, key],
+        )?;
     }
-    let mut seq = c.prepare_cached(
+    let seq = c.pick(
         "INSERT INTO state_undo (bot, last_event, kind, key, value)
          VALUES (?1, ?2, 'seq', ?3, (SELECT value FROM sequences WHERE bot = ?1 AND name = ?3))",
-    )?;
+        "INSERT INTO state_undo (bot, last_event, kind, key, number)
+         VALUES (?1, ?2, 'seq', ?3, (SELECT value FROM sequences WHERE bot = ?1 AND name = ?3))",
+    );
     for (name, _) in &state.sequences {
-        seq.execute(params![state.bot, last_event, name])?;
+        c.execute(seq, params![state.bot, last_event, name])?;
     }
     Ok(())
 }
 
-pub fn outbox_sent(c: &Connection, id: i64) -> rusqlite::Result<()> {
-    c.prepare_cached(
+pub fn outbox_sent(c: Db, id: i64) -> DbResult<()> {
+    c.execute(
         "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_ms = ?2, last_error = NULL
          WHERE id = ?1",
-    )?
-    .execute(params![id, now_ms()])?;
+        params![id, now_ms()],
+    )?;
     Ok(())
 }
 
 pub fn outbox_failed(
-    c: &Connection,
+    c: Db,
     id: i64,
     error: &str,
     next_attempt_ms: i64,
     dead: bool,
-) -> rusqlite::Result<()> {
-    c.prepare_cached(
+) -> DbResult<()> {
+    c.execute(
         "UPDATE outbox SET status = ?2, attempts = attempts + 1, next_attempt_ms = ?3, last_error = ?4
          WHERE id = ?1",
-    )?
-    .execute(params![id, if dead { "dead" } else { "pending" }, next_attempt_ms, error])?;
+        params![id, if dead { "dead" } else { "pending" }, next_attempt_ms, error],
+    )?;
     Ok(())
 }
 
 /// Pauses `destination` (a row in `paused_destinations`) or resumes it.
-pub fn set_paused(c: &Connection, destination: &str, paused: bool) -> rusqlite::Result<()> {
+pub fn set_paused(c: Db, destination: &str, paused: bool) -> DbResult<()> {
     if paused {
-        c.prepare_cached(
-            "INSERT OR IGNORE INTO paused_destinations (destination, paused_ms) VALUES (?1, ?2)",
-        )?
-        .execute(params![destination, now_ms()])?;
+        c.execute(
+            "INSERT INTO paused_destinations (destination, paused_ms) VALUES (?1, ?2)
+             ON CONFLICT DO NOTHING",
+            params![destination, now_ms()],
+        )?;
     } else {
-        c.prepare_cached("DELETE FROM paused_destinations WHERE destination = ?1")?
-            .execute(params![destination])?;
+        c.execute(
+            "DELETE FROM paused_destinations WHERE destination = ?1",
+            params![destination],
+        )?;
     }
     Ok(())
 }
 
 /// Puts a dead-lettered message back at its place in the queue.
-pub fn outbox_requeue(c: &Connection, id: i64) -> rusqlite::Result<usize> {
+pub fn outbox_requeue(c: Db, id: i64) -> DbResult<usize> {
     c.execute(
         "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_ms = 0 WHERE id = ?1 AND status = 'dead'",
         params![id],
     )
 }
 
-pub fn replay(c: &Connection, event_id: i64, bot: Option<&str>) -> rusqlite::Result<usize> {
+pub fn replay(c: Db, event_id: i64, bot: Option<&str>) -> DbResult<usize> {
     let now = now_ms();
     match bot {
         // An explicit bot: re-run it whatever happened before, even if the
@@ -649,7 +682,7 @@ pub fn replay(c: &Connection, event_id: i64, bot: Option<&str>) -> rusqlite::Res
                 params![event_id, bot, now],
             )?;
             c.execute(
-                "UPDATE events SET routed = MAX(routed, 1) WHERE id = ?1",
+                "UPDATE events SET routed = 1 WHERE id = ?1 AND routed = 0",
                 params![event_id],
             )?;
             Ok(n)
@@ -678,20 +711,13 @@ pub struct PurgeChunk {
 /// messages are all finished, with their runs, messages and receipts. The
 /// purge is done at the end of the table or at a chunk with no event older
 /// than the cutoff (the rest arrived later still).
-pub fn purge_chunk(
-    c: &Connection,
-    before_ms: i64,
-    after_id: i64,
-    size: usize,
-) -> rusqlite::Result<PurgeChunk> {
-    let (last, oldest): (Option<i64>, Option<i64>) = c
-        .prepare_cached(
-            "SELECT MAX(id), MIN(received_at_ms)
-             FROM (SELECT id, received_at_ms FROM events WHERE id > ?1 ORDER BY id LIMIT ?2)",
-        )?
-        .query_row(params![after_id, size as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+pub fn purge_chunk(c: Db, before_ms: i64, after_id: i64, size: usize) -> DbResult<PurgeChunk> {
+    let (last, oldest): (Option<i64>, Option<i64>) = c.query_row(
+        "SELECT MAX(id), MIN(received_at_ms)
+         FROM (SELECT id, received_at_ms FROM events WHERE id > ?1 ORDER BY id LIMIT ?2) AS chunk",
+        params![after_id, size as i64],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let (Some(last), Some(oldest)) = (last, oldest) else {
         return Ok(PurgeChunk {
             deleted: 0,
@@ -708,25 +734,32 @@ pub fn purge_chunk(
         AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id AND r.status = 'pending')
         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.id AND o.status = 'pending')";
     let range = params![after_id, last, before_ms];
-    c.prepare_cached(&format!("DELETE FROM runs WHERE event_id IN ({finished})"))?
-        .execute(range)?;
-    c.prepare_cached(&format!(
-        "DELETE FROM outbox WHERE event_id IN ({finished})"
-    ))?
-    .execute(range)?;
-    c.prepare_cached(&format!(
-        "DELETE FROM state_undo WHERE last_event > ?1 AND last_event <= ?2 AND last_event IN ({finished})"
-    ))?
-    .execute(range)?;
-    c.prepare_cached("DELETE FROM received WHERE event_id > ?1 AND event_id <= ?2 AND at_ms < ?3")?
-        .execute(range)?;
-    c.prepare_cached(
+    c.execute(
+        &format!("DELETE FROM runs WHERE event_id IN ({finished})"),
+        range,
+    )?;
+    c.execute(
+        &format!("DELETE FROM outbox WHERE event_id IN ({finished})"),
+        range,
+    )?;
+    c.execute(
+        &format!(
+            "DELETE FROM state_undo WHERE last_event > ?1 AND last_event <= ?2 AND last_event IN ({finished})"
+        ),
+        range,
+    )?;
+    c.execute(
+        "DELETE FROM received WHERE event_id > ?1 AND event_id <= ?2 AND at_ms < ?3",
+        range,
+    )?;
+    c.execute(
         "DELETE FROM http_commands WHERE event_id > ?1 AND event_id <= ?2 AND at_ms < ?3",
-    )?
-    .execute(range)?;
-    let deleted = c
-        .prepare_cached(&format!("DELETE FROM events WHERE id IN ({finished})"))?
-        .execute(range)?;
+        range,
+    )?;
+    let deleted = c.execute(
+        &format!("DELETE FROM events WHERE id IN ({finished})"),
+        range,
+    )?;
     Ok(PurgeChunk {
         deleted,
         next: Some(last),
@@ -796,7 +829,7 @@ mod tests {
         let c = journal();
         let chunks: Vec<PurgeChunk> = [0, 2, 4, 6]
             .iter()
-            .map(|after| purge_chunk(&c, 1_000, *after, 2).unwrap())
+            .map(|after| purge_chunk(Db::Sqlite(&c), 1_000, *after, 2).unwrap())
             .collect();
         let got: Vec<(usize, Option<i64>)> = chunks.iter().map(|k| (k.deleted, k.next)).collect();
         assert_eq!(got, [(2, Some(2)), (0, Some(4)), (1, Some(6)), (0, None)]);
@@ -816,7 +849,7 @@ mod tests {
     #[test]
     fn purge_stops_at_a_chunk_with_nothing_old() {
         let c = journal();
-        let chunk = purge_chunk(&c, 1_000, 5, 2).unwrap();
+        let chunk = purge_chunk(Db::Sqlite(&c), 1_000, 5, 2).unwrap();
         assert_eq!(
             chunk,
             PurgeChunk {
@@ -860,9 +893,9 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&mut c).unwrap();
         let window = Some(now_ms() - 60_000);
-        let first = ingest_received(&c, &one_event(), &receipt(window)).unwrap();
+        let first = ingest_received(Db::Sqlite(&c), &one_event(), &receipt(window)).unwrap();
         assert_eq!(first, Received::New(1));
-        let again = ingest_received(&c, &one_event(), &receipt(window)).unwrap();
+        let again = ingest_received(Db::Sqlite(&c), &one_event(), &receipt(window)).unwrap();
         let ack = Some(b"ACK1".to_vec());
         assert_eq!(
             again,
@@ -874,7 +907,7 @@ mod tests {
             }
         );
         // Outside the window (here: none), the new copy takes the key over.
-        let later = ingest_received(&c, &one_event(), &receipt(None)).unwrap();
+        let later = ingest_received(Db::Sqlite(&c), &one_event(), &receipt(None)).unwrap();
         assert_eq!(later, Received::New(2));
         let count = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
         assert_eq!(count("SELECT COUNT(*) FROM events"), 2);
@@ -888,11 +921,11 @@ mod tests {
         super::super::schema::migrate(&mut c).unwrap();
         let mut r = receipt(None);
         r.ack = None;
-        ingest_received(&c, &one_event(), &r).unwrap();
-        assert_eq!(receipt_ack(&c, 1, b"AR".to_vec()).unwrap(), b"AR");
-        assert_eq!(receipt_ack(&c, 1, b"AA".to_vec()).unwrap(), b"AR");
+        ingest_received(Db::Sqlite(&c), &one_event(), &r).unwrap();
+        assert_eq!(receipt_ack(Db::Sqlite(&c), 1, b"AR").unwrap(), b"AR");
+        assert_eq!(receipt_ack(Db::Sqlite(&c), 1, b"AA").unwrap(), b"AR");
         // No receipt (purged): the ACK given is the answer.
-        assert_eq!(receipt_ack(&c, 9, b"AE".to_vec()).unwrap(), b"AE");
+        assert_eq!(receipt_ack(Db::Sqlite(&c), 9, b"AE").unwrap(), b"AE");
     }
 
     #[test]
@@ -919,7 +952,7 @@ mod tests {
         super::super::schema::migrate(&mut c).unwrap();
         let mut r = receipt(Some(now_ms() - 60_000));
         r.ack = None;
-        ingest_received(&c, &one_event(), &r).unwrap();
+        ingest_received(Db::Sqlite(&c), &one_event(), &r).unwrap();
         let run = |reply: &str| RunRecord {
             event_id: 1,
             bot: "bot".into(),
@@ -934,9 +967,9 @@ mod tests {
             logs: Vec::new(),
             http: None,
         };
-        complete(&c, &[run("first")], &StateWrites::default()).unwrap();
-        complete(&c, &[run("second")], &StateWrites::default()).unwrap();
-        let again = ingest_received(&c, &one_event(), &r).unwrap();
+        complete(Db::Sqlite(&c), &[run("first")], &StateWrites::default()).unwrap();
+        complete(Db::Sqlite(&c), &[run("second")], &StateWrites::default()).unwrap();
+        let again = ingest_received(Db::Sqlite(&c), &one_event(), &r).unwrap();
         assert_eq!(
             again,
             Received::Duplicate {
@@ -958,10 +991,10 @@ mod tests {
             request_sha256: "aa".into(),
         };
         assert_eq!(
-            ingest_http(&c, &one_event(), Some(&key)).unwrap(),
+            ingest_http(Db::Sqlite(&c), &one_event(), Some(&key)).unwrap(),
             HttpIngested::New(1)
         );
-        let repeat = |c: &Connection| ingest_http(c, &one_event(), Some(&key)).unwrap();
+        let repeat = |c: &Connection| ingest_http(Db::Sqlite(c), &one_event(), Some(&key)).unwrap();
         assert_eq!(
             repeat(&c),
             HttpIngested::Repeat {
@@ -988,7 +1021,7 @@ mod tests {
             logs: Vec::new(),
             http: Some(answer.clone()),
         };
-        complete(&c, &[run], &StateWrites::default()).unwrap();
+        complete(Db::Sqlite(&c), &[run], &StateWrites::default()).unwrap();
         assert_eq!(
             repeat(&c),
             HttpIngested::Repeat {
@@ -1002,12 +1035,12 @@ mod tests {
             ..key.clone()
         };
         assert_eq!(
-            ingest_http(&c, &one_event(), Some(&other)).unwrap(),
+            ingest_http(Db::Sqlite(&c), &one_event(), Some(&other)).unwrap(),
             HttpIngested::KeyReused { event_id: 1 }
         );
         // Without a key, every command is new.
         assert_eq!(
-            ingest_http(&c, &one_event(), None).unwrap(),
+            ingest_http(Db::Sqlite(&c), &one_event(), None).unwrap(),
             HttpIngested::New(2)
         );
         let count = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();

@@ -139,6 +139,11 @@ fn live_bot(config: &Config, code: Arc<LoadedBot>) -> LiveBot {
 }
 
 impl Runtime {
+    /// The journal its workers commit to.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
     /// The runtime of `config`'s bots: their workers commit to `journal`,
     /// ring `outbox` when they queued messages, and hand application-ACK
     /// outcomes to `replies`.

@@ -16,7 +16,6 @@ pub mod report;
 pub mod select;
 pub mod state;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -140,12 +139,12 @@ impl std::fmt::Display for RefusedSettings {
 
 impl std::error::Error for RefusedSettings {}
 
-/// Replays `plan`'s events of the live bot `bot` from the journal at
-/// `journal` through `candidate` (granted `policy`: the live bot's
+/// Replays `plan`'s events of the live bot `bot` from the journal
+/// `reader` reads through `candidate` (granted `policy`: the live bot's
 /// settings and destinations) and reports how they compare. Fails with
 /// [`RefusedSettings`] when the candidate refuses those settings.
 pub fn run(
-    journal: &Path,
+    mut reader: Reader,
     bot: &str,
     candidate: &LoadedBot,
     policy: Arc<BotPolicy>,
@@ -158,8 +157,6 @@ pub fn run(
         .into());
     }
     let started = Instant::now();
-    let reader = Reader::open(journal)
-        .with_context(|| format!("cannot open journal {}", journal.display()))?;
     reader.begin_snapshot()?;
     let reader = Arc::new(Mutex::new(reader));
     let mut events = Events::new(reader.clone(), bot, plan.selection.clone())?.peekable();

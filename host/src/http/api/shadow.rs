@@ -86,8 +86,8 @@ async fn shadow(
             .engine()
             .load(&wasm)
             .map_err(|e| ApiError::bad_request(format!("body: the candidate {e:#}")))?;
-        let journal = runtime.config().journal.path.clone();
-        shadow::run(&journal, &bot, &candidate, live.policy.clone(), plan).map_err(|e| {
+        let reader = runtime.journal().reader().map_err(ApiError::internal)?;
+        shadow::run(reader, &bot, &candidate, live.policy.clone(), plan).map_err(|e| {
             match e.downcast::<shadow::RefusedSettings>() {
                 Ok(refused) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refused.0),
                 Err(e) => ApiError::internal(e),
