@@ -385,6 +385,12 @@ impl Host {
 
     /// Starts `interlink run` and waits until it says it is ready.
     pub fn start(&mut self) {
+        self.start_until(READY);
+    }
+
+    /// Starts `interlink run` and waits until its log (of this run) holds
+    /// `needle`: e.g. the line of a standby host waiting for the active one.
+    pub fn start_until(&mut self, needle: &str) {
         assert!(self.child.is_none(), "host already running");
         self.runs += 1;
         let log = std::fs::File::create(self.path(&format!("host-{}.log", self.runs))).unwrap();
@@ -406,9 +412,9 @@ impl Host {
         // This run's own log: an earlier run's "ready" does not count.
         let log = self.path(&format!("host-{}.log", self.runs));
         let ready = wait_until(Duration::from_secs(30), || {
-            std::fs::read_to_string(&log).is_ok_and(|l| l.contains(READY))
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains(needle))
         });
-        assert!(ready, "host never logged {READY:?}; log:\n{}", self.log());
+        assert!(ready, "host never logged {needle:?}; log:\n{}", self.log());
     }
 
     /// Sends the running host a signal (`HUP`, `TERM`, ...).
@@ -419,6 +425,13 @@ impl Host {
             .status()
             .is_ok_and(|s| s.success());
         assert!(ok, "kill -{name} {pid} failed");
+    }
+
+    /// Whether the host process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().is_ok_and(|status| status.is_none()))
     }
 
     /// SIGKILL: no chance to clean up.
@@ -542,16 +555,23 @@ impl Host {
 
     /// Runs an `interlink` subcommand against this host's config.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(interlink_bin())
+        let mut args = args.to_vec();
+        args.extend(["--config", "interlink.toml"]);
+        self.command(&args).output().expect("run interlink")
+    }
+
+    /// `interlink` with `args`, in this host's directory and environment
+    /// (its journal's, e.g. `INTERLINK_PG_URL`), not yet started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(interlink_bin());
+        command
             .args(args)
-            .args(["--config", "interlink.toml"])
             .current_dir(self.dir.path())
             .env("INTERLINK_TEST_WRITE_TOKEN", WRITE_TOKEN)
             .env("INTERLINK_TEST_READ_TOKEN", READ_TOKEN)
             .envs(self.journal.env())
-            .envs(self.envs.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("run interlink")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
+        command
     }
 }
 

@@ -234,9 +234,8 @@ fn a_compile_cache_directory_others_can_write_is_refused() {
     let cache = host.path("data/cache");
     std::fs::create_dir_all(&cache).unwrap();
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let mut child = Command::new(interlink_bin())
-        .args(["run", "--config", "interlink.toml"])
-        .current_dir(host.dir.path())
+    let mut child = host
+        .command(&["run", "--config", "interlink.toml"])
         .stderr(std::fs::File::create(host.path("refused.log")).unwrap())
         .spawn()
         .expect("start interlink");

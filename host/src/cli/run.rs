@@ -44,6 +44,8 @@ pub fn run(config: Option<PathBuf>) -> Result<ExitCode> {
 async fn serve(cfg: Arc<Config>, config: Option<PathBuf>) -> Result<()> {
     crate::telemetry::install()?;
     let journal = crate::journal::open_configured(&cfg.journal)?;
+    let journal_cfg = cfg.journal.clone();
+    tokio::task::spawn_blocking(move || crate::journal::hold_active(&journal_cfg)).await??;
     let limits = Limits::new(cfg.plugins.memory_mb, cfg.plugins.timeout_ms);
     let cache = CompileCache::open(&cfg.cache_dir(), &cfg.cache_key_path())?;
     let engine = BotEngine::new(limits, Some(cache))?;

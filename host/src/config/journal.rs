@@ -40,6 +40,10 @@ pub struct JournalConfig {
     /// for a client certificate). Whether TLS is required is the URL's
     /// `sslmode`.
     pub tls: Option<ClientTls>,
+    /// PostgreSQL: how soon a standby host takes over from an active one
+    /// whose connection went silent (one that dies is replaced at once).
+    #[serde(default = "default_takeover_s")]
+    pub takeover_s: u64,
 }
 
 /// Where the journal lives.
@@ -63,6 +67,7 @@ impl Default for JournalConfig {
             pool_size: default_pool_size(),
             statement_timeout_s: default_statement_timeout_s(),
             tls: None,
+            takeover_s: default_takeover_s(),
         }
     }
 }
@@ -93,6 +98,9 @@ impl JournalConfig {
                 }
                 if self.pool_size == 0 {
                     bail!("journal.pool_size must be at least 1");
+                }
+                if self.takeover_s < 2 {
+                    bail!("journal.takeover_s must be at least 2");
                 }
                 if self.statement_timeout_s == 0 {
                     bail!("journal.statement_timeout_s must be at least 1");
@@ -138,4 +146,7 @@ fn default_pool_size() -> usize {
 }
 fn default_statement_timeout_s() -> u64 {
     30
+}
+fn default_takeover_s() -> u64 {
+    10
 }

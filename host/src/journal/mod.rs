@@ -11,6 +11,7 @@
 
 pub mod admin;
 mod db;
+mod lease;
 mod postgres;
 mod read;
 mod schema;
@@ -382,6 +383,17 @@ pub fn open_configured(cfg: &JournalConfig) -> anyhow::Result<Journal> {
                 .with_context(|| format!("cannot open journal {at}"))
         }
     }
+}
+
+/// Waits until this host is the active one on the journal `[journal]`
+/// configures (see `lease.rs`); at once on SQLite, which one host has.
+pub fn hold_active(cfg: &JournalConfig) -> anyhow::Result<()> {
+    if cfg.backend == JournalBackend::Postgres {
+        let takeover = std::time::Duration::from_secs(cfg.takeover_s);
+        lease::hold_active(&postgres_connector(cfg)?, takeover)
+            .context("journal: cannot take the active host's lock")?;
+    }
+    Ok(())
 }
 
 /// A reader on the journal `[journal]` configures, for a command that only

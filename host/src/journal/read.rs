@@ -103,6 +103,16 @@ pub(super) enum Source {
     Snapshot(Pooled),
 }
 
+impl Drop for Reader {
+    /// A session pinned for a snapshot goes back to the pool without its
+    /// transaction.
+    fn drop(&mut self) {
+        if let Source::Snapshot(session) = &self.source {
+            let _ = session.batch("ROLLBACK");
+        }
+    }
+}
+
 impl Reader {
     pub fn open(path: &Path) -> Result<Reader> {
         let conn = Connection::open_with_flags(

@@ -768,6 +768,8 @@ pub fn purge_chunk(c: Db, before_ms: i64, after_id: i64, size: usize) -> DbResul
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::Connection;
+
     use super::*;
 
     /// A journal in memory with events 1..=6: 1-5 old, 6 new; 3 still has
