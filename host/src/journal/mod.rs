@@ -135,7 +135,7 @@ enum WriterLink {
     Sqlite(Connection),
     /// Reconnected before the next group when the session was lost.
     Postgres {
-        connector: Connector,
+        connector: Box<Connector>,
         session: Option<Session>,
     },
 }
@@ -180,7 +180,7 @@ impl Journal {
                 pool: Pool::new(connector.clone(), pool_size),
             },
             WriterLink::Postgres {
-                connector,
+                connector: Box::new(connector),
                 session: Some(session),
             },
         )

@@ -136,7 +136,7 @@ impl Reader {
         Ok(match &self.source {
             Source::Sqlite(conn) => f(Db::Sqlite(conn))?,
             Source::Postgres(pool) => f(Db::Postgres(&*pool.get()?))?,
-            Source::Snapshot(session) => f(Db::Postgres(&**session))?,
+            Source::Snapshot(session) => f(Db::Postgres(session))?,
         })
     }
 
