@@ -391,6 +391,21 @@ fn status_only_moves_forward_and_a_retry_sends_nothing_again() {
         (&retry["queued"], &retry["skipped"], &retry["repeat"]),
         (&json!([]), &json!([]), &json!(true))
     );
+    // The file came with the final result and goes to the PACS once: its
+    // retry (with the same file) sends nothing at all.
+    let pushes = |o: &Value| -> Vec<Value> {
+        o["send"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["destination"] == "pacs")
+            .map(|s| s["base64"].clone())
+            .collect()
+    };
+    assert_eq!(pushes(&out[1]), [json!("RElDTQABAv/+")]);
+    assert_eq!(http_json(&out[1]).1["pacs"]["name"], "BF7.dcm");
+    assert_eq!(out[2]["send"], json!([]), "the retry sends nothing");
+    assert_eq!(retry["pacs"], Value::Null);
 }
 
 #[test]

@@ -87,13 +87,30 @@ fn post_exam(settings: &Settings, body: &[u8]) -> Result<Reply, BotError> {
     }
     let mut exam = posted.exam;
     let previous = exam::load(&exam.accession);
-    let step = match lifecycle::follow(previous.as_ref(), &mut exam) {
-        Ok(step) => step,
+    match lifecycle::follow(previous.as_ref(), &mut exam) {
+        Ok(Step::Change) => {}
+        Ok(Step::Repeat) => {
+            // A client's retry: the stored exam says the same, and its ORUs
+            // and file were queued when it was first posted.
+            host::info(&format!(
+                "exam {} (repeated): nothing queued again",
+                exam.status.as_str()
+            ));
+            let body = json!({
+                "accession": exam.accession,
+                "status": exam.status,
+                "queued": [],
+                "skipped": [],
+                "pacs": null,
+                "repeat": true,
+            });
+            return Ok(answer(200, body));
+        }
         Err(why) => {
             host::warn(&format!("exam refused: {why}"));
             return Ok(answer(409, json!({"error": why})));
         }
-    };
+    }
     let stored = match exam::encode(&exam) {
         Ok(stored) => stored,
         Err(why) => return Ok(answer(400, json!({"error": why}))),
@@ -103,12 +120,7 @@ fn post_exam(settings: &Settings, body: &[u8]) -> Result<Reply, BotError> {
 
     let mut reply = Reply::default();
     let (mut queued, mut skipped) = (Vec::new(), Vec::new());
-    let ehrs = if step == Step::Repeat {
-        &[][..]
-    } else {
-        &settings.ehrs[..]
-    };
-    for ehr in ehrs {
+    for ehr in &settings.ehrs {
         let Some(status) = exam.status.result_status(ehr.preliminary) else {
             skipped
                 .push(json!({"destination": ehr.name, "reason": "takes no preliminary results"}));
@@ -144,13 +156,8 @@ fn post_exam(settings: &Settings, body: &[u8]) -> Result<Reply, BotError> {
         .filter_map(|q| q["control_id"].as_str())
         .collect();
     host::info(&format!(
-        "exam {}{}: ORU queued [{}], {} skipped{}",
+        "exam {}: ORU queued [{}], {} skipped{}",
         exam.status.as_str(),
-        if step == Step::Repeat {
-            " (repeated)"
-        } else {
-            ""
-        },
         control_ids.join(", "),
         skipped.len(),
         if pacs.is_null() {
@@ -159,16 +166,13 @@ fn post_exam(settings: &Settings, body: &[u8]) -> Result<Reply, BotError> {
             ", file for the PACS"
         },
     ));
-    let mut body = json!({
+    let body = json!({
         "accession": exam.accession,
         "status": exam.status,
         "queued": queued,
         "skipped": skipped,
         "pacs": pacs,
     });
-    if step == Step::Repeat {
-        body["repeat"] = json!(true);
-    }
     let status = if previous.is_none() { 201 } else { 200 };
     Ok(reply.http(HttpResponse::json(status, body.to_string())))
 }
