@@ -76,18 +76,17 @@ fn adt_message(input: &Hl7Message, settings: &Settings) -> Result<Reply, BotErro
         &store::survivor_of,
     )? {
         Adt::Encounter(event) => {
-            let mut e = store::load(&event.key).unwrap_or_else(|| Encounter::new(&event.key));
+            let before = store::load(&event.key);
+            let mut e = before.clone().unwrap_or_else(|| Encounter::new(&event.key));
             e.apply(&event);
             // The first accession number comes with the opening, if that
             // puts it on the worklist (not a replay of an old admit); later
-            // ones with the tick.
-            if e.accession.is_none()
-                && e.on_worklist(now, settings.max_open_ms)
-                && e.accession_due(now, settings.period_ms)
-            {
+            // ones, once the number is `accession_period_min` old, with the
+            // tick.
+            if e.accession.is_none() && e.on_worklist(now, settings.max_open_ms) {
                 maintenance::issue_accession(&mut e, settings, now)?;
             }
-            store::save(&e);
+            store::save(before.as_ref(), &e);
             format!("encounter {:?}", e.status).to_lowercase()
         }
         Adt::Merge(merges) => {
@@ -112,26 +111,27 @@ fn adt_message(input: &Hl7Message, settings: &Settings) -> Result<Reply, BotErro
 fn merge(merge: &adt::Merge) -> usize {
     let survivor = merge.details.patient_id.clone().unwrap_or_default();
     store::record_merge(&merge.prior_id, &survivor);
-    let keys = store::keys_of_patient(&merge.prior_id);
+    let encounters = store::of_patient(&merge.prior_id);
     let fallback = adt::patient_key(&merge.prior_id, "");
-    for key in &keys {
-        let Some(stored) = store::load(key) else {
-            continue;
-        };
+    for stored in &encounters {
         let mut e = stored.clone();
         e.apply_details(&merge.details, merge.at_ms);
         e.patient_id.clone_from(&survivor);
-        if let Some(admit) = key.strip_prefix(&fallback) {
-            store::remove(&stored);
-            e.key = adt::patient_key(&survivor, admit);
-            if let Some(mut existing) = store::load(&e.key) {
-                existing.absorb(&e);
-                e = existing;
-            }
+        let Some(admit) = stored.key.strip_prefix(&fallback) else {
+            store::save(Some(stored), &e);
+            continue;
+        };
+        store::remove(stored);
+        e.key = adt::patient_key(&survivor, admit);
+        let existing = store::load(&e.key);
+        if let Some(existing) = &existing {
+            let mut both = existing.clone();
+            both.absorb(&e);
+            e = both;
         }
-        store::save(&e);
+        store::save(existing.as_ref(), &e);
     }
-    keys.len()
+    encounters.len()
 }
 
 export_bot!(EncounterWorklist);

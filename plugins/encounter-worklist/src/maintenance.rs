@@ -21,8 +21,9 @@ pub fn run(settings: &Settings) -> Result<(), BotError> {
             store::remove(&e);
             dropped += 1;
         } else if e.accession_due(now, settings.period_ms) {
+            let before = e.clone();
             issue_accession(&mut e, settings, now)?;
-            store::save(&e);
+            store::save(Some(&before), &e);
             rotated += 1;
         }
     }

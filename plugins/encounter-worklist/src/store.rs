@@ -49,13 +49,12 @@ pub fn all() -> impl Iterator<Item = Encounter> {
         .filter_map(|record| load_record(&record))
 }
 
-/// The keys of `patient_id`'s encounters.
-pub fn keys_of_patient(patient_id: &str) -> Vec<String> {
+/// `patient_id`'s encounters, in key order.
+pub fn of_patient(patient_id: &str) -> Vec<Encounter> {
     let prefix = patient_prefix(patient_id);
     kv::list(&prefix)
         .iter()
         .filter_map(|k| load_record(&format!("{ENCOUNTERS}{}", &k[prefix.len()..])))
-        .map(|e| e.key)
         .collect()
 }
 
@@ -65,23 +64,24 @@ pub fn by_accession(number: &str) -> Option<Encounter> {
     load(&kv::get_string(&accession_key(number))?)
 }
 
-/// Stores `encounter`, moving its index entries from what was stored.
-pub fn save(encounter: &Encounter) {
-    if let Some(before) = load(&encounter.key) {
-        unindex(&before);
+/// Stores `after`, moving its index entries from `before`: what is stored
+/// under its key now, as the caller loaded it (`None` for a new one).
+pub fn save(before: Option<&Encounter>, after: &Encounter) {
+    if let Some(before) = before {
+        unindex(before);
     }
-    let record = serde_json::to_vec(encounter).expect("an encounter serialises");
-    kv::set(&record_key(&encounter.key), record);
+    let record = serde_json::to_vec(after).expect("an encounter serialises");
+    kv::set(&record_key(&after.key), record);
     kv::set(
         &format!(
             "{}{}",
-            patient_prefix(&encounter.patient_id),
-            escape(&encounter.key)
+            patient_prefix(&after.patient_id),
+            escape(&after.key)
         ),
         "",
     );
-    if let (Status::Open, Some(a)) = (encounter.status, &encounter.accession) {
-        kv::set(&accession_key(&a.number), &encounter.key);
+    if let (Status::Open, Some(a)) = (after.status, &after.accession) {
+        kv::set(&accession_key(&a.number), &after.key);
     }
 }
 

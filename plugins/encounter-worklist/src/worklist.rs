@@ -86,10 +86,7 @@ pub fn answer(req: &HttpRequest, settings: &Settings) -> HttpResponse {
 
 fn list(filters: &Filters, settings: &Settings, now: i64) -> HttpResponse {
     let candidates: Vec<Encounter> = match &filters.patient_id {
-        Some(id) => store::keys_of_patient(id)
-            .iter()
-            .filter_map(|k| store::load(k))
-            .collect(),
+        Some(id) => store::of_patient(id),
         None => store::all().collect(),
     };
     let mut open: Vec<(i64, Item)> = candidates
