@@ -6,7 +6,9 @@
 //! stopped when this process exits (`pgrep -a postgres` shows nothing
 //! afterwards).
 
-use interlink_tests::{Backend, DbValue, Host, PgServer, base_config, journal_backend};
+use interlink_tests::{
+    Backend, DbValue, Host, PgServer, base_config, journal_backend, skip_unless_sqlite,
+};
 
 #[test]
 fn the_shared_server_hands_out_separate_fresh_databases() {
@@ -123,8 +125,7 @@ fn under_the_switch_every_host_journals_to_a_fresh_database() {
 
 #[test]
 fn journal_queries_read_sqlite_as_they_read_postgres() {
-    if journal_backend() != Backend::Sqlite {
-        println!("skipped: the hosts journal to PostgreSQL");
+    if skip_unless_sqlite("reads an SQLite journal it writes itself") {
         return;
     }
     let host = Host::new(&base_config(""));

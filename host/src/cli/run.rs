@@ -44,8 +44,11 @@ pub fn run(config: Option<PathBuf>) -> Result<ExitCode> {
 async fn serve(cfg: Arc<Config>, config: Option<PathBuf>) -> Result<()> {
     crate::telemetry::install()?;
     let journal = crate::journal::open_configured(&cfg.journal)?;
-    let journal_cfg = cfg.journal.clone();
-    tokio::task::spawn_blocking(move || crate::journal::hold_active(&journal_cfg)).await??;
+    let takeover = Duration::from_secs(cfg.journal.takeover_s);
+    let holder = journal.clone();
+    tokio::task::spawn_blocking(move || holder.hold_active(takeover))
+        .await?
+        .context("journal: cannot take the active host's lock")?;
     let limits = Limits::new(cfg.plugins.memory_mb, cfg.plugins.timeout_ms);
     let cache = CompileCache::open(&cfg.cache_dir(), &cfg.cache_key_path())?;
     let engine = BotEngine::new(limits, Some(cache))?;

@@ -2,7 +2,7 @@
 //! PostgreSQL server that several hosts can share), how long finished
 //! events are kept, and how large it may grow.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -123,15 +123,14 @@ impl JournalConfig {
     /// The PostgreSQL URL, from `url_env` or `url_file`; the error names
     /// the key.
     pub fn postgres_url(&self) -> Result<String> {
-        if let Some(var) = &self.url_env {
-            return std::env::var(var).with_context(|| {
-                format!("journal.url_env: environment variable {var} is not set")
-            });
+        match (&self.url_env, &self.url_file) {
+            (Some(var), _) => std::env::var(var)
+                .with_context(|| format!("journal.url_env: environment variable {var} is not set")),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .map(|url| url.trim().to_string())
+                .with_context(|| format!("journal.url_file: cannot read {}", file.display())),
+            (None, None) => bail!("journal.url_env or journal.url_file names the PostgreSQL URL"),
         }
-        let file = self.url_file.as_deref().unwrap_or(Path::new(""));
-        let url = std::fs::read_to_string(file)
-            .with_context(|| format!("journal.url_file: cannot read {}", file.display()))?;
-        Ok(url.trim().to_string())
     }
 }
 

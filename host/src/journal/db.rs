@@ -31,6 +31,10 @@ pub enum DbError {
     /// A statement that must return a row returned none.
     #[error("no row")]
     NoRow,
+    /// A write of a group commit conflicted with another host's
+    /// transaction; the group is rolled back to be tried again.
+    #[error("conflicted with another host's transaction: {0}")]
+    Conflict(String),
 }
 
 /// PostgreSQL's own message (with its SQLSTATE) rather than the driver's
@@ -51,6 +55,7 @@ impl DbError {
             DbError::Postgres(e) => e.code().is_some_and(|c| {
                 *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
             }),
+            DbError::Conflict(_) => true,
             _ => false,
         }
     }
@@ -103,15 +108,8 @@ fn postgres_value(row: &tokio_postgres::Row, i: usize) -> DbResult<ValueRef<'_>>
         Type::INT4 => or_null(row.try_get::<_, Option<i32>>(i)?, |v| {
             ValueRef::Integer(v.into())
         }),
-        Type::INT2 => or_null(row.try_get::<_, Option<i16>>(i)?, |v| {
-            ValueRef::Integer(v.into())
-        }),
         Type::BOOL => or_null(row.try_get::<_, Option<bool>>(i)?, |v| {
             ValueRef::Integer(v.into())
-        }),
-        Type::FLOAT8 => or_null(row.try_get(i)?, ValueRef::Real),
-        Type::FLOAT4 => or_null(row.try_get::<_, Option<f32>>(i)?, |v| {
-            ValueRef::Real(v.into())
         }),
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => row
             .try_get::<_, Option<&str>>(i)?
@@ -144,9 +142,7 @@ impl PgToSql for Param<'_> {
             ValueRef::Integer(i) => match *ty {
                 Type::INT8 => PgToSql::to_sql(&i, ty, out),
                 Type::INT4 => PgToSql::to_sql(&i32::try_from(i)?, ty, out),
-                Type::INT2 => PgToSql::to_sql(&i16::try_from(i)?, ty, out),
                 Type::BOOL => PgToSql::to_sql(&(i != 0), ty, out),
-                Type::FLOAT8 => PgToSql::to_sql(&(i as f64), ty, out),
                 _ => Err(format!("an integer where PostgreSQL wants {ty}").into()),
             },
             ValueRef::Real(f) => PgToSql::to_sql(&f, ty, out),

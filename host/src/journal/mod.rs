@@ -71,8 +71,9 @@ pub type Result<T, E = JournalError> = std::result::Result<T, E>;
 /// so it can answer its caller.
 trait Job: Send {
     fn run(&mut self, db: Db);
-    /// Its last run failed in a way the database asks to retry.
-    fn transient(&self) -> bool;
+    /// Why its last run failed, when the database asks to retry it (it
+    /// conflicted with another host's transaction).
+    fn conflict(&self) -> Option<String>;
     fn finish(self: Box<Self>, commit_error: Option<&str>);
 }
 
@@ -91,8 +92,11 @@ where
         self.outcome = Some(in_savepoint(db, &self.write));
     }
 
-    fn transient(&self) -> bool {
-        matches!(&self.outcome, Some(Err(e)) if e.is_transient())
+    fn conflict(&self) -> Option<String> {
+        match &self.outcome {
+            Some(Err(e)) if e.is_transient() => Some(e.to_string()),
+            _ => None,
+        }
     }
 
     fn finish(self: Box<Self>, commit_error: Option<&str>) {
@@ -133,9 +137,10 @@ pub const PURGE_CHUNK: usize = 1000;
 /// The writer's connection.
 enum WriterLink {
     Sqlite(Connection),
-    /// Reconnected before the next group when the session was lost.
+    /// Reconnected (as the pool connects) before the next group when the
+    /// session was lost.
     Postgres {
-        connector: Box<Connector>,
+        pool: Arc<Pool>,
         session: Option<Session>,
     },
 }
@@ -175,12 +180,11 @@ impl Journal {
     pub fn open_postgres(connector: Connector, pool_size: usize) -> Result<Journal> {
         let session = connector.connect()?;
         schema::migrate_postgres(Db::Postgres(&session))?;
+        let pool = Pool::new(connector, pool_size);
         Self::start(
-            Store::Postgres {
-                pool: Pool::new(connector.clone(), pool_size),
-            },
+            Store::Postgres { pool: pool.clone() },
             WriterLink::Postgres {
-                connector: Box::new(connector),
+                pool,
                 session: Some(session),
             },
         )
@@ -200,6 +204,28 @@ impl Journal {
         match &self.store {
             Store::Sqlite { path } => Reader::open(path),
             Store::Postgres { pool } => Ok(Reader::postgres(pool.clone())),
+        }
+    }
+
+    /// Waits until this host is the active one on a shared PostgreSQL
+    /// journal, then keeps that hold or stops the process (`lease.rs`); at
+    /// once on SQLite, which one host has.
+    pub fn hold_active(&self, takeover: std::time::Duration) -> Result<()> {
+        match &self.store {
+            Store::Sqlite { .. } => Ok(()),
+            Store::Postgres { pool } => Ok(lease::hold_active(pool.connector(), takeover)?),
+        }
+    }
+
+    /// A reader with a connection of its own, outside the read pool, for a
+    /// long read (a shadow run's snapshot) that must not keep one of the
+    /// sessions bots and deliveries read with.
+    pub fn dedicated_reader(&self) -> Result<Reader> {
+        match &self.store {
+            Store::Sqlite { path } => Reader::open(path),
+            Store::Postgres { pool } => {
+                Ok(Reader::postgres(Pool::new(pool.connector().clone(), 1)))
+            }
         }
     }
 
@@ -385,17 +411,6 @@ pub fn open_configured(cfg: &JournalConfig) -> anyhow::Result<Journal> {
     }
 }
 
-/// Waits until this host is the active one on the journal `[journal]`
-/// configures (see `lease.rs`); at once on SQLite, which one host has.
-pub fn hold_active(cfg: &JournalConfig) -> anyhow::Result<()> {
-    if cfg.backend == JournalBackend::Postgres {
-        let takeover = std::time::Duration::from_secs(cfg.takeover_s);
-        lease::hold_active(&postgres_connector(cfg)?, takeover)
-            .context("journal: cannot take the active host's lock")?;
-    }
-    Ok(())
-}
-
 /// A reader on the journal `[journal]` configures, for a command that only
 /// reads it: no writer, no migration (an SQLite journal must exist).
 pub fn open_reader(cfg: &JournalConfig) -> anyhow::Result<Reader> {
@@ -452,10 +467,10 @@ impl WriterLink {
     fn db(&mut self) -> DbResult<Db<'_>> {
         match self {
             WriterLink::Sqlite(conn) => Ok(Db::Sqlite(conn)),
-            WriterLink::Postgres { connector, session } => {
+            WriterLink::Postgres { pool, session } => {
                 if session.as_ref().is_none_or(Session::is_closed) {
                     *session = None;
-                    *session = Some(connector.connect()?);
+                    *session = Some(pool.connector().connect()?);
                 }
                 Ok(Db::Postgres(session.as_ref().expect("just connected")))
             }
@@ -473,12 +488,9 @@ fn commit_group(db: Db, group: &mut [Box<dyn Job>]) -> Option<DbError> {
     for job in group.iter_mut() {
         job.run(db);
     }
-    if group.iter().any(|job| job.transient()) {
+    if let Some(conflict) = group.iter().find_map(|job| job.conflict()) {
         let _ = control(db, "ROLLBACK");
-        return Some(DbError::Value(
-            "a transaction conflicted with another host's (deadlock or serialization failure)"
-                .into(),
-        ));
+        return Some(DbError::Conflict(conflict));
     }
     let committed = control(db, "COMMIT");
     committed.err().inspect(|_| {
@@ -502,10 +514,7 @@ fn writer_loop(mut link: WriterLink, queue: mpsc::Receiver<Box<dyn Job>>) {
                 Ok(db) => commit_group(db, &mut group),
                 Err(e) => Some(e),
             };
-            let conflicted = commit_error
-                .as_ref()
-                .is_some_and(|e| e.is_transient() || group.iter().any(|job| job.transient()));
-            if !conflicted {
+            if !commit_error.as_ref().is_some_and(DbError::is_transient) {
                 break;
             }
         }

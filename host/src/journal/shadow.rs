@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use rusqlite::params;
 use rusqlite::types::Value;
 
-use super::db::Dialect;
 use super::{Payload, Reader, Result, StoredEvent};
 
 /// An event a bot handled (its run is `done` or `failed`), as journaled.
@@ -153,7 +152,8 @@ impl Reader {
     /// handled an event at or after `event_id`: every batch committed from
     /// then on is undone (the oldest previous value of each key wins).
     /// A sequence's previous value is in `value` on SQLite, in `number` on
-    /// PostgreSQL (whose `value` holds bytes only).
+    /// PostgreSQL (whose `value` holds bytes only): both are read as the
+    /// fourth column.
     pub fn state_before(&self, bot: &str, event_id: i64) -> Result<StateBefore> {
         self.with(|db| {
             let mut before = StateBefore::default();
@@ -165,13 +165,10 @@ impl Reader {
             let Some(start) = start else {
                 return Ok(before);
             };
-            let number = match db.dialect() {
-                Dialect::Sqlite => 2,
-                Dialect::Postgres => 3,
-            };
             db.query_each(
                 db.pick(
-                    "SELECT kind, key, value FROM state_undo WHERE bot = ?1 AND id >= ?2 ORDER BY id",
+                    "SELECT kind, key, value, value FROM state_undo
+                     WHERE bot = ?1 AND id >= ?2 ORDER BY id",
                     "SELECT kind, key, value, number FROM state_undo
                      WHERE bot = ?1 AND id >= ?2 ORDER BY id",
                 ),
@@ -180,7 +177,7 @@ impl Reader {
                     let (kind, key): (String, String) = (r.get(0)?, r.get(1)?);
                     match kind.as_str() {
                         "seq" => {
-                            let v = match r.get::<Value>(number)? {
+                            let v = match r.get::<Value>(3)? {
                                 Value::Integer(n) => Some(n as u64),
                                 _ => None,
                             };

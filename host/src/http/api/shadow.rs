@@ -69,7 +69,7 @@ async fn shadow(
     caller: &Caller,
     bot: &str,
     params: &ShadowParams,
-    wasm: Vec<u8>,
+    wasm: bytes::Bytes,
 ) -> Result<Report, ApiError> {
     let Some(live) = shared.runtime.bot(bot) else {
         return Err(ApiError::not_found(format!("no live bot {bot:?}")));
@@ -86,10 +86,13 @@ async fn shadow(
             .engine()
             .load(&wasm)
             .map_err(|e| ApiError::bad_request(format!("body: the candidate {e:#}")))?;
-        let reader = runtime.journal().reader().map_err(ApiError::internal)?;
+        let reader = runtime
+            .journal()
+            .dedicated_reader()
+            .map_err(ApiError::internal)?;
         shadow::run(reader, &bot, &candidate, live.policy.clone(), plan).map_err(|e| {
             match e.downcast::<shadow::RefusedSettings>() {
-                Ok(refused) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refused.0),
+                Ok(refused) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refused.to_string()),
                 Err(e) => ApiError::internal(e),
             }
         })
@@ -113,7 +116,5 @@ pub async fn post_shadow(
             format!("body: a candidate of at most {} MiB", MAX_WASM >> 20),
         )
     })?;
-    Ok(Json(
-        shadow(&state, &caller, &name, &params, wasm.to_vec()).await?,
-    ))
+    Ok(Json(shadow(&state, &caller, &name, &params, wasm).await?))
 }
