@@ -71,10 +71,10 @@ pub fn adt_a04(control_id: &str, mrn: &str) -> String {
 }
 
 /// The journal and plugin part of a test config, with short limits so
-/// failures show quickly; `extra` is appended. The journal is the run's
-/// [`journal_backend`] (see [`with_journal_backend`]).
+/// failures show quickly; `extra` is appended. [`Host::new`] puts the
+/// journal on the run's [`journal_backend`].
 pub fn base_config(extra: &str) -> String {
-    with_journal_backend(&format!(
+    format!(
         r#"
 [journal]
 path = "data/interlink.db"
@@ -87,7 +87,7 @@ max_attempts = 3
 retry_backoff_ms = 100
 {extra}
 "#
-    ))
+    )
 }
 
 /// A config for tests: [`base_config`] plus drop folder `inbox` (moved to
@@ -193,37 +193,34 @@ impl Peer {
     }
 }
 
-/// An MLLP server of another implementation, stopped when dropped.
-pub struct PeerServer {
+/// A peer's server process that says `ready` on its stdout once it
+/// listens and logs what it receives as JSON lines; killed when dropped.
+struct PeerProcess {
     child: Child,
-    pub port: u16,
     log: PathBuf,
 }
 
-impl PeerServer {
-    /// Starts a server answering per `mode` (`aa`, `ae`, `ar`, `silent`,
-    /// and for python `late:SECONDS`), logging messages to `log`.
-    pub fn start(peer: Peer, port: u16, mode: &str, log: &Path) -> PeerServer {
+impl PeerProcess {
+    /// Starts `command` and waits for its `ready` line; `what` names the
+    /// peer in the panic if it does not come.
+    fn start(command: &mut Command, log: &Path, what: &str) -> PeerProcess {
         use std::io::BufRead;
-        let mut child = peer
-            .command()
-            .args(["server", &port.to_string(), mode, log.to_str().unwrap()])
+        let mut child = command
             .stdout(Stdio::piped())
             .spawn()
-            .expect("start the peer (scripts/setup installs python-hl7 and @medplum/hl7)");
+            .unwrap_or_else(|e| panic!("start {what} (scripts/setup installs it): {e}"));
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert_eq!(line.trim(), "ready", "{peer:?} server did not start");
-        PeerServer {
+        assert_eq!(line.trim(), "ready", "{what} did not start");
+        PeerProcess {
             child,
-            port,
             log: log.to_path_buf(),
         }
     }
 
-    /// Every line of the peer's log, parsed (but one still being written).
+    /// Every line of the log, parsed (but one still being written).
     fn entries(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
@@ -231,6 +228,36 @@ impl PeerServer {
             .filter(|l| l.ends_with('\n'))
             .map(|l| serde_json::from_str(l).expect("peer log line"))
             .collect()
+    }
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An MLLP server of another implementation, stopped when dropped.
+pub struct PeerServer {
+    process: PeerProcess,
+    pub port: u16,
+}
+
+impl PeerServer {
+    /// Starts a server answering per `mode` (`aa`, `ae`, `ar`, `silent`,
+    /// and for python `late:SECONDS`), logging messages to `log`.
+    pub fn start(peer: Peer, port: u16, mode: &str, log: &Path) -> PeerServer {
+        let mut command = peer.command();
+        command.args(["server", &port.to_string(), mode, log.to_str().unwrap()]);
+        PeerServer {
+            process: PeerProcess::start(&mut command, log, &format!("the {peer:?} MLLP server")),
+            port,
+        }
+    }
+
+    fn entries(&self) -> Vec<serde_json::Value> {
+        self.process.entries()
     }
 
     /// (control id, message text) of every message received, in order.
@@ -265,13 +292,6 @@ impl PeerServer {
         let entries = self.entries();
         let count = |key: &str| entries.iter().filter(|v| v.get(key).is_some()).count();
         count("opened") - count("closed")
-    }
-}
-
-impl Drop for PeerServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -344,11 +364,14 @@ impl Host {
 
     /// Keeps this host's journal in the PostgreSQL database at `url` (e.g.
     /// [`PgServer::url`] of a private server, or a database another host
-    /// uses too): the host process gets it as `INTERLINK_PG_URL` and the
-    /// journal queries read it. The config must say `backend = "postgres"`,
-    /// `url_env = "INTERLINK_PG_URL"` (as it does under
-    /// `INTERLINK_TEST_JOURNAL=postgres`). The database is not dropped.
+    /// uses too), whatever the run's backend: its config's `[journal]` is
+    /// put on PostgreSQL (see [`postgres_journal`]), the host process gets
+    /// `url` as `INTERLINK_PG_URL` and the journal queries read it. The
+    /// database is not dropped.
     pub fn with_journal_url(mut self, url: &str) -> Host {
+        let config = self.path("interlink.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, postgres_journal(&text)).unwrap();
         self.journal.drop_own_database();
         self.journal = Journal::postgres(url.to_string(), None);
         self
@@ -427,11 +450,16 @@ impl Host {
         assert!(ok, "kill -{name} {pid} failed");
     }
 
-    /// Whether the host process is still running.
-    pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().is_ok_and(|status| status.is_none()))
+    /// Waits up to `timeout` for the host process to exit by itself; its
+    /// exit status, or `None` while it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut().expect("host started");
+        let mut status = None;
+        wait_until(timeout, || {
+            status = child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
     }
 
     /// SIGKILL: no chance to clean up.
@@ -622,15 +650,20 @@ pub fn skip_unless_sqlite(why: &str) -> bool {
     skip
 }
 
-/// `config` (TOML text) made to use the run's [`journal_backend`]. On
-/// PostgreSQL, the `[journal]` section's `path` gives way to `backend =
-/// "postgres"` and `url_env = "INTERLINK_PG_URL"` (other keys are kept), a
-/// config without one gets one, and a section that names its `backend`
-/// already is left alone. On SQLite the config is returned as it is.
+/// `config` (TOML text) made to use the run's [`journal_backend`]: on
+/// SQLite as it is, on PostgreSQL as [`postgres_journal`] makes it.
 pub fn with_journal_backend(config: &str) -> String {
-    if journal_backend() == Backend::Sqlite {
-        return config.to_string();
+    match journal_backend() {
+        Backend::Sqlite => config.to_string(),
+        Backend::Postgres => postgres_journal(config),
     }
+}
+
+/// `config` (TOML text) with its journal on PostgreSQL: the `[journal]`
+/// section's `path` gives way to `backend = "postgres"` and `url_env =
+/// "INTERLINK_PG_URL"` (other keys are kept), a config without one gets
+/// one, and a section that names its `backend` already is left alone.
+pub fn postgres_journal(config: &str) -> String {
     let postgres = format!("backend = \"postgres\"\nurl_env = \"{PG_URL_ENV}\"");
     let lines: Vec<&str> = config.split('\n').collect();
     let Some(start) = lines.iter().position(|l| l.trim() == "[journal]") else {
@@ -1474,8 +1507,7 @@ pub fn test_pki(dir: &Path) {
 /// The scripted HTTP receiver of `tests/peers/http_peer.py`, stopped when
 /// dropped.
 pub struct HttpPeer {
-    child: Child,
-    log: PathBuf,
+    process: PeerProcess,
 }
 
 impl HttpPeer {
@@ -1488,33 +1520,19 @@ impl HttpPeer {
     /// [`HttpPeer::start`] over HTTPS with the [`test_pki`] in `tls`,
     /// requiring a client certificate.
     pub fn start_with(port: u16, script: &str, log: &Path, tls: Option<&Path>) -> HttpPeer {
-        use std::io::BufRead;
-        let mut child = Command::new("python3")
+        let mut command = Command::new("python3");
+        command
             .arg(root().join("tests/peers/http_peer.py"))
             .args([&port.to_string(), script, log.to_str().unwrap()])
-            .args(tls)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start python3");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready", "the HTTP peer did not start");
+            .args(tls);
         HttpPeer {
-            child,
-            log: log.to_path_buf(),
+            process: PeerProcess::start(&mut command, log, "the HTTP peer (python3)"),
         }
     }
 
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .split_inclusive('\n')
-            .filter(|l| l.ends_with('\n'))
-            .map(|l| serde_json::from_str(l).expect("peer log line"))
-            .collect()
+        self.process.entries()
     }
 
     /// Waits until `n` requests have arrived and returns them.
@@ -1527,13 +1545,6 @@ impl HttpPeer {
             );
         }
         self.requests()
-    }
-}
-
-impl Drop for HttpPeer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -24,13 +24,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Arrivals, Proc, ack_server, end_to_end, load, pct, start_host};
+use common::{Arrivals, Proc, ack_server, end_to_end, load, pct, start_router_host};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use interlink_sdk::hl7::Message;
-use interlink_tests::{free_port, http, root};
+use interlink_tests::{free_port, http};
 use tokio::net::TcpListener;
 
 const TOKEN: &str = "bench-write-token-0123456789";
@@ -71,22 +71,14 @@ async fn http_server(listener: TcpListener, arrivals: Arrivals) {
 /// The host: listener `in`, the admin API, adt-router forwarding to `out`
 /// (the `destination` table's keys).
 fn start(dir: &Path, port: u16, api: u16, destination: &str) -> Proc {
-    std::fs::create_dir_all(dir.join("plugins")).unwrap();
-    std::fs::copy(
-        root().join("target/test-bots/adt_router.wasm"),
-        dir.join("plugins/adt_router.wasm"),
-    )
-    .expect("target/test-bots/adt_router.wasm: run scripts/setup first");
     std::fs::write(dir.join("token"), TOKEN).unwrap();
-    start_host(
+    start_router_host(
         dir,
+        port,
         &format!(
-            "[journal]\npath = \"data/j.db\"\n[plugins]\ndir = \"plugins\"\n\
-             [[listener]]\nname = \"in\"\nlisten = \"127.0.0.1:{port}\"\n\
-             [http]\nlisten = \"127.0.0.1:{api}\"\n\
+            "[http]\nlisten = \"127.0.0.1:{api}\"\n\
              [[http.token]]\nname = \"ops\"\nrole = \"write\"\ntoken_file = \"token\"\n\
-             [[destination]]\nname = \"out\"\n{destination}\n\
-             [bots.adt-router]\nsettings = {{ destination = \"out\" }}\n"
+             [[destination]]\nname = \"out\"\n{destination}\n"
         ),
     )
 }

@@ -23,7 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Arrivals, Load, Proc, ack_server, end_to_end, load, pct, start_host};
+use common::{Arrivals, Load, Proc, ack_server, end_to_end, load, pct, start_router_host};
 use interlink_tests::{free_port, root};
 use tokio::net::TcpListener;
 
@@ -43,19 +43,11 @@ fn report(name: &str, connections: usize, load: &mut Load, e2e: Option<Vec<Durat
 }
 
 fn start_interlink(dir: &Path, port: u16, sink: u16) -> Proc {
-    std::fs::create_dir_all(dir.join("plugins")).unwrap();
-    std::fs::copy(
-        root().join("target/test-bots/adt_router.wasm"),
-        dir.join("plugins/adt_router.wasm"),
-    )
-    .expect("target/test-bots/adt_router.wasm: run scripts/setup first");
-    start_host(
+    start_router_host(
         dir,
+        port,
         &format!(
-            "[journal]\npath = \"data/j.db\"\n[plugins]\ndir = \"plugins\"\n\
-             [[listener]]\nname = \"in\"\nlisten = \"127.0.0.1:{port}\"\n\
-             [[destination]]\nname = \"out\"\nkind = \"mllp\"\nhost = \"127.0.0.1\"\nport = {sink}\n\
-             [bots.adt-router]\nsettings = {{ destination = \"out\" }}\n"
+            "[[destination]]\nname = \"out\"\nkind = \"mllp\"\nhost = \"127.0.0.1\"\nport = {sink}\n"
         ),
     )
 }

@@ -23,12 +23,7 @@ use rusqlite::params;
 
 /// Writes `n` old finished events into a new journal at `path`.
 fn build_journal(path: &Path, n: i64) {
-    // The host's own code creates the schema (all migrations).
-    drop(interlink::journal::Journal::open(path).unwrap());
-    let mut c = rusqlite::Connection::open(path).unwrap();
-    c.pragma_update(None, "synchronous", "OFF").unwrap();
-    let tx = c.transaction().unwrap();
-    {
+    common::fill_journal(path, |tx| {
         let mut event = tx
             .prepare(
                 "INSERT INTO events (id, kind, source, message_type, control_id, body, received_at_ms, routed)
@@ -66,9 +61,7 @@ fn build_journal(path: &Path, n: i64) {
             run.execute(params![id, at]).unwrap();
             outbox.execute(params![id, body, at]).unwrap();
         }
-    }
-    tx.commit().unwrap();
-    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    });
 }
 
 /// ACK latencies of one client against a host on a copy of `journal`, until

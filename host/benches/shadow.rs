@@ -16,6 +16,8 @@
 //! the whole command's wall time (with loading and compiling the
 //! candidate) and the process's peak RSS.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -25,27 +27,24 @@ use rusqlite::params;
 const BOT: &str = "visit-stamp";
 const PATIENTS: i64 = 1_000;
 
-/// Event `id`'s message: one of three types, for patient `P<id % 1000>`.
-fn message(id: i64) -> String {
+/// Event `id`'s message type and message: one of three types, for
+/// patient `P<id % 1000>`.
+fn message(id: i64) -> (&'static str, String) {
     let kind = ["ADT^A04^ADT_A01", "ADT^A08^ADT_A01", "ORU^R01^ORU_R01"][id as usize % 3];
-    format!(
+    let message = format!(
         "MSH|^~\\&|REG|CLINIC|INTERLINK|BF|20260101120000||{kind}|B{id}|P|2.5.1\r\
          EVN|A04|20260101120000\r\
          PID|1||P{}^^^CLINIC^MR||DOE^Jane^Q||19800101|F|||1 MAIN ST^^SPRINGFIELD^IL^62701\r\
          PV1|1|O|CLINIC^^^BF||||1234^WELBY^MARCUS\r",
         id % PATIENTS
-    )
+    );
+    (kind, message)
 }
 
 /// Writes `n` events `visit-stamp` handled into a new journal at `path`,
 /// received one ms apart from `start_ms`.
 fn build_journal(path: &Path, n: i64, start_ms: i64) {
-    // The host's own code creates the schema (all migrations).
-    drop(interlink::journal::Journal::open(path).unwrap());
-    let mut c = rusqlite::Connection::open(path).unwrap();
-    c.pragma_update(None, "synchronous", "OFF").unwrap();
-    let tx = c.transaction().unwrap();
-    {
+    common::fill_journal(path, |tx| {
         let mut event = tx
             .prepare(
                 "INSERT INTO events (id, kind, source, message_type, control_id, body, received_at_ms, routed)
@@ -74,13 +73,11 @@ fn build_journal(path: &Path, n: i64, start_ms: i64) {
             .prepare("INSERT OR REPLACE INTO kv (bot, key, value) VALUES (?1, ?2, ?3)")
             .unwrap();
         for id in 1..=n {
-            let body = message(id);
+            let (kind, body) = message(id);
             let at = start_ms + id;
             let visits = (id - 1) / PATIENTS + 1;
             let key = format!("visits/P{}", id % PATIENTS);
             let before = (visits > 1).then(|| (visits - 1).to_string().into_bytes());
-            let kind = &body[body.find("||").unwrap() + 2..];
-            let kind = &kind[..kind.find('|').unwrap()];
             event
                 .execute(params![id, kind, format!("B{id}"), body.as_bytes(), at])
                 .unwrap();
@@ -91,9 +88,7 @@ fn build_journal(path: &Path, n: i64, start_ms: i64) {
             kv.execute(params![BOT, key, visits.to_string().into_bytes()])
                 .unwrap();
         }
-    }
-    tx.commit().unwrap();
-    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    });
 }
 
 /// What one `interlink shadow` process reported and cost.

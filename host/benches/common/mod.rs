@@ -118,6 +118,39 @@ pub fn start_host(dir: &Path, config: &str) -> Proc {
     Proc(child)
 }
 
+/// Starts a host in `dir` with adt-router (forwarding to destination
+/// `out`) and listener `in` on `port`; `extra` adds `[[destination]]`
+/// `out` and whatever else the benchmark needs.
+pub fn start_router_host(dir: &Path, port: u16, extra: &str) -> Proc {
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    std::fs::copy(
+        interlink_tests::root().join("target/test-bots/adt_router.wasm"),
+        dir.join("plugins/adt_router.wasm"),
+    )
+    .expect("target/test-bots/adt_router.wasm: run scripts/setup first");
+    start_host(
+        dir,
+        &format!(
+            "[journal]\npath = \"data/j.db\"\n[plugins]\ndir = \"plugins\"\n\
+             [[listener]]\nname = \"in\"\nlisten = \"127.0.0.1:{port}\"\n\
+             [bots.adt-router]\nsettings = {{ destination = \"out\" }}\n{extra}"
+        ),
+    )
+}
+
+/// Creates a journal at `path` with the host's own schema (every
+/// migration) and fills it in one transaction with `fill`, fast
+/// (`synchronous = OFF`: a benchmark's fixture, not a journal to keep).
+pub fn fill_journal(path: &Path, fill: impl FnOnce(&rusqlite::Transaction)) {
+    drop(interlink::journal::Journal::open(path).unwrap());
+    let mut c = rusqlite::Connection::open(path).unwrap();
+    c.pragma_update(None, "synchronous", "OFF").unwrap();
+    let tx = c.transaction().unwrap();
+    fill(&tx);
+    tx.commit().unwrap();
+    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+}
+
 /// When each control id arrived at a sink.
 pub type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
 

@@ -5,7 +5,7 @@
 //! Paths matching an [`IgnorePath`] (by default MSH-7 and MSH-10, which
 //! differ on every run) are left out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -154,16 +154,24 @@ fn segment_texts(msg: &Message) -> HashMap<(&str, usize), &str> {
         .collect()
 }
 
-/// The delimiters a message declares (MSH-1 and MSH-2, as written).
-fn delimiters(msg: &Message) -> Option<&str> {
-    let msh = msg.segments().next()?.text;
-    msh.get(..8.min(msh.len()))
+/// The (segment, occurrence) places written alike in `old` and `new`
+/// (none when their delimiters differ): nothing differs in them.
+fn alike<'m>(old: &'m Message, new: &'m Message) -> HashSet<(&'m str, usize)> {
+    if old.delimiters() != new.delimiters() {
+        return HashSet::new();
+    }
+    let new_texts = segment_texts(new);
+    segment_texts(old)
+        .into_iter()
+        .filter(|(place, text)| new_texts.get(place) == Some(text))
+        .map(|(place, _)| place)
+        .collect()
 }
 
 impl Leaves {
     /// The leaves of `msg`, leaving out the segments `same` says are
     /// written the same on the other side (nothing differs in them).
-    fn of(msg: &Message, same: &dyn Fn(&str, usize, &str) -> bool) -> Leaves {
+    fn of(msg: &Message, same: &HashSet<(&str, usize)>) -> Leaves {
         let mut leaves = Leaves::default();
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for (index, seg) in msg.segments().enumerate() {
@@ -174,7 +182,7 @@ impl Leaves {
             };
             let id = seg.id.to_string();
             leaves.order.insert((id.clone(), occurrence), index);
-            if same(seg.id, occurrence, seg.text) {
+            if same.contains(&(seg.id, occurrence)) {
                 continue;
             }
             // The segment itself, so one missing on a side is one change.
@@ -225,13 +233,9 @@ impl Leaves {
 pub fn diff(old: &Message, new: &Message, ignore: &[IgnorePath]) -> Vec<FieldChange> {
     // Segments written alike (with the same delimiters) hold no difference:
     // only the others are taken apart.
-    let (old_texts, new_texts) = (segment_texts(old), segment_texts(new));
-    let comparable = delimiters(old) == delimiters(new);
-    let alike = |other: &HashMap<(&str, usize), &str>, id: &str, n: usize, text: &str| {
-        comparable && other.get(&(id, n)) == Some(&text)
-    };
-    let a = Leaves::of(old, &|id, n, text| alike(&new_texts, id, n, text));
-    let b = Leaves::of(new, &|id, n, text| alike(&old_texts, id, n, text));
+    let same = alike(old, new);
+    let a = Leaves::of(old, &same);
+    let b = Leaves::of(new, &same);
     let mut places: Vec<&Leaf> = a.values.keys().chain(b.values.keys()).collect();
     // Message order: by where the segment stands in the old message (in
     // the new one for a segment the old one lacks).

@@ -128,16 +128,12 @@ fn clock_of(e: &StoredEvent) -> i64 {
 
 /// Why a shadow run was not made: the candidate refuses the settings the
 /// configuration gives the live bot (the API answers 422 for it).
-#[derive(Debug)]
-pub struct RefusedSettings(pub String);
-
-impl std::fmt::Display for RefusedSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+#[derive(Debug, thiserror::Error)]
+#[error("the candidate refuses the settings of [bots.{bot}]: {why}")]
+pub struct RefusedSettings {
+    pub bot: String,
+    pub why: String,
 }
-
-impl std::error::Error for RefusedSettings {}
 
 /// Replays `plan`'s events of the live bot `bot` from the journal
 /// `reader` reads through `candidate` (granted `policy`: the live bot's
@@ -151,9 +147,10 @@ pub fn run(
     plan: Plan,
 ) -> Result<Report> {
     if let Err(why) = candidate.check_settings(policy.clone()) {
-        return Err(RefusedSettings(format!(
-            "the candidate refuses the settings of [bots.{bot}]: {why}"
-        ))
+        return Err(RefusedSettings {
+            bot: bot.to_string(),
+            why: why.to_string(),
+        }
         .into());
     }
     let started = Instant::now();
