@@ -93,8 +93,9 @@ impl Change {
 }
 
 /// What one SIU message says about its appointment; `None` where it says
-/// nothing (a cancellation often carries the ids only).
-#[derive(Debug, Default)]
+/// nothing (a cancellation often carries the ids only). An [`Appointment`]
+/// keeps what its messages said together.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Details {
     /// SCH-1.1, the placer's appointment id.
     pub placer_id: Option<String>,
@@ -121,6 +122,20 @@ fn joined(parts: &[Option<String>], separator: &str) -> Option<String> {
 }
 
 impl Details {
+    /// What `self` says, and what `older` said where `self` says nothing.
+    pub fn or(self, older: Details) -> Details {
+        Details {
+            placer_id: self.placer_id.or(older.placer_id),
+            filler_id: self.filler_id.or(older.filler_id),
+            start_ms: self.start_ms.or(older.start_ms),
+            duration_min: self.duration_min.or(older.duration_min),
+            patient_id: self.patient_id.or(older.patient_id),
+            patient_name: self.patient_name.or(older.patient_name),
+            phone: self.phone.or(older.phone),
+            resource: self.resource.or(older.resource),
+        }
+    }
+
     /// Reads the appointment out of an SIU message; HL7 times without an
     /// offset are local to `zone`. An error names the field at fault.
     pub fn read(msg: &Message, zone: Tz) -> Result<Details, BotError> {
@@ -189,14 +204,10 @@ pub struct Appointment {
     /// The id it is known by here: the first message's filler id, or its
     /// placer id when it had none.
     pub id: String,
-    pub placer_id: Option<String>,
-    pub filler_id: Option<String>,
-    pub start_ms: Option<i64>,
-    pub duration_min: Option<u32>,
-    pub patient_id: Option<String>,
-    pub patient_name: Option<String>,
-    pub phone: Option<String>,
-    pub resource: Option<String>,
+    /// What its messages said, stored next to `id` (the keys of the JSON
+    /// are those of [`Details`]).
+    #[serde(flatten)]
+    pub details: Details,
     pub status: Status,
     /// MSH-7 of the last message applied, when it had a valid one.
     pub changed_at_ms: Option<i64>,
@@ -264,14 +275,7 @@ impl Update<'_> {
         };
         let mut a = known.unwrap_or(Appointment {
             id,
-            placer_id: None,
-            filler_id: None,
-            start_ms: None,
-            duration_min: None,
-            patient_id: None,
-            patient_name: None,
-            phone: None,
-            resource: None,
+            details: Details::default(),
             status: Status::Booked,
             changed_at_ms: None,
             last_control_id: String::new(),
@@ -280,23 +284,48 @@ impl Update<'_> {
         });
         // What the message says replaces what was known; what it leaves
         // out stays.
-        a.placer_id = d.placer_id.or(a.placer_id);
-        a.filler_id = d.filler_id.or(a.filler_id);
-        a.start_ms = d.start_ms.or(a.start_ms);
-        a.duration_min = d.duration_min.or(a.duration_min);
-        a.patient_id = d.patient_id.or(a.patient_id);
-        a.patient_name = d.patient_name.or(a.patient_name);
-        a.phone = d.phone.or(a.phone);
-        a.resource = d.resource.or(a.resource);
+        a.details = d.or(a.details);
         a.status = self.change.status();
         a.changed_at_ms = self.sent_at_ms.or(a.changed_at_ms);
         a.received_at_ms = self.received_at_ms;
         a.last_control_id = self.control_id.to_string();
-        if a.status == Status::Booked && a.start_ms.is_none() {
+        if a.status == Status::Booked && a.details.start_ms.is_none() {
             return Err(BotError::fatal(
                 "SCH-11.4 and AIS-4 are empty: the appointment has no start time",
             ));
         }
         Ok(Outcome::Applied(Box::new(a)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// An appointment as the bot has stored it since `received_at_ms` and
+    /// `listed_for` were added: the keys of the details sit next to `id`.
+    const STORED: &str = r#"{"id":"F100","placer_id":"P100","filler_id":"F100","start_ms":1795590000000,"duration_min":30,"patient_id":"MRN1","patient_name":"DOE, JO","phone":"555-0100","resource":"US1 / SMITH, JOHN","status":"booked","changed_at_ms":1795500000000,"last_control_id":"S12-1001","received_at_ms":1795500001000,"listed_for":"2026-11-25"}"#;
+
+    #[test]
+    fn stored_json_loads_and_is_written_back_unchanged() {
+        let a: Appointment = serde_json::from_str(STORED).unwrap();
+        assert_eq!(a.id, "F100");
+        assert_eq!(a.status, Status::Booked);
+        assert_eq!(a.listed_for, NaiveDate::from_ymd_opt(2026, 11, 25));
+        assert_eq!(serde_json::to_string(&a).unwrap(), STORED);
+    }
+
+    #[test]
+    fn stored_json_with_nulls_and_without_later_keys_loads() {
+        let old = r#"{"id":"P7","placer_id":"P7","filler_id":null,"start_ms":null,"duration_min":null,"patient_id":null,"patient_name":null,"phone":null,"resource":null,"status":"cancelled","changed_at_ms":null,"last_control_id":"S15-1"}"#;
+        let a: Appointment = serde_json::from_str(old).unwrap();
+        assert_eq!((a.id.as_str(), a.status), ("P7", Status::Cancelled));
+        assert_eq!((a.received_at_ms, a.listed_for), (0, None));
+        let again: Value = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        let mut want: Value = serde_json::from_str(old).unwrap();
+        want["received_at_ms"] = 0.into();
+        want["listed_for"] = Value::Null;
+        assert_eq!(again, want);
     }
 }

@@ -43,7 +43,11 @@ pub fn on_tick(settings: &Settings, at_ms: i64) -> Result<Reply, BotError> {
         // A cancellation of an appointment never booked here has no start:
         // its last change dates it, or, without a usable MSH-7, when it
         // was received.
-        let dated = a.start_ms.or(a.changed_at_ms).unwrap_or(a.received_at_ms);
+        let dated = a
+            .details
+            .start_ms
+            .or(a.changed_at_ms)
+            .unwrap_or(a.received_at_ms);
         if dated < at_ms - KEEP_DAYS * 24 * 3_600_000 {
             store::remove(&a);
         } else if a.status == Status::Booked
@@ -55,7 +59,7 @@ pub fn on_tick(settings: &Settings, at_ms: i64) -> Result<Reply, BotError> {
             due.push(a);
         }
     }
-    due.sort_by(|a, b| (a.start_ms, &a.id).cmp(&(b.start_ms, &b.id)));
+    due.sort_by(|a, b| (a.details.start_ms, &a.id).cmp(&(b.details.start_ms, &b.id)));
     host::kv::set(PUBLISHED_ON, today.to_string());
     host::info(&format!(
         "reminders for {tomorrow}: {} listed, to {}",
@@ -69,7 +73,8 @@ pub fn on_tick(settings: &Settings, at_ms: i64) -> Result<Reply, BotError> {
 }
 
 fn starts_on(a: &Appointment, day: NaiveDate, settings: &Settings) -> bool {
-    a.start_ms
+    a.details
+        .start_ms
         .is_some_and(|s| local(s, settings.timezone).date_naive() == day)
 }
 
@@ -78,7 +83,8 @@ fn starts_on(a: &Appointment, day: NaiveDate, settings: &Settings) -> bool {
 fn csv(appointments: &[Appointment], settings: &Settings) -> String {
     let mut out = String::from(HEADER);
     for a in appointments {
-        let start = a.start_ms.map(|s| {
+        let d = &a.details;
+        let start = d.start_ms.map(|s| {
             local(s, settings.timezone)
                 .format("%Y-%m-%d %H:%M")
                 .to_string()
@@ -86,11 +92,11 @@ fn csv(appointments: &[Appointment], settings: &Settings) -> String {
         let row = [
             Some(a.id.clone()),
             start,
-            a.duration_min.map(|d| d.to_string()),
-            a.patient_id.clone(),
-            a.patient_name.clone(),
-            a.resource.clone(),
-            a.phone.clone(),
+            d.duration_min.map(|m| m.to_string()),
+            d.patient_id.clone(),
+            d.patient_name.clone(),
+            d.resource.clone(),
+            d.phone.clone(),
         ];
         let cells: Vec<String> = row
             .iter()

@@ -45,10 +45,10 @@ fn load(key: &str) -> Result<Option<Appointment>, BotError> {
 pub fn save(a: &Appointment) {
     let json = serde_json::to_vec(a).expect("an appointment serializes");
     kv::set(&format!("{APPOINTMENT}{}", a.id), json);
-    if let Some(p) = &a.placer_id {
+    if let Some(p) = &a.details.placer_id {
         kv::set(&format!("placer/{p}"), &a.id);
     }
-    if let Some(f) = &a.filler_id {
+    if let Some(f) = &a.details.filler_id {
         kv::set(&format!("filler/{f}"), &a.id);
     }
 }
@@ -56,10 +56,10 @@ pub fn save(a: &Appointment) {
 /// Forgets `a` and its ids.
 pub fn remove(a: &Appointment) {
     kv::delete(&format!("{APPOINTMENT}{}", a.id));
-    if let Some(p) = &a.placer_id {
+    if let Some(p) = &a.details.placer_id {
         kv::delete(&format!("placer/{p}"));
     }
-    if let Some(f) = &a.filler_id {
+    if let Some(f) = &a.details.filler_id {
         kv::delete(&format!("filler/{f}"));
     }
 }
