@@ -35,7 +35,7 @@ pub fn on_siu(settings: &Settings, input: &Hl7Message) -> Result<Reply, BotError
     };
     // Only ids of messages in the log: appointment and patient data stay out.
     let about = format!("{} {control_id}", msg.message_type());
-    match update.apply(known)? {
+    let why = match update.apply(known)? {
         Outcome::Applied(appointment) => {
             store::save(&appointment);
             host::info(&format!(
@@ -43,24 +43,12 @@ pub fn on_siu(settings: &Settings, input: &Hl7Message) -> Result<Reply, BotError
                 change.verb(),
                 settings.partner_destination
             ));
-            Ok(Reply::default().push(partner::republish(settings, &msg)?))
+            return Ok(Reply::default().push(partner::republish(settings, &msg)?));
         }
-        Outcome::Repeat => {
-            host::info(&format!("{about}: already applied, ignored"));
-            Ok(Reply::default())
-        }
-        Outcome::Stale => {
-            host::info(&format!(
-                "{about}: older than the appointment's last change, ignored"
-            ));
-            Ok(Reply::default())
-        }
-        Outcome::Closed(status) => {
-            host::info(&format!(
-                "{about}: the appointment is {} already, ignored",
-                status.word()
-            ));
-            Ok(Reply::default())
-        }
-    }
+        Outcome::Repeat => "already applied".to_string(),
+        Outcome::Stale => "older than the appointment's last change".to_string(),
+        Outcome::Closed(status) => format!("the appointment is {} already", status.word()),
+    };
+    host::info(&format!("{about}: {why}, ignored"));
+    Ok(Reply::default())
 }
