@@ -7,11 +7,13 @@
 //! keeps what it does not mention.
 
 use interlink_sdk::hl7::Message;
-use interlink_sdk::host;
 use serde_json::{Value, json};
 
-use crate::fhir::{Change, Id, date_time, text};
+use crate::fhir::{Change, Id, date_time, last_sent, remember, text};
 use crate::settings::Settings;
+
+/// What the last Encounter sent is kept under.
+const KIND: &str = "encounter";
 
 /// What the event does to the encounter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,17 +35,8 @@ pub fn visit_id(msg: &Message, settings: &Settings) -> Option<Id> {
 
 /// The Encounter for `msg`, merged with the last one sent for `visit`; it
 /// is kept as the new last one.
-pub fn build(
-    msg: &Message,
-    settings: &Settings,
-    event: Event,
-    visit: &Id,
-    patient: &Id,
-) -> Result<Value, String> {
-    let key = format!("encounter/{}|{}", visit.system, visit.value);
-    let mut encounter = host::kv::get(&key)
-        .and_then(|v| serde_json::from_slice::<Value>(&v).ok())
-        .unwrap_or_else(|| json!({}));
+pub fn build(msg: &Message, settings: &Settings, event: Event, visit: &Id, patient: &Id) -> Value {
+    let mut encounter = last_sent(KIND, visit);
     encounter["resourceType"] = json!("Encounter");
     encounter["identifier"] = json!([visit.to_json()]);
     let status = match event {
@@ -65,25 +58,23 @@ pub fn build(
         .get("period")
         .cloned()
         .unwrap_or_else(|| json!({}));
-    Change::of(msg, "PV1-44", || {
-        text(msg, "PV1-44.1")
-            .and_then(|t| date_time(&t, settings))
-            .map(Value::from)
-    })
-    .apply(&mut period, "start");
-    Change::of(msg, "PV1-45", || {
-        text(msg, "PV1-45.1")
-            .and_then(|t| date_time(&t, settings))
-            .map(Value::from)
-    })
-    .apply(&mut period, "end");
+    // PV1-44 admit and PV1-45 discharge date/time.
+    let time = |field: &str| {
+        Change::of(msg, field, || {
+            text(msg, &format!("{field}.1"))
+                .and_then(|t| date_time(&t, settings))
+                .map(Value::from)
+        })
+    };
+    time("PV1-44").apply(&mut period, "start");
+    time("PV1-45").apply(&mut period, "end");
     match period.as_object().is_some_and(|p| !p.is_empty()) {
         true => encounter["period"] = period,
         false => Change::Clear.apply(&mut encounter, "period"),
     }
     Change::of(msg, "PV1-3", || location(msg)).apply(&mut encounter, "location");
-    host::kv::set(&key, encounter.to_string());
-    Ok(encounter)
+    remember(KIND, visit, &encounter);
+    encounter
 }
 
 /// HL7 table 0004 (patient class) → a v3 `ActCode` coding; ambulatory

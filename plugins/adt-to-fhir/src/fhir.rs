@@ -1,10 +1,11 @@
 //! What every resource needs: reading HL7 values (escapes decoded, `""`
 //! told apart from empty), FHIR dates and instants, identifiers and the
-//! references and conditional URLs made from them, and the outbound
-//! request for the `http` destination.
+//! references and conditional URLs made from them, the last resource of
+//! each kind sent (kept so that a sparse message changes only what it
+//! says), and the outbound request for the `http` destination.
 
-use interlink_sdk::Outbound;
 use interlink_sdk::hl7::{Message, Precision, Timestamp};
+use interlink_sdk::{Outbound, host};
 use serde_json::{Value, json};
 
 use crate::settings::Settings;
@@ -50,9 +51,26 @@ impl Change {
 /// The value at `path`, escapes decoded, `None` when empty, absent or the
 /// HL7 null `""`.
 pub fn text(msg: &Message, path: &str) -> Option<String> {
-    let value = msg.get(path)?;
-    let value = value.trim();
-    (!value.is_empty() && value != "\"\"").then(|| value.to_string())
+    msg.value(path).filter(|v| v != "\"\"")
+}
+
+/// The key-value key of the last `kind` (`patient`, `encounter`) sent
+/// for `id`.
+fn sent_key(kind: &str, id: &Id) -> String {
+    format!("{kind}/{}|{}", id.system, id.value)
+}
+
+/// The last `kind` resource sent for `id` (key-value
+/// `<kind>/<system>|<value>`), or `{}` before the first.
+pub fn last_sent(kind: &str, id: &Id) -> Value {
+    host::kv::get(&sent_key(kind, id))
+        .and_then(|v| serde_json::from_slice(&v).ok())
+        .unwrap_or_else(|| json!({}))
+}
+
+/// Keeps `resource` as the last `kind` sent for `id`.
+pub fn remember(kind: &str, id: &Id, resource: &Value) {
+    host::kv::set(&sent_key(kind, id), resource.to_string());
 }
 
 /// How many repetitions `field` (e.g. `PID-5`) has, empty ones included.

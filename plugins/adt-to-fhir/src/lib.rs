@@ -93,7 +93,7 @@ fn adt(
     if settings.resources.encounter
         && let Some(id) = encounter::visit_id(msg, settings)
     {
-        let resource = encounter::build(msg, settings, visit, &id, &patient)?;
+        let resource = encounter::build(msg, settings, visit, &id, &patient);
         let path = id.search("Encounter");
         sent.push((
             "Encounter",

@@ -13,10 +13,6 @@ use crate::settings::Settings;
 /// The transaction Bundle for `msg`, about `patient`; `None` when it has
 /// no OBX.
 pub fn bundle(msg: &Message, settings: &Settings, patient: &Id) -> Option<Value> {
-    let system = format!(
-        "{}/observation",
-        settings.identifier_system.trim_end_matches('/')
-    );
     // Which OBR each OBX follows, counted from 1, and its position.
     let (mut obr, mut obx) = (0, 0);
     let mut entries = Vec::new();
@@ -33,7 +29,7 @@ pub fn bundle(msg: &Message, settings: &Settings, patient: &Id) -> Option<Value>
                     settings,
                 };
                 let id = Id {
-                    system: system.clone(),
+                    system: settings.observation_system.clone(),
                     value: at.identifier(obx),
                 };
                 let Some(resource) = at.resource(&id, patient) else {

@@ -6,19 +6,18 @@
 //! element, `""` deletes it, a value replaces it.
 
 use interlink_sdk::hl7::Message;
-use interlink_sdk::host;
 use serde_json::{Value, json};
 
-use crate::fhir::{Change, Id, date, repetitions, text};
+use crate::fhir::{Change, Id, date, last_sent, remember, repetitions, text};
 use crate::settings::Settings;
+
+/// What the last Patient sent is kept under.
+const KIND: &str = "patient";
 
 /// The Patient for `msg`, about `id`, merged with the last one sent; it is
 /// kept as the new last one.
 pub fn build(msg: &Message, settings: &Settings, id: &Id) -> Result<Value, String> {
-    let key = format!("patient/{}|{}", id.system, id.value);
-    let mut patient = host::kv::get(&key)
-        .and_then(|v| serde_json::from_slice::<Value>(&v).ok())
-        .unwrap_or_else(|| json!({}));
+    let mut patient = last_sent(KIND, id);
     patient["resourceType"] = json!("Patient");
     patient["identifier"] = Value::Array(identifiers(msg, settings)?);
     patient["active"] = json!(true);
@@ -31,7 +30,7 @@ pub fn build(msg: &Message, settings: &Settings, id: &Id) -> Result<Value, Strin
         .apply(&mut patient, "gender");
     Change::of(msg, "PID-11", || list(msg, "PID-11", address)).apply(&mut patient, "address");
     Change::of(msg, "PID-13", || list(msg, "PID-13", telecom)).apply(&mut patient, "telecom");
-    host::kv::set(&key, patient.to_string());
+    remember(KIND, id, &patient);
     Ok(patient)
 }
 

@@ -27,6 +27,9 @@ pub struct Settings {
     /// `visit_system`: the system of visit numbers (PV1-19), by default
     /// `<identifier_system>/visit`.
     pub visit_system: String,
+    /// The system of Observation identifiers:
+    /// `<identifier_system>/observation`.
+    pub observation_system: String,
     /// `resources`: which resources to send.
     pub resources: Resources,
     /// `timezone`: HL7 times without a UTC offset are read in it.
@@ -58,10 +61,7 @@ impl Settings {
             "http://interlink.local/fhir/identifier".to_string(),
         )?;
         check_system("identifier_system", &identifier_system)?;
-        let visit_system = host::setting(
-            "visit_system",
-            format!("{}/visit", identifier_system.trim_end_matches('/')),
-        )?;
+        let visit_system = host::setting("visit_system", under(&identifier_system, "visit"))?;
         check_system("visit_system", &visit_system)?;
         let timezone = host::setting("timezone", "UTC".to_string())?;
         if !is_time_zone(&timezone) {
@@ -79,6 +79,7 @@ impl Settings {
         }
         Ok(Settings {
             destination,
+            observation_system: under(&identifier_system, "observation"),
             identifier_system,
             visit_system,
             resources: resources()?,
@@ -102,12 +103,15 @@ impl Settings {
                 check_system(&key, &system)?;
                 Ok(system)
             }
-            None => Ok(format!(
-                "{}/{authority}",
-                self.identifier_system.trim_end_matches('/')
-            )),
+            None => Ok(under(&self.identifier_system, authority)),
         }
     }
+}
+
+/// `<identifier_system>/<name>`, a system below `identifier_system` (its
+/// trailing `/` not doubled).
+fn under(identifier_system: &str, name: &str) -> String {
+    format!("{}/{name}", identifier_system.trim_end_matches('/'))
 }
 
 /// `resources`: a comma-separated list of `Patient`, `Encounter` and
