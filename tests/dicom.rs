@@ -111,6 +111,9 @@ fn keys(matching: &[(&str, &str)]) -> Vec<(String, String)> {
         "StudyInstanceUID",
         "RequestedProcedureID",
         "RequestedProcedureDescription",
+        "AdmissionID",
+        "CurrentPatientLocation",
+        "ReferringPhysicianName",
         "STEP.Modality",
         "STEP.ScheduledStationAETitle",
         "STEP.ScheduledProcedureStepStartDate",
@@ -277,6 +280,16 @@ fn findscu_reads_the_worklist_an_adt_feed_built() {
     assert_eq!(ada["RequestedProcedureDescription"], "Abdominal ultrasound");
     assert_eq!(ada["STEP.Modality"], "US");
     assert_eq!(ada["STEP.ScheduledStationAETitle"], "US01");
+    // Every field the bot gives: a renamed one would come back empty.
+    assert_eq!(ada["AdmissionID"], "V123");
+    assert_eq!(ada["CurrentPatientLocation"], "ER^12^B");
+    assert_eq!(ada["ReferringPhysicianName"], "SMITH^JOHN");
+    assert_eq!(ada["STEP.ScheduledPerformingPhysicianName"], "SMITH^JOHN");
+    assert_eq!(ada["STEP.ScheduledProcedureStepID"], "BF000000000001");
+    assert_eq!(
+        ada["STEP.ScheduledProcedureStepDescription"],
+        "Abdominal ultrasound"
+    );
     // 02:55 in Chicago is 21:55 the same day in Auckland (NZDT, +13)...
     assert_eq!(ada["STEP.ScheduledProcedureStepStartDate"], "20261124");
     assert_eq!(ada["STEP.ScheduledProcedureStepStartTime"], "215500");
@@ -370,8 +383,13 @@ fn pynetdicom_gets_the_same_answer_cancels_and_associates_twenty_times_at_once()
     // The bot's failure is a failure status with its reason, and the
     // association goes on serving.
     let answers = pynetdicom_json(&["find", &broken.to_string(), "--repeat", "2", "PatientID="]);
+    assert_eq!(answers.as_array().unwrap().len(), 2, "{answers}");
     for answer in answers.as_array().unwrap() {
         assert_eq!(answer["status"], "0xC000", "{answers}");
+        assert_eq!(
+            answer["comment"], "worklist bot: no open encounter has this accession number",
+            "{answers}"
+        );
     }
     host.wait_log("C-FIND failed", WAIT);
 }

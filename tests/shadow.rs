@@ -220,6 +220,9 @@ fn a_candidate_is_compared_event_by_event_and_nothing_is_written_or_sent() {
     for d in report["differences"].as_array().unwrap() {
         assert_eq!(paths(d), ["PID-5.2"], "{d}");
     }
+    let args = ["--source", "elsewhere", "--ignore", STAMP];
+    let (code, report) = shadow(&host, "visit_stamp_v2", &args);
+    assert_eq!((code, summary(&report)), (0, [0, 0, 0, 0, 0]), "{report}");
     let args = ["--type", "ADT^A0*", "--ignore", STAMP];
     let (_, report) = shadow(&host, "visit_stamp_v2", &args);
     assert_eq!(summary(&report), [200, 100, 100, 0, 0], "{report}");
@@ -255,7 +258,16 @@ fn a_candidate_is_compared_event_by_event_and_nothing_is_written_or_sent() {
     let out = host.cli(&["shadow", v2.to_str().unwrap(), "--ignore", STAMP]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("305") && text.contains("PID-5.2"), "{text}");
+    assert!(
+        text.contains(
+            "305 events compared: 205 same, 100 differing, 0 new failures, 0 fixed failures ("
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("PID-5.2      \"John1\" -> \"JOHN1\""),
+        "{text}"
+    );
 
     // The HTTP API gives the same report.
     let wasm = std::fs::read(&v2).unwrap();

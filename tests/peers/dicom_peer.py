@@ -9,7 +9,8 @@
   dicom_peer.py store-scp PORT STATUS         a C-STORE SCP (AE title PACS) answering STATUS (hex)
 
 Calling AE title US01, called AE title INTERLINK. A find prints
-{"status": "0x0000", "matches": [{"PatientName": ..., "ScheduledProcedureStepSequence.Modality": ...}]}.
+{"status": "0x0000", "comment": "", "matches": [{"PatientName": ..., "ScheduledProcedureStepSequence.Modality": ...}]}
+(comment: the final response's ErrorComment).
 KEY is a keyword, or ScheduledProcedureStepSequence.KEYWORD for the step; an empty VALUE is a return key.
 """
 
@@ -63,12 +64,13 @@ def associate(port):
 
 
 def find(assoc, pairs):
-    matches, status = [], None
+    matches, status, comment = [], None, ""
     for st, ds in assoc.send_c_find(identifier(pairs), ModalityWorklistInformationFind):
         status = st.Status
         if st.Status in (0xFF00, 0xFF01):
+        comment = str(st.get("ErrorComment", ""))
             matches.append(flat(ds))
-    return {"status": f"0x{status:04X}", "matches": matches}
+    return {"status": f"0x{status:04X}", "comment": comment, "matches": matches}
 
 
 class paused:

@@ -397,6 +397,13 @@ impl HttpDestination {
             .url
             .parse()
             .map_err(|e| anyhow::anyhow!("{key}.url = {:?}: {e}", self.url))?;
+        // Not quoted: it would show the password.
+        if url.authority().is_some_and(|a| a.as_str().contains('@')) {
+            bail!(
+                "{key}.url: a user or password in the url would be sent as the Host header; \
+                 credentials go in {key}.auth (from the environment)"
+            );
+        }
         match (url.scheme_str(), &self.tls) {
             (Some("https"), Some(_)) | (Some("http"), None) => {}
             (Some("https"), None) => {

@@ -335,6 +335,11 @@ mod tests {
         }
         let https = http.replace("http://", "https://");
         assert!(err(&https).contains("destination[0].url is https: set tls.ca"));
+        let secret = err(&http.replace("http://", "http://fhir:s3cret@"));
+        assert!(
+            secret.contains("destination[0].url: a user or password") && !secret.contains("s3cret"),
+            "{secret}"
+        );
         let ok = format!(
             "{https}tls={{ca='ca.pem'}}\nconnections=4\nordering_header='X-Patient-Id'\n\
              auth={{bearer_env='FHIR_TOKEN'}}\nheaders={{Accept='application/fhir+json'}}"

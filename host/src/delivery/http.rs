@@ -26,7 +26,7 @@ use crate::mllp::client::Endpoint;
 /// How much of a refusal's body the dead letter quotes.
 const QUOTED_BODY: usize = 1024;
 /// Media type of HL7 text sent to an HTTP destination.
-pub const HL7_MEDIA_TYPE: &str = "x-application/hl7-v2+er7";
+const HL7_MEDIA_TYPE: &str = "x-application/hl7-v2+er7";
 
 pub struct HttpSink {
     endpoint: Endpoint,
@@ -84,7 +84,14 @@ impl HttpSink {
 
     pub async fn deliver(&mut self, row: &OutboxRow, bytes: &[u8]) -> Result<(), DeliveryError> {
         let request = self.request(row, bytes)?;
-        let answer = tokio::time::timeout(self.timeout, self.exchange(request)).await;
+        // `timeout_s` runs from sending the request; connecting has
+        // `connect_timeout_s`.
+        let timeout = self.timeout;
+        let sender = self
+            .ready()
+            .await
+            .map_err(|why| DeliveryError::Transient(why.into()))?;
+        let answer = tokio::time::timeout(timeout, exchange(sender, request)).await;
         let (status, retry_after, body) = match answer {
             Ok(Ok(answer)) => answer,
             Ok(Err(why)) => {
@@ -94,7 +101,7 @@ impl HttpSink {
             Err(_) => {
                 // A late answer on this connection would be ambiguous.
                 self.conn = None;
-                let why = format!("no answer within timeout_s = {}", self.timeout.as_secs());
+                let why = format!("no answer within timeout_s = {}", timeout.as_secs());
                 return Err(DeliveryError::Transient(why.into()));
             }
         };
@@ -105,10 +112,9 @@ impl HttpSink {
         };
         match status.as_u16() {
             200..=299 => Ok(()),
-            408 | 429 | 500..=599 => match retry_after {
-                Some(wait) => Err(DeliveryError::Later(said, wait)),
-                None => Err(DeliveryError::Transient(said)),
-            },
+            408 | 429 | 500..=599 => {
+                Err(DeliveryError::Later(said, retry_after.unwrap_or_default()))
+            }
             _ => Err(DeliveryError::Permanent(said)),
         }
     }
@@ -134,26 +140,27 @@ impl HttpSink {
                         .map_err(|e| refused(format!("content type: {e}")))?;
                     headers.insert(header::CONTENT_TYPE, t);
                 }
-                let http = http.clone().unwrap_or_default();
-                if let Some(m) = &http.method {
-                    method = Method::from_bytes(m.as_bytes())
-                        .map_err(|e| refused(format!("method {m:?}: {e}")))?;
-                }
-                if let Some(path) = &http.path {
-                    target = format!("{}/{}", target.trim_end_matches('/'), encode_path(path));
-                }
-                // A message's header replaces the destination's of that name.
-                let own: Vec<(HeaderName, HeaderValue)> = http
-                    .headers
-                    .iter()
-                    .map(|(k, v)| Ok((HeaderName::try_from(k)?, HeaderValue::try_from(v)?)))
-                    .collect::<Result<_, http::Error>>()
-                    .map_err(|e| refused(format!("header: {e}")))?;
-                for (k, _) in &own {
-                    headers.remove(k);
-                }
-                for (k, v) in own {
-                    headers.append(k, v);
+                if let Some(http) = http {
+                    if let Some(m) = &http.method {
+                        method = Method::from_bytes(m.as_bytes())
+                            .map_err(|e| refused(format!("method {m:?}: {e}")))?;
+                    }
+                    if let Some(path) = &http.path {
+                        target = format!("{}/{}", target.trim_end_matches('/'), encode_path(path));
+                    }
+                    // A message's header replaces the destination's of that name.
+                    let own: Vec<(HeaderName, HeaderValue)> = http
+                        .headers
+                        .iter()
+                        .map(|(k, v)| Ok((HeaderName::try_from(k)?, HeaderValue::try_from(v)?)))
+                        .collect::<Result<_, http::Error>>()
+                        .map_err(|e| refused(format!("header: {e}")))?;
+                    for (k, _) in &own {
+                        headers.remove(k);
+                    }
+                    for (k, v) in own {
+                        headers.append(k, v);
+                    }
                 }
             }
         }
@@ -172,35 +179,6 @@ impl HttpSink {
             .map_err(|e| refused(format!("cannot make the request: {e}")))?;
         *request.headers_mut() = headers;
         Ok(request)
-    }
-
-    /// Sends `request` on the open connection (opening one if needed) and
-    /// reads the answer: its status, `Retry-After` and the start of its body.
-    async fn exchange(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), String> {
-        let sender = self.ready().await?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("request failed: {e}"))?;
-        let retry_after = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry_after(v, chrono::Utc::now()));
-        let status = response.status();
-        let mut body = response.into_body();
-        let mut start = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| format!("answer cut short: {e}"))?;
-            if let Some(data) = frame.data_ref() {
-                let room = QUOTED_BODY.saturating_sub(start.len());
-                start.extend_from_slice(&data[..room.min(data.len())]);
-            }
-        }
-        Ok((status, retry_after, start))
     }
 
     /// The connection, ready for a request: the kept-alive one unless the
@@ -226,6 +204,34 @@ impl HttpSink {
         });
         Ok(self.conn.insert(sender))
     }
+}
+
+/// Sends `request` on `sender` and reads the answer: its status,
+/// `Retry-After` and the start of its body.
+async fn exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, Option<Duration>, Vec<u8>), String> {
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry_after(v, chrono::Utc::now()));
+    let status = response.status();
+    let mut body = response.into_body();
+    let mut start = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("answer cut short: {e}"))?;
+        if let Some(data) = frame.data_ref() {
+            let room = QUOTED_BODY.saturating_sub(start.len());
+            start.extend_from_slice(&data[..room.min(data.len())]);
+        }
+    }
+    Ok((status, retry_after, start))
 }
 
 const USER_AGENT: &str = concat!("interlink/", env!("CARGO_PKG_VERSION"));

@@ -79,15 +79,15 @@ impl BotPolicy {
                 "destination {to:?} does not exist or is not allowed for this bot"
             )));
         }
-        let refusal = |bytes: bool| {
-            let kind = &info?.kind;
-            let why = refuses_payload(kind, bytes)?;
-            Some(format!("destination {to:?} is {kind}, which {why}"))
-        };
-        let (payload, order_hash) = match out.payload {
-            Payload::Hl7(_) if let Some(why) = refusal(false) => {
-                return Err(Failure::Refused(why));
+        if let Some(kind) = info.map(|i| &i.kind) {
+            let bytes = matches!(out.payload, Payload::Bytes(_));
+            if let Some(why) = refuses_payload(kind, bytes) {
+                return Err(Failure::Refused(format!(
+                    "destination {to:?} is {kind}, which {why}"
+                )));
             }
+        }
+        let (payload, order_hash) = match out.payload {
             Payload::Hl7(text) => {
                 let msg = Message::parse(&text)
                     .map_err(|e| Failure::Refused(format!("message for {to:?} is not HL7: {e}")))?;
@@ -98,9 +98,6 @@ impl BotPolicy {
                 (journal::Payload::Hl7(text), order_hash)
             }
             Payload::Bytes(bytes) => {
-                if let Some(why) = refusal(true) {
-                    return Err(Failure::Refused(why));
-                }
                 let kind = info.map(|i| i.kind.as_str());
                 if let Some(name) = &bytes.name {
                     check_file_name(name).map_err(|why| {
