@@ -6,7 +6,7 @@
 //! pynetdicom SCP that refuses it.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -24,12 +24,35 @@ fn dcmtk(tool: &str) -> Command {
     Command::new(Path::new("/usr/bin").join(tool))
 }
 
+/// `tests/peers/dicom_peer.py`, pynetdicom as a peer.
+fn dicom_peer() -> Command {
+    let mut c = Command::new("python3");
+    c.arg(root().join("tests/peers/dicom_peer.py"));
+    c
+}
+
 fn pynetdicom(args: &[&str]) -> Output {
-    Command::new("python3")
-        .arg(root().join("tests/peers/dicom_peer.py"))
-        .args(args)
+    dicom_peer().args(args).output().expect("run pynetdicom")
+}
+
+/// DCMTK's `echoscu` calling as `calling`: it must succeed.
+fn echoscu(port: u16, calling: &str) {
+    let echo = dcmtk("echoscu")
+        .args([
+            "-aet",
+            calling,
+            "-aec",
+            "INTERLINK",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
         .output()
-        .expect("run pynetdicom")
+        .expect("run echoscu");
+    assert!(
+        echo.status.success(),
+        "echoscu: {}",
+        String::from_utf8_lossy(&echo.stderr)
+    );
 }
 
 fn pynetdicom_json(args: &[&str]) -> Value {
@@ -43,9 +66,7 @@ fn pynetdicom_json(args: &[&str]) -> Value {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    root()
-        .join("plugins/encounter-worklist/fixtures")
-        .join(name)
+    plugin_fixture("encounter-worklist", name)
 }
 
 /// A host with an MLLP listener, the encounter-worklist bot, a worklist
@@ -118,6 +139,9 @@ fn keys(matching: &[(&str, &str)]) -> Vec<(String, String)> {
         "STEP.ScheduledStationAETitle",
         "STEP.ScheduledProcedureStepStartDate",
         "STEP.ScheduledProcedureStepStartTime",
+        "STEP.ScheduledPerformingPhysicianName",
+        "STEP.ScheduledProcedureStepID",
+        "STEP.ScheduledProcedureStepDescription",
     ]
     .iter()
     .map(|k| (k.to_string(), String::new()))
@@ -249,22 +273,7 @@ fn findscu_reads_the_worklist_an_adt_feed_built() {
     host.start();
     feed(&host, mllp);
 
-    let echo = dcmtk("echoscu")
-        .args([
-            "-aet",
-            "US01",
-            "-aec",
-            "INTERLINK",
-            "127.0.0.1",
-            &scp.to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        echo.status.success(),
-        "{}",
-        String::from_utf8_lossy(&echo.stderr)
-    );
+    echoscu(scp, "US01");
 
     let (ok, log, all) = findscu(scp, "US01", "INTERLINK", &keys(&[]));
     assert!(ok, "{log}\n{}", host.log());
@@ -434,18 +443,7 @@ fn bad_input_is_aborted_or_refused_with_a_log_line_and_others_are_still_served()
     assert_eq!(statuses[1][0], "0x0211", "{statuses}");
     host.wait_log("C-FIND refused", WAIT);
 
-    let echo = dcmtk("echoscu")
-        .args([
-            "-aet",
-            "US01",
-            "-aec",
-            "INTERLINK",
-            "127.0.0.1",
-            &scp.to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(echo.status.success());
+    echoscu(scp, "US01");
 }
 
 /// A Part-10 ultrasound instance made with DCMTK's `dump2dcm`.
@@ -584,24 +582,24 @@ fn the_pacs_push_waits_its_delay_survives_a_down_pacs_and_arrives_over_c_store()
     let received = peers.path().join("pacs");
     std::fs::create_dir_all(&received).unwrap();
     let _scp = storescp(pacs_port, &received);
-    let stored = || {
-        std::fs::read_dir(&received)
-            .unwrap()
-            .next()
-            .map(|e| e.unwrap().path())
-    };
-    let arrived = wait_until(WAIT, || stored().is_some());
-    assert!(arrived, "{}", host.log());
-    let got = std::fs::read(stored().unwrap()).unwrap();
-    assert_eq!(
-        data_set(&got),
-        data_set(&file),
-        "the data set arrives as sent"
-    );
+    // Sent only after storescp's response, which follows its saving the
+    // file: the file is complete by then.
     host.wait_query(
         "SELECT COUNT(*) FROM outbox WHERE destination = 'pacs' AND status = 'sent'",
         1,
         WAIT,
+    );
+    let stored = std::fs::read_dir(&received)
+        .unwrap()
+        .next()
+        .expect("storescp saved the file")
+        .unwrap()
+        .path();
+    let got = std::fs::read(stored).unwrap();
+    assert_eq!(
+        data_set(&got),
+        data_set(&file),
+        "the data set arrives as sent"
     );
 }
 
@@ -611,21 +609,22 @@ fn a_refusing_pacs_dead_letters_the_file_with_its_status() {
     let file = us_instance(peers.path(), "BF000000000043");
     let pacs_port = free_port();
     let mut scp = Running(
-        Command::new("python3")
-            .arg(root().join("tests/peers/dicom_peer.py"))
+        dicom_peer()
             .args(["store-scp", &pacs_port.to_string(), "A700"])
             .stdout(Stdio::piped())
             .spawn()
-            .unwrap(),
+            .expect("start the pynetdicom C-STORE SCP"),
     );
-    let mut line = [0u8; 9];
-    scp.0
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut line)
+    // The pipe stays open (the peer prints what it receives).
+    let mut line = String::new();
+    BufReader::new(scp.0.stdout.as_mut().unwrap())
+        .read_line(&mut line)
         .unwrap();
-    assert_eq!(&line, b"listening");
+    assert_eq!(
+        line.trim(),
+        "ready",
+        "the pynetdicom C-STORE SCP did not start"
+    );
     let (mut host, http_port) = pacs_host(pacs_port, 0);
     host.start();
     post_exam(http_port, "BF000000000043", &file);
@@ -664,15 +663,8 @@ bot = "encounter-worklist"
     assert_eq!(status, 200, "{ready}");
     assert_eq!(ready["listeners_unbound"], json!([]));
 
-    let echo = dcmtk("echoscu")
-        .args(["-aec", "INTERLINK", "127.0.0.1", &scp.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        echo.status.success(),
-        "{}",
-        String::from_utf8_lossy(&echo.stderr)
-    );
+    // DCMTK's own calling AE title: this SCP allows any.
+    echoscu(scp, "ECHOSCU");
     let (status, sources) = http_get_json(http_port, "/api/v1/sources", READ_TOKEN);
     assert_eq!(status, 200, "{sources}");
     let mwl = &sources["dicom"][0];

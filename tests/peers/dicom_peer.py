@@ -6,7 +6,8 @@
   dicom_peer.py cancel PORT                   C-FIND and, at once, C-CANCEL; prints the statuses
   dicom_peer.py concurrent PORT N             N associations open at once, each a C-FIND;
                                               prints the number of matches of each
-  dicom_peer.py store-scp PORT STATUS         a C-STORE SCP (AE title PACS) answering STATUS (hex)
+  dicom_peer.py store-scp PORT STATUS         a C-STORE SCP (AE title PACS) answering STATUS (hex);
+                                              prints "ready" once it listens
 
 Calling AE title US01, called AE title INTERLINK. A find prints
 {"status": "0x0000", "comment": "", "matches": [{"PatientName": ..., "ScheduledProcedureStepSequence.Modality": ...}]}
@@ -67,8 +68,8 @@ def find(assoc, pairs):
     matches, status, comment = [], None, ""
     for st, ds in assoc.send_c_find(identifier(pairs), ModalityWorklistInformationFind):
         status = st.Status
-        if st.Status in (0xFF00, 0xFF01):
         comment = str(st.get("ErrorComment", ""))
+        if st.Status in (0xFF00, 0xFF01):
             matches.append(flat(ds))
     return {"status": f"0x{status:04X}", "comment": comment, "matches": matches}
 
@@ -157,7 +158,7 @@ def store_scp(port, status):
     ae = AE(ae_title="PACS")
     ae.supported_contexts = StoragePresentationContexts
     ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, handle)])
-    print("listening", flush=True)
+    print("ready", flush=True)
     threading.Event().wait()
 
 
