@@ -433,3 +433,28 @@ fn a_failure_the_candidate_no_longer_has_is_a_fixed_failure() {
     let (code, report) = shadow(&host, "visit_stamp_panic", &["--ignore", STAMP]);
     assert_eq!((code, summary(&report)), (0, [10, 10, 0, 0, 0]), "{report}");
 }
+
+#[test]
+fn a_candidate_that_refuses_the_live_settings_is_not_run() {
+    // The probe refuses `refuse = "true"` (so the live one is held too:
+    // the settings, not the events, are what is checked first).
+    let port = free_port();
+    let mut host = Host::new(&config(&format!(
+        "{}\n[bots.probe]\nsettings = {{ refuse = \"true\" }}\n",
+        http_config(port)
+    )));
+    host.install_bot("probe_v2", "probe.wasm");
+    host.start();
+    let says = "the candidate refuses the settings of [bots.probe]: \
+                setting refuse: the probe refuses to start while it is true";
+    let wasm = std::fs::read(bot_wasm("probe_v2")).unwrap();
+    let path = "/api/v1/bots/probe/shadow?since=1h";
+    let r = http(port, "POST", path, Some(WRITE_TOKEN), &[], &wasm);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["error"], says);
+    let candidate = bot_wasm("probe_v2");
+    let out = host.cli(&["shadow", candidate.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(says), "{stderr}");
+}
