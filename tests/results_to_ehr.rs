@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use interlink_sdk::hl7::Message;
 use interlink_tests::*;
 use serde_json::{Value, json};
 
@@ -42,25 +43,25 @@ fn fixture_config(replace: &[(&str, &str)]) -> String {
     text
 }
 
-/// The fields of the first `name` segment of an HL7 message (`[0]` is the
-/// segment name, so `[n]` is field n; for MSH, `[n]` is MSH-(n+1)).
-fn segment<'a>(message: &'a str, name: &str) -> Vec<&'a str> {
-    segments(message, name)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no {name} in {message:?}"))
+/// An HL7 message, read by the SDK's parser.
+fn hl7(text: &str) -> Message {
+    Message::parse(text).unwrap_or_else(|e| panic!("{e}: {text:?}"))
 }
 
-fn segments<'a>(message: &'a str, name: &str) -> Vec<Vec<&'a str>> {
-    message
-        .split(['\r', '\n'])
-        .filter(|s| s.starts_with(name) && s.as_bytes().get(3) == Some(&b'|'))
-        .map(|s| s.split('|').collect())
-        .collect()
+/// The value at `path` (`MSH-7`, `OBR-25`, `OBX[2]-5`) as written: escape
+/// sequences kept, as on the wire.
+fn field<'a>(msg: &'a Message, path: &str) -> &'a str {
+    msg.get_raw(path)
+        .unwrap_or_else(|| panic!("no {path} in {:?}", msg.as_str()))
 }
 
-/// The HL7 messages an outcome sent, as (destination, text).
-fn sent(outcome: &Value) -> Vec<(String, String)> {
+/// How many `id` segments `msg` has.
+fn count(msg: &Message, id: &str) -> usize {
+    msg.segments().filter(|s| s.id == id).count()
+}
+
+/// The HL7 messages an outcome sent, as (destination, message).
+fn sent(outcome: &Value) -> Vec<(String, Message)> {
     outcome["send"]
         .as_array()
         .unwrap()
@@ -68,7 +69,7 @@ fn sent(outcome: &Value) -> Vec<(String, String)> {
         .filter_map(|s| {
             Some((
                 s["destination"].as_str()?.to_string(),
-                s["message"].as_str()?.to_string(),
+                hl7(s["message"].as_str()?),
             ))
         })
         .collect()
@@ -98,40 +99,51 @@ fn oru_field_by_field_with_local_times_and_p_f_c() {
     assert_eq!(first.len(), 1);
     let (dest, oru) = &first[0];
     assert_eq!(dest, "ehr_chicago");
-    let msh = segment(oru, "MSH");
-    assert_eq!(msh[2], "BUTTERFLY", "MSH-3 sending application");
-    assert_eq!((msh[3], msh[5]), ("", ""), "MSH-4/MSH-6 are the host's");
-    assert_eq!(msh[6], "20261124040000-0600", "MSH-7 in Chicago time");
-    assert_eq!(msh[8], "ORU^R01^ORU_R01");
-    assert_eq!(msh[9], "RTE000000001");
-    assert_eq!(msh[11], "2.5.1");
-    let pid = segment(oru, "PID");
+    let f = |path| field(oru, path);
+    assert_eq!(f("MSH-3"), "BUTTERFLY", "MSH-3 sending application");
     assert_eq!(
-        (pid[3], pid[5], pid[7], pid[8]),
+        (f("MSH-4"), f("MSH-6")),
+        ("", ""),
+        "MSH-4/MSH-6 are the host's"
+    );
+    assert_eq!(f("MSH-7"), "20261124040000-0600", "MSH-7 in Chicago time");
+    assert_eq!(f("MSH-9"), "ORU^R01^ORU_R01");
+    assert_eq!(f("MSH-10"), "RTE000000001");
+    assert_eq!(f("MSH-12"), "2.5.1");
+    assert_eq!(
+        (f("PID-3"), f("PID-5"), f("PID-7"), f("PID-8")),
         ("MRN777", "LOVELACE^ADA^K", "19701210", "F")
     );
-    assert_eq!(segment(oru, "PV1")[19], "V123");
-    let obr = segment(oru, "OBR");
-    assert_eq!((obr[2], obr[3]), ("BF000000000042", "BF000000000042"));
-    assert_eq!(obr[4], "US-LUNG^Lung ultrasound");
-    assert_eq!(obr[7], "20261124031500-0600", "OBR-7: exam time in Chicago");
+    assert_eq!(f("PV1-19"), "V123");
     assert_eq!(
-        obr[22], "20261124040000-0600",
+        (f("OBR-2"), f("OBR-3")),
+        ("BF000000000042", "BF000000000042")
+    );
+    assert_eq!(f("OBR-4"), "US-LUNG^Lung ultrasound");
+    assert_eq!(
+        f("OBR-7"),
+        "20261124031500-0600",
+        "OBR-7: exam time in Chicago"
+    );
+    assert_eq!(
+        f("OBR-22"),
+        "20261124040000-0600",
         "OBR-22: reported, in Chicago"
     );
-    assert_eq!(obr[25], "P");
-    assert_eq!(obr[32], "&SMITH&JOHN");
-    let obx = segments(oru, "OBX");
-    assert_eq!(obx.len(), 2, "one TX OBX per report line");
+    assert_eq!(f("OBR-25"), "P");
+    assert_eq!(f("OBR-32"), "&SMITH&JOHN");
+    assert_eq!(count(oru, "OBX"), 2, "one TX OBX per report line");
     assert_eq!(
-        obx[0][5], r"Findings: B-lines \F\ 3 \S\ left \T\ right \R\ \E\ basal",
+        f("OBX[1]-5"),
+        r"Findings: B-lines \F\ 3 \S\ left \T\ right \R\ \E\ basal",
         "|^&~\\ escaped"
     );
-    assert_eq!(obx[1][5], "Impression: interstitial syndrome");
-    for (i, o) in obx.iter().enumerate() {
-        assert_eq!(o[1], (i + 1).to_string());
+    assert_eq!(f("OBX[2]-5"), "Impression: interstitial syndrome");
+    for i in 1..=2 {
+        let o = |n| field(oru, &format!("OBX[{i}]-{n}"));
+        assert_eq!(o(1), i.to_string());
         assert_eq!(
-            (o[2], o[3], o[4], o[11]),
+            (o(2), o(3), o(4), o(11)),
             ("TX", "US-LUNG^Lung ultrasound", "1", "P")
         );
     }
@@ -144,8 +156,8 @@ fn oru_field_by_field_with_local_times_and_p_f_c() {
     let zones: Vec<(&str, &str, &str, &str)> = finals
         .iter()
         .map(|(d, m)| {
-            let obr = segment(m, "OBR");
-            (d.as_str(), segment(m, "MSH")[6], obr[7], obr[25])
+            let f = |path| field(m, path);
+            (d.as_str(), f("MSH-7"), f("OBR-7"), f("OBR-25"))
         })
         .collect();
     assert_eq!(
@@ -166,7 +178,7 @@ fn oru_field_by_field_with_local_times_and_p_f_c() {
             ("ehr_utc", "20261124100000+0000", "20261124091500+0000", "F"),
         ]
     );
-    let controls: Vec<&str> = finals.iter().map(|(_, m)| segment(m, "MSH")[9]).collect();
+    let controls: Vec<&str> = finals.iter().map(|(_, m)| field(m, "MSH-10")).collect();
     assert_eq!(controls, ["RTE000000002", "RTE000000003", "RTE000000004"]);
     let push = &out[1]["send"][3];
     assert_eq!(push["destination"], "pacs");
@@ -184,11 +196,10 @@ fn oru_field_by_field_with_local_times_and_p_f_c() {
     let corrected = sent(&out[2]);
     assert_eq!(corrected.len(), 3);
     for (_, m) in &corrected {
-        assert_eq!(segment(m, "OBR")[25], "C");
-        let obx = segments(m, "OBX");
-        assert_eq!(obx.len(), 1);
+        assert_eq!(field(m, "OBR-25"), "C");
+        assert_eq!(count(m, "OBX"), 1);
         assert_eq!(
-            (obx[0][5], obx[0][11]),
+            (field(m, "OBX-5"), field(m, "OBX-11")),
             ("Impression: no interstitial syndrome", "C")
         );
     }
@@ -204,8 +215,8 @@ fn oru_field_by_field_with_local_times_and_p_f_c() {
     let again = sent(&out[3]);
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].0, "ehr_utc");
-    assert_eq!(segment(&again[0].1, "MSH")[9], "RTE000000008");
-    assert_eq!(segment(&again[0].1, "OBR")[25], "C");
+    assert_eq!(field(&again[0].1, "MSH-10"), "RTE000000008");
+    assert_eq!(field(&again[0].1, "OBR-25"), "C");
     // Control ids and counts in the log, never the patient nor the
     // accession number (it identifies the patient's exam).
     let logs: Vec<&str> = out
@@ -237,14 +248,13 @@ fn ft_report_is_one_obx_with_line_breaks() {
     let (ok, out, stderr) = run_test(&config, &[fixture("exam_lifecycle.http")]);
     assert!(ok, "{stderr}");
     let (_, oru) = &sent(&out[1])[0];
-    let obx = segments(oru, "OBX");
-    assert_eq!(obx.len(), 1);
-    assert_eq!(obx[0][2], "FT");
+    assert_eq!(count(oru, "OBX"), 1);
+    assert_eq!(field(oru, "OBX-2"), "FT");
     assert_eq!(
-        obx[0][5],
+        field(oru, "OBX-5"),
         r"Findings: B-lines \F\ 3 \S\ left \T\ right \R\ \E\ basal\.br\Impression: interstitial syndrome"
     );
-    assert_eq!(obx[0][11], "F");
+    assert_eq!(field(oru, "OBX-11"), "F");
     // Without a delay the file is due at once.
     assert_eq!(out[1]["send"][3]["not_before_ms"], 1_795_514_400_000u64);
 }
@@ -381,7 +391,7 @@ fn status_only_moves_forward_and_a_retry_sends_nothing_again() {
         );
         let sent_results: Vec<String> = sent(o)
             .iter()
-            .map(|(_, m)| segment(m, "OBR")[25].to_string())
+            .map(|(_, m)| field(m, "OBR-25").to_string())
             .collect();
         assert_eq!(sent_results, results, "request {}", i + 1);
     }
@@ -609,8 +619,8 @@ fn ehrs(dir: &Path) -> [PeerServer; 3] {
     ["a", "b", "c"].map(|n| PeerServer::start(Peer::Python, free_port(), "aa", &dir.join(n)))
 }
 
-/// Waits until `peer` has received `n` messages; returns them (texts).
-fn wait_received(peer: &PeerServer, n: usize, host: &Host) -> Vec<String> {
+/// Waits until `peer` has received `n` messages; returns them.
+fn wait_received(peer: &PeerServer, n: usize, host: &Host) -> Vec<Message> {
     if !wait_until(WAIT, || peer.received().len() >= n) {
         panic!(
             "peer on {} got {:?}, not {n}; log:\n{}",
@@ -619,7 +629,7 @@ fn wait_received(peer: &PeerServer, n: usize, host: &Host) -> Vec<String> {
             host.log()
         );
     }
-    peer.received().into_iter().map(|(_, text)| text).collect()
+    peer.received().iter().map(|(_, text)| hl7(text)).collect()
 }
 
 fn outbox_count(host: &Host, destination: &str) -> i64 {
@@ -652,21 +662,23 @@ fn three_ehrs_and_one_added_later_that_gets_the_exam_only_by_resend() {
     );
     assert_eq!(status, 201, "{body}");
     let got = wait_received(&a, 1, &host);
-    let msh = segment(&got[0], "MSH");
+    let f = |path| field(&got[0], path);
     assert_eq!(
-        (msh[2], msh[3], msh[5]),
+        (f("MSH-3"), f("MSH-4"), f("MSH-6")),
         ("BUTTERFLY", "BF", "HOSP_A"),
         "MSH-3/4/6"
     );
     assert!(
-        msh[6].ends_with("+0530"),
+        f("MSH-7").ends_with("+0530"),
         "MSH-7 in Kolkata time: {}",
-        msh[6]
+        f("MSH-7")
     );
-    assert_eq!(msh[9], body["queued"][0]["control_id"].as_str().unwrap());
-    let obr = segment(&got[0], "OBR");
     assert_eq!(
-        (obr[2], obr[3], obr[7], obr[25]),
+        f("MSH-10"),
+        body["queued"][0]["control_id"].as_str().unwrap()
+    );
+    assert_eq!(
+        (f("OBR-2"), f("OBR-3"), f("OBR-7"), f("OBR-25")),
         (
             "BF000000000042",
             "BF000000000042",
@@ -674,19 +686,17 @@ fn three_ehrs_and_one_added_later_that_gets_the_exam_only_by_resend() {
             "P"
         )
     );
-    let pid = segment(&got[0], "PID");
     assert_eq!(
-        (pid[3], pid[5], pid[7], pid[8]),
+        (f("PID-3"), f("PID-5"), f("PID-7"), f("PID-8")),
         ("MRN777", "LOVELACE^ADA^K", "19701210", "F")
     );
-    assert_eq!(segment(&got[0], "PV1")[19], "V123");
-    let obx = segments(&got[0], "OBX");
+    assert_eq!(f("PV1-19"), "V123");
     assert_eq!(
-        obx[0][5],
+        f("OBX[1]-5"),
         r"Findings: B-lines \F\ 3 \S\ left \T\ right \R\ \E\ basal"
     );
     assert_eq!(
-        (obx[1][5], obx[1][11]),
+        (f("OBX[2]-5"), f("OBX[2]-11")),
         ("Impression: interstitial syndrome", "P")
     );
     assert_eq!(
@@ -699,11 +709,11 @@ fn three_ehrs_and_one_added_later_that_gets_the_exam_only_by_resend() {
     let (status, _) = post_exam(http, &exam("BF000000000042", "final", done, report));
     assert_eq!(status, 200);
     let got_a = wait_received(&a, 2, &host);
-    assert_eq!(segment(&got_a[1], "OBR")[25], "F");
+    assert_eq!(field(&got_a[1], "OBR-25"), "F");
     let got_b = wait_received(&b, 1, &host);
-    let obr = segment(&got_b[0], "OBR");
-    assert_eq!((obr[7], obr[25]), ("20261124021500-0700", "F"));
-    assert!(segment(&got_b[0], "MSH")[6].ends_with("-0700"));
+    let f = |path| field(&got_b[0], path);
+    assert_eq!((f("OBR-7"), f("OBR-25")), ("20261124021500-0700", "F"));
+    assert!(f("MSH-7").ends_with("-0700"));
 
     // ehr_c joins by a config reload, after the exam was done.
     let abc = ab + &ehr_destination("ehr_c", c.port, "");
@@ -730,8 +740,8 @@ fn three_ehrs_and_one_added_later_that_gets_the_exam_only_by_resend() {
         body["skipped"],
         json!([{"destination": "ehr_c", "reason": "added after the exam was finalized"}])
     );
-    assert_eq!(segment(&wait_received(&a, 3, &host)[2], "OBR")[25], "C");
-    assert_eq!(segment(&wait_received(&b, 2, &host)[1], "OBR")[25], "C");
+    assert_eq!(field(&wait_received(&a, 3, &host)[2], "OBR-25"), "C");
+    assert_eq!(field(&wait_received(&b, 2, &host)[1], "OBR-25"), "C");
     // Answered after the commit: nothing is queued for ehr_c.
     assert_eq!(outbox_count(&host, "ehr_c"), 0);
     assert!(c.received().is_empty());
@@ -745,19 +755,13 @@ fn three_ehrs_and_one_added_later_that_gets_the_exam_only_by_resend() {
     );
     assert_eq!(status, 200, "{body}");
     let got_c = wait_received(&c, 1, &host);
-    let obr = segment(&got_c[0], "OBR");
+    let f = |path| field(&got_c[0], path);
     assert_eq!(
-        (obr[2], obr[7], obr[25]),
+        (f("OBR-2"), f("OBR-7"), f("OBR-25")),
         ("BF000000000042", "20261124091500+0000", "C")
     );
-    assert_eq!(
-        segment(&got_c[0], "OBX")[5],
-        "Impression: no interstitial syndrome"
-    );
-    assert_eq!(
-        segment(&got_c[0], "MSH")[9],
-        body["control_id"].as_str().unwrap()
-    );
+    assert_eq!(f("OBX-5"), "Impression: no interstitial syndrome");
+    assert_eq!(f("MSH-10"), body["control_id"].as_str().unwrap());
 
     // An exam finalized after ehr_c joined goes to all three, even one
     // done (exam_time) before it joined.
@@ -766,7 +770,7 @@ fn three_ehrs_and_one_added_later_that_gets_the_exam_only_by_resend() {
     assert_eq!(body["skipped"], json!([]));
     for (peer, n) in [(&a, 4), (&b, 3), (&c, 2)] {
         let last = wait_received(peer, n, &host).pop().unwrap();
-        assert_eq!(segment(&last, "OBR")[2], "BF000000000043");
+        assert_eq!(field(&last, "OBR-2"), "BF000000000043");
     }
     // Every control id is different.
     let mut ids: Vec<String> = [&a, &b, &c]

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use interlink_sdk::hl7::Message;
 use interlink_tests::*;
 use serde_json::json;
 
@@ -40,20 +41,6 @@ fn hl7_now() -> String {
         .output()
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// Field `n` of the first `name` segment of `message`.
-fn field(message: &str, name: &str, n: usize) -> String {
-    let segment = message
-        .split('\r')
-        .find(|s| s.starts_with(name))
-        .unwrap_or_else(|| panic!("no {name} in {message:?}"));
-    let offset = usize::from(name == "MSH");
-    segment
-        .split('|')
-        .nth(n - offset)
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[test]
@@ -157,17 +144,23 @@ pacs_push_delay_s = "2"
         "{}",
         host.log()
     );
-    let oru = ehr.received()[0].1.clone();
-    assert_eq!(field(&oru, "MSH", 9), "ORU^R01^ORU_R01");
-    assert_eq!(field(&oru, "MSH", 6), "EHR");
-    assert_eq!(field(&oru, "PID", 3), "MRN777");
-    assert_eq!(field(&oru, "PV1", 19), "V42");
+    let text = ehr.received()[0].1.clone();
+    let oru = Message::parse(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+    // The field at `path` as written, escapes kept.
+    let field = |path| {
+        oru.get_raw(path)
+            .unwrap_or_else(|| panic!("no {path} in {text:?}"))
+    };
+    assert_eq!(field("MSH-9"), "ORU^R01^ORU_R01");
+    assert_eq!(field("MSH-6"), "EHR");
+    assert_eq!(field("PID-3"), "MRN777");
+    assert_eq!(field("PV1-19"), "V42");
     assert_eq!(
-        (field(&oru, "OBR", 2), field(&oru, "OBR", 3)),
-        (accession.clone(), accession.clone())
+        (field("OBR-2"), field("OBR-3")),
+        (accession.as_str(), accession.as_str())
     );
-    assert_eq!(field(&oru, "OBR", 4), "US001^Point-of-care ultrasound");
-    assert_eq!(field(&oru, "OBR", 25), "F");
+    assert_eq!(field("OBR-4"), "US001^Point-of-care ultrasound");
+    assert_eq!(field("OBR-25"), "F");
 
     let pacs = host.path(&format!("pacs/{accession}.dcm"));
     assert!(wait_until(WAIT, || pacs.exists()), "{}", host.log());
