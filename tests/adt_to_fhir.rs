@@ -528,10 +528,8 @@ ordering_header = "X-Patient-Id"
     host.install_bot("adt_to_fhir", "adt_to_fhir.wasm");
     host.start();
     host.wait_log("loaded from", Duration::from_secs(20));
-    for (i, name) in ["a01_admit.hl7", "a08_update.hl7", "a03_discharge.hl7"]
-        .iter()
-        .enumerate()
-    {
+    let feed = ["a01_admit.hl7", "a08_update.hl7", "a03_discharge.hl7"];
+    for (i, name) in feed.iter().enumerate() {
         let text = std::fs::read_to_string(fixture(name)).unwrap();
         host.drop_file(&format!("{i}.hl7"), &text);
         host.wait_query(
@@ -563,6 +561,15 @@ ordering_header = "X-Patient-Id"
     }
     let last: Value = serde_json::from_str(got[4]["body"].as_str().unwrap()).unwrap();
     assert_eq!(last["status"], "finished");
+    // What arrives is, byte for byte, what `interlink test` shows the bot
+    // sending for the same feed (whose resources the tests above check).
+    let bodies: Vec<&str> = got.iter().map(|r| r["body"].as_str().unwrap()).collect();
+    let offline: Vec<String> = run(&feed)
+        .iter()
+        .flat_map(|o| o["send"].as_array().unwrap().iter())
+        .map(|s| s["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(bodies, offline);
     host.wait_query(
         "SELECT COUNT(*) FROM outbox WHERE status = 'sent'",
         5,
