@@ -28,11 +28,9 @@ use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_ul::ClientAssociationOptions;
-use dicom_ul::Pdu;
 use dicom_ul::association::AsyncClientAssociation;
-use dicom_ul::pdu::{PDataValue, PDataValueType};
 use interlink::dicom::command::{self, C_FIND_RQ, status};
-use interlink::dicom::message::Assembler;
+use interlink::dicom::message::{self, Assembler};
 use interlink::dicom::{IMPLICIT_VR_LE, MODALITY_WORKLIST_FIND, read_data_set, write_data_set};
 use interlink::mllp::{Frame, FrameReader, frame};
 use interlink_tests::{bot_wasm, free_port};
@@ -127,37 +125,17 @@ async fn associate(port: u16) -> Association {
 /// One C-FIND: the matches' identifiers.
 async fn find(assoc: &mut Association, id: &[u8]) -> Vec<InMemDicomObject> {
     let rq = command::request(C_FIND_RQ, 1, MODALITY_WORKLIST_FIND, true);
-    let pdv = |value_type, data: Vec<u8>| PDataValue {
-        presentation_context_id: 1,
-        value_type,
-        is_last: true,
-        data,
-    };
-    let pdu = Pdu::PData {
-        data: vec![
-            pdv(PDataValueType::Command, rq),
-            pdv(PDataValueType::Data, id.to_vec()),
-        ],
-    };
-    assoc.send(&pdu).await.unwrap();
+    message::send(assoc, 1, &rq, Some(id)).await.unwrap();
     let mut assembler = Assembler::new(1 << 20);
     let mut matches = Vec::new();
     loop {
-        let data = match assoc.receive().await.unwrap() {
-            Pdu::PData { data } => data,
-            other => panic!("{} instead of P-DATA", other.short_description()),
-        };
-        for pdv in data {
-            let Some(m) = assembler.push(pdv).unwrap() else {
-                continue;
-            };
-            match m.command.status {
-                Some(status::PENDING) => {
-                    matches.push(read_data_set(&m.data_set.unwrap(), IMPLICIT_VR_LE).unwrap())
-                }
-                Some(status::SUCCESS) => return matches,
-                other => panic!("C-FIND status {other:?}: {:?}", m.command.error_comment),
+        let m = message::receive(assoc, &mut assembler).await.unwrap();
+        match m.command.status {
+            Some(status::PENDING) => {
+                matches.push(read_data_set(&m.data_set.unwrap(), IMPLICIT_VR_LE).unwrap())
             }
+            Some(status::SUCCESS) => return matches,
+            other => panic!("C-FIND status {other:?}: {:?}", m.command.error_comment),
         }
     }
 }

@@ -12,17 +12,15 @@ use std::time::Duration;
 
 use dicom_object::FileMetaTable;
 use dicom_ul::ClientAssociationOptions;
-use dicom_ul::Pdu;
 use dicom_ul::association::AsyncClientAssociation;
-use dicom_ul::pdu::{PDataValue, PDataValueType, PresentationContextResultReason};
-use tokio::io::AsyncWriteExt;
+use dicom_ul::pdu::PresentationContextResultReason;
 use tokio::net::TcpStream;
 
 use super::{DeliveryError, Reason};
 use crate::config::DicomDestination;
 use crate::dicom::chain;
 use crate::dicom::command::{self, C_STORE_RQ, RESPONSE, status};
-use crate::dicom::message::Assembler;
+use crate::dicom::message::{self, Assembler};
 
 /// A Part-10 file's parts that C-STORE needs.
 #[derive(Debug, PartialEq, Eq)]
@@ -176,47 +174,16 @@ async fn store(
 ) -> Result<(u16, Option<String>), String> {
     const MESSAGE_ID: u16 = 1;
     let rq = command::store_request(MESSAGE_ID, &instance.sop_class, &instance.sop_instance);
-    let command = Pdu::PData {
-        data: vec![PDataValue {
-            presentation_context_id: context_id,
-            value_type: PDataValueType::Command,
-            is_last: true,
-            data: rq,
-        }],
-    };
-    assoc.send(&command).await.map_err(|e| chain(&e))?;
-    let mut writer = assoc.send_pdata(context_id);
-    writer
-        .write_all(instance.data_set)
+    message::send(assoc, context_id, &rq, Some(instance.data_set)).await?;
+    let rsp = message::receive(assoc, &mut Assembler::new(64 * 1024))
         .await
-        .map_err(|e| format!("cannot send the data set: {e}"))?;
-    writer
-        .finish()
-        .await
-        .map_err(|e| format!("cannot send the data set: {e}"))?;
-    let mut assembler = Assembler::new(64 * 1024);
-    loop {
-        let pdu = assoc
-            .receive()
-            .await
-            .map_err(|e| format!("no C-STORE response: {}", chain(&e)))?;
-        let Pdu::PData { data } = pdu else {
-            return Err(format!(
-                "{} instead of a C-STORE response",
-                pdu.short_description()
-            ));
-        };
-        for pdv in data {
-            if let Some(m) = assembler.push(pdv)? {
-                let rsp = m.command;
-                if rsp.field != C_STORE_RQ | RESPONSE || rsp.responded_to != Some(MESSAGE_ID) {
-                    return Err(format!("unexpected response 0x{:04X}", rsp.field));
-                }
-                let code = rsp.status.ok_or("C-STORE response without a status")?;
-                return Ok((code, rsp.error_comment));
-            }
-        }
+        .map_err(|why| format!("no C-STORE response: {why}"))?
+        .command;
+    if rsp.field != C_STORE_RQ | RESPONSE || rsp.responded_to != Some(MESSAGE_ID) {
+        return Err(format!("unexpected response 0x{:04X}", rsp.field));
     }
+    let code = rsp.status.ok_or("C-STORE response without a status")?;
+    Ok((code, rsp.error_comment))
 }
 
 #[cfg(test)]

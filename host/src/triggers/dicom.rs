@@ -28,8 +28,7 @@ use anyhow::Result;
 use dicom_ul::association::server::AccessControl;
 use dicom_ul::association::{Association, AsyncServerAssociation, Error as UlError};
 use dicom_ul::pdu::{
-    AssociationRJServiceUserReason, PDataValue, PDataValueType, PresentationContextResultReason,
-    UserIdentity,
+    AssociationRJServiceUserReason, PDataValue, PresentationContextResultReason, UserIdentity,
 };
 use dicom_ul::{Pdu, ServerAssociationOptions};
 use tokio::io::AsyncWriteExt;
@@ -37,7 +36,7 @@ use tokio::net::TcpStream;
 
 use crate::config::DicomConfig;
 use crate::dicom::command::{self, Command, status};
-use crate::dicom::message::{Assembler, Message};
+use crate::dicom::message::{self, Assembler, Message};
 use crate::dicom::worklist::{Item, Query, Site, parse_items};
 use crate::dicom::{self as protocol, chain, read_data_set, write_data_set};
 use crate::runtime::Runtime;
@@ -254,7 +253,7 @@ impl Scp {
         let rq = &msg.command;
         match rq.field {
             command::C_ECHO_RQ => {
-                self.send(
+                message::send(
                     assoc,
                     msg.context_id,
                     &command::response(rq, status::SUCCESS, false, None),
@@ -280,7 +279,7 @@ impl Scp {
                 };
                 tracing::warn!(dicom = %self.cfg.name, "refused command 0x{field:04X}: {why}");
                 let rsp = command::response(rq, code, false, Some(why));
-                self.send(assoc, msg.context_id, &rsp, None).await
+                message::send(assoc, msg.context_id, &rsp, None).await
             }
             field => Err(format!("unexpected response 0x{field:04X} from the peer")),
         }
@@ -302,13 +301,13 @@ impl Scp {
             Some(Err(why)) => {
                 tracing::warn!(dicom = %name, "C-FIND refused: {why}");
                 let rsp = fail(status::IDENTIFIER_MISMATCH, &why);
-                return self.send(assoc, msg.context_id, &rsp, None).await;
+                return message::send(assoc, msg.context_id, &rsp, None).await;
             }
             None => {
                 let why = "C-FIND without an identifier";
                 tracing::warn!(dicom = %name, "C-FIND refused: {why}");
                 let rsp = fail(status::IDENTIFIER_MISMATCH, why);
-                return self.send(assoc, msg.context_id, &rsp, None).await;
+                return message::send(assoc, msg.context_id, &rsp, None).await;
             }
         };
         let query = Query::new(identifier);
@@ -317,7 +316,7 @@ impl Scp {
             Err((code, why)) => {
                 tracing::warn!(dicom = %name, status = format!("0x{code:04X}"), "C-FIND failed: {}", crate::phi::text(&why));
                 let rsp = fail(code, &why);
-                return self.send(assoc, msg.context_id, &rsp, None).await;
+                return message::send(assoc, msg.context_id, &rsp, None).await;
             }
         };
         let mut matches = 0;
@@ -325,15 +324,15 @@ impl Scp {
             if self.cancelled(assoc, assembler, rq).await? {
                 tracing::debug!(dicom = %name, matches, "C-FIND canceled");
                 let rsp = command::response(rq, status::CANCELED, false, None);
-                return self.send(assoc, msg.context_id, &rsp, None).await;
+                return message::send(assoc, msg.context_id, &rsp, None).await;
             }
             let data = write_data_set(&query.answer(item, &self.site), ts)?;
             let rsp = command::response(rq, status::PENDING, true, None);
-            self.send(assoc, msg.context_id, &rsp, Some(data)).await?;
+            message::send(assoc, msg.context_id, &rsp, Some(&data)).await?;
             matches += 1;
         }
         let rsp = command::response(rq, status::SUCCESS, false, None);
-        self.send(assoc, msg.context_id, &rsp, None).await?;
+        message::send(assoc, msg.context_id, &rsp, None).await?;
         tracing::debug!(dicom = %name, matches, ms = started.elapsed().as_millis() as u64, "C-FIND answered");
         Ok(())
     }
@@ -405,47 +404,5 @@ impl Scp {
             }
         }
         Ok(cancelled)
-    }
-
-    /// Sends a command and its data set: in one PDU when they fit the
-    /// peer's maximum, else the data set in as many as it takes.
-    async fn send(
-        &self,
-        assoc: &mut Stream,
-        context_id: u8,
-        command: &[u8],
-        data: Option<Vec<u8>>,
-    ) -> Result<(), String> {
-        let pdv = |value_type, data: Vec<u8>| PDataValue {
-            presentation_context_id: context_id,
-            value_type,
-            is_last: true,
-            data,
-        };
-        let both = 12 + command.len() + data.as_ref().map_or(0, Vec::len);
-        let mut pdvs = vec![pdv(PDataValueType::Command, command.to_vec())];
-        let rest = match data {
-            Some(d) if both <= assoc.requestor_max_pdu_length() as usize => {
-                pdvs.push(pdv(PDataValueType::Data, d));
-                None
-            }
-            other => other,
-        };
-        assoc
-            .send(&Pdu::PData { data: pdvs })
-            .await
-            .map_err(|e| chain(&e))?;
-        if let Some(data) = rest {
-            let mut writer = assoc.send_pdata(context_id);
-            writer
-                .write_all(&data)
-                .await
-                .map_err(|e| format!("cannot send a data set: {e}"))?;
-            writer
-                .finish()
-                .await
-                .map_err(|e| format!("cannot send a data set: {e}"))?;
-        }
-        Ok(())
     }
 }
