@@ -172,43 +172,35 @@ impl Scp {
         let name = &self.cfg.name;
         let mut assembler = Assembler::new(MAX_IDENTIFIER);
         loop {
-            let pdu = match assoc.receive().await {
-                Ok(pdu) => pdu,
-                Err(UlError::Timeout { .. }) => {
-                    tracing::info!(dicom = %name, %peer, "aborting an association idle for {} s", self.cfg.idle_timeout_s);
-                    let _ = assoc.abort().await;
-                    return;
-                }
-                Err(UlError::ConnectionClosed { .. }) => {
-                    tracing::debug!(dicom = %name, %peer, "connection closed");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(dicom = %name, %peer, "aborting the association: {}", chain(&e));
-                    let _ = assoc.abort().await;
-                    return;
-                }
-            };
-            let outcome = match pdu {
-                Pdu::PData { data } => self.take(&mut assoc, &mut assembler, data).await,
-                Pdu::ReleaseRQ => {
+            let outcome = match assoc.receive().await {
+                Ok(Pdu::PData { data }) => self.take(&mut assoc, &mut assembler, data).await,
+                Ok(Pdu::ReleaseRQ) => {
                     let _ = assoc.send(&Pdu::ReleaseRP).await;
                     let _ = assoc.inner_stream().shutdown().await;
                     tracing::debug!(dicom = %name, %peer, "association released");
                     return;
                 }
-                Pdu::AbortRQ { .. } => {
+                Ok(Pdu::AbortRQ { .. }) => {
                     tracing::debug!(dicom = %name, %peer, "association aborted by the peer");
                     return;
                 }
-                other => Err(format!("unexpected {}", other.short_description())),
+                Ok(other) => Err(format!("unexpected {}", other.short_description())),
+                Err(UlError::ConnectionClosed { .. }) => {
+                    tracing::debug!(dicom = %name, %peer, "connection closed");
+                    return;
+                }
+                Err(UlError::Timeout { .. }) => {
+                    tracing::info!(dicom = %name, %peer, "aborting an association idle for {} s", self.cfg.idle_timeout_s);
+                    break;
+                }
+                Err(e) => Err(chain(&e)),
             };
             if let Err(why) = outcome {
                 tracing::warn!(dicom = %name, %peer, "aborting the association: {why}");
-                let _ = assoc.abort().await;
-                return;
+                break;
             }
         }
+        let _ = assoc.abort().await;
     }
 
     /// Takes a P-DATA PDU's fragments and answers each message they
@@ -296,17 +288,15 @@ impl Scp {
     ) -> Result<(), String> {
         let (name, rq, started) = (&self.cfg.name, &msg.command, Instant::now());
         let fail = |code: u16, why: &str| command::response(rq, code, false, Some(why));
-        let identifier = match msg.data_set.as_deref().map(|d| read_data_set(d, ts)) {
-            Some(Ok(obj)) => obj,
-            Some(Err(why)) => {
+        let identifier = match msg.data_set.as_deref() {
+            Some(data) => read_data_set(data, ts),
+            None => Err("C-FIND without an identifier".to_string()),
+        };
+        let identifier = match identifier {
+            Ok(obj) => obj,
+            Err(why) => {
                 tracing::warn!(dicom = %name, "C-FIND refused: {why}");
                 let rsp = fail(status::IDENTIFIER_MISMATCH, &why);
-                return message::send(assoc, msg.context_id, &rsp, None).await;
-            }
-            None => {
-                let why = "C-FIND without an identifier";
-                tracing::warn!(dicom = %name, "C-FIND refused: {why}");
-                let rsp = fail(status::IDENTIFIER_MISMATCH, why);
                 return message::send(assoc, msg.context_id, &rsp, None).await;
             }
         };
