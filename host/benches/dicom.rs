@@ -158,7 +158,6 @@ async fn load(port: u16, scenario: Scenario) -> (f64, Vec<Duration>) {
                 let mut latencies = Vec::new();
                 let mut n = c;
                 while started.elapsed() < RUN_FOR {
-                    let t = Instant::now();
                     let (id, want) = match scenario {
                         Scenario::WholeList => (identifier(""), ENCOUNTERS),
                         Scenario::OnePatient { .. } => {
@@ -166,6 +165,9 @@ async fn load(port: u16, scenario: Scenario) -> (f64, Vec<Duration>) {
                             (identifier(&format!("MRN{n:05}")), 1)
                         }
                     };
+                    // The server's time (and a new association's), not the
+                    // client building its identifier.
+                    let t = Instant::now();
                     if assoc.is_none() {
                         assoc = Some(associate(port).await);
                     }
