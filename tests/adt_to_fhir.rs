@@ -507,8 +507,7 @@ fn settings_are_checked_and_name_the_setting() {
 #[test]
 fn the_host_delivers_an_adt_feed_to_a_fhir_server() {
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let peer = HttpPeer::start(port, "201", &dir.path().join("peer.jsonl"));
+    let peer = HttpPeer::start(port, "201");
     let cfg = base_config(&format!(
         r#"
 {INBOX}

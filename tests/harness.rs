@@ -1508,25 +1508,30 @@ pub fn test_pki(dir: &Path) {
 /// dropped.
 pub struct HttpPeer {
     process: PeerProcess,
+    /// Holds the log of the requests, until the peer is dropped.
+    _log_dir: tempfile::TempDir,
 }
 
 impl HttpPeer {
     /// Starts the peer on `port`, answering per `script` (see the script's
-    /// header), logging requests to `log`.
-    pub fn start(port: u16, script: &str, log: &Path) -> HttpPeer {
-        Self::start_with(port, script, log, None)
+    /// header).
+    pub fn start(port: u16, script: &str) -> HttpPeer {
+        Self::start_with(port, script, None)
     }
 
     /// [`HttpPeer::start`] over HTTPS with the [`test_pki`] in `tls`,
     /// requiring a client certificate.
-    pub fn start_with(port: u16, script: &str, log: &Path, tls: Option<&Path>) -> HttpPeer {
+    pub fn start_with(port: u16, script: &str, tls: Option<&Path>) -> HttpPeer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("requests.jsonl");
         let mut command = Command::new("python3");
         command
             .arg(root().join("tests/peers/http_peer.py"))
             .args([&port.to_string(), script, log.to_str().unwrap()])
             .args(tls);
         HttpPeer {
-            process: PeerProcess::start(&mut command, log, "the HTTP peer (python3)"),
+            process: PeerProcess::start(&mut command, &log, "the HTTP peer (python3)"),
+            _log_dir: dir,
         }
     }
 

@@ -59,8 +59,7 @@ fn outbox_ids(host: &Host) -> Vec<String> {
 #[test]
 fn requests_arrive_exactly_with_auth_and_the_outbox_id() {
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let peer = HttpPeer::start(port, "201", &dir.path().join("peer.jsonl"));
+    let peer = HttpPeer::start(port, "201");
     let host = host(port, "");
     host.drop_file("a.hl7", &adt_a04("REST1", "1001"));
     peer.wait_requests(1, &host);
@@ -106,11 +105,10 @@ fn requests_arrive_exactly_with_auth_and_the_outbox_id() {
 #[test]
 fn retries_honour_retry_after_and_other_4xx_dead_letter() {
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
     // Message 1: 503, 429 (wait 1 s), 503 (wait until a date 2 s ahead),
     // then 201. Message 2: 400, dead-lettered. Message 3: 201.
     let script = "503,429:retry=1,503:date=2,201,400,201";
-    let peer = HttpPeer::start(port, script, &dir.path().join("peer.jsonl"));
+    let peer = HttpPeer::start(port, script);
     let host = host(port, "");
     for (i, mrn) in ["2001", "2002", "2003"].iter().enumerate() {
         host.drop_file(&format!("{i}.hl7"), &adt_a04(&format!("REST{i}"), mrn));
@@ -147,8 +145,7 @@ fn retries_honour_retry_after_and_other_4xx_dead_letter() {
 #[test]
 fn a_slow_answer_times_out_and_the_message_is_sent_again() {
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let peer = HttpPeer::start(port, "201:slow=3,201", &dir.path().join("peer.jsonl"));
+    let peer = HttpPeer::start(port, "201:slow=3,201");
     let host = host(port, "timeout_s = 1");
     host.drop_file("a.hl7", &adt_a04("REST1", "3001"));
     let got = peer.wait_requests(2, &host);
@@ -165,14 +162,13 @@ fn a_slow_answer_times_out_and_the_message_is_sent_again() {
 #[test]
 fn a_receiver_that_comes_up_late_gets_the_queue_in_order() {
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
     let host = host(port, "");
     for (i, mrn) in ["4001", "4002"].iter().enumerate() {
         host.drop_file(&format!("{i}.hl7"), &adt_a04(&format!("REST{i}"), mrn));
         host.wait_query("SELECT COUNT(*) FROM outbox", i as i64 + 1, T);
     }
     host.wait_log("cannot connect to 127.0.0.1", T);
-    let peer = HttpPeer::start(port, "201", &dir.path().join("peer.jsonl"));
+    let peer = HttpPeer::start(port, "201");
     let got = peer.wait_requests(2, &host);
     host.wait_query("SELECT COUNT(*) FROM outbox WHERE status = 'sent'", 2, T);
     let keys: Vec<&str> = got.iter().map(|r| header(r, "idempotency-key")).collect();
@@ -182,8 +178,7 @@ fn a_receiver_that_comes_up_late_gets_the_queue_in_order() {
 #[test]
 fn lanes_keep_each_ordering_header_value_in_order() {
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let peer = HttpPeer::start(port, "201", &dir.path().join("peer.jsonl"));
+    let peer = HttpPeer::start(port, "201");
     let host = host(port, "connections = 4\nordering_header = \"X-Patient\"");
     let patients = ["5001", "5002", "5003", "5004", "5005", "5006"];
     for i in 0..36 {
@@ -223,8 +218,7 @@ fn lanes_keep_each_ordering_header_value_in_order() {
 #[test]
 fn sigkill_while_delivering_sends_again_with_the_same_key() {
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let peer = HttpPeer::start(port, "201:slow=30,201", &dir.path().join("peer.jsonl"));
+    let peer = HttpPeer::start(port, "201:slow=30,201");
     let mut host = host(port, "");
     host.drop_file("a.hl7", &adt_a04("REST1", "6001"));
     let first = peer.wait_requests(1, &host);
@@ -289,12 +283,7 @@ fn https_with_a_client_certificate() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     test_pki(dir.path());
-    let peer = HttpPeer::start_with(
-        port,
-        "201",
-        &dir.path().join("peer.jsonl"),
-        Some(dir.path()),
-    );
+    let peer = HttpPeer::start_with(port, "201", Some(dir.path()));
     let pki = dir.path().display();
     let cfg = base_config(&format!(
         r#"
