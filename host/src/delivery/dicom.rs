@@ -34,22 +34,16 @@ struct Instance<'a> {
 
 /// Reads a Part-10 file: 128-byte preamble, `DICM`, the file meta group
 /// (explicit VR little endian, led by its group length), the data set.
+/// `FileMetaTable::from_reader` checks the group length element and reads
+/// exactly the group, so the data set is what it leaves.
 fn part10(bytes: &[u8]) -> Result<Instance<'_>, String> {
     let not = |why: &str| format!("not a DICOM Part-10 file: {why}");
-    if bytes.len() < 144 || &bytes[128..132] != b"DICM" {
-        return Err(not("no DICM after the 128-byte preamble"));
-    }
-    let meta = FileMetaTable::from_reader(&bytes[128..]).map_err(|e| not(&e.to_string()))?;
-    // (0002,0000) UL: tag, "UL", 2-byte length, 4-byte value.
-    if bytes[132..138] != [0x02, 0x00, 0x00, 0x00, b'U', b'L'] {
-        return Err(not(
-            "the file meta group does not start with its group length",
-        ));
-    }
-    let group_length = u32::from_le_bytes(bytes[140..144].try_into().expect("4 bytes")) as usize;
-    let data_set = bytes
-        .get(144 + group_length..)
-        .ok_or_else(|| not("the file meta group is longer than the file"))?;
+    let mut rest = match bytes.get(128..) {
+        Some(rest) if rest.starts_with(b"DICM") => rest,
+        _ => return Err(not("no DICM after the 128-byte preamble")),
+    };
+    let meta = FileMetaTable::from_reader(&mut rest).map_err(|e| not(&e.to_string()))?;
+    let data_set = rest;
     Ok(Instance {
         sop_class: meta.media_storage_sop_class_uid().to_string(),
         sop_instance: meta.media_storage_sop_instance_uid().to_string(),
