@@ -5,7 +5,7 @@
 use anyhow::{Result, bail};
 use serde::Deserialize;
 
-use super::values::{check_name, check_time_zone, is_host_port};
+use super::values::{check_name, check_server, check_time_zone};
 
 /// The character set of the answers (`SpecificCharacterSet`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -71,15 +71,13 @@ pub struct DicomConfig {
 
 impl DicomConfig {
     pub(super) fn check(&self, key: &str) -> Result<()> {
-        if !is_host_port(&self.listen) {
-            bail!(
-                "{key}.listen = {:?}: expected host:port, e.g. \"127.0.0.1:11112\"",
-                self.listen
-            );
-        }
-        if !(1..=1024).contains(&self.max_associations) {
-            bail!("{key}.max_associations must be 1 to 1024");
-        }
+        check_server(
+            key,
+            &self.listen,
+            "127.0.0.1:11112",
+            ("max_associations", self.max_associations),
+            1024,
+        )?;
         check_ae_title(&self.ae_title, &format!("{key}.ae_title"))?;
         for (i, caller) in self.allowed_callers.iter().enumerate() {
             check_ae_title(caller, &format!("{key}.allowed_callers[{i}]"))?;

@@ -72,7 +72,13 @@ const MIN_TOKEN_LEN: usize = 16;
 
 impl HttpConfig {
     pub(super) fn check(&self, key: &str) -> Result<()> {
-        check_server(key, &self.listen, "127.0.0.1:8080", self.max_connections)?;
+        check_server(
+            key,
+            &self.listen,
+            "127.0.0.1:8080",
+            ("max_connections", self.max_connections),
+            65_536,
+        )?;
         if self.max_body_kb == 0 {
             bail!("{key}.max_body_kb must be at least 1");
         }

@@ -80,7 +80,13 @@ pub struct ListenerConfig {
 
 impl ListenerConfig {
     pub(super) fn check(&self, key: &str) -> Result<()> {
-        check_server(key, &self.listen, "127.0.0.1:2575", self.max_connections)?;
+        check_server(
+            key,
+            &self.listen,
+            "127.0.0.1:2575",
+            ("max_connections", self.max_connections),
+            65_536,
+        )?;
         if self.max_message_kb == 0 {
             bail!("{key}.max_message_kb must be at least 1");
         }

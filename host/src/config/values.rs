@@ -74,18 +74,20 @@ pub(super) fn is_host_port(s: &str) -> bool {
 }
 
 /// What a server listens on: `listen` is `host:port` (`example` shows
-/// one) and `max_connections` 1 to 65536.
+/// one), and the connections it serves at once (`limit`, the key
+/// `limit_key`) are 1 to `max`.
 pub(super) fn check_server(
     key: &str,
     listen: &str,
     example: &str,
-    max_connections: usize,
+    (limit_key, limit): (&str, usize),
+    max: usize,
 ) -> Result<()> {
     if !is_host_port(listen) {
         bail!("{key}.listen = {listen:?}: expected host:port, e.g. \"{example}\"");
     }
-    if !(1..=65_536).contains(&max_connections) {
-        bail!("{key}.max_connections must be 1 to 65536");
+    if !(1..=max).contains(&limit) {
+        bail!("{key}.{limit_key} must be 1 to {max}");
     }
     Ok(())
 }
@@ -125,4 +127,41 @@ pub(super) fn check_glob(pattern: &str, key: &str) -> Result<()> {
         bail!("{key} = {pattern:?} is not a valid glob");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_are_checked_under_their_own_limit_key() {
+        let err = |r: Result<()>| r.unwrap_err().to_string();
+        let ex = "127.0.0.1:2575";
+        assert_eq!(
+            err(check_server(
+                "listener[0]",
+                "2575",
+                ex,
+                ("max_connections", 1),
+                65_536
+            )),
+            "listener[0].listen = \"2575\": expected host:port, e.g. \"127.0.0.1:2575\""
+        );
+        assert_eq!(
+            err(check_server("http", ex, ex, ("max_connections", 0), 65_536)),
+            "http.max_connections must be 1 to 65536"
+        );
+        assert_eq!(
+            err(check_server(
+                "dicom[0]",
+                ex,
+                ex,
+                ("max_associations", 1025),
+                1024
+            )),
+            "dicom[0].max_associations must be 1 to 1024"
+        );
+        assert!(check_server("dicom[0]", ex, ex, ("max_associations", 1024), 1024).is_ok());
+        assert!(check_server("http", ex, ex, ("max_connections", 65_536), 65_536).is_ok());
+    }
 }
