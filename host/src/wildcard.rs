@@ -1,40 +1,62 @@
 //! Wildcard matching, as MSH-9 routing patterns (`ADT^A0*`) and DICOM
 //! matching keys (`LOVE*`, `L?VELACE`) use it: `*` matches any run of
 //! elements, `?` any one, anything else an element `eq` to it. Linear
-//! backtracking on the last `*`, no recursion.
+//! backtracking on the last `*`, no recursion; the value is walked as an
+//! iterator (cloned where a `*` may have to take one more), so it need not
+//! be collected.
 
-/// Whether `value` matches `pattern`, with `star` and `one` as the
-/// wildcards.
-pub fn matches<T: Copy + PartialEq>(
+/// An element a pattern is made of: bytes or characters.
+pub trait Symbol: Copy + PartialEq {
+    /// `*`
+    const STAR: Self;
+    /// `?`
+    const ONE: Self;
+}
+
+impl Symbol for u8 {
+    const STAR: u8 = b'*';
+    const ONE: u8 = b'?';
+}
+
+impl Symbol for char {
+    const STAR: char = '*';
+    const ONE: char = '?';
+}
+
+/// Whether `value` matches `pattern` (`*` and `?` as the wildcards).
+pub fn matches<T: Symbol, I: Iterator<Item = T> + Clone>(
     pattern: &[T],
-    value: &[T],
-    (star, one): (T, T),
+    mut value: I,
     eq: impl Fn(T, T) -> bool,
 ) -> bool {
-    let (mut p, mut v) = (0, 0);
-    // Where the last `*` was, and where in `value` it now stops.
-    let mut last_star: Option<(usize, usize)> = None;
-    while v < value.len() {
+    let mut p = 0;
+    // Where the last `*` was, and the value from where it now stops.
+    let mut last_star: Option<(usize, I)> = None;
+    loop {
+        let mut after = value.clone();
+        let Some(v) = after.next() else {
+            break;
+        };
         match pattern.get(p) {
-            Some(&c) if c == star => {
-                last_star = Some((p, v));
+            Some(&c) if c == T::STAR => {
+                last_star = Some((p, value.clone()));
                 p += 1;
             }
-            Some(&c) if c == one || eq(c, value[v]) => {
+            Some(&c) if c == T::ONE || eq(c, v) => {
                 p += 1;
-                v += 1;
+                value = after;
             }
-            _ => match last_star {
-                Some((sp, sv)) => {
-                    p = sp + 1;
-                    v = sv + 1;
-                    last_star = Some((sp, sv + 1));
+            _ => match &mut last_star {
+                Some((sp, stop)) => {
+                    stop.next();
+                    p = *sp + 1;
+                    value = stop.clone();
                 }
                 None => return false,
             },
         }
     }
-    pattern[p..].iter().all(|&c| c == star)
+    pattern[p..].iter().all(|&c| c == T::STAR)
 }
 
 #[cfg(test)]
@@ -42,8 +64,8 @@ mod tests {
     use super::matches;
 
     fn exact(p: &str, v: &str) -> bool {
-        let (p, v): (Vec<char>, Vec<char>) = (p.chars().collect(), v.chars().collect());
-        matches(&p, &v, ('*', '?'), |a, b| a == b)
+        let p: Vec<char> = p.chars().collect();
+        matches(&p, v.chars(), |a, b| a == b)
     }
 
     #[test]
@@ -57,5 +79,8 @@ mod tests {
         assert!(!exact("", "x"));
         assert!(!exact("?", ""));
         assert!(!exact("love*", "LOVELACE"));
+        // `?` is one character, not one byte.
+        assert!(exact("M?LLER", "MÜLLER"));
+        assert!(matches(b"A?C", "ABC".bytes(), |a, b| a == b));
     }
 }

@@ -14,6 +14,7 @@ use dicom_object::InMemDicomObject;
 use serde::Deserialize;
 
 use crate::config::{DicomCharset, DicomConfig};
+use crate::wildcard;
 
 /// A worklist item as the bot's HTTP worklist gives it (fields it leaves
 /// out are empty).
@@ -66,19 +67,24 @@ impl Site {
         }
     }
 
-    /// An item's scheduled start as DICOM date and time in the site's zone.
-    fn scheduled(&self, item: &Item) -> Option<(String, String)> {
-        let at = DateTime::parse_from_rfc3339(&item.scheduled_time).ok()?;
+    /// An item's scheduled start as DICOM date and time in the site's
+    /// zone (both empty when it has none), worked out once per item for
+    /// [`Query::matches`] and [`Query::answer`].
+    pub fn start(&self, item: &Item) -> Start {
+        let Ok(at) = DateTime::parse_from_rfc3339(&item.scheduled_time) else {
+            return Start::default();
+        };
         let local = at.with_timezone(&self.timezone);
-        Some((
-            local.format("%Y%m%d").to_string(),
-            local.format("%H%M%S").to_string(),
-        ))
+        Start {
+            date: local.format("%Y%m%d").to_string(),
+            time: local.format("%H%M%S").to_string(),
+        }
     }
 
-    /// The value an item has for `tag` (top level, or in the scheduled
-    /// procedure step), with its VR; `None` for a key we do not fill.
-    fn value(&self, item: &Item, tag: Tag) -> Option<(VR, String)> {
+    /// The value an item (starting at `start`) has for `tag` (top level,
+    /// or in the scheduled procedure step), with its VR; `None` for a key
+    /// we do not fill.
+    fn value(&self, item: &Item, start: &Start, tag: Tag) -> Option<(VR, String)> {
         let text = |vr, s: &str| Some((vr, s.to_string()));
         match tag {
             tags::PATIENT_NAME => text(VR::PN, &item.patient_name),
@@ -96,18 +102,21 @@ impl Site {
             tags::SCHEDULED_STATION_AE_TITLE => {
                 text(VR::AE, self.station_ae.as_deref().unwrap_or(""))
             }
-            tags::SCHEDULED_PROCEDURE_STEP_START_DATE => {
-                Some((VR::DA, self.scheduled(item).unwrap_or_default().0))
-            }
-            tags::SCHEDULED_PROCEDURE_STEP_START_TIME => {
-                Some((VR::TM, self.scheduled(item).unwrap_or_default().1))
-            }
+            tags::SCHEDULED_PROCEDURE_STEP_START_DATE => text(VR::DA, &start.date),
+            tags::SCHEDULED_PROCEDURE_STEP_START_TIME => text(VR::TM, &start.time),
             tags::SCHEDULED_PROCEDURE_STEP_DESCRIPTION => text(VR::LO, &item.procedure_description),
             tags::SCHEDULED_PROCEDURE_STEP_ID => text(VR::SH, &item.accession_number),
             tags::SCHEDULED_PERFORMING_PHYSICIAN_NAME => text(VR::PN, &item.attending_doctor),
             _ => None,
         }
     }
+}
+
+/// An item's scheduled start in the site's zone: DICOM DA and TM.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Start {
+    pub date: String,
+    pub time: String,
 }
 
 /// The Study Instance UID of an accession number: `2.25.` and the decimal
@@ -134,14 +143,54 @@ const STEP_KEYS: [Tag; 7] = [
 /// A C-FIND identifier: its matching keys, and itself for the return keys.
 #[derive(Debug, Clone)]
 pub struct Query {
-    patient_id: String,
-    patient_name: String,
-    accession: String,
-    modality: String,
-    station_ae: String,
+    patient_id: Key,
+    patient_name: Key,
+    accession: Key,
+    modality: Key,
+    station_ae: Key,
     date: String,
     time: String,
     identifier: InMemDicomObject,
+}
+
+/// A single value or wildcard matching key (`*`, `?`), read once per
+/// query: an empty key (or `*`) matches all.
+#[derive(Debug, Clone)]
+struct Key {
+    /// As the query gives it.
+    text: String,
+    /// Its characters, uppercased when case does not matter.
+    pattern: Vec<char>,
+    ignore_case: bool,
+}
+
+impl Key {
+    fn new(text: String, ignore_case: bool) -> Key {
+        let pattern = match ignore_case {
+            true => text.chars().flat_map(char::to_uppercase).collect(),
+            false => text.chars().collect(),
+        };
+        Key {
+            text,
+            pattern,
+            ignore_case,
+        }
+    }
+
+    /// Whether `value` matches, without allocating: uppercased char by
+    /// char (as `str::to_uppercase` does) when case does not matter.
+    fn matches(&self, value: &str) -> bool {
+        let eq = |a: char, b: char| a == b;
+        match (self.pattern.is_empty(), self.ignore_case) {
+            (true, _) => true,
+            (false, true) => wildcard::matches(
+                &self.pattern,
+                value.chars().flat_map(char::to_uppercase),
+                eq,
+            ),
+            (false, false) => wildcard::matches(&self.pattern, value.chars(), eq),
+        }
+    }
 }
 
 /// A string value, without padding; empty when absent or not text.
@@ -167,11 +216,11 @@ impl Query {
                 .unwrap_or_default()
         };
         Query {
-            patient_id: string(&identifier, tags::PATIENT_ID),
-            patient_name: string(&identifier, tags::PATIENT_NAME),
-            accession: string(&identifier, tags::ACCESSION_NUMBER),
-            modality: in_step(tags::MODALITY),
-            station_ae: in_step(tags::SCHEDULED_STATION_AE_TITLE),
+            patient_id: Key::new(string(&identifier, tags::PATIENT_ID), false),
+            patient_name: Key::new(string(&identifier, tags::PATIENT_NAME), true),
+            accession: Key::new(string(&identifier, tags::ACCESSION_NUMBER), false),
+            modality: Key::new(in_step(tags::MODALITY), false),
+            station_ae: Key::new(in_step(tags::SCHEDULED_STATION_AE_TITLE), false),
             date: in_step(tags::SCHEDULED_PROCEDURE_STEP_START_DATE),
             time: in_step(tags::SCHEDULED_PROCEDURE_STEP_START_TIME),
             identifier,
@@ -185,10 +234,16 @@ impl Query {
     /// time zone, the modality in its.
     pub fn prefilter(&self) -> String {
         let mut params = Vec::new();
-        if !self.patient_id.is_empty() && !has_wildcard(&self.patient_id) {
-            params.push(format!("patient_id={}", percent(&self.patient_id)));
+        let patient_id = &self.patient_id.text;
+        if !patient_id.is_empty() && !has_wildcard(patient_id) {
+            params.push(format!("patient_id={}", percent(patient_id)));
         }
-        let literal = self.patient_name.split(['*', '?']).next().unwrap_or("");
+        let literal = self
+            .patient_name
+            .text
+            .split(['*', '?'])
+            .next()
+            .unwrap_or("");
         let family = literal.split('^').next().unwrap_or("");
         if !family.is_empty() {
             params.push(format!("name={}", percent(family)));
@@ -196,25 +251,25 @@ impl Query {
         params.join("&")
     }
 
-    /// Whether an item matches every matching key.
-    pub fn matches(&self, item: &Item, site: &Site) -> bool {
-        let (date, time) = site.scheduled(item).unwrap_or_default();
-        single(&self.patient_id, &item.patient_id, false)
-            && single(&self.patient_name, &item.patient_name, true)
-            && single(&self.accession, &item.accession_number, false)
-            && single(&self.modality, &site.modality, false)
+    /// Whether an item, starting at `start` ([`Site::start`]), matches
+    /// every matching key.
+    pub fn matches(&self, item: &Item, start: &Start, site: &Site) -> bool {
+        self.patient_id.matches(&item.patient_id)
+            && self.patient_name.matches(&item.patient_name)
+            && self.accession.matches(&item.accession_number)
+            && self.modality.matches(&site.modality)
             && site
                 .station_ae
                 .as_deref()
-                .is_none_or(|ae| single(&self.station_ae, ae, false))
-            && in_range(&self.date, &date, 8)
-            && in_range(&self.time, &time, 6)
+                .is_none_or(|ae| self.station_ae.matches(ae))
+            && in_range(&self.date, &start.date, 8)
+            && in_range(&self.time, &start.time, 6)
     }
 
-    /// The response identifier for a matching item: every key the query
-    /// has, filled when we know it (empty otherwise), with
-    /// SpecificCharacterSet.
-    pub fn answer(&self, item: &Item, site: &Site) -> InMemDicomObject {
+    /// The response identifier for a matching item starting at `start`:
+    /// every key the query has, filled when we know it (empty otherwise),
+    /// with SpecificCharacterSet.
+    pub fn answer(&self, item: &Item, start: &Start, site: &Site) -> InMemDicomObject {
         let mut out = InMemDicomObject::new_empty();
         out.put(DataElement::new(
             tags::SPECIFIC_CHARACTER_SET,
@@ -235,7 +290,7 @@ impl Query {
                 };
                 let mut step = InMemDicomObject::new_empty();
                 for (tag, vr) in keys {
-                    step.put(filled(site, item, tag, vr));
+                    step.put(filled(site, item, start, tag, vr));
                 }
                 out.put(DataElement::new(
                     tag,
@@ -244,7 +299,7 @@ impl Query {
                 ));
                 continue;
             }
-            out.put(filled(site, item, tag, element.vr()));
+            out.put(filled(site, item, start, tag, element.vr()));
         }
         out
     }
@@ -252,8 +307,14 @@ impl Query {
 
 /// A return key's element: the item's value, or empty (a sequence we do
 /// not fill is an empty sequence).
-fn filled(site: &Site, item: &Item, tag: Tag, vr: VR) -> DataElement<InMemDicomObject> {
-    match site.value(item, tag) {
+fn filled(
+    site: &Site,
+    item: &Item,
+    start: &Start,
+    tag: Tag,
+    vr: VR,
+) -> DataElement<InMemDicomObject> {
+    match site.value(item, start, tag) {
         Some((vr, value)) => {
             let value = match site.charset {
                 DicomCharset::Utf8 => value,
@@ -276,20 +337,6 @@ fn filled(site: &Site, item: &Item, tag: Tag, vr: VR) -> DataElement<InMemDicomO
 
 fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?'])
-}
-
-/// Single value or wildcard matching; an empty key (or `*`) matches all.
-fn single(key: &str, value: &str, ignore_case: bool) -> bool {
-    if key.is_empty() {
-        return true;
-    }
-    let (key, value) = if ignore_case {
-        (key.to_uppercase(), value.to_uppercase())
-    } else {
-        (key.to_string(), value.to_string())
-    };
-    let (k, v): (Vec<char>, Vec<char>) = (key.chars().collect(), value.chars().collect());
-    crate::wildcard::matches(&k, &v, ('*', '?'), |a, b| a == b)
 }
 
 /// Range matching of a DA (`width` 8) or TM (`width` 6) key: `A`, `A-`,
@@ -361,6 +408,11 @@ mod tests {
         }
     }
 
+    /// Single value or wildcard matching, as a query's key.
+    fn single(key: &str, value: &str, ignore_case: bool) -> bool {
+        Key::new(key.to_string(), ignore_case).matches(value)
+    }
+
     fn query(top: &[(Tag, VR, &str)], in_step: &[(Tag, VR, &str)]) -> Query {
         let mut obj = InMemDicomObject::new_empty();
         for (tag, vr, v) in top {
@@ -420,16 +472,26 @@ mod tests {
         let date = tags::SCHEDULED_PROCEDURE_STEP_START_DATE;
         // 03:30 UTC on the 25th is 21:30 on the 24th in Chicago.
         let on_24th = q(&[(date, VR::DA, "20261124")]);
-        assert!(on_24th.matches(&ada, &s) && on_24th.matches(&late, &s));
-        assert!(!q(&[(date, VR::DA, "20261125-")]).matches(&late, &s));
-        assert!(q(&[(tags::MODALITY, VR::CS, "US")]).matches(&ada, &s));
-        assert!(!q(&[(tags::MODALITY, VR::CS, "CT")]).matches(&ada, &s));
+        assert!(
+            on_24th.matches(&ada, &s.start(&ada), &s)
+                && on_24th.matches(&late, &s.start(&late), &s)
+        );
+        assert!(!q(&[(date, VR::DA, "20261125-")]).matches(&late, &s.start(&late), &s));
+        assert!(q(&[(tags::MODALITY, VR::CS, "US")]).matches(&ada, &s.start(&ada), &s));
+        assert!(!q(&[(tags::MODALITY, VR::CS, "CT")]).matches(&ada, &s.start(&ada), &s));
         let station = |ae| q(&[(tags::SCHEDULED_STATION_AE_TITLE, VR::AE, ae)]);
-        assert!(station("US01").matches(&ada, &s), "no station_ae: any");
-        assert!(station("US01").matches(&ada, &site(Some("US01"))));
-        assert!(!station("US02").matches(&ada, &site(Some("US01"))));
+        assert!(
+            station("US01").matches(&ada, &s.start(&ada), &s),
+            "no station_ae: any"
+        );
+        let us01 = site(Some("US01"));
+        assert!(station("US01").matches(&ada, &us01.start(&ada), &us01));
+        assert!(!station("US02").matches(&ada, &us01.start(&ada), &us01));
         let by_name = query(&[(tags::PATIENT_NAME, VR::PN, "hop*")], &[]);
-        assert!(by_name.matches(&late, &s) && !by_name.matches(&ada, &s));
+        assert!(
+            by_name.matches(&late, &s.start(&late), &s)
+                && !by_name.matches(&ada, &s.start(&ada), &s)
+        );
     }
 
     #[test]
@@ -469,7 +531,7 @@ mod tests {
                 (tags::SCHEDULED_STATION_AE_TITLE, VR::AE, ""),
             ],
         );
-        let a = q.answer(&ada, &s);
+        let a = q.answer(&ada, &s.start(&ada), &s);
         assert_eq!(string(&a, tags::SPECIFIC_CHARACTER_SET), "ISO_IR 192");
         assert_eq!(string(&a, tags::PATIENT_NAME), "LOVELACE^ADA^K");
         assert_eq!(string(&a, tags::PATIENT_BIRTH_DATE), "19701210");

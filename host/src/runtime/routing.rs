@@ -136,12 +136,9 @@ pub fn type_matches(pattern: &str, msh9: &str) -> bool {
     } else {
         kind.to_string()
     };
-    crate::wildcard::matches(
-        pattern.as_bytes(),
-        subject.as_bytes(),
-        (b'*', b'?'),
-        |p, s| p.eq_ignore_ascii_case(&s),
-    )
+    crate::wildcard::matches(pattern.as_bytes(), subject.bytes(), |p, s| {
+        p.eq_ignore_ascii_case(&s)
+    })
 }
 
 #[cfg(test)]

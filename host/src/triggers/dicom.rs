@@ -310,13 +310,17 @@ impl Scp {
             }
         };
         let mut matches = 0;
-        for item in items.iter().filter(|item| query.matches(item, &self.site)) {
+        for item in &items {
+            let start = self.site.start(item);
+            if !query.matches(item, &start, &self.site) {
+                continue;
+            }
             if self.cancelled(assoc, assembler, rq).await? {
                 tracing::debug!(dicom = %name, matches, "C-FIND canceled");
                 let rsp = command::response(rq, status::CANCELED, false, None);
                 return message::send(assoc, msg.context_id, &rsp, None).await;
             }
-            let data = write_data_set(&query.answer(item, &self.site), ts)?;
+            let data = write_data_set(&query.answer(item, &start, &self.site), ts)?;
             let rsp = command::response(rq, status::PENDING, true, None);
             message::send(assoc, msg.context_id, &rsp, Some(&data)).await?;
             matches += 1;
