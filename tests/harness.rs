@@ -71,10 +71,11 @@ pub fn adt_a04(control_id: &str, mrn: &str) -> String {
 }
 
 /// The journal and plugin part of a test config, with short limits so
-/// failures show quickly; `extra` is appended. [`Host::new`] puts the
-/// journal on the run's [`journal_backend`].
+/// failures show quickly; `extra` is appended. The journal is the run's
+/// [`journal_backend`] (see [`with_journal_backend`]), also in a config a
+/// test writes over the host's own (a reload).
 pub fn base_config(extra: &str) -> String {
-    format!(
+    with_journal_backend(&format!(
         r#"
 [journal]
 path = "data/interlink.db"
@@ -87,7 +88,7 @@ max_attempts = 3
 retry_backoff_ms = 100
 {extra}
 "#
-    )
+    ))
 }
 
 /// A config for tests: [`base_config`] plus drop folder `inbox` (moved to
