@@ -116,6 +116,7 @@ fn hot_load() {
             cfg.clone(),
             Default::default(),
             Default::default(),
+            interlink::cluster::Cluster::alone(),
         );
         rt_tokio.block_on(watcher::start(rt.clone())).unwrap();
         let target = cfg.plugins.dir.join("adt_router.wasm");

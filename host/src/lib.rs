@@ -11,6 +11,7 @@
 pub mod backoff;
 pub mod blocking;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod delivery;
 pub mod dicom;

@@ -5,6 +5,10 @@
 //! changed, starting what was added or changed, and leaving the rest
 //! running untouched.
 //!
+//! Drop folders, SFTP pollers and cron run only on the host that leads the
+//! hosts sharing a journal (`crate::cluster`); the others start them when
+//! they take the lead.
+//!
 //! Stopping a listener or a drop folder ends its connections or its poll at
 //! once; an SFTP poller (a thread) finishes the poll under way and stops at
 //! its next wait. Anything a source had journaled stays journaled, and
@@ -14,10 +18,12 @@
 //! sent again by the destination's next tasks (at least once).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use crate::cluster::Cluster;
 use crate::config::{
     Config, CronConfig, DestinationConfig, DicomConfig, FolderConfig, ListenerConfig, SftpConfig,
 };
@@ -28,30 +34,33 @@ use crate::runtime::Runtime;
 use crate::runtime::replies::Replies;
 use crate::triggers;
 
-/// A running part: stopped by [`Running::stop`], or when dropped.
-enum Running {
-    /// A task on the async runtime.
-    Task(tokio::task::JoinHandle<()>),
-    /// A thread that stops at its next wait once this sender is dropped.
-    Thread { _stop: std::sync::mpsc::Sender<()> },
-}
+/// A running part (a task on the async runtime): stopped by
+/// [`Running::stop`], or when dropped.
+struct Running(tokio::task::JoinHandle<()>);
 
 impl Running {
-    /// Stops it; a task is gone (its sockets closed) when this returns.
+    /// Stops it; it is gone (its sockets closed) when this returns.
     async fn stop(mut self) {
-        if let Running::Task(task) = &mut self {
-            task.abort();
-            let _ = task.await;
-        }
+        self.0.abort();
+        let _ = (&mut self.0).await;
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Running::Task(task) = self {
-            task.abort();
-        }
+        self.0.abort();
     }
+}
+
+/// Runs `work` once this host leads: the singletons (drop folders, SFTP
+/// sources, cron) run on one of the hosts sharing a journal (the only
+/// one, on SQLite).
+fn when_leading(cluster: &Cluster, work: impl Future<Output = ()> + Send + 'static) -> Running {
+    let cluster = cluster.clone();
+    Running(tokio::spawn(async move {
+        cluster.leading().await;
+        work.await
+    }))
 }
 
 /// A source as configured.
@@ -119,7 +128,10 @@ impl Services {
         outbox: OutboxSignal,
         runtime: Arc<Runtime>,
     ) -> Result<Services> {
-        let cron = (config.cron.clone(), spawn_cron(&config.cron, &intake));
+        let cron = (
+            config.cron.clone(),
+            spawn_cron(&config.cron, &intake, runtime.cluster()),
+        );
         let mut services = Services {
             journal: intake.journal().clone(),
             intake,
@@ -152,7 +164,10 @@ impl Services {
         if self.cron.0 != config.cron {
             let old = std::mem::replace(
                 &mut self.cron,
-                (config.cron.clone(), spawn_cron(&config.cron, &self.intake)),
+                (
+                    config.cron.clone(),
+                    spawn_cron(&config.cron, &self.intake, self.runtime.cluster()),
+                ),
             );
             old.1.stop().await;
             changes.push("cron restarted".to_string());
@@ -210,9 +225,9 @@ impl Services {
     }
 
     fn start_destination(&mut self, cfg: &DestinationConfig) -> Result<()> {
-        let tasks = delivery::spawn(cfg, &self.journal, &self.outbox)
+        let tasks = delivery::spawn(cfg, &self.journal, &self.outbox, self.runtime.cluster())
             .with_context(|| format!("destination {:?}", cfg.name))?;
-        let running = tasks.into_iter().map(Running::Task).collect();
+        let running = tasks.into_iter().map(Running).collect();
         self.destinations
             .insert(cfg.name.clone(), (cfg.clone(), running));
         // Its queue may hold messages from before.
@@ -221,6 +236,7 @@ impl Services {
     }
 
     async fn start_source(&mut self, name: String, source: Source, timezone: &str) -> Result<()> {
+        let cluster = self.runtime.cluster();
         let running = match &source {
             Source::Listener(l) => {
                 let serve = triggers::mllp::bind(
@@ -230,38 +246,47 @@ impl Services {
                     self.bot_timeout_ms,
                 )
                 .await?;
-                Running::Task(tokio::spawn(serve))
+                Running(tokio::spawn(serve))
             }
             Source::Folder(f) => {
                 let (folder, intake) = ((**f).clone(), self.intake.clone());
-                let task = tokio::spawn(async move {
+                when_leading(cluster, async move {
                     let name = folder.name.clone();
                     if let Err(e) = triggers::folder::run(folder, intake).await {
                         tracing::error!(source = %name, "folder stopped: {e:#}");
                     }
-                });
-                Running::Task(task)
+                })
             }
             Source::Dicom(d) => {
                 let serve = triggers::dicom::bind((**d).clone(), self.runtime.clone()).await?;
-                Running::Task(tokio::spawn(serve))
+                Running(tokio::spawn(serve))
             }
-            Source::Sftp(s) => Running::Thread {
-                _stop: triggers::sftp::start((**s).clone(), timezone, self.intake.clone())
-                    .with_context(|| format!("sftp source {name:?}"))?,
-            },
+            Source::Sftp(s) => {
+                let (sftp, timezone, intake) =
+                    ((**s).clone(), timezone.to_string(), self.intake.clone());
+                when_leading(cluster, async move {
+                    let name = sftp.name.clone();
+                    // The poller is a thread; it stops at its next wait once
+                    // `_stop` is dropped, with this task.
+                    match triggers::sftp::start(sftp, &timezone, intake) {
+                        Ok(_stop) => std::future::pending::<()>().await,
+                        Err(e) => {
+                            tracing::error!(source = %name, "sftp source cannot start: {e:#}")
+                        }
+                    }
+                })
+            }
         };
         self.sources.insert(name, (source, running));
         Ok(())
     }
 }
 
-fn spawn_cron(cfg: &CronConfig, intake: &Intake) -> Running {
+fn spawn_cron(cfg: &CronConfig, intake: &Intake, cluster: &Cluster) -> Running {
     let (cfg, intake) = (cfg.clone(), intake.clone());
-    let task = tokio::spawn(async move {
+    when_leading(cluster, async move {
         if let Err(e) = triggers::cron::run(cfg, intake).await {
             tracing::error!("cron scheduler stopped: {e:#}");
         }
-    });
-    Running::Task(task)
+    })
 }

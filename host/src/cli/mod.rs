@@ -1,6 +1,7 @@
 //! The `interlink` command line: parses arguments and runs one command.
 
 mod check;
+mod cluster;
 mod events;
 mod fixtures;
 mod inspect;
@@ -175,6 +176,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the hosts sharing the configured PostgreSQL journal: which are
+    /// live, their last heartbeat, the leader, and the bots and
+    /// destinations each runs.
+    Cluster {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Put a dead-lettered message back in its destination's queue.
     Resend {
         outbox_id: i64,
@@ -294,6 +304,7 @@ pub fn main() -> ExitCode {
             limit,
             json,
         } => events::outbox(config.as_deref(), dead, limit, json),
+        Command::Cluster { config, json } => cluster::show(config.as_deref(), json),
         Command::Resend { outbox_id, config } => events::resend(config.as_deref(), outbox_id),
         Command::Replay {
             event_id,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::cluster;
 use crate::config::Config;
 use crate::delivery::OutboxSignal;
 use crate::http::auth::{Auth, Tokens};
@@ -45,10 +46,8 @@ async fn serve(cfg: Arc<Config>, config: Option<PathBuf>) -> Result<()> {
     crate::telemetry::install()?;
     let journal = crate::journal::open_configured(&cfg.journal)?;
     let takeover = Duration::from_secs(cfg.journal.takeover_s);
-    let holder = journal.clone();
-    tokio::task::spawn_blocking(move || holder.hold_active(takeover))
-        .await?
-        .context("journal: cannot take the active host's lock")?;
+    let joining = journal.clone();
+    let cluster = tokio::task::spawn_blocking(move || cluster::join(&joining, takeover)).await??;
     let limits = Limits::new(cfg.plugins.memory_mb, cfg.plugins.timeout_ms);
     let cache = CompileCache::open(&cfg.cache_dir(), &cfg.cache_key_path())?;
     let engine = BotEngine::new(limits, Some(cache))?;
@@ -67,9 +66,11 @@ async fn serve(cfg: Arc<Config>, config: Option<PathBuf>) -> Result<()> {
         cfg.clone(),
         outbox.clone(),
         replies.clone(),
+        cluster.clone(),
     );
     // Bots first, so that nothing a trigger takes is routed before they are.
     watcher::start(rt.clone()).await?;
+    cluster::serve(&cluster, &journal, rt.clone());
     let intake = Intake::new(journal.clone(), rt.clone());
     let services = Services::start(&cfg, intake, replies, outbox.clone(), rt.clone()).await?;
     let auth = match &cfg.http {
@@ -92,7 +93,10 @@ async fn serve(cfg: Arc<Config>, config: Option<PathBuf>) -> Result<()> {
         tokio::spawn(crate::http::bind(http, state).await?);
     }
     tokio::spawn(reload_on_sighup(reloader));
-    tokio::spawn(purge_old_events(journal, cfg.journal.retention_days));
+    tokio::spawn(async move {
+        cluster.leading().await;
+        purge_old_events(journal, cfg.journal.retention_days).await
+    });
     tracing::info!(bots = ?rt.bot_names(), "ready");
     shutdown_signal().await;
     tracing::info!("stopping");

@@ -7,6 +7,8 @@
 //! A message a bot deferred (`not-before-ms`) waits without holding up the
 //! messages behind it; the due ones go in queue order.
 //! DICOM destinations take DICOM Part-10 files (bytes) over C-STORE.
+//! When hosts share a journal, only the one that owns a destination
+//! (`crate::cluster`) delivers its queue.
 //! A paused destination ([`crate::status::DestinationStatus`], kept in the
 //! journal across restarts) keeps queueing and delivers nothing: its lanes
 //! wait until it is resumed.
@@ -26,6 +28,7 @@ use anyhow::Result;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use crate::cluster::{Cluster, Turn};
 use crate::config::{DestinationConfig, DestinationKind};
 use crate::journal::{self, Journal, OutboxRow, Reader};
 use crate::status::DestinationStatus;
@@ -161,6 +164,7 @@ pub fn spawn(
     cfg: &DestinationConfig,
     journal: &Journal,
     wake: &OutboxSignal,
+    cluster: &Cluster,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let is_paused = journal.reader()?.paused_destinations()?.contains(&cfg.name);
     if is_paused {
@@ -173,17 +177,30 @@ pub fn spawn(
             let lane = (index, count);
             let sink = Sink::new(cfg)?;
             let reader = Arc::new(Mutex::new(journal.reader()?));
+            let around = Around {
+                journal: journal.clone(),
+                wake: wake.clone(),
+                cluster: cluster.clone(),
+            };
             Ok(tokio::spawn(run(
                 cfg.clone(),
                 lane,
                 sink,
                 reader,
-                journal.clone(),
-                wake.clone(),
+                around,
                 status.clone(),
             )))
         })
         .collect()
+}
+
+/// What a destination's lanes share with the rest of the host: the
+/// journal, the signal that messages were queued, and which destinations
+/// this host delivers.
+struct Around {
+    journal: Journal,
+    wake: OutboxSignal,
+    cluster: Cluster,
 }
 
 async fn run(
@@ -191,10 +208,14 @@ async fn run(
     lane: Lane,
     mut sink: Sink,
     reader: Arc<Mutex<Reader>>,
-    journal: Journal,
-    wake: OutboxSignal,
+    around: Around,
     status: Arc<DestinationStatus>,
 ) {
+    let Around {
+        journal,
+        wake,
+        cluster,
+    } = around;
     // Every due message of this lane up to `cursor` has been handed over in
     // this process; "sent" marks are committed in the background
     // (group-committed, awaited in `marks`), so the queue never waits for an
@@ -207,8 +228,24 @@ async fn run(
     // cursor, so the queue is read again from the start then.
     let mut next_due: Option<i64> = None;
     let mut connected = false;
+    // Held while this host owns the destination (always, on one host).
+    let mut turn: Option<Turn> = None;
     loop {
         status.unpaused().await;
+        if turn.as_ref().is_some_and(|t| !t.still_owned()) {
+            // Handed over to another host: once the "sent" marks are
+            // committed, so that it does not send those messages again.
+            rewind(&mut cursor, &mut marks).await;
+            turn = None;
+        }
+        if turn.is_none() {
+            turn = cluster.destination_turn(&cfg.name);
+            if turn.is_none() {
+                let woken = wake.0.notified();
+                let _ = tokio::time::timeout(IDLE_POLL, woken).await;
+                continue;
+            }
+        }
         while marks.try_join_next().is_some() {}
         if next_due.is_some_and(|due| due <= journal::now_ms()) {
             rewind(&mut cursor, &mut marks).await;

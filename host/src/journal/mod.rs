@@ -38,8 +38,13 @@ pub use write::{
     Payload, Queued, Receipt, Received, RunLog, RunRecord, RunStatus, StateWrites,
 };
 
+pub use lease::{ClusterHost, Held, Holdings, Lease};
+
 use db::DbResult;
 use postgres::{Pool, Session};
+
+/// The channel every PostgreSQL group commit notifies (`commit_group`).
+const COMMIT_CHANNEL: &str = "interlink_commit";
 
 /// Why the journal could not do something.
 #[derive(Debug, thiserror::Error)]
@@ -207,13 +212,28 @@ impl Journal {
         }
     }
 
-    /// Waits until this host is the active one on a shared PostgreSQL
-    /// journal, then keeps that hold or stops the process (`lease.rs`); at
-    /// once on SQLite, which one host has.
-    pub fn hold_active(&self, takeover: std::time::Duration) -> Result<()> {
+    /// Joins the cluster of hosts sharing a PostgreSQL journal as host
+    /// `id`: opens its lease session (ended by PostgreSQL after `takeover`
+    /// without a word) and takes its host lock. `None` on SQLite, which one
+    /// host has to itself.
+    pub fn join_cluster(&self, id: &str, takeover: std::time::Duration) -> Result<Option<Lease>> {
         match &self.store {
-            Store::Sqlite { .. } => Ok(()),
-            Store::Postgres { pool } => Ok(lease::hold_active(pool.connector(), takeover)?),
+            Store::Sqlite { .. } => Ok(None),
+            Store::Postgres { pool } => Ok(Some(Lease::join(
+                pool.connector(),
+                id,
+                takeover.as_millis(),
+            )?)),
+        }
+    }
+
+    /// Calls `notified` whenever a host commits to this PostgreSQL journal
+    /// (LISTEN/NOTIFY; once more after each reconnection, as notifications
+    /// sent meanwhile are lost). Nothing on SQLite, which only this
+    /// process writes.
+    pub fn on_commit(&self, notified: std::sync::Arc<dyn Fn() + Send + Sync>) {
+        if let Store::Postgres { pool } = &self.store {
+            pool.connector().listen(COMMIT_CHANNEL, notified);
         }
     }
 
@@ -492,7 +512,10 @@ fn commit_group(db: Db, group: &mut [Box<dyn Job>]) -> Option<DbError> {
         let _ = control(db, "ROLLBACK");
         return Some(DbError::Conflict(conflict));
     }
-    let committed = control(db, "COMMIT");
+    // On PostgreSQL, the other hosts sharing the journal learn of the
+    // commit at once (in the same round trip).
+    let commit = db.pick("COMMIT", "NOTIFY interlink_commit; COMMIT");
+    let committed = control(db, commit);
     committed.err().inspect(|_| {
         let _ = control(db, "ROLLBACK");
     })

@@ -126,6 +126,67 @@ impl Connector {
     }
 }
 
+impl Connector {
+    /// Keeps a session listening on `channel` for as long as the process
+    /// runs, calling `notified` for each notification, and once after each
+    /// (re)connection for whatever was sent while it was not listening. A
+    /// lost session is opened again after a second.
+    pub fn listen(&self, channel: &'static str, notified: Arc<dyn Fn() + Send + Sync>) {
+        let (config, tls) = (self.config.clone(), self.tls.clone());
+        io().spawn(async move {
+            loop {
+                let listened = match &tls {
+                    Some(tls) => match config.connect(tls.clone()).await {
+                        Ok((client, connection)) => {
+                            listen_on(client, connection, channel, &notified).await
+                        }
+                        Err(e) => Err(e),
+                    },
+                    None => match config.connect(NoTls).await {
+                        Ok((client, connection)) => {
+                            listen_on(client, connection, channel, &notified).await
+                        }
+                        Err(e) => Err(e),
+                    },
+                };
+                if let Err(e) = listened {
+                    tracing::warn!("journal: not listening for other hosts' commits: {e}");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+    }
+}
+
+/// Listens on `channel` until the connection closes.
+async fn listen_on<S, T>(
+    client: tokio_postgres::Client,
+    mut connection: tokio_postgres::Connection<S, T>,
+    channel: &str,
+    notified: &Arc<dyn Fn() + Send + Sync>,
+) -> Result<(), tokio_postgres::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let messages = {
+        let notified = notified.clone();
+        tokio::spawn(async move {
+            while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                if let tokio_postgres::AsyncMessage::Notification(_) = message? {
+                    notified();
+                }
+            }
+            Ok(())
+        })
+    };
+    client.batch_execute(&format!("LISTEN {channel}")).await?;
+    notified();
+    let closed = messages.await;
+    drop(client);
+    closed.unwrap_or(Ok(()))
+}
+
 /// A connection's I/O, until it closes.
 async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
 where

@@ -150,6 +150,22 @@ impl Reader {
         self.with(f)
     }
 
+    /// Which database it reads: `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match &self.source {
+            Source::Sqlite(_) => "sqlite",
+            Source::Postgres(_) | Source::Snapshot(_) => "postgres",
+        }
+    }
+
+    /// The hosts sharing this PostgreSQL journal; none on SQLite.
+    pub fn cluster_hosts(&self) -> Result<Vec<super::ClusterHost>> {
+        self.with(|db| match db {
+            Db::Sqlite(_) => Ok(Vec::new()),
+            Db::Postgres(_) => super::lease::cluster_hosts(db),
+        })
+    }
+
     /// Runs of `bot` that are due, oldest event first.
     pub fn pending_runs(&self, bot: &str, now_ms: i64, limit: usize) -> Result<Vec<PendingRun>> {
         self.with(|db| {

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{Result, bail};
 
+use crate::cluster::{Cluster, Workload};
 use crate::config::Config;
 use crate::delivery::OutboxSignal;
 use crate::intake::Router;
@@ -75,6 +76,8 @@ pub struct Runtime {
     readers: Mutex<Vec<state::SharedReader>>,
     /// Places of the HTTP queries running at once.
     query_slots: http::QuerySlots,
+    /// Which bots this host runs (all, unless it shares the journal).
+    cluster: Cluster,
 }
 
 /// What the configuration grants the bot `name`.
@@ -153,6 +156,7 @@ impl Runtime {
         config: Arc<Config>,
         outbox: OutboxSignal,
         replies: Arc<replies::Replies>,
+        cluster: Cluster,
     ) -> Arc<Self> {
         Arc::new(Runtime {
             engine,
@@ -169,7 +173,13 @@ impl Runtime {
             http_replies: replies::Replies::default(),
             readers: Mutex::default(),
             query_slots: http::QuerySlots::new(http::MAX_QUERIES),
+            cluster,
         })
+    }
+
+    /// What this host runs of the work of the journal it shares.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
     pub fn engine(&self) -> &engine::BotEngine {
@@ -371,5 +381,25 @@ impl Router for Runtime {
                 Err(TrySendError::Disconnected(())) => {}
             }
         }
+    }
+}
+
+impl Workload for Runtime {
+    fn bots(&self) -> Vec<String> {
+        self.bot_names()
+    }
+
+    fn destinations(&self) -> Vec<String> {
+        let config = self.config();
+        config.destinations.iter().map(|d| d.name.clone()).collect()
+    }
+
+    /// Wakes every worker and delivery queue; each does nothing more unless
+    /// this host owns its bot or destination.
+    fn wake_all(&self) {
+        for tx in self.workers.lock().expect("workers lock").values() {
+            let _ = tx.try_send(());
+        }
+        self.outbox.ring();
     }
 }

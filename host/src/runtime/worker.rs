@@ -157,10 +157,16 @@ fn run(rt: &Arc<Runtime>, bot: &str, wake: &Receiver<()>, in_flight: &AtomicI64)
             wait = IDLE_POLL;
             continue;
         }
+        // Another host sharing the journal runs this bot: its events wait
+        // for this host to own it (the coordinator wakes the worker then).
+        let Some(turn) = rt.cluster().bot_turn(bot) else {
+            wait = IDLE_POLL;
+            continue;
+        };
         // A worker that died holding the lock poisoned it; what it guards
         // is only the turn to run, so the restarted worker takes it anyway.
         let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
+        while turn.still_owned() {
             let due =
                 reader
                     .lock()
@@ -180,6 +186,7 @@ fn run(rt: &Arc<Runtime>, bot: &str, wake: &Receiver<()>, in_flight: &AtomicI64)
             }
         }
         drop(guard);
+        drop(turn);
         wait = next_wait(&reader, bot);
     }
 }

@@ -1,10 +1,11 @@
 //! The admin API, `/api/v1` (JSON): bots, the message search and detail,
 //! replay, the outbox and resend, sources, destinations with pause and
-//! resume, and configuration reload. Each endpoint is a thin handler over a
+//! resume, configuration reload, and the hosts sharing the journal. Each endpoint is a thin handler over a
 //! plain function of [`Shared`](super::Shared) that the dashboard renders as
 //! HTML too.
 
 pub mod bots;
+pub mod cluster;
 pub mod config;
 pub mod destinations;
 pub mod events;
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/bots", get(bots::get_bots))
         .route("/bots/{name}/shadow", post(shadow::post_shadow))
+        .route("/cluster", get(cluster::get))
         .route("/events", get(events::get_events))
         .route("/events/{id}", get(events::get_event))
         .route("/events/{id}/replay", post(events::post_replay))
