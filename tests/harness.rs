@@ -1558,3 +1558,176 @@ impl HttpPeer {
 pub fn request_header<'a>(request: &'a serde_json::Value, name: &str) -> &'a str {
     request["headers"][name].as_str().unwrap_or_default()
 }
+
+/// A TCP proxy on a free port of 127.0.0.1 to `127.0.0.1:target`, which a
+/// test can cut like a pulled cable: after [`TcpProxy::cut`] nothing is
+/// forwarded either way (what was on its way is lost), yet every socket
+/// stays open, and new connections are accepted and lead nowhere; so
+/// neither side sees a reset, only silence. Stopped, closing everything,
+/// when dropped. Threads: one accepting, two per connection.
+pub struct TcpProxy {
+    port: u16,
+    state: std::sync::Arc<ProxyState>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What a [`TcpProxy`]'s threads share.
+#[derive(Default)]
+struct ProxyState {
+    cut: std::sync::atomic::AtomicBool,
+    stop: std::sync::atomic::AtomicBool,
+    /// The forwarding threads, joined on drop.
+    pumps: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Connections accepted after the cut, held open until drop.
+    held: Mutex<Vec<std::net::TcpStream>>,
+}
+
+impl TcpProxy {
+    /// Starts forwarding connections to `127.0.0.1:target`.
+    pub fn start(target: u16) -> TcpProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let state = std::sync::Arc::new(ProxyState::default());
+        let shared = state.clone();
+        let accept = std::thread::spawn(move || {
+            while !shared.stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => proxy_connection(&shared, client, target),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        TcpProxy {
+            port,
+            state,
+            accept: Some(accept),
+        }
+    }
+
+    /// The port to connect to instead of the target's.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// From now on forwards nothing, closes nothing (see [`TcpProxy`]).
+    pub fn cut(&self) {
+        self.state.cut.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        let pumps = std::mem::take(&mut *self.state.pumps.lock().unwrap());
+        for t in pumps {
+            let _ = t.join();
+        }
+        self.state.held.lock().unwrap().clear();
+    }
+}
+
+/// Connects `client` to the target and starts a thread for each direction;
+/// after the cut, only holds `client` open.
+fn proxy_connection(state: &std::sync::Arc<ProxyState>, client: std::net::TcpStream, target: u16) {
+    let _ = client.set_nonblocking(false);
+    if state.cut.load(Ordering::SeqCst) {
+        state.held.lock().unwrap().push(client);
+        return;
+    }
+    let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+        return;
+    };
+    let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let mut pumps = state.pumps.lock().unwrap();
+    for (from, to) in [(client, server), (server2, client2)] {
+        let state = state.clone();
+        pumps.push(std::thread::spawn(move || pump(&state, from, to)));
+    }
+}
+
+/// Copies `from` to `to` until either ends or the proxy stops; while the
+/// proxy is cut, reads nothing and drops what was read, keeping both open.
+fn pump(state: &ProxyState, mut from: std::net::TcpStream, mut to: std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let tick = Duration::from_millis(50);
+    let _ = from.set_read_timeout(Some(tick));
+    let mut buf = [0u8; 16384];
+    while !state.stop.load(Ordering::SeqCst) {
+        if state.cut.load(Ordering::SeqCst) {
+            std::thread::sleep(tick);
+            continue;
+        }
+        match from.read(&mut buf) {
+            Ok(0) => {
+                let _ = to.shutdown(std::net::Shutdown::Write);
+                return;
+            }
+            Ok(n) => {
+                if !state.cut.load(Ordering::SeqCst) && to.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// A message an MLLP [`PeerServer`] (python) received: on which of its
+/// connections, and when (ms since the epoch, as the peer logs them).
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub control_id: String,
+    pub connection: i64,
+    pub at_ms: i64,
+    /// When the connection it came on was opened.
+    pub connection_opened_ms: i64,
+}
+
+impl PeerServer {
+    /// Every message received, in order, with its connection (python only).
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        let entries = self.entries();
+        let opened: std::collections::HashMap<i64, i64> = entries
+            .iter()
+            .filter_map(|v| Some((v["opened"].as_i64()?, v["ms"].as_i64()?)))
+            .collect();
+        entries
+            .iter()
+            .filter_map(|v| {
+                let connection = v["connection"].as_i64()?;
+                Some(Arrival {
+                    control_id: v["control_id"].as_str()?.to_string(),
+                    connection,
+                    at_ms: v["ms"].as_i64()?,
+                    connection_opened_ms: *opened.get(&connection)?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Host {
+    /// The process id of the running host, if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+/// Milliseconds since the epoch, as the host and the peers stamp times.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

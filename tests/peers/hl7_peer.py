@@ -6,7 +6,8 @@
                                               late:SECONDS) and append it as a JSON line to LOG,
                                               with the number of the connection it came on; each
                                               connection's start and end are lines of their own
-                                              ({"opened": N}, {"closed": N})
+                                              ({"opened": N}, {"closed": N}); every line
+                                              has "ms", its time in ms since the epoch
 
 The server prints "ready" once it listens and runs until killed.
 """
@@ -14,6 +15,7 @@ The server prints "ready" once it listens and runs until killed.
 import asyncio
 import json
 import sys
+import time
 
 import hl7
 from hl7.mllp import open_hl7_connection, start_hl7_server
@@ -41,6 +43,7 @@ async def server(port, mode, log_path):
     connections = iter(range(1, 1 << 30))
 
     def note(entry):
+        entry["ms"] = int(time.time() * 1000)
         log.write(json.dumps(entry) + "\n")
         log.flush()
 
