@@ -60,6 +60,11 @@ impl Cluster {
         }
     }
 
+    /// Whether other hosts may share the journal (it is on PostgreSQL).
+    pub fn shares_journal(&self) -> bool {
+        !self.shared.bots.alone
+    }
+
     /// This host's id in the cluster.
     pub fn id(&self) -> &str {
         &self.shared.id

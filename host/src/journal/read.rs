@@ -150,6 +150,32 @@ impl Reader {
         self.with(f)
     }
 
+    /// The bot's outcome recorded for the listener's application ACK of
+    /// `event_id`, once committed (by whichever host ran the bot).
+    pub fn committed_reply(&self, event_id: i64) -> Result<Option<super::AppReply>> {
+        self.with(|db| {
+            let row = db.query_opt(
+                "SELECT reply_kind, reply_text FROM received WHERE event_id = ?1",
+                params![event_id],
+                |r| Ok(super::AppReply::from_row(r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(row.flatten())
+        })
+    }
+
+    /// The answer recorded for the HTTP command `event_id` (one sent with
+    /// an `Idempotency-Key`), once committed.
+    pub fn committed_answer(&self, event_id: i64) -> Result<Option<super::HttpAnswer>> {
+        self.with(|db| {
+            let row = db.query_opt(
+                "SELECT status, headers, body FROM http_commands WHERE event_id = ?1",
+                params![event_id],
+                |r| super::HttpAnswer::from_row(r, 0),
+            )?;
+            Ok(row.flatten())
+        })
+    }
+
     /// Which database it reads: `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         match &self.source {

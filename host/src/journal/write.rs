@@ -3,7 +3,7 @@
 
 use rusqlite::params;
 
-use super::db::{Db, DbError, DbResult, Dialect};
+use super::db::{Db, DbError, DbResult, Dialect, Row};
 use super::now_ms;
 
 /// An inbound item, ready to journal.
@@ -55,7 +55,7 @@ impl AppReply {
         }
     }
 
-    fn from_row(kind: Option<String>, text: Option<String>) -> Option<AppReply> {
+    pub(super) fn from_row(kind: Option<String>, text: Option<String>) -> Option<AppReply> {
         match kind.as_deref()? {
             "ack" => Some(AppReply::Ack(text)),
             "failed" => Some(AppReply::Failed(text.unwrap_or_default())),
@@ -72,6 +72,24 @@ pub struct HttpAnswer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    /// The answer in columns `at..at + 3` (status, headers, body) of an
+    /// `http_commands` row; `None` while it is not committed.
+    pub(super) fn from_row(r: &Row, at: usize) -> DbResult<Option<HttpAnswer>> {
+        let Some(status) = r.get::<Option<u16>>(at)? else {
+            return Ok(None);
+        };
+        let headers: Option<String> = r.get(at + 1)?;
+        Ok(Some(HttpAnswer {
+            status,
+            headers: headers
+                .and_then(|h| serde_json::from_str(&h).ok())
+                .unwrap_or_default(),
+            body: r.get::<Option<Vec<u8>>>(at + 2)?.unwrap_or_default(),
+        }))
+    }
 }
 
 /// What became of an HTTP command.
@@ -460,19 +478,7 @@ pub fn ingest_http(c: Db, batch: &Ingest, key: Option<&IdempotencyKey>) -> DbRes
                 if digest.is_some_and(|d| d != k.request_sha256) {
                     return Ok(HttpIngested::KeyReused { event_id });
                 }
-                let status: Option<u16> = r.get(2)?;
-                let headers: Option<String> = r.get(3)?;
-                let answer = status.map(|status| HttpAnswer {
-                    status,
-                    headers: headers
-                        .and_then(|h| serde_json::from_str(&h).ok())
-                        .unwrap_or_default(),
-                    body: r
-                        .get::<Option<Vec<u8>>>(4)
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default(),
-                });
+                let answer = HttpAnswer::from_row(r, 2)?;
                 Ok(HttpIngested::Repeat { event_id, answer })
             },
         )?;

@@ -12,6 +12,7 @@ pub mod event;
 mod fault;
 pub mod http;
 pub mod process;
+mod remote;
 pub mod replies;
 pub mod routing;
 pub mod state;
@@ -78,6 +79,8 @@ pub struct Runtime {
     query_slots: http::QuerySlots,
     /// Which bots this host runs (all, unless it shares the journal).
     cluster: Cluster,
+    /// Fetches outcomes other hosts committed (when it shares the journal).
+    remote: std::sync::OnceLock<remote::Outcomes>,
 }
 
 /// What the configuration grants the bot `name`.
@@ -158,7 +161,7 @@ impl Runtime {
         replies: Arc<replies::Replies>,
         cluster: Cluster,
     ) -> Arc<Self> {
-        Arc::new(Runtime {
+        let rt = Arc::new(Runtime {
             engine,
             journal,
             config: RwLock::new(config),
@@ -174,7 +177,12 @@ impl Runtime {
             readers: Mutex::default(),
             query_slots: http::QuerySlots::new(http::MAX_QUERIES),
             cluster,
-        })
+            remote: std::sync::OnceLock::new(),
+        });
+        if rt.cluster.shares_journal() {
+            let _ = rt.remote.set(remote::Outcomes::start(&rt));
+        }
+        rt
     }
 
     /// What this host runs of the work of the journal it shares.
@@ -401,5 +409,8 @@ impl Workload for Runtime {
             let _ = tx.try_send(());
         }
         self.outbox.ring();
+        if let Some(remote) = self.remote.get() {
+            remote.wake();
+        }
     }
 }

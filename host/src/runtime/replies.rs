@@ -69,6 +69,12 @@ impl<T: Clone> Replies<T> {
         }
     }
 
+    /// The events someone waits for.
+    pub fn awaited(&self) -> Vec<i64> {
+        let inner = self.inner.lock().expect("replies lock");
+        inner.waiting.keys().copied().collect()
+    }
+
     /// Hands over an outcome to every waiter; only the first per event
     /// counts.
     pub fn deliver(&self, event_id: i64, reply: T) {
