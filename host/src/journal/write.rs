@@ -342,6 +342,20 @@ pub struct StateWrites {
 pub fn ingest(c: Db, batch: &Ingest) -> DbResult<Vec<i64>> {
     let (events, ledger) = (&batch.events, batch.ledger.as_ref());
     let now = now_ms();
+    // A cron firing is journaled once: one that is not later than the last
+    // recorded for its schedule (by this host or another that led before)
+    // journals nothing.
+    if let Some((schedule, at)) = &batch.tick {
+        let later = c.execute(
+            "INSERT INTO ticks (schedule, last_ms) VALUES (?1, ?2)
+             ON CONFLICT (schedule) DO UPDATE SET last_ms = excluded.last_ms
+             WHERE ticks.last_ms < excluded.last_ms",
+            params![schedule, at],
+        )?;
+        if later == 0 {
+            return Ok(Vec::new());
+        }
+    }
     let mut ids = Vec::with_capacity(events.len());
     for e in events {
         let id: i64 = c.query_row(
@@ -369,13 +383,6 @@ pub fn ingest(c: Db, batch: &Ingest) -> DbResult<Vec<i64>> {
             )?;
         }
         ids.push(id);
-    }
-    if let Some((schedule, at)) = &batch.tick {
-        c.execute(
-            "INSERT INTO ticks (schedule, last_ms) VALUES (?1, ?2)
-             ON CONFLICT (schedule) DO UPDATE SET last_ms = excluded.last_ms",
-            params![schedule, at],
-        )?;
     }
     if let Some(f) = ledger {
         c.execute(
@@ -894,6 +901,26 @@ mod tests {
             }],
             ..Ingest::default()
         }
+    }
+
+    #[test]
+    fn a_cron_firing_is_journaled_once() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut c).unwrap();
+        let firing = |at: i64| Ingest {
+            tick: Some(("*/5 * * * * *".into(), at)),
+            ..one_event()
+        };
+        assert_eq!(ingest(Db::Sqlite(&c), &firing(5_000)).unwrap(), [1]);
+        // The same firing again (another host that led before), or an
+        // earlier one: nothing is journaled.
+        assert!(ingest(Db::Sqlite(&c), &firing(5_000)).unwrap().is_empty());
+        assert!(ingest(Db::Sqlite(&c), &firing(0)).unwrap().is_empty());
+        assert_eq!(ingest(Db::Sqlite(&c), &firing(10_000)).unwrap(), [2]);
+        let events: i64 = c
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(events, 2);
     }
 
     #[test]
