@@ -1,22 +1,107 @@
-//! Several hosts on one PostgreSQL journal: one is active, the others wait
-//! as standbys and take over when it dies, without losing anything it
-//! acknowledged. Each test starts its own PostgreSQL server.
+//! Several hosts with the same config on one PostgreSQL journal, all
+//! active: every host takes MLLP traffic and ACKs after its commit, each
+//! bot and destination is owned by one live host at a time, and the
+//! singletons (SFTP sources, cron, ...) run on the leader. The tests kill
+//! hosts (SIGKILL) under load, cut one off its database through a
+//! [`TcpProxy`], and check that everything ACKed arrives, per-patient order
+//! holds, a message arrives twice only when a host that had sent it went
+//! away before recording it, and the survivors take over within
+//! `takeover_s`. Each test starts its own PostgreSQL server.
 
-use std::collections::BTreeMap;
-use std::net::TcpStream;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use interlink_tests::{
-    Host, Peer, PeerServer, PgServer, adt_a04, base_config, free_port, peer_send, wait_until,
+    Arrival, Host, Peer, PeerServer, PgServer, SshServer, TcpProxy, adt_a04, base_config,
+    free_port, now_ms, wait_until,
 };
 
-/// A host of the cluster (its journal is put on PostgreSQL by
-/// [`Host::with_journal_url`]): listener `in` on `port`, the probe bot
-/// sending every message on to `out`, python-hl7's server on `peer_port`.
-fn config(port: u16, peer_port: u16) -> String {
-    base_config(&format!(
-        r#"
+/// `[journal] takeover_s` of every host: short, to keep the tests quick.
+const TAKEOVER_S: u64 = 3;
+
+/// How long to wait for a positive signal (a log line, a delivery).
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Patients per sender, in turn: `A00000` is patient `AP0`, `A00001` `AP1`.
+const PATIENTS: usize = 3;
+
+/// What a host logs when it becomes the owner of destination `out`.
+const TOOK_OUT: &str = "cluster: took destination \"out\"";
+
+/// What the leader logs.
+const LEADING: &str =
+    "cluster: leading: SFTP sources, drop folders, cron and the purge run on this host";
+
+/// What a host logs once it is a member of the cluster.
+const JOINED: &str = "cluster: joined as ";
+
+/// Hosts on one journal, a python-hl7 MLLP server as the receiver of
+/// destination `out`, and the PostgreSQL server (stopped last: fields drop
+/// in order).
+struct Cluster {
+    hosts: Vec<Host>,
+    /// The MLLP listener `in` of each host.
+    ports: Vec<u16>,
+    /// How many times each host was started.
+    starts: Vec<usize>,
+    peer: PeerServer,
+    peer_port: u16,
+    /// Config every host gets after its listener and destination.
+    extra: String,
+    /// The journal database, reached directly.
+    url: String,
+    _peer_dir: tempfile::TempDir,
+    pg: PgServer,
+}
+
+impl Cluster {
+    /// A PostgreSQL server with an empty journal database and the peer; no
+    /// hosts yet (see [`Cluster::add`]).
+    fn new(extra: &str) -> Cluster {
+        let pg = PgServer::start();
+        let url = pg.url(&pg.create_database());
+        let peer_dir = tempfile::tempdir().unwrap();
+        let peer_port = free_port();
+        let peer = PeerServer::start(
+            Peer::Python,
+            peer_port,
+            "aa",
+            &peer_dir.path().join("peer.log"),
+        );
+        Cluster {
+            hosts: Vec::new(),
+            ports: Vec::new(),
+            starts: Vec::new(),
+            peer,
+            peer_port,
+            extra: extra.to_string(),
+            url,
+            _peer_dir: peer_dir,
+            pg,
+        }
+    }
+
+    /// [`Cluster::new`] with `n` hosts reaching the database directly.
+    fn with_hosts(n: usize, extra: &str) -> Cluster {
+        let mut cluster = Cluster::new(extra);
+        for _ in 0..n {
+            let url = cluster.url.clone();
+            cluster.add(&url);
+        }
+        cluster
+    }
+
+    /// Adds a host (not started) with the journal at `url`: listener `in`,
+    /// the probe bot sending every message on to `out`; returns its index.
+    fn add(&mut self, url: &str) -> usize {
+        let port = free_port();
+        let config = base_config(&format!(
+            r#"
 [[listener]]
 name = "in"
 listen = "127.0.0.1:{port}"
@@ -28,117 +113,608 @@ host = "127.0.0.1"
 port = {peer_port}
 connect_timeout_s = 1
 retry = {{ initial_backoff_ms = 50, max_backoff_s = 1 }}
-"#
-    ))
-}
-
-/// Writes messages `first..first+n` (patients P0-P2 in turn) as files of
-/// `host` and sends them with python-hl7's client to `port`; returns their
-/// control ids, each asserted ACKed AA.
-fn send(host: &Host, port: u16, first: usize, n: usize) -> Vec<String> {
-    let ids: Vec<String> = (first..first + n).map(|i| format!("F{i:04}")).collect();
-    let files: Vec<PathBuf> = ids
-        .iter()
-        .enumerate()
-        .map(|(k, id)| {
-            let file = host.path(&format!("{id}.hl7"));
-            std::fs::write(&file, adt_a04(id, &format!("P{}", (first + k) % 3))).unwrap();
-            file
-        })
-        .collect();
-    let acks = peer_send(Peer::Python, port, &files);
-    let want: Vec<String> = ids.iter().map(|id| format!("AA {id}")).collect();
-    assert_eq!(acks, want);
-    ids
-}
-
-#[test]
-fn a_standby_takes_over_from_a_killed_host_and_delivers_all_it_acked_in_order() {
-    let pg = PgServer::start();
-    let url = pg.url(&pg.create_database());
-    let peer_port = free_port();
-    let (port_a, port_b) = (free_port(), free_port());
-    let mut a = Host::new(&config(port_a, peer_port)).with_journal_url(&url);
-    let mut b = Host::new(&config(port_b, peer_port)).with_journal_url(&url);
-    for host in [&a, &b] {
+{extra}"#,
+            peer_port = self.peer_port,
+            extra = self.extra,
+        ))
+        .replace(
+            "[journal]\n",
+            &format!("[journal]\ntakeover_s = {TAKEOVER_S}\n"),
+        );
+        let host = Host::new(&config).with_journal_url(url);
         host.install_bot("probe_v1", "probe.wasm");
+        self.hosts.push(host);
+        self.ports.push(port);
+        self.starts.push(0);
+        self.hosts.len() - 1
     }
-    let peer = PeerServer::start(Peer::Python, peer_port, "aa", &a.path("peer.log"));
-    a.start();
-    b.start_until("standby: another host is active on this journal");
-    // The standby serves nothing: its listener is not up.
-    assert!(TcpStream::connect(("127.0.0.1", port_b)).is_err());
 
-    let mut acked = send(&a, port_a, 0, 30);
-    a.kill();
-    let killed = Instant::now();
-    b.wait_log(" ready bots=", Duration::from_secs(30));
-    eprintln!(
-        "the standby was ready {:?} after the kill",
-        killed.elapsed()
-    );
-    acked.extend(send(&b, port_b, 30, 10));
+    /// The journal's URL through `proxy` instead of directly.
+    fn url_through(&self, proxy: &TcpProxy) -> String {
+        let direct = format!(":{}/", self.pg.port);
+        assert!(self.url.contains(&direct), "{}", self.url);
+        self.url.replace(&direct, &format!(":{}/", proxy.port()))
+    }
 
-    let all = wait_until(Duration::from_secs(30), || {
-        let got: Vec<String> = peer.received().into_iter().map(|(c, _)| c).collect();
-        acked.iter().all(|id| got.contains(id))
-    });
-    assert!(
-        all,
-        "not all ACKed messages arrived; log of b:\n{}",
-        b.log()
-    );
-    // Per patient, first arrivals in the order they were sent; a second
-    // copy is allowed only of what the killed host sent (it may have died
-    // before recording the delivery), never a third.
-    let mut per_patient: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    let mut copies: BTreeMap<String, usize> = BTreeMap::new();
-    for (id, _) in peer.received() {
-        let n = copies.entry(id.clone()).or_default();
-        *n += 1;
-        if *n == 1 {
-            let number: usize = id[1..].parse().unwrap();
-            per_patient.entry(number % 3).or_default().push(id);
+    /// Starts host `i` and waits until it is ready and has joined.
+    fn start(&mut self, i: usize) {
+        self.hosts[i].start();
+        self.starts[i] += 1;
+        let joined = wait_until(WAIT, || self.joins(i) >= self.starts[i]);
+        assert!(joined, "host {i} never logged {JOINED:?}; {}", self.logs());
+    }
+
+    fn start_all(&mut self) {
+        for i in 0..self.hosts.len() {
+            self.start(i);
         }
     }
-    for (id, n) in &copies {
+
+    /// How many times host `i` has logged that it joined.
+    fn joins(&self, i: usize) -> usize {
+        self.hosts[i].log_lines(&|l| l.contains(JOINED))
+    }
+
+    /// How many times host `i` has logged that it took `out`.
+    fn took_out(&self, i: usize) -> usize {
+        self.hosts[i].log_lines(&|l| l.contains(TOOK_OUT))
+    }
+
+    /// SIGKILLs host `i` and returns the time just before (ms since the
+    /// epoch), for [`Cluster::check_arrivals`]. When it owned `out`, asserts
+    /// that another host takes `out` within `takeover_s`.
+    fn kill(&mut self, i: usize, owned_out: bool) -> i64 {
+        let took_before: Vec<usize> = (0..self.hosts.len()).map(|j| self.took_out(j)).collect();
+        let at = now_ms();
+        self.hosts[i].kill();
+        let killed = Instant::now();
+        if owned_out {
+            let survivor_took =
+                || (0..self.hosts.len()).any(|j| j != i && self.took_out(j) > took_before[j]);
+            assert!(
+                wait_until(WAIT, survivor_took),
+                "no survivor took \"out\" after host {i} was killed; {}",
+                self.logs()
+            );
+            let after = killed.elapsed();
+            eprintln!("\"out\" taken over {after:?} after killing host {i}");
+            assert!(
+                after <= Duration::from_secs(TAKEOVER_S),
+                "\"out\" taken over only {after:?} after the kill; {}",
+                self.logs()
+            );
+        }
+        at
+    }
+
+    /// `interlink cluster --json`, run in host `i`'s directory.
+    fn status(&self, i: usize) -> serde_json::Value {
+        let out = self.hosts[i].cli(&["cluster", "--json"]);
         assert!(
-            *n == 1 || (*n == 2 && acked[..30].contains(id)),
-            "{id} arrived {n} times"
+            out.status.success(),
+            "interlink cluster --json: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "interlink cluster --json ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// The index of the host that owns `out`, per `interlink cluster`.
+    fn owner_of_out(&self) -> usize {
+        let mut owner = None;
+        let found = wait_until(WAIT, || {
+            let status = self.status(0);
+            owner = live_hosts(&status)
+                .into_iter()
+                .find(|h| owns(h, "destinations", "out"))
+                .and_then(|h| {
+                    let pid = h["pid"].as_u64()?;
+                    self.hosts
+                        .iter()
+                        .position(|host| host.pid().map(u64::from) == Some(pid))
+                });
+            owner.is_some()
+        });
+        assert!(found, "no host owns \"out\": {}", self.status(0));
+        owner.unwrap()
+    }
+
+    /// One continuous [`Sender`] per host, to its listener first.
+    fn senders(&self, limit: usize) -> Vec<Sender> {
+        (0..self.hosts.len())
+            .map(|i| {
+                let mut ports = self.ports.clone();
+                ports.rotate_left(i);
+                Sender::start((b'A' + i as u8) as char, ports, limit)
+            })
+            .collect()
+    }
+
+    /// Waits until every message in `acked` has reached the peer and the
+    /// outbox is drained (read through host `via`), then checks that each
+    /// message was journaled once, arrived at most twice, a second time
+    /// only if it was in flight at one of the `breaks` (kill or cut times,
+    /// ms): first sent on a connection opened before it and not recorded
+    /// as sent until after it, and that each patient's messages first
+    /// arrived in the order they were sent.
+    fn check_arrivals(&self, via: usize, acked: &[String], breaks: &[i64]) {
+        let host = &self.hosts[via];
+        let missing = || {
+            let got: HashSet<String> = self.peer.received().into_iter().map(|(c, _)| c).collect();
+            acked.iter().filter(|id| !got.contains(*id)).count()
+        };
+        let unsent = || host.query::<i64>("SELECT COUNT(*) FROM outbox WHERE status <> 'sent'");
+        let drained = wait_until(2 * WAIT, || missing() == 0 && unsent() == 0);
+        assert!(
+            drained,
+            "{} of {} ACKed messages never arrived, {} outbox rows not sent; {}",
+            missing(),
+            acked.len(),
+            unsent(),
+            self.logs()
+        );
+        let events: i64 = host.query("SELECT COUNT(*) FROM events WHERE source = 'in'");
+        let distinct: i64 =
+            host.query("SELECT COUNT(DISTINCT control_id) FROM events WHERE source = 'in'");
+        assert_eq!(events, distinct, "a message journaled twice");
+
+        let sent_ms: HashMap<String, i64> = host
+            .query_rows(
+                "SELECT e.control_id, o.sent_ms FROM outbox o JOIN events e ON e.id = o.event_id \
+                 WHERE o.destination = 'out'",
+            )
+            .iter()
+            .map(|r| (r[0].get(), r[1].get()))
+            .collect();
+        let arrivals = self.peer.arrivals();
+        let mut copies: BTreeMap<&str, Vec<&Arrival>> = BTreeMap::new();
+        for a in &arrivals {
+            copies.entry(&a.control_id).or_default().push(a);
+        }
+        let mut duplicates = 0;
+        for (id, c) in &copies {
+            assert!(c.len() <= 2, "{id} arrived {} times: {c:?}", c.len());
+            if let [first, second] = c[..] {
+                duplicates += 1;
+                let sent = sent_ms.get(*id).copied().unwrap_or_default();
+                let in_flight = |t: &i64| first.connection_opened_ms < *t && sent >= *t;
+                assert!(
+                    first.connection != second.connection && breaks.iter().any(in_flight),
+                    "{id} arrived twice though not in flight at a kill ({breaks:?}): \
+                     {c:?}, recorded as sent at {sent}"
+                );
+            }
+        }
+        let mut last: HashMap<(char, usize), usize> = HashMap::new();
+        let mut seen = HashSet::new();
+        for a in arrivals.iter().filter(|a| seen.insert(&a.control_id)) {
+            let (sender, n) = split_id(&a.control_id);
+            if let Some(before) = last.insert((sender, n % PATIENTS), n) {
+                assert!(
+                    before < n,
+                    "patient {sender}P{}: {} arrived after {sender}{before:05}",
+                    n % PATIENTS,
+                    a.control_id
+                );
+            }
+        }
+        eprintln!(
+            "{} messages ACKed, {} arrivals, {duplicates} second copies (all in flight at a kill)",
+            acked.len(),
+            arrivals.len()
         );
     }
-    for (patient, ids) in &per_patient {
-        let mut sorted = ids.clone();
-        sorted.sort();
-        assert_eq!(ids, &sorted, "patient P{patient} out of order");
+
+    /// The last lines each host logged, for a failure's message.
+    fn logs(&self) -> String {
+        self.hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let log = h.log();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+                format!("--- host {i} (last 60 lines) ---\n{tail}\n")
+            })
+            .collect()
     }
-    assert_eq!(
-        b.query::<i64>("SELECT COUNT(*) FROM outbox WHERE status <> 'sent'"),
-        0
+}
+
+/// The hosts `interlink cluster --json` lists as live.
+fn live_hosts(status: &serde_json::Value) -> Vec<&serde_json::Value> {
+    status["hosts"]
+        .as_array()
+        .map(|hosts| hosts.iter().filter(|h| h["live"] == true).collect())
+        .unwrap_or_default()
+}
+
+/// Whether a host of `interlink cluster --json` has `name` in its list
+/// `kind` (`bots` or `destinations`).
+fn owns(host: &serde_json::Value, kind: &str, name: &str) -> bool {
+    host[kind]
+        .as_array()
+        .is_some_and(|names| names.iter().any(|n| n == name))
+}
+
+/// `A00012` as ('A', 12).
+fn split_id(id: &str) -> (char, usize) {
+    let sender = id.chars().next().expect("control id");
+    let n = id[1..]
+        .parse()
+        .unwrap_or_else(|_| panic!("control id {id}"));
+    (sender, n)
+}
+
+/// A client of the cluster's listeners on a thread of its own, sending
+/// `<name>00000`, `<name>00001`, ... (its patients `<name>P0`.. in turn),
+/// one at a time, each until a listener answers AA (or CA): to its own listener
+/// (`ports[0]`), or, while that one does not answer, to the others in
+/// turn, going back to its own every 20 messages. Its patients' messages
+/// are therefore sent in a defined order.
+struct Sender {
+    state: Arc<SenderState>,
+    thread: JoinHandle<()>,
+}
+
+/// What a [`Sender`]'s thread shares.
+#[derive(Default)]
+struct SenderState {
+    acked: Mutex<Vec<String>>,
+    stop: AtomicBool,
+}
+
+impl Sender {
+    /// Starts sending `limit` messages (or until stopped).
+    fn start(name: char, ports: Vec<u16>, limit: usize) -> Sender {
+        let state = Arc::new(SenderState::default());
+        let shared = state.clone();
+        let thread = std::thread::spawn(move || {
+            let mut at = 0;
+            let mut stream = None;
+            for n in 0..limit {
+                if shared.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                if n % 20 == 0 && at != 0 {
+                    (at, stream) = (0, None);
+                }
+                let id = format!("{name}{n:05}");
+                let text = adt_a04(&id, &format!("{name}P{}", n % PATIENTS));
+                let deadline = Instant::now() + Duration::from_secs(120);
+                loop {
+                    assert!(Instant::now() < deadline, "{id} not accepted in 120 s");
+                    if stream.is_none() {
+                        stream = connect_any(&ports, &mut at);
+                    }
+                    let Some(s) = stream.as_mut() else {
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    };
+                    let accepted = [format!("AA {id}"), format!("CA {id}")];
+                    if exchange(s, &text).is_ok_and(|ack| accepted.contains(&ack)) {
+                        break;
+                    }
+                    (at, stream) = ((at + 1) % ports.len(), None);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                shared.acked.lock().unwrap().push(id);
+            }
+        });
+        Sender { state, thread }
+    }
+
+    /// How many messages were ACKed so far.
+    fn acked(&self) -> usize {
+        self.state.acked.lock().unwrap().len()
+    }
+
+    /// Asks the sender to stop after the message it is sending.
+    fn stop(&self) {
+        self.state.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits for the sender to end; the control ids ACKed, in order.
+    fn join(self) -> Vec<String> {
+        if let Err(e) = self.thread.join() {
+            std::panic::resume_unwind(e);
+        }
+        std::mem::take(&mut *self.state.acked.lock().unwrap())
+    }
+}
+
+/// Messages ACKed by all `senders` so far.
+fn total_acked(senders: &[Sender]) -> usize {
+    senders.iter().map(Sender::acked).sum()
+}
+
+/// Waits until `senders` have had `more` messages ACKed from now on.
+fn wait_progress(senders: &[Sender], more: usize, cluster: &Cluster) {
+    let want = total_acked(senders) + more;
+    assert!(
+        wait_until(WAIT, || total_acked(senders) >= want),
+        "traffic stalled at {} ACKs; {}",
+        total_acked(senders),
+        cluster.logs()
     );
-    assert_eq!(b.query::<i64>("SELECT COUNT(*) FROM events"), 40);
+}
+
+/// Joins every sender; all the control ids ACKed.
+fn join_all(senders: Vec<Sender>) -> Vec<String> {
+    senders.into_iter().flat_map(Sender::join).collect()
+}
+
+/// A connection to the first of `ports`, from `*at` on, that accepts one;
+/// `*at` becomes its index.
+fn connect_any(ports: &[u16], at: &mut usize) -> Option<TcpStream> {
+    (0..ports.len()).find_map(|k| {
+        let i = (*at + k) % ports.len();
+        let address = SocketAddr::from(([127, 0, 0, 1], ports[i]));
+        let s = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
+        *at = i;
+        Some(s)
+    })
+}
+
+/// Sends one framed message and reads its ACK: "MSA-1 MSA-2".
+fn exchange(s: &mut TcpStream, text: &str) -> std::io::Result<String> {
+    s.write_all(&[b"\x0b", text.as_bytes(), b"\x1c\r"].concat())?;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !bytes.ends_with(b"\x1c\r") {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        bytes.extend_from_slice(&buf[..n]);
+    }
+    let ack = String::from_utf8_lossy(&bytes);
+    let msa = ack
+        .split(['\r', '\x0b', '\x1c'])
+        .find(|s| s.starts_with("MSA|"))
+        .ok_or(std::io::ErrorKind::InvalidData)?;
+    Ok(msa.split('|').skip(1).take(2).collect::<Vec<_>>().join(" "))
 }
 
 #[test]
-fn an_active_host_whose_database_goes_away_stops_itself() {
-    let pg = PgServer::start();
-    let url = pg.url(&pg.create_database());
-    let peer_port = free_port();
-    let mut a = Host::new(&config(free_port(), peer_port)).with_journal_url(&url);
-    a.install_bot("probe_v1", "probe.wasm");
-    a.start();
-    // The server goes away under the active host (as a cut network does,
-    // from the host's side): it must stop working rather than go on alone.
-    pg.kill();
-    let lost = Instant::now();
-    a.wait_log("lost the hold on the journal", Duration::from_secs(10));
-    let status = a.wait_exit(Duration::from_secs(10));
-    // Before a standby could have the lock (after takeover_s, 10 s).
+fn two_active_hosts_take_load_and_a_survivor_takes_over_a_killed_hosts_destination() {
+    let mut cluster = Cluster::with_hosts(2, "");
+    // Host 0 starts alone, so it owns the bot and `out`; host 1 only
+    // listens until host 0 dies.
+    cluster.start(0);
+    cluster.hosts[0].wait_log(TOOK_OUT, WAIT);
+    cluster.start(1);
+    let senders = cluster.senders(60);
+    wait_progress(&senders, 50, &cluster);
+    let kill = cluster.kill(0, true);
+    let acked = join_all(senders);
+    assert_eq!(acked.len(), 120);
+    cluster.check_arrivals(1, &acked, &[kill]);
+}
+
+#[test]
+fn three_hosts_under_load_lose_nothing_across_repeated_kills_of_each() {
+    let mut cluster = Cluster::with_hosts(3, "");
+    cluster.start_all();
+    let senders = cluster.senders(usize::MAX);
+    // Whoever owns `out`; then a host that does not and was not killed
+    // yet; then the one not killed yet; then one that does not own `out`.
+    // So every host dies once, the owner of `out` at least once.
+    let mut kills = Vec::new();
+    let mut killed = HashSet::new();
+    for round in 0..4 {
+        wait_progress(&senders, 60, &cluster);
+        let owner = cluster.owner_of_out();
+        let victim = match round {
+            0 => owner,
+            2 => (0..3).find(|i| !killed.contains(i)).unwrap(),
+            _ => (0..3)
+                .find(|&i| i != owner && !killed.contains(&i))
+                .unwrap_or((owner + 1) % 3),
+        };
+        killed.insert(victim);
+        eprintln!("round {round}: killing host {victim} (\"out\" is on host {owner})");
+        kills.push(cluster.kill(victim, victim == owner));
+        wait_progress(&senders, 30, &cluster);
+        cluster.start(victim);
+    }
+    wait_progress(&senders, 60, &cluster);
+    senders.iter().for_each(Sender::stop);
+    let acked = join_all(senders);
+    cluster.check_arrivals(0, &acked, &kills);
+
+    for (i, starts) in cluster.starts.iter().enumerate() {
+        assert_eq!(cluster.joins(i), *starts, "host {i}: joins");
+    }
+    let mut status = serde_json::Value::Null;
+    let settled = wait_until(WAIT, || {
+        status = cluster.status(0);
+        let live = live_hosts(&status);
+        let count = |f: &dyn Fn(&serde_json::Value) -> bool| live.iter().filter(|h| f(h)).count();
+        status["backend"] == "postgres"
+            && live.len() == 3
+            && count(&|h| h["leader"] == true) == 1
+            && count(&|h| owns(h, "destinations", "out")) == 1
+    });
     assert!(
-        lost.elapsed() < Duration::from_secs(10),
+        settled,
+        "want 3 live hosts, one leader, one owner of \"out\": {status:#}"
+    );
+}
+
+#[test]
+fn a_host_cut_off_from_the_database_stops_before_another_takes_its_destination() {
+    let mut cluster = Cluster::new("");
+    let proxy = TcpProxy::start(cluster.pg.port);
+    let a = cluster.add(&cluster.url_through(&proxy));
+    let direct = cluster.url.clone();
+    let b = cluster.add(&direct);
+    cluster.start(a);
+    cluster.hosts[a].wait_log(TOOK_OUT, WAIT);
+    cluster.start(b);
+    let mut acked = join_all(cluster.senders(30));
+
+    proxy.cut();
+    let cut = now_ms();
+    let since_cut = Instant::now();
+    // Positive signals in this order: a's exit, then b's taking `out`.
+    let mut exited = None;
+    let took = wait_until(Duration::from_secs(4 * TAKEOVER_S + 30), || {
+        let b_took = cluster.took_out(b) > 0;
+        if exited.is_none() {
+            assert!(
+                !b_took,
+                "b took \"out\" before a's exit was seen; {}",
+                cluster.logs()
+            );
+            exited = cluster.hosts[a].wait_exit(Duration::ZERO);
+            return false;
+        }
+        b_took
+    });
+    let taken = since_cut.elapsed();
+    assert!(took, "b never took \"out\"; {}", cluster.logs());
+    eprintln!("the cut-off host exited, and \"out\" was taken {taken:?} after the cut");
+    assert_eq!(
+        exited.and_then(|s| s.code()),
+        Some(75),
+        "{}",
+        cluster.logs()
+    );
+    cluster.hosts[a].wait_log("lost the hold on the journal", WAIT);
+    assert!(
+        taken <= Duration::from_secs(TAKEOVER_S + 3),
+        "\"out\" taken over only {taken:?} after the cut"
+    );
+    // b goes on alone.
+    acked.extend(Sender::start('C', vec![cluster.ports[b]], 10).join());
+    cluster.check_arrivals(b, &acked, &[cut]);
+}
+
+#[test]
+fn a_host_whose_database_goes_away_stops_itself() {
+    let mut cluster = Cluster::with_hosts(1, "");
+    cluster.start(0);
+    // The server goes away under the host (as a cut network does, from
+    // the host's side): it must stop working rather than go on alone.
+    cluster.pg.kill();
+    let lost = Instant::now();
+    cluster.hosts[0].wait_log("lost the hold on the journal", WAIT);
+    let status = cluster.hosts[0].wait_exit(WAIT);
+    // Before another host could have its locks (after takeover_s).
+    assert!(
+        lost.elapsed() < Duration::from_secs(TAKEOVER_S),
         "{:?}",
         lost.elapsed()
     );
-    // 75 (EX_TEMPFAIL): fenced, for a supervisor to restart as a standby.
-    assert_eq!(status.and_then(|s| s.code()), Some(75), "log:\n{}", a.log());
+    // 75 (EX_TEMPFAIL), for a supervisor to restart it.
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(75),
+        "{}",
+        cluster.logs()
+    );
+}
+
+/// Puts `name` into the SFTP server's `in/` as an uploader finishing a
+/// file would (written aside, renamed in).
+fn upload(server: &SshServer, name: &str, text: &str) {
+    let dir = server.remote("in");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = dir.join(format!(".{name}.part"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(tmp, dir.join(name)).unwrap();
+}
+
+/// How many files are in `dir`.
+fn files_in(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| d.count())
+}
+
+/// The scheduled times (ms) of every tick journaled, oldest first.
+fn ticks(host: &Host) -> Vec<i64> {
+    host.query_col::<String>("SELECT body FROM events WHERE kind = 'tick' ORDER BY id")
+        .iter()
+        .map(|b| b.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn sftp_files_and_cron_firings_are_taken_once_across_a_leader_kill() {
+    let server = SshServer::start();
+    let done = server.remote("done");
+    let extra = format!(
+        "{}after = \"move:{}\"\npattern = \"*.hl7\"\n\
+         [bots.probe]\nsubscribe_also = [{{ cron = \"* * * * * *\" }}]\n",
+        server.source_table("lab", "in", "user_key", "known_hosts"),
+        done.display()
+    );
+    let mut cluster = Cluster::with_hosts(3, &extra);
+    cluster.start_all();
+    let upload_all = |ids: &[&str]| {
+        for id in ids {
+            upload(&server, &format!("{id}.hl7"), &adt_a04(id, "P1"));
+        }
+    };
+    upload_all(&["S1", "S2", "S3"]);
+    let logs = |c: &Cluster| format!("{}sshd:\n{}", c.logs(), server.log());
+    assert!(
+        wait_until(WAIT, || files_in(&done) == 3),
+        "{}",
+        logs(&cluster)
+    );
+    let mut leader = None;
+    assert!(wait_until(WAIT, || {
+        leader = (0..3).find(|&i| cluster.hosts[i].log().contains(LEADING));
+        leader.is_some()
+    }));
+    let leader = leader.unwrap();
+    let survivor = (leader + 1) % 3;
+    assert!(wait_until(WAIT, || ticks(&cluster.hosts[survivor]).len() >= 2));
+
+    let kill = cluster.kill(leader, false);
+    upload_all(&["S4", "S5", "S6"]);
+    let new_leader = wait_until(WAIT, || {
+        (0..3).any(|i| i != leader && cluster.hosts[i].log().contains(LEADING))
+    });
+    assert!(new_leader, "no survivor leads; {}", logs(&cluster));
+    eprintln!(
+        "leader host {leader} killed; another leads {:?} later",
+        Duration::from_millis((now_ms() - kill) as u64)
+    );
+    assert!(
+        wait_until(WAIT, || files_in(&done) == 6),
+        "{}",
+        logs(&cluster)
+    );
+    let host = &cluster.hosts[survivor];
+    let fired_after = || ticks(host).iter().filter(|&&t| t > kill).count();
+    assert!(
+        wait_until(WAIT, || fired_after() >= 3),
+        "cron stopped at the leader's kill: {:?}; {}",
+        ticks(host),
+        logs(&cluster)
+    );
+
+    let per_file: Vec<(String, i64)> = host
+        .query_rows(
+            "SELECT name, COUNT(*) FROM events WHERE source = 'lab' GROUP BY name ORDER BY name",
+        )
+        .iter()
+        .map(|r| (r[0].get(), r[1].get()))
+        .collect();
+    let want: Vec<(String, i64)> = (1..=6).map(|i| (format!("S{i}.hl7"), 1)).collect();
+    assert_eq!(per_file, want, "events per file");
+    assert_eq!(
+        host.query::<i64>("SELECT COUNT(*) FROM files WHERE source = 'lab'"),
+        6
+    );
+    let twice: Vec<String> = host.query_col(
+        "SELECT body FROM events WHERE kind = 'tick' GROUP BY source, body HAVING COUNT(*) > 1",
+    );
+    assert!(twice.is_empty(), "firings journaled twice: {twice:?}");
 }
