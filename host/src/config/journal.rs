@@ -40,8 +40,9 @@ pub struct JournalConfig {
     /// for a client certificate). Whether TLS is required is the URL's
     /// `sslmode`.
     pub tls: Option<ClientTls>,
-    /// PostgreSQL: how soon a standby host takes over from an active one
-    /// whose connection went silent (one that dies is replaced at once).
+    /// PostgreSQL: how soon the other hosts sharing the journal take over
+    /// the work of a host whose connection went silent (it stops itself
+    /// after half of it); the work of a host that dies is taken at once.
     #[serde(default = "default_takeover_s")]
     pub takeover_s: u64,
 }
