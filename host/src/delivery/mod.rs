@@ -239,10 +239,11 @@ async fn run(
             turn = None;
         }
         if turn.is_none() {
+            // Rung when this host takes the destination.
+            let taken = wake.0.notified();
             turn = cluster.destination_turn(&cfg.name);
             if turn.is_none() {
-                let woken = wake.0.notified();
-                let _ = tokio::time::timeout(IDLE_POLL, woken).await;
+                let _ = tokio::time::timeout(IDLE_POLL, taken).await;
                 continue;
             }
         }
