@@ -452,7 +452,12 @@ fn postgres_connector(cfg: &JournalConfig) -> anyhow::Result<Connector> {
         .map(crate::tls::client_config)
         .transpose()
         .context("journal.tls")?;
-    Connector::new(&url, tls, cfg.statement_timeout_s.saturating_mul(1000))
+    Connector::new(
+        &url,
+        tls,
+        cfg.statement_timeout_s.saturating_mul(1000),
+        cfg.takeover_s.saturating_mul(1000),
+    )
         .context("journal: the PostgreSQL connection URL is not valid")
 }
 

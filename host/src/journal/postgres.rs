@@ -65,22 +65,31 @@ pub struct Connector {
     config: tokio_postgres::Config,
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     statement_timeout_ms: u64,
+    /// A session of a host cut off in the middle of a transaction would
+    /// keep that transaction's locks (rows, duplicate keys) for as long as
+    /// its socket stays open: PostgreSQL ends it after this long instead.
+    idle_in_transaction_ms: u64,
 }
 
 impl Connector {
     /// `url` is a libpq connection URL or key=value string; with `tls`,
     /// the server's certificate must chain to its CA (and `sslmode` in the
-    /// URL decides whether TLS is required).
+    /// URL decides whether TLS is required). Sessions get
+    /// `statement_timeout_ms` as their statement and lock timeouts, and
+    /// `idle_in_transaction_ms` (the cluster's `takeover_s`) as their
+    /// idle-in-transaction timeout.
     pub fn new(
         url: &str,
         tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
         statement_timeout_ms: u64,
+        idle_in_transaction_ms: u64,
     ) -> DbResult<Connector> {
         let config: tokio_postgres::Config = url.parse()?;
         Ok(Connector {
             config,
             tls: tls.map(|c| tokio_postgres_rustls::MakeRustlsConnect::new((*c).clone())),
             statement_timeout_ms,
+            idle_in_transaction_ms,
         })
     }
 
@@ -119,8 +128,9 @@ impl Connector {
             statements: StatementCache::default(),
         };
         session.batch(&format!(
-            "SET statement_timeout = {}; SET lock_timeout = {}",
-            self.statement_timeout_ms, self.statement_timeout_ms
+            "SET statement_timeout = {0}; SET lock_timeout = {0}; \
+             SET idle_in_transaction_session_timeout = {1}",
+            self.statement_timeout_ms, self.idle_in_transaction_ms
         ))?;
         Ok(session)
     }

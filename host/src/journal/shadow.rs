@@ -50,7 +50,14 @@ impl Reader {
     /// ONLY` transaction whose snapshot the first read here takes.
     pub fn begin_snapshot(&mut self) -> Result<()> {
         self.pinned(|db| {
-            db.batch(db.pick("BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))?;
+            // The snapshot's transaction waits between reads while bots
+            // run: it holds no locks, so it is exempt from the session's
+            // idle-in-transaction timeout.
+            db.batch(db.pick(
+                "BEGIN",
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
+                 SET LOCAL idle_in_transaction_session_timeout = 0",
+            ))?;
             db.query_row(
                 db.pick("SELECT COUNT(*) FROM sqlite_master", "SELECT 1"),
                 &[],
