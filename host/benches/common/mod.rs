@@ -1,8 +1,8 @@
 //! What the benchmarks that drive the release binary over MLLP share: the
 //! message they send, a closed-loop load generator that times each ACK, an
 //! MLLP sink that notes when each message arrives, percentiles, and
-//! starting `interlink run` on a config. Each benchmark
-//! uses a subset.
+//! starting `interlink run` on a config (also several hosts of a cluster,
+//! each with its own directory and listener). Each benchmark uses a subset.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -37,10 +37,23 @@ pub struct Load {
 /// Sends `per_connection` ADTs on each of `connections` connections, one
 /// in flight per connection, timing each ACK (which must be AA).
 pub async fn load(port: u16, connections: usize, per_connection: usize, tag: &str) -> Load {
+    load_spread(&[port], connections, per_connection, tag).await
+}
+
+/// [`load`] with the connections spread over `ports` in turn (connection
+/// `c` goes to `ports[c % ports.len()]`), as a TCP load balancer in front
+/// of several hosts would spread them.
+pub async fn load_spread(
+    ports: &[u16],
+    connections: usize,
+    per_connection: usize,
+    tag: &str,
+) -> Load {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..connections {
         let tag = tag.to_string();
+        let port = ports[c % ports.len()];
         tasks.push(tokio::spawn(async move {
             let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
             stream.set_nodelay(true).unwrap();
@@ -96,46 +109,105 @@ impl Drop for Proc {
 /// Writes `config` to `dir/interlink.toml`, starts the release
 /// `interlink run` on it (log in `dir/host.log`) and waits until it is ready.
 pub fn start_host(dir: &Path, config: &str) -> Proc {
+    start_host_with(dir, config, &[])
+}
+
+/// [`start_host`] with `env` added to the host's environment (a
+/// PostgreSQL journal's URL, say). The log starts afresh on every start.
+pub fn start_host_with(dir: &Path, config: &str, env: &[(&str, &str)]) -> Proc {
     std::fs::write(dir.join("interlink.toml"), config).unwrap();
     let log = std::fs::File::create(dir.join("host.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_interlink"))
         .args(["run", "--config", "interlink.toml"])
         .current_dir(dir)
+        .envs(env.iter().copied())
         .stderr(log)
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while !std::fs::read_to_string(dir.join("host.log"))
-        .unwrap_or_default()
-        .contains(" ready")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "interlink did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Proc(child)
+    let host = Proc(child);
+    assert!(
+        wait_log(&dir.join("host.log"), " ready", 1, Duration::from_secs(120)).is_some(),
+        "interlink did not start"
+    );
+    host
 }
 
-/// Starts a host in `dir` with adt-router (forwarding to destination
-/// `out`) and listener `in` on `port`; `extra` adds `[[destination]]`
-/// `out` and whatever else the benchmark needs.
-pub fn start_router_host(dir: &Path, port: u16, extra: &str) -> Proc {
+/// How many times `needle` occurs in the file at `path` (0 when there is
+/// no file).
+pub fn log_count(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
+}
+
+/// Waits until `needle` occurs at least `times` times in the file at
+/// `path`, looking every 2 ms (reading only what was appended since);
+/// when it did, or `None` after `timeout`.
+pub fn wait_log(path: &Path, needle: &str, times: usize, timeout: Duration) -> Option<Instant> {
+    use std::io::{Read, Seek, SeekFrom};
+    let needle = needle.as_bytes();
+    let start = Instant::now();
+    let (mut seen, mut offset, mut unread) = (0, 0, Vec::new());
+    loop {
+        if let Ok(mut file) = std::fs::File::open(path)
+            && file.seek(SeekFrom::Start(offset)).is_ok()
+        {
+            let before = unread.len();
+            let _ = file.read_to_end(&mut unread);
+            offset += (unread.len() - before) as u64;
+        }
+        while let Some(at) = memchr::memmem::find(&unread, needle) {
+            seen += 1;
+            unread.drain(..at + needle.len());
+        }
+        // Keep only what could be the start of a needle still being written.
+        unread.drain(..unread.len().saturating_sub(needle.len() - 1));
+        if seen >= times {
+            return Some(Instant::now());
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Copies the adt-router bot into `dir/plugins`.
+pub fn install_router(dir: &Path) {
     std::fs::create_dir_all(dir.join("plugins")).unwrap();
     std::fs::copy(
         interlink_tests::root().join("target/test-bots/adt_router.wasm"),
         dir.join("plugins/adt_router.wasm"),
     )
     .expect("target/test-bots/adt_router.wasm: run scripts/setup first");
-    start_host(
-        dir,
-        &format!(
-            "[journal]\npath = \"data/j.db\"\n[plugins]\ndir = \"plugins\"\n\
-             [[listener]]\nname = \"in\"\nlisten = \"127.0.0.1:{port}\"\n\
-             [bots.adt-router]\nsettings = {{ destination = \"out\" }}\n{extra}"
-        ),
+}
+
+/// The config of a host with adt-router (forwarding to destination `out`)
+/// and listener `in` on `port`; `journal` is the body of its `[journal]`
+/// section, `extra` adds `[[destination]]` `out` and whatever else the
+/// benchmark needs.
+pub fn router_config(port: u16, journal: &str, extra: &str) -> String {
+    format!(
+        "[journal]\n{journal}\n[plugins]\ndir = \"plugins\"\n\
+         [[listener]]\nname = \"in\"\nlisten = \"127.0.0.1:{port}\"\n\
+         [bots.adt-router]\nsettings = {{ destination = \"out\" }}\n{extra}"
     )
+}
+
+/// The `[[destination]]` `out`: MLLP to the sink on `port`.
+pub fn mllp_out(port: u16) -> String {
+    format!(
+        "[[destination]]\nname = \"out\"\nkind = \"mllp\"\nhost = \"127.0.0.1\"\nport = {port}\n"
+    )
+}
+
+/// Starts a host in `dir` with adt-router (forwarding to destination
+/// `out`), listener `in` on `port` and its journal in `data/j.db`; `extra`
+/// adds `[[destination]]` `out` and whatever else the benchmark needs.
+pub fn start_router_host(dir: &Path, port: u16, extra: &str) -> Proc {
+    install_router(dir);
+    start_host(dir, &router_config(port, "path = \"data/j.db\"", extra))
 }
 
 /// Creates a journal at `path` with the host's own schema (every
@@ -154,14 +226,43 @@ pub fn fill_journal(path: &Path, fill: impl FnOnce(&rusqlite::Transaction)) {
 /// When each control id arrived at a sink.
 pub type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
 
+/// One connection a sink accepted: when, and when its first message came
+/// (a host that took a destination over opens a connection of its own).
+#[derive(Debug, Clone, Copy)]
+pub struct SinkConnection {
+    pub accepted: Instant,
+    pub first_message: Option<Instant>,
+}
+
+/// The connections a sink accepted, in order.
+pub type Connections = Arc<Mutex<Vec<SinkConnection>>>;
+
 /// An MLLP server that ACKs every message at once, noting arrivals.
 pub async fn ack_server(listener: TcpListener, arrivals: Option<Arrivals>) {
+    ack_server_noting(listener, arrivals, None).await
+}
+
+/// [`ack_server`] that also notes each connection in `connections`.
+pub async fn ack_server_noting(
+    listener: TcpListener,
+    arrivals: Option<Arrivals>,
+    connections: Option<Connections>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        let accepted = Instant::now();
         let _ = stream.set_nodelay(true);
         let arrivals = arrivals.clone();
+        let connection = connections.clone().map(|c| {
+            let mut list = c.lock().unwrap();
+            list.push(SinkConnection {
+                accepted,
+                first_message: None,
+            });
+            (c.clone(), list.len() - 1)
+        });
         tokio::spawn(async move {
             let (rd, mut wr) = stream.into_split();
             let mut frames = FrameReader::new(rd, 1 << 20);
@@ -170,6 +271,9 @@ pub async fn ack_server(listener: TcpListener, arrivals: Option<Arrivals>) {
                 let msg = Message::parse(std::str::from_utf8(&bytes).unwrap()).unwrap();
                 if let Some(a) = &arrivals {
                     a.lock().unwrap().insert(msg.control_id().into_owned(), now);
+                }
+                if let Some((c, i)) = &connection {
+                    c.lock().unwrap()[*i].first_message.get_or_insert(now);
                 }
                 let reply = ack(&msg, AckCode::AA, None, "1");
                 if wr
@@ -186,7 +290,16 @@ pub async fn ack_server(listener: TcpListener, arrivals: Option<Arrivals>) {
 
 /// Waits for every sent message at the sink; end-to-end latencies.
 pub async fn end_to_end(load: &Load, arrivals: &Arrivals) -> Option<Vec<Duration>> {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    end_to_end_within(load, arrivals, Duration::from_secs(120)).await
+}
+
+/// [`end_to_end`], giving up (`None`) after `timeout` rather than 120 s.
+pub async fn end_to_end_within(
+    load: &Load,
+    arrivals: &Arrivals,
+    timeout: Duration,
+) -> Option<Vec<Duration>> {
+    let deadline = Instant::now() + timeout;
     loop {
         {
             let a = arrivals.lock().unwrap();
