@@ -458,7 +458,7 @@ fn postgres_connector(cfg: &JournalConfig) -> anyhow::Result<Connector> {
         cfg.statement_timeout_s.saturating_mul(1000),
         cfg.takeover_s.saturating_mul(1000),
     )
-        .context("journal: the PostgreSQL connection URL is not valid")
+    .context("journal: the PostgreSQL connection URL is not valid")
 }
 
 /// Runs `write` inside a savepoint, so that its failure undoes only its
