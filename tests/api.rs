@@ -430,3 +430,41 @@ fn dead_event(host: &Host, outbox_id: i64) -> i64 {
         "SELECT event_id FROM outbox WHERE id = {outbox_id}"
     ))
 }
+
+/// `GET /api/v1/cluster` and `interlink cluster`: on SQLite, one host and
+/// no cluster; on PostgreSQL, this host, live, leading, with its bot and
+/// destination.
+#[test]
+fn the_cluster_shows_this_host_and_what_it_runs() {
+    let (host, _, http_port) = host(free_port());
+    let cli = host.cli(&["cluster"]);
+    assert!(cli.status.success(), "{cli:?}");
+    match journal_backend() {
+        Backend::Sqlite => {
+            let cluster = get(http_port, "/api/v1/cluster");
+            assert_eq!(cluster["backend"], "sqlite");
+            assert_eq!(cluster["hosts"], serde_json::json!([]));
+            let text = String::from_utf8_lossy(&cli.stdout);
+            assert!(text.contains("SQLite: one host, no cluster"), "{text}");
+        }
+        Backend::Postgres => {
+            let mut cluster = Value::Null;
+            let settled = wait_until(T, || {
+                cluster = get(http_port, "/api/v1/cluster");
+                cluster["hosts"][0]["destinations"] == serde_json::json!(["out"])
+                    && cluster["hosts"][0]["bots"] == serde_json::json!(["probe"])
+            });
+            assert!(settled, "{cluster}");
+            assert_eq!(cluster["backend"], "postgres");
+            let me = &cluster["hosts"][0];
+            let pid = host.pid().expect("running");
+            assert_eq!(me["pid"], pid);
+            assert_eq!(
+                (me["live"].clone(), me["leader"].clone()),
+                (true.into(), true.into())
+            );
+            let text = String::from_utf8_lossy(&cli.stdout);
+            assert!(text.contains(&format!(":{pid}")), "{text}");
+        }
+    }
+}

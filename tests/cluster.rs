@@ -9,7 +9,7 @@
 //! `takeover_s`. Each test starts its own PostgreSQL server.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use interlink_tests::{
     Arrival, Host, Peer, PeerServer, PgServer, SshServer, TcpProxy, adt_a04, base_config,
-    free_port, now_ms, wait_until,
+    free_port, now_ms, read_msa, wait_until,
 };
 
 /// `[journal] takeover_s` of every host: short, to keep the tests quick.
@@ -512,21 +512,8 @@ fn connect_any(ports: &[u16], at: &mut usize) -> Option<TcpStream> {
 /// Sends one framed message and reads its ACK: "MSA-1 MSA-2".
 fn exchange(s: &mut TcpStream, text: &str) -> std::io::Result<String> {
     s.write_all(&[b"\x0b", text.as_bytes(), b"\x1c\r"].concat())?;
-    let mut bytes = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !bytes.ends_with(b"\x1c\r") {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        bytes.extend_from_slice(&buf[..n]);
-    }
-    let ack = String::from_utf8_lossy(&bytes);
-    let msa = ack
-        .split(['\r', '\x0b', '\x1c'])
-        .find(|s| s.starts_with("MSA|"))
-        .ok_or(std::io::ErrorKind::InvalidData)?;
-    Ok(msa.split('|').skip(1).take(2).collect::<Vec<_>>().join(" "))
+    let (code, id) = read_msa(s)?;
+    Ok(format!("{code} {id}"))
 }
 
 #[test]

@@ -42,14 +42,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{Host, Peer, PeerServer, adt_a04, base_config, free_port, wait_until};
+use crate::{Host, Peer, PeerServer, adt_a04, base_config, free_port, read_msa, wait_until};
 
 /// When the listener answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -424,7 +424,7 @@ fn send_until_accepted(
         };
         let answer = stream.write_all(&frame).map(|()| {
             let kills_before = progress.kills_begun.load(Ordering::SeqCst);
-            (kills_before, read_ack(stream))
+            (kills_before, read_msa(stream))
         });
         let why = match answer {
             Ok((_, Ok((code, acked_id)))) => {
@@ -465,28 +465,6 @@ fn connect(port: u16) -> Option<TcpStream> {
         .ok()?;
     stream.set_nodelay(true).ok()?;
     Some(stream)
-}
-
-/// Reads one ACK frame; returns (MSA-1, MSA-2).
-fn read_ack(stream: &mut TcpStream) -> std::io::Result<(String, String)> {
-    let mut bytes = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !bytes.ends_with(b"\x1c\r") {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        bytes.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let msa = text
-        .split(['\r', '\x0b', '\x1c'])
-        .find(|s| s.starts_with("MSA|"))
-        .ok_or(std::io::ErrorKind::InvalidData)?;
-    let mut fields = msa.split('|').skip(1);
-    let code = fields.next().unwrap_or("").to_string();
-    let id = fields.next().unwrap_or("").to_string();
-    Ok((code, id))
 }
 
 impl fmt::Display for Outcome {

@@ -1731,3 +1731,25 @@ pub fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// Reads one MLLP-framed ACK from `stream`; returns (MSA-1, MSA-2).
+pub fn read_msa(stream: &mut impl std::io::Read) -> std::io::Result<(String, String)> {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !bytes.ends_with(b"\x1c\r") {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        bytes.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let msa = text
+        .split(['\r', '\x0b', '\x1c'])
+        .find(|s| s.starts_with("MSA|"))
+        .ok_or(std::io::ErrorKind::InvalidData)?;
+    let mut fields = msa.split('|').skip(1);
+    let code = fields.next().unwrap_or("").to_string();
+    let id = fields.next().unwrap_or("").to_string();
+    Ok((code, id))
+}
