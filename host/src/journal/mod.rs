@@ -79,13 +79,27 @@ trait Job: Send {
     /// Why its last run failed, when the database asks to retry it (it
     /// conflicted with another host's transaction).
     fn conflict(&self) -> Option<String>;
+    /// Whether its commit may give another host work (on PostgreSQL, the
+    /// commit then notifies the hosts).
+    fn notifies(&self) -> bool;
     fn finish(self: Box<Self>, commit_error: Option<&str>);
 }
 
 struct Write<R, F> {
     write: F,
+    notifies: Notifies,
     outcome: Option<DbResult<R>>,
     reply: oneshot::Sender<Result<R>>,
+}
+
+/// Whether a write may give another host sharing the journal work:
+/// events, runs and messages queued, a replay, a pause or a resume do;
+/// marks of what this host did (a delivery, a failed attempt, an ACK
+/// recorded) and purges do not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Notifies {
+    Hosts,
+    Nobody,
 }
 
 impl<R, F> Job for Write<R, F>
@@ -95,6 +109,10 @@ where
 {
     fn run(&mut self, db: Db) {
         self.outcome = Some(in_savepoint(db, &self.write));
+    }
+
+    fn notifies(&self) -> bool {
+        self.notifies == Notifies::Hosts
     }
 
     fn conflict(&self) -> Option<String> {
@@ -260,7 +278,7 @@ impl Journal {
 
     /// Queues `write` for the next group commit. The receiver yields its
     /// result once that commit is durable.
-    fn submit<R, F>(&self, write: F) -> oneshot::Receiver<Result<R>>
+    fn submit<R, F>(&self, notifies: Notifies, write: F) -> oneshot::Receiver<Result<R>>
     where
         R: Send + 'static,
         F: Fn(Db) -> DbResult<R> + Send + 'static,
@@ -268,6 +286,7 @@ impl Journal {
         let (reply, rx) = oneshot::channel();
         let job = Box::new(Write {
             write,
+            notifies,
             outcome: None,
             reply,
         });
@@ -280,7 +299,7 @@ impl Journal {
     /// file ledger entry or cron firing, in one commit. Returns the events'
     /// ids.
     pub fn ingest(&self, batch: Ingest) -> oneshot::Receiver<Result<Vec<i64>>> {
-        self.submit(move |c| write::ingest(c, &batch))
+        self.submit(Notifies::Hosts, move |c| write::ingest(c, &batch))
     }
 
     /// Journals a listener's (single) message with its receipt, or, when it
@@ -292,7 +311,9 @@ impl Journal {
         batch: Ingest,
         receipt: Receipt,
     ) -> oneshot::Receiver<Result<Received>> {
-        self.submit(move |c| write::ingest_received(c, &batch, &receipt))
+        self.submit(Notifies::Hosts, move |c| {
+            write::ingest_received(c, &batch, &receipt)
+        })
     }
 
     /// Journals an HTTP command for its bot, or, when `key` (bot,
@@ -304,13 +325,17 @@ impl Journal {
         batch: Ingest,
         key: Option<IdempotencyKey>,
     ) -> oneshot::Receiver<Result<HttpIngested>> {
-        self.submit(move |c| write::ingest_http(c, &batch, key.as_ref()))
+        self.submit(Notifies::Hosts, move |c| {
+            write::ingest_http(c, &batch, key.as_ref())
+        })
     }
 
     /// Records the ACK sent for a received message unless one is recorded
     /// already; returns the recorded one.
     pub fn receipt_ack(&self, event_id: i64, ack: Vec<u8>) -> oneshot::Receiver<Result<Vec<u8>>> {
-        self.submit(move |c| write::receipt_ack(c, event_id, &ack))
+        self.submit(Notifies::Nobody, move |c| {
+            write::receipt_ack(c, event_id, &ack)
+        })
     }
 
     /// Records a batch of a bot's runs with the state they wrote and the
@@ -320,18 +345,18 @@ impl Journal {
         runs: Vec<RunRecord>,
         state: StateWrites,
     ) -> oneshot::Receiver<Result<()>> {
-        self.submit(move |c| write::complete(c, &runs, &state))
+        self.submit(Notifies::Hosts, move |c| write::complete(c, &runs, &state))
     }
 
     /// Marks an outbox message delivered.
     pub fn outbox_sent(&self, id: i64) -> oneshot::Receiver<Result<()>> {
-        self.submit(move |c| write::outbox_sent(c, id))
+        self.submit(Notifies::Nobody, move |c| write::outbox_sent(c, id))
     }
 
     /// Puts a dead-lettered message back in its destination's queue.
     /// Returns 0 if there is no such dead letter.
     pub fn outbox_requeue(&self, id: i64) -> oneshot::Receiver<Result<usize>> {
-        self.submit(move |c| write::outbox_requeue(c, id))
+        self.submit(Notifies::Hosts, move |c| write::outbox_requeue(c, id))
     }
 
     /// Records a failed delivery attempt; `dead` moves the message to the
@@ -343,19 +368,23 @@ impl Journal {
         next_attempt_ms: i64,
         dead: bool,
     ) -> oneshot::Receiver<Result<()>> {
-        self.submit(move |c| write::outbox_failed(c, id, &error, next_attempt_ms, dead))
+        self.submit(Notifies::Nobody, move |c| {
+            write::outbox_failed(c, id, &error, next_attempt_ms, dead)
+        })
     }
 
     /// Records that `destination` is paused (or no longer is).
     pub fn set_paused(&self, destination: &str, paused: bool) -> oneshot::Receiver<Result<()>> {
         let destination = destination.to_string();
-        self.submit(move |c| write::set_paused(c, &destination, paused))
+        self.submit(Notifies::Hosts, move |c| {
+            write::set_paused(c, &destination, paused)
+        })
     }
 
     /// Resolves once the writer has taken a write lock and committed an
     /// empty write: the journal is writable.
     pub fn ping(&self) -> oneshot::Receiver<Result<()>> {
-        self.submit(|_| Ok(()))
+        self.submit(Notifies::Nobody, |_| Ok(()))
     }
 
     /// Bytes the journal takes: the SQLite database and its WAL on disk,
@@ -388,7 +417,9 @@ impl Journal {
     /// Puts an event's failed (or, with `bot`, that bot's) runs back in the
     /// queue. Returns how many runs were re-queued.
     pub fn replay(&self, event_id: i64, bot: Option<String>) -> oneshot::Receiver<Result<usize>> {
-        self.submit(move |c| write::replay(c, event_id, bot.as_deref()))
+        self.submit(Notifies::Hosts, move |c| {
+            write::replay(c, event_id, bot.as_deref())
+        })
     }
 
     /// Deletes events older than `before_ms` whose runs and messages are all
@@ -401,7 +432,9 @@ impl Journal {
         loop {
             let started = std::time::Instant::now();
             let chunk = self
-                .submit(move |c| write::purge_chunk(c, before_ms, after, PURGE_CHUNK))
+                .submit(Notifies::Nobody, move |c| {
+                    write::purge_chunk(c, before_ms, after, PURGE_CHUNK)
+                })
                 .await
                 .map_err(|_| JournalError::Closed)??;
             total += chunk.deleted;
@@ -517,10 +550,13 @@ fn commit_group(db: Db, group: &mut [Box<dyn Job>]) -> Option<DbError> {
         let _ = control(db, "ROLLBACK");
         return Some(DbError::Conflict(conflict));
     }
-    // On PostgreSQL, the other hosts sharing the journal learn of the
-    // commit at once (in the same round trip).
-    let commit = db.pick("COMMIT", "NOTIFY interlink_commit; COMMIT");
-    let committed = control(db, commit);
+    // On PostgreSQL, the other hosts sharing the journal learn of a commit
+    // that may give them work at once (in the same round trip).
+    let notify = group.iter().any(|job| job.notifies());
+    let committed = match db {
+        Db::Postgres(_) if notify => control(db, &format!("NOTIFY {COMMIT_CHANNEL}; COMMIT")),
+        _ => control(db, "COMMIT"),
+    };
     committed.err().inspect(|_| {
         let _ = control(db, "ROLLBACK");
     })

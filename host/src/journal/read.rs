@@ -120,6 +120,7 @@ impl Reader {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.set_prepared_statement_cache_capacity(super::schema::STATEMENT_CACHE);
         Ok(Reader {
             source: Source::Sqlite(conn),
         })

@@ -247,9 +247,16 @@ ALTER TABLE outbox ADD COLUMN http_request TEXT;
 "#,
 ];
 
+/// Prepared statements a connection keeps: every statement goes through
+/// `prepare_cached` (`journal/db.rs`), and one message's writes, reads and
+/// transaction control are more than rusqlite's default 16, which would
+/// have them evicted and prepared again per message.
+pub const STATEMENT_CACHE: usize = 64;
+
 /// Settings every connection gets.
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a commit is on disk (fsync'd) before anything acknowledges it.
     conn.pragma_update(None, "synchronous", "FULL")?;

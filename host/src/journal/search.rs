@@ -10,7 +10,8 @@
 //! arrival order), so it narrows every driver. Which index serves which
 //! filter is listed in `docs/architecture.md`. On SQLite each statement
 //! names its index (`INDEXED BY`); PostgreSQL has the same indexes
-//! (`events_by_type` on `lower(message_type)`) and its planner picks.
+//! (`events_by_type` on `lower(message_type) COLLATE "C"`) and its
+//! planner picks.
 
 use rusqlite::params;
 use rusqlite::types::{ToSql, Value};
@@ -269,7 +270,9 @@ fn id_window(db: Db, q: &EventQuery) -> DbResult<Option<(i64, i64)>> {
 /// literal prefix, case-insensitively (one index seek per distinct value);
 /// [`TooBroad`] when that prefix covers more than [`MAX_TYPE_VALUES`]
 /// values. SQLite compares `COLLATE NOCASE`; PostgreSQL's index is on
-/// `lower(message_type)`, so both sides are lower-cased there.
+/// `lower(message_type) COLLATE "C"`, so both sides are lower-cased there
+/// and compared byte by byte, whatever the database's collation (a
+/// linguistic one would put values outside the prefix's range).
 fn matching_types(db: Db, pattern: &str) -> DbResult<std::result::Result<Vec<String>, TooBroad>> {
     let prefix: String = pattern.chars().take_while(|c| !"*?".contains(*c)).collect();
     let upper = format!("{prefix}\u{10FFFF}");
@@ -277,17 +280,19 @@ fn matching_types(db: Db, pattern: &str) -> DbResult<std::result::Result<Vec<Str
         "SELECT message_type FROM events INDEXED BY events_by_type
          WHERE message_type COLLATE NOCASE >= ?1 AND message_type COLLATE NOCASE < ?2
          ORDER BY message_type COLLATE NOCASE LIMIT 1",
-        "SELECT message_type FROM events
-         WHERE lower(message_type) >= lower(?1) AND lower(message_type) < lower(?2)
-         ORDER BY lower(message_type) LIMIT 1",
+        r#"SELECT message_type FROM events
+         WHERE lower(message_type) COLLATE "C" >= lower(?1)
+           AND lower(message_type) COLLATE "C" < lower(?2)
+         ORDER BY lower(message_type) COLLATE "C" LIMIT 1"#,
     );
     let next = db.pick(
         "SELECT message_type FROM events INDEXED BY events_by_type
          WHERE message_type COLLATE NOCASE > ?1 AND message_type COLLATE NOCASE < ?2
          ORDER BY message_type COLLATE NOCASE LIMIT 1",
-        "SELECT message_type FROM events
-         WHERE lower(message_type) > lower(?1) AND lower(message_type) < lower(?2)
-         ORDER BY lower(message_type) LIMIT 1",
+        r#"SELECT message_type FROM events
+         WHERE lower(message_type) COLLATE "C" > lower(?1)
+           AND lower(message_type) COLLATE "C" < lower(?2)
+         ORDER BY lower(message_type) COLLATE "C" LIMIT 1"#,
     );
     let mut found = Vec::new();
     let mut at: Option<String> = db.query_opt(first, params![prefix, upper], |r| r.get(0))?;
@@ -350,7 +355,7 @@ fn driver(q: &EventQuery, types: Option<&[String]>) -> Driver {
 ///
 /// SQLite is told the index (`INDEXED BY`, and `CROSS JOIN` to walk the
 /// runs first); PostgreSQL's planner picks its own, and compares types on
-/// `lower(message_type)`, which its `events_by_type` is on.
+/// `lower(message_type) COLLATE "C"`, which its `events_by_type` is on.
 fn statement(
     q: &EventQuery,
     (lo, hi): (i64, i64),
@@ -400,7 +405,7 @@ fn statement(
     }
     match (type_value, types) {
         (Some(t), _) if postgres => conds.push(format!(
-            "lower(e.message_type) = lower({})",
+            "lower(e.message_type) COLLATE \"C\" = lower({})",
             bind(t.to_string().into())
         )),
         (Some(t), _) => conds.push(format!(
@@ -413,7 +418,10 @@ fn statement(
                 .iter()
                 .map(|t| format!("lower({})", bind(t.clone().into())))
                 .collect();
-            conds.push(format!("lower(e.message_type) IN ({})", list.join(", ")));
+            conds.push(format!(
+                "lower(e.message_type) COLLATE \"C\" IN ({})",
+                list.join(", ")
+            ));
         }
         (None, Some(types)) => {
             let list: Vec<String> = types
@@ -625,7 +633,7 @@ mod tests {
         let search = |pattern: &str| {
             r.search(&EventQuery {
                 message_type: Some(pattern.into()),
-                limit: 10,
+                limit: 50,
                 ..EventQuery::default()
             })
         };
@@ -636,7 +644,14 @@ mod tests {
             other => panic!("not refused: {other:?}"),
         }
         assert_eq!(search("ORU").unwrap().events.len(), 4);
-        assert_eq!(search("Z0001?").unwrap().events.len(), 10);
+        let types: Vec<String> = search("Z0001?")
+            .unwrap()
+            .events
+            .into_iter()
+            .filter_map(|e| e.message_type)
+            .collect();
+        let want: Vec<String> = (10..20).rev().map(|n| format!("Z{n:05}")).collect();
+        assert_eq!(types, want);
     }
 
     #[test]

@@ -398,18 +398,18 @@ pub fn ingest(c: Db, batch: &Ingest) -> DbResult<Vec<i64>> {
 /// same (listener, sender, control id) is within the duplicate window: then
 /// nothing is written and the earlier event is returned. One host's writer
 /// runs these one at a time; on PostgreSQL another host's copy waits on the
-/// key's row lock (see [`lock_key`]), so two copies arriving at once cannot
-/// both be journaled.
+/// key's advisory lock (see [`lock_key`]), so two copies arriving at once
+/// cannot both be journaled.
 pub fn ingest_received(c: Db, batch: &Ingest, receipt: &Receipt) -> DbResult<Received> {
-    lock_key(
-        c,
-        "received",
-        &[&receipt.listener, &receipt.sender, &receipt.control_id],
-    )?;
     if let Some(since) = receipt
         .duplicate_since_ms
         .filter(|_| !receipt.control_id.is_empty())
     {
+        lock_key(
+            c,
+            "received",
+            &[&receipt.listener, &receipt.sender, &receipt.control_id],
+        )?;
         let earlier = c.query_opt(
             "SELECT event_id, ack, reply_kind, reply_text,
                     COALESCE((SELECT routed > 0 FROM events WHERE id = received.event_id), FALSE)
@@ -634,7 +634,7 @@ fn record_undo(c: Db, state: &StateWrites, last_event: i64) -> DbResult<()> {
 pub fn outbox_sent(c: Db, id: i64) -> DbResult<()> {
     c.execute(
         "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_ms = ?2, last_error = NULL
-         WHERE id = ?1",
+         WHERE id = ?1 AND status <> 'sent'",
         params![id, now_ms()],
     )?;
     Ok(())
