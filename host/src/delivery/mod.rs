@@ -231,13 +231,15 @@ async fn run(
     // Held while this host owns the destination (always, on one host).
     let mut turn: Option<Turn> = None;
     loop {
-        status.unpaused().await;
-        if turn.as_ref().is_some_and(|t| !t.still_owned()) {
-            // Handed over to another host: once the "sent" marks are
-            // committed, so that it does not send those messages again.
+        // Handed over to another host, or paused (a paused queue holds no
+        // turn, so a handover never waits for a resume): the turn goes once
+        // the "sent" marks are committed, so that the next owner does not
+        // send those messages again.
+        let handed_over = turn.as_ref().is_some_and(|t| !t.still_owned());
+        if (handed_over || status.is_paused()) && turn.take().is_some() {
             rewind(&mut cursor, &mut marks).await;
-            turn = None;
         }
+        status.unpaused().await;
         if turn.is_none() {
             // Rung when this host takes the destination.
             let taken = wake.0.notified();
@@ -273,7 +275,7 @@ async fn run(
         let mut head_due: Option<i64> = None;
         let mut progressed = false;
         for row in &rows {
-            if status.is_paused() {
+            if status.is_paused() || turn.as_ref().is_some_and(|t| !t.still_owned()) {
                 break;
             }
             if row.next_attempt_ms > now {

@@ -1,10 +1,13 @@
-//! Outcomes committed by another host. When hosts share a journal, the bot
-//! an application ACK or an HTTP command waits for may run on another host
-//! than the one the sender is connected to; its outcome reaches this host
-//! through the journal. A thread reads the outcomes awaited here whenever
-//! some host commits (the journal's notification, [`Outcomes::wake`]) and,
-//! for notifications lost while reconnecting, every [`POLL`], and hands
-//! them to the waiters (an outcome delivered twice counts once).
+//! What another host sharing the journal committed that this host must act
+//! on. The bot an application ACK or an HTTP command waits for may run on
+//! another host than the one the sender is connected to: its outcome
+//! reaches this host through the journal. A destination may be paused or
+//! resumed through another host's API: its queue's owner may be this one.
+//! A thread reads both whenever some host commits (the journal's
+//! notification, [`Outcomes::wake`]) and, for notifications lost while
+//! reconnecting, every [`POLL`]; it hands outcomes to their waiters (an
+//! outcome delivered twice counts once) and pauses or resumes this host's
+//! destinations as the journal says.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
@@ -56,6 +59,17 @@ fn run(rt: &Runtime, wake: &Receiver<()>) {
                 Ok(None) => {}
                 Err(e) => tracing::warn!(event, "cannot read an awaited outcome: {e}"),
             }
+        }
+        match reader.paused_destinations() {
+            Ok(paused) => {
+                for (name, status) in crate::status::registry().destinations() {
+                    let pause = paused.contains(&name);
+                    if status.is_paused() != pause {
+                        status.set_paused(pause);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("cannot read which destinations are paused: {e}"),
         }
         for event in rt.http_replies.awaited() {
             match reader.committed_answer(event) {

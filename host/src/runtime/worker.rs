@@ -74,8 +74,12 @@ pub fn supervise(rt: Arc<Runtime>, bot: String, wake: Receiver<()>) {
     }
 }
 
-/// Fails the run of `event`, which the worker died on again and again.
+/// Fails the run of `event`, which the worker died on again and again
+/// (unless the bot went to another host meanwhile: its run is that host's).
 fn give_up(rt: &Runtime, bot: &str, event: i64, panic: &str) {
+    let Some(_turn) = rt.cluster().bot_turn(bot) else {
+        return;
+    };
     let failure = Failure::Abandoned(format!(
         "the host's worker died {DEATHS_PER_EVENT} times running this event ({panic}); not retried"
     ));
