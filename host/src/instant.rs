@@ -20,6 +20,11 @@ pub fn rfc3339(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Serializes ms since the epoch as [`rfc3339`] text (`serialize_with`).
+pub fn serialize_rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*ms))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

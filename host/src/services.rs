@@ -52,15 +52,9 @@ impl Drop for Running {
     }
 }
 
-/// Runs `work` once this host leads: the singletons (drop folders, SFTP
-/// sources, cron) run on one of the hosts sharing a journal (the only
-/// one, on SQLite).
+/// Starts `work` to run once this host leads ([`Cluster::when_leading`]).
 fn when_leading(cluster: &Cluster, work: impl Future<Output = ()> + Send + 'static) -> Running {
-    let cluster = cluster.clone();
-    Running(tokio::spawn(async move {
-        cluster.leading().await;
-        work.await
-    }))
+    Running(tokio::spawn(cluster.clone().when_leading(work)))
 }
 
 /// A source as configured.

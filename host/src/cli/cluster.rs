@@ -31,7 +31,7 @@ pub fn show(config: Option<&Path>, json: bool) -> Result<ExitCode> {
             h.id,
             if h.live { "yes" } else { "no" },
             if h.leader { "yes" } else { "" },
-            h.heartbeat,
+            crate::instant::rfc3339(h.heartbeat_ms),
             h.bots.join(","),
             h.destinations.join(",")
         );

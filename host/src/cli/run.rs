@@ -93,10 +93,7 @@ async fn serve(cfg: Arc<Config>, config: Option<PathBuf>) -> Result<()> {
         tokio::spawn(crate::http::bind(http, state).await?);
     }
     tokio::spawn(reload_on_sighup(reloader));
-    tokio::spawn(async move {
-        cluster.leading().await;
-        purge_old_events(journal, cfg.journal.retention_days).await
-    });
+    tokio::spawn(cluster.when_leading(purge_old_events(journal, cfg.journal.retention_days)));
     tracing::info!(bots = ?rt.bot_names(), "ready");
     shutdown_signal().await;
     tracing::info!("stopping");

@@ -59,13 +59,12 @@ pub fn join(journal: &Journal, takeover: Duration) -> Result<Cluster> {
         takeover_s = takeover.as_secs(),
         "cluster: joined as {id}; {live} host(s) live"
     );
-    let cluster = Cluster::new(id, false);
+    let cluster = Cluster::new(false);
     let confirmed = Arc::new(Mutex::new(Instant::now()));
     let mut coordinator = Coordinator {
         lease,
         cluster: cluster.clone(),
         releasing: Vec::new(),
-        leader: false,
     };
     let last = confirmed.clone();
     let tick = (takeover / 10).max(Duration::from_millis(100));
@@ -111,15 +110,13 @@ struct Coordinator {
     /// Things being handed over: no longer owned, their lock still held
     /// until the work under way on them ends.
     releasing: Vec<(Held, String, Arc<Claim>)>,
-    leader: bool,
 }
 
 impl Coordinator {
     /// One tick: the lead, the shares, the handovers, the heartbeat.
     fn step(&mut self) -> crate::journal::Result<()> {
         let shared = self.cluster.shared.clone();
-        if !self.leader && self.lease.try_take(Held::Leader, "")? {
-            self.leader = true;
+        if !self.cluster.leads() && self.lease.try_take(Held::Leader, "")? {
             shared.leader.send_replace(true);
             tracing::info!(
                 "cluster: leading: SFTP sources, drop folders, cron and the purge run on this host"
@@ -140,7 +137,7 @@ impl Coordinator {
         }
         self.finish_handovers()?;
         self.lease.beat(&Holdings {
-            leader: self.leader,
+            leader: self.cluster.leads(),
             bots: shared.bots.owned(),
             destinations: shared.destinations.owned(),
         })?;

@@ -18,6 +18,7 @@ pub mod coordinator;
 pub mod view;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -32,8 +33,6 @@ pub struct Cluster {
 }
 
 struct Shared {
-    /// `<hostname>:<pid>`.
-    id: String,
     bots: Claims,
     destinations: Claims,
     leader: watch::Sender<bool>,
@@ -45,13 +44,12 @@ impl Cluster {
     /// The only host of its journal: owns every bot and destination and
     /// leads.
     pub fn alone() -> Cluster {
-        Cluster::new(host_id(), true)
+        Cluster::new(true)
     }
 
-    fn new(id: String, alone: bool) -> Cluster {
+    fn new(alone: bool) -> Cluster {
         Cluster {
             shared: Arc::new(Shared {
-                id,
                 bots: Claims::new(alone),
                 destinations: Claims::new(alone),
                 leader: watch::Sender::new(alone),
@@ -63,11 +61,6 @@ impl Cluster {
     /// Whether other hosts may share the journal (it is on PostgreSQL).
     pub fn shares_journal(&self) -> bool {
         !self.shared.bots.alone
-    }
-
-    /// This host's id in the cluster.
-    pub fn id(&self) -> &str {
-        &self.shared.id
     }
 
     /// Leave to run `bot`'s events, while this host owns the bot.
@@ -84,6 +77,18 @@ impl Cluster {
     pub async fn leading(&self) {
         let mut leader = self.shared.leader.subscribe();
         let _ = leader.wait_for(|leads| *leads).await;
+    }
+
+    /// Runs `work` once this host leads: the singletons (drop folders,
+    /// SFTP sources, cron, the purge) run on one of the hosts sharing a
+    /// journal (the only one, on SQLite).
+    pub async fn when_leading<T>(self, work: impl Future<Output = T>) -> T {
+        self.leading().await;
+        work.await
+    }
+
+    fn leads(&self) -> bool {
+        *self.shared.leader.borrow()
     }
 }
 
@@ -118,6 +123,9 @@ impl Claims {
 
     fn claim(&self, name: &str) -> Arc<Claim> {
         let mut by_name = self.by_name.lock().expect("claims lock");
+        if let Some(claim) = by_name.get(name) {
+            return claim.clone();
+        }
         by_name
             .entry(name.to_string())
             .or_insert_with(|| {
@@ -200,13 +208,12 @@ mod tests {
         let cluster = Cluster::alone();
         assert!(cluster.bot_turn("a").is_some());
         assert!(cluster.destination_turn("out").is_some());
-        assert!(*cluster.shared.leader.borrow());
-        assert!(cluster.id().ends_with(&format!(":{}", std::process::id())));
+        assert!(cluster.leads());
     }
 
     #[test]
     fn a_claim_not_owned_gives_no_turn_and_a_handover_waits_for_the_turn() {
-        let cluster = Cluster::new("h:1".into(), false);
+        let cluster = Cluster::new(false);
         assert!(cluster.bot_turn("a").is_none());
         let claim = cluster.shared.bots.claim("a");
         claim.set_owned(true);

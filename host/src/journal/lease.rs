@@ -52,17 +52,33 @@ pub struct Holdings {
     pub destinations: Vec<String>,
 }
 
-/// A host of the cluster as last reported.
+/// A host of the cluster as last reported (what `interlink cluster` and
+/// `GET /api/v1/cluster` show).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ClusterHost {
+    /// `<hostname>:<pid>`.
     pub id: String,
     pub pid: i64,
+    /// When it started (RFC 3339 in JSON).
+    #[serde(
+        rename = "started",
+        serialize_with = "crate::instant::serialize_rfc3339"
+    )]
     pub started_ms: i64,
+    /// Its latest heartbeat, every tenth of `takeover_s` (RFC 3339 in JSON).
+    #[serde(
+        rename = "heartbeat",
+        serialize_with = "crate::instant::serialize_rfc3339"
+    )]
     pub heartbeat_ms: i64,
-    /// Its lock is held: the host is running.
+    /// Whether it is running (its lock on the journal is held).
     pub live: bool,
+    /// Whether it runs the singletons: SFTP sources, drop folders, cron,
+    /// the purge.
     pub leader: bool,
+    /// The bots whose events it runs.
     pub bots: Vec<String>,
+    /// The destinations whose queues it delivers.
     pub destinations: Vec<String>,
 }
 
