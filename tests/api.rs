@@ -437,13 +437,13 @@ fn dead_event(host: &Host, outbox_id: i64) -> i64 {
 #[test]
 fn the_cluster_shows_this_host_and_what_it_runs() {
     let (host, _, http_port) = host(free_port());
-    let cli = host.cli(&["cluster"]);
-    assert!(cli.status.success(), "{cli:?}");
     match journal_backend() {
         Backend::Sqlite => {
             let cluster = get(http_port, "/api/v1/cluster");
             assert_eq!(cluster["backend"], "sqlite");
             assert_eq!(cluster["hosts"], serde_json::json!([]));
+            let cli = host.cli(&["cluster"]);
+            assert!(cli.status.success(), "{cli:?}");
             let text = String::from_utf8_lossy(&cli.stdout);
             assert!(text.contains("SQLite: one host, no cluster"), "{text}");
         }
@@ -456,15 +456,32 @@ fn the_cluster_shows_this_host_and_what_it_runs() {
             });
             assert!(settled, "{cluster}");
             assert_eq!(cluster["backend"], "postgres");
+            assert_eq!(
+                cluster["hosts"].as_array().map(Vec::len),
+                Some(1),
+                "{cluster}"
+            );
             let me = &cluster["hosts"][0];
             let pid = host.pid().expect("running");
             assert_eq!(me["pid"], pid);
-            assert_eq!(
-                (me["live"].clone(), me["leader"].clone()),
-                (true.into(), true.into())
-            );
+            assert_eq!(me["live"], true);
+            assert_eq!(me["leader"], true);
+            // The same, as the CLI's table row: id, live, leader, bots,
+            // destinations.
+            let cli = host.cli(&["cluster"]);
+            assert!(cli.status.success(), "{cli:?}");
             let text = String::from_utf8_lossy(&cli.stdout);
-            assert!(text.contains(&format!(":{pid}")), "{text}");
+            let row: Vec<&str> = text
+                .lines()
+                .find(|l| l.contains(&format!(":{pid} ")))
+                .unwrap_or_else(|| panic!("no row for pid {pid}: {text}"))
+                .split_whitespace()
+                .collect();
+            assert_eq!(
+                (row[1], row[2], row[4], row[5]),
+                ("yes", "yes", "probe", "out"),
+                "{text}"
+            );
         }
     }
 }

@@ -413,7 +413,7 @@ impl Host {
     }
 
     /// Starts `interlink run` and waits until its log (of this run) holds
-    /// `needle`: e.g. the line of a standby host waiting for the active one.
+    /// `needle`: e.g. the message of a host that refuses its configuration.
     pub fn start_until(&mut self, needle: &str) {
         assert!(self.child.is_none(), "host already running");
         self.runs += 1;
